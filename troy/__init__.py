@@ -1,0 +1,1 @@
+"""troy: a Pilot-Job framework in the TROY / P* style."""

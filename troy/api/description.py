@@ -1,0 +1,416 @@
+"""Pilot-job and work-unit descriptions: SAGA job-description attributes, validated.
+
+A description is built from keyword arguments, from the plain dict BigJob users
+write, or attribute by attribute.  Every value is checked when it is set, so a
+typo or a wrong type is reported at the line that made it; `validate()` checks
+what only the whole description can tell (e.g. a unit needs an executable).
+Unset attributes read as None.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, ClassVar
+
+from troy.api.errors import BadDescription, UnknownAttribute
+
+Validator = Callable[[str, Any], Any]
+
+
+def _type_name(value: Any) -> str:
+    return type(value).__name__
+
+
+def _string(field: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise BadDescription(field, f"expected a string, got {_type_name(value)} {value!r}")
+    return value
+
+
+def _nonempty_string(field: str, value: Any) -> str:
+    text = _string(field, value)
+    if not text.strip():
+        raise BadDescription(field, "must not be empty")
+    return text
+
+
+def _boolean(field: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise BadDescription(field, f"expected true or false, got {_type_name(value)} {value!r}")
+    return value
+
+
+def _integer(field: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value)  # BigJob descriptions often carry "4" for 4
+        else:
+            raise BadDescription(field, f"expected an integer, got {_type_name(value)} {value!r}")
+    if value < minimum:
+        raise BadDescription(field, f"must be at least {minimum}, got {value}")
+    return value
+
+
+def _positive_int(field: str, value: Any) -> int:
+    return _integer(field, value, 1)
+
+
+def _non_negative_int(field: str, value: Any) -> int:
+    return _integer(field, value, 0)
+
+
+def _number(field: str, value: Any, positive: bool) -> float | int:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadDescription(field, f"expected a number, got {_type_name(value)} {value!r}")
+    if math.isnan(value) or math.isinf(value):
+        raise BadDescription(field, f"must be a finite number, got {value}")
+    if value < 0 or (positive and value == 0):
+        raise BadDescription(field, f"must be {'positive' if positive else 'at least 0'}, got {value}")
+    return value
+
+
+def _positive_number(field: str, value: Any) -> float | int:
+    return _number(field, value, positive=True)
+
+
+def _non_negative_number(field: str, value: Any) -> float | int:
+    return _number(field, value, positive=False)
+
+
+def _string_list(field: str, value: Any) -> list[str]:
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise BadDescription(
+            field, f"expected a list of strings, got {_type_name(value)} {value!r}"
+        )
+    for index, item in enumerate(value):
+        if not isinstance(item, str):
+            raise BadDescription(
+                f"{field}[{index}]", f"expected a string, got {_type_name(item)} {item!r}"
+            )
+    return list(value)
+
+
+def _arguments(field: str, value: Any) -> list[str]:
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise BadDescription(
+            field, f"expected a list of arguments, got {_type_name(value)} {value!r}"
+        )
+    arguments: list[str] = []
+    for index, item in enumerate(value):
+        if isinstance(item, bool) or not isinstance(item, str | int | float):
+            raise BadDescription(
+                f"{field}[{index}]",
+                f"expected a string or number, got {_type_name(item)} {item!r}",
+            )
+        arguments.append(str(item))
+    # BigJob wrote ``"arguments": [""]`` for "no arguments" (it joined them into a
+    # shell command line, where an empty word vanished); keep those descriptions working.
+    return [] if arguments == [""] else arguments
+
+
+def _environment(field: str, value: Any) -> dict[str, str]:
+    if isinstance(value, Mapping):
+        items = list(value.items())
+    elif isinstance(value, list | tuple):
+        items = []
+        for index, entry in enumerate(value):
+            if not isinstance(entry, str) or "=" not in entry:
+                raise BadDescription(
+                    f"{field}[{index}]", f"expected a 'NAME=value' string, got {entry!r}"
+                )
+            name, _, text = entry.partition("=")
+            items.append((name, text))
+    else:
+        raise BadDescription(
+            field,
+            f"expected a mapping or a list of 'NAME=value' strings, got {_type_name(value)}",
+        )
+    environment: dict[str, str] = {}
+    for name, text in items:
+        if not isinstance(name, str) or not name or "=" in name:
+            raise BadDescription(field, f"bad variable name {name!r}")
+        if isinstance(text, bool) or not isinstance(text, str | int | float):
+            raise BadDescription(f"{field}.{name}", f"expected a string, got {_type_name(text)}")
+        environment[name] = str(text)
+    return environment
+
+
+def _start_time(field: str, value: Any) -> float | int | str:
+    if isinstance(value, str):
+        return value
+    return _non_negative_number(field, value)
+
+
+def _input_data(field: str, value: Any) -> list[Any]:
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise BadDescription(field, f"expected a list of data-unit URLs, got {_type_name(value)}")
+    for index, item in enumerate(value):
+        if not isinstance(item, str | Mapping):
+            raise BadDescription(
+                f"{field}[{index}]", f"expected a data-unit URL, got {_type_name(item)} {item!r}"
+            )
+    return list(value)
+
+
+def _output_data(field: str, value: Any) -> list[dict[str, list[str]]]:
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise BadDescription(
+            field, f"expected a list of {{data-unit URL: [globs]}}, got {_type_name(value)}"
+        )
+    result: list[dict[str, list[str]]] = []
+    for index, item in enumerate(value):
+        if not isinstance(item, Mapping):
+            raise BadDescription(
+                f"{field}[{index}]", f"expected {{data-unit URL: [globs]}}, got {item!r}"
+            )
+        entry: dict[str, list[str]] = {}
+        for url, globs in item.items():
+            entry[_string(f"{field}[{index}]", url)] = _string_list(
+                f"{field}[{index}][{url!r}]", globs
+            )
+        result.append(entry)
+    return result
+
+
+#: The SAGA job-description attributes named by the TROY API, plus BigJob's additions.
+SAGA_FIELDS: dict[str, Validator] = {
+    # pilot / agent or action
+    "executable": _nonempty_string,
+    "arguments": _arguments,
+    "cleanup": _boolean,
+    "environment": _environment,
+    "interactive": _boolean,
+    "contact": _string,
+    "project": _string,
+    "start_time": _start_time,
+    "working_directory": _nonempty_string,
+    # I/O
+    "input": _nonempty_string,
+    "error": _nonempty_string,
+    "output": _nonempty_string,
+    "file_transfer": _string_list,
+    # concurrency
+    "number_of_processes": _positive_int,
+    "processes_per_host": _positive_int,
+    "threads_per_process": _positive_int,
+    "total_cpu_count": _positive_int,
+    "spmd_variation": _nonempty_string,
+    # requirements
+    "candidate_hosts": _string_list,
+    "cpu_architecture": _nonempty_string,
+    "total_physical_memory": _non_negative_int,
+    "operating_system_type": _nonempty_string,
+    "total_cpu_time": _non_negative_number,
+    "wall_time_limit": _positive_number,
+    "queue": _nonempty_string,
+    # BigJob / Pilot-API additions
+    "affinity_datacenter_label": _string,
+    "affinity_machine_label": _string,
+    "input_data": _input_data,
+    "output_data": _output_data,
+}
+
+
+class _Description:
+    """Common machinery: checked attributes stored in one dict."""
+
+    __slots__ = ("_values",)
+
+    _FIELDS: ClassVar[dict[str, Validator]] = SAGA_FIELDS
+    #: Other spellings accepted on input (BigJob's), mapped to the canonical name.
+    _ALIASES: ClassVar[dict[str, str]] = {}
+    _REQUIRED: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, values: Mapping[str, Any] | _Description | None = None, **fields: Any):
+        if isinstance(values, _Description):
+            values = values.as_dict()
+        elif values is not None and not isinstance(values, Mapping):
+            raise BadDescription(
+                type(self).__name__,
+                f"expected a mapping of attributes, got {_type_name(values)}",
+            )
+        merged = {**(values or {}), **fields}
+        checked: dict[str, Any] = {}
+        for name, value in merged.items():
+            field = self._canonical(name)
+            if value is not None:
+                checked[field] = self._FIELDS[field](field, value)
+        object.__setattr__(self, "_values", checked)
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        """Every attribute this kind of description has."""
+        return tuple(cls._FIELDS)
+
+    @classmethod
+    def _canonical(cls, name: Any) -> str:
+        if not isinstance(name, str):
+            raise BadDescription(str(name), "attribute names must be strings")
+        if name in cls._FIELDS:
+            return name
+        if name in cls._ALIASES:
+            return cls._ALIASES[name]
+        close = difflib.get_close_matches(name, [*cls._FIELDS, *cls._ALIASES], n=1, cutoff=0.6)
+        suggestion = cls._ALIASES.get(close[0], close[0]) if close else None
+        raise UnknownAttribute(cls.__name__, name, suggestion)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names that are not real attributes, i.e. fields.
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self._values.get(self._canonical(name))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        field = self._canonical(name)
+        if value is None:
+            self._values.pop(field, None)
+        else:
+            self._values[field] = self._FIELDS[field](field, value)
+
+    def __delattr__(self, name: str) -> None:
+        self._values.pop(self._canonical(name), None)
+
+    # BigJob users treat descriptions as dicts; support the common dict idioms.
+    def __getitem__(self, name: str) -> Any:
+        return self.__getattr__(name)
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self.__setattr__(name, value)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._values
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        value = self.__getattr__(name)
+        return default if value is None else value
+
+    def as_dict(self) -> dict[str, Any]:
+        """The attributes that are set, as a plain (JSON-ready) dict."""
+        return {name: _copy(value) for name, value in self._values.items()}
+
+    def validate(self) -> None:
+        """Check what only the whole description can tell; raise BadDescription."""
+        for field in self._REQUIRED:
+            if field not in self._values:
+                raise BadDescription(field, f"{type(self).__name__} needs '{field}'")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _Description):
+            return NotImplemented
+        return type(self) is type(other) and self._values == other._values
+
+    def __hash__(self) -> int:  # mutable, like a dict
+        raise TypeError(f"unhashable type: '{type(self).__name__}'")
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{name}={value!r}" for name, value in self._values.items())
+        return f"{type(self).__name__}({inner})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        return self.as_dict()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        object.__setattr__(self, "_values", dict(state))
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copy(item) for item in value]
+    return value
+
+
+class PilotJobDescription(_Description):
+    """What kind of pilot the application needs: a SAGA job description.
+
+    ``number_of_processes`` is the pilot's slot count (default: the cores the
+    agent can see); ``wall_time_limit`` is in minutes; ``working_directory`` is
+    where unit sandboxes are made (default: a directory under the troy home).
+    """
+
+    __slots__ = ()
+    _ALIASES: ClassVar[dict[str, str]] = {"walltime": "wall_time_limit"}
+
+    executable: str | None
+    arguments: list[str] | None
+    cleanup: bool | None
+    environment: dict[str, str] | None
+    interactive: bool | None
+    contact: str | None
+    project: str | None
+    start_time: float | int | str | None
+    working_directory: str | None
+    input: str | None
+    error: str | None
+    output: str | None
+    file_transfer: list[str] | None
+    number_of_processes: int | None
+    processes_per_host: int | None
+    threads_per_process: int | None
+    total_cpu_count: int | None
+    spmd_variation: str | None
+    candidate_hosts: list[str] | None
+    cpu_architecture: str | None
+    total_physical_memory: int | None
+    operating_system_type: str | None
+    total_cpu_time: float | int | None
+    wall_time_limit: float | int | None
+    queue: str | None
+    affinity_datacenter_label: str | None
+    affinity_machine_label: str | None
+    input_data: list[Any] | None
+    output_data: list[dict[str, list[str]]] | None
+
+
+class WorkUnitDescription(_Description):
+    """One task: what to run, with what, where its output goes, how many slots.
+
+    A unit takes ``total_cpu_count`` slots if set, else ``number_of_processes``
+    (default 1).  It runs without a shell: ``arguments`` is a list and
+    ``$VAR``/``${VAR}`` in it are expanded from the unit's environment.
+    """
+
+    __slots__ = ()
+    _REQUIRED: ClassVar[tuple[str, ...]] = ("executable",)
+
+    executable: str | None
+    arguments: list[str] | None
+    cleanup: bool | None
+    environment: dict[str, str] | None
+    interactive: bool | None
+    contact: str | None
+    project: str | None
+    start_time: float | int | str | None
+    working_directory: str | None
+    input: str | None
+    error: str | None
+    output: str | None
+    file_transfer: list[str] | None
+    number_of_processes: int | None
+    processes_per_host: int | None
+    threads_per_process: int | None
+    total_cpu_count: int | None
+    spmd_variation: str | None
+    candidate_hosts: list[str] | None
+    cpu_architecture: str | None
+    total_physical_memory: int | None
+    operating_system_type: str | None
+    total_cpu_time: float | int | None
+    wall_time_limit: float | int | None
+    queue: str | None
+    affinity_datacenter_label: str | None
+    affinity_machine_label: str | None
+    input_data: list[Any] | None
+    output_data: list[dict[str, list[str]]] | None
+
+    @property
+    def cores(self) -> int:
+        """Slots this unit takes on a pilot."""
+        values = self._values
+        return int(values.get("total_cpu_count") or values.get("number_of_processes") or 1)

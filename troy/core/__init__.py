@@ -1,0 +1,1 @@
+"""The manager side: plugin registry, pilot and unit managers, event hooks, journal."""

@@ -1,0 +1,168 @@
+"""The one plugin registry: entry points, loaded through stevedore.
+
+Built-ins register through the same entry points as third-party packages.
+Loading checks a plugin against its kind's contract and fails loudly, naming
+the entry point and the distribution that ships it.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as metadata
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from troy.api.errors import BadPlugin, NoSuchPlugin
+
+KINDS: dict[str, str] = {
+    "backend": "troy.backends",
+    "scheduler": "troy.schedulers",
+    "store": "troy.stores",
+    "coordination": "troy.coordination",
+}
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """One installed plugin, as `troy plugins` lists it."""
+
+    kind: str
+    group: str
+    name: str
+    target: str
+    distribution: str
+    version: str
+
+
+def _contract(kind: str) -> type:
+    # Imported lazily: the contracts import the API, which must not import the registry eagerly.
+    if kind == "backend":
+        from troy.plugins.backends.base import Backend
+
+        return Backend
+    if kind == "scheduler":
+        from troy.plugins.schedulers.base import Scheduler
+
+        return Scheduler
+    if kind == "store":
+        from troy.plugins.stores.base import Store
+
+        return Store
+    from troy.plugins.coordination.base import Coordination
+
+    return Coordination
+
+
+def _group(kind: str) -> str:
+    try:
+        return KINDS[kind]
+    except KeyError:
+        raise ValueError(f"unknown plugin kind {kind!r}; kinds: {', '.join(KINDS)}") from None
+
+
+def _entry_points(group: str) -> list[metadata.EntryPoint]:
+    seen: dict[str, metadata.EntryPoint] = {}
+    for entry_point in metadata.entry_points(group=group):
+        seen.setdefault(entry_point.name, entry_point)
+    return sorted(seen.values(), key=lambda ep: ep.name)
+
+
+def _distribution(entry_point: metadata.EntryPoint) -> tuple[str, str]:
+    dist = entry_point.dist
+    if dist is None:
+        return "unknown", "unknown"
+    return dist.metadata["Name"] or "unknown", dist.version
+
+
+def installed(kind: str) -> list[PluginInfo]:
+    """Every plugin of one kind that is installed, by name."""
+    group = _group(kind)
+    infos = []
+    for ep in _entry_points(group):
+        dist, version = _distribution(ep)
+        infos.append(PluginInfo(kind, group, ep.name, ep.value, dist, version))
+    return infos
+
+
+def installed_names(kind: str) -> list[str]:
+    """Names of the installed plugins of one kind."""
+    return [ep.name for ep in _entry_points(_group(kind))]
+
+
+def _check(kind: str, entry_point: metadata.EntryPoint, plugin: Any) -> type:
+    contract = _contract(kind)
+    dist, version = _distribution(entry_point)
+    where = f"entry point '{entry_point.name} = {entry_point.value}' of {dist} {version}"
+    if not isinstance(plugin, type) or not issubclass(plugin, contract):
+        raise BadPlugin(
+            f"{where} in group '{entry_point.group}' is not a subclass of "
+            f"{contract.__module__}.{contract.__name__}"
+        )
+    if getattr(plugin, "__abstractmethods__", None):
+        missing = ", ".join(sorted(plugin.__abstractmethods__))
+        raise BadPlugin(f"{where} does not implement {missing}")
+    if getattr(plugin, "name", None) != entry_point.name:
+        raise BadPlugin(
+            f"{where}: class attribute name={getattr(plugin, 'name', None)!r} "
+            f"must equal the entry-point name"
+        )
+    return plugin
+
+
+@cache
+def load(kind: str, name: str) -> Any:
+    """The plugin class registered as ``name`` for ``kind``; NoSuchPlugin or BadPlugin."""
+    from stevedore import driver
+    from stevedore.exception import NoMatches
+
+    group = _group(kind)
+
+    def fail(_manager: Any, entry_point: metadata.EntryPoint, error: Exception) -> None:
+        dist, version = _distribution(entry_point)
+        raise BadPlugin(
+            f"entry point '{entry_point.name} = {entry_point.value}' in group '{group}' "
+            f"of {dist} {version} failed to load: {type(error).__name__}: {error}"
+        ) from error
+
+    try:
+        manager = driver.DriverManager(
+            namespace=group, name=name, invoke_on_load=False, on_load_failure_callback=fail
+        )
+    except NoMatches:
+        raise NoSuchPlugin(group, name, installed_names(kind)) from None
+    entry_point = manager.extensions[0].entry_point
+    return _check(kind, entry_point, manager.driver)
+
+
+def scheme_of(url: str) -> str:
+    """The scheme of a URL ("fork" for "fork://localhost"); "file" for a plain path."""
+    scheme = urlsplit(url).scheme.lower()
+    return scheme or "file"
+
+
+def for_url(kind: str, url: str) -> Any:
+    """The plugin class of ``kind`` that serves the URL's scheme."""
+    scheme = scheme_of(url)
+    names = installed_names(kind)
+    if scheme in names:
+        plugin = load(kind, scheme)
+        if not plugin.schemes or scheme in plugin.schemes:
+            return plugin
+    for name in names:
+        try:
+            plugin = load(kind, name)
+        except BadPlugin:
+            continue  # a broken plugin must not hide the working ones; load() by name reports it
+        if scheme in plugin.schemes:
+            return plugin
+    raise NoSuchPlugin(
+        _group(kind), scheme, names, why=f"no {kind} plugin serves URL scheme '{scheme}' of {url}"
+    )
+
+
+def open_coordination(url: str) -> Any:
+    """A connected coordination plugin for ``url``."""
+    return for_url("coordination", url)(url)

@@ -1,0 +1,1 @@
+"""troy's plugin kinds; each folder holds a contract (base.py) and the built-ins."""

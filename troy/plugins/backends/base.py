@@ -1,0 +1,67 @@
+"""The backend contract: get a pilot's agent running on a resource, and track it.
+
+A backend is chosen by ``pj_type`` (its entry-point name or a PILOTJOB_TYPE)
+or, when none is given, by the scheme of the resource URL (``schemes``).
+It only starts, watches and stops the agent process; everything else (slots,
+units, states of units) is the agent's job, through coordination.
+
+A handle is a JSON-ready dict: it is stored in the pilot's record so that a
+new process that reconnects to the service can still ask for the state of,
+and cancel, a pilot that another process launched.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from troy.api.description import PilotJobDescription
+from troy.api.states import State
+
+
+@dataclass(frozen=True)
+class PilotLaunch:
+    """Everything a backend needs to start one pilot's agent."""
+
+    pilot_id: str
+    rm: str
+    description: PilotJobDescription
+    #: Where the agent runs and makes unit sandboxes (absolute, already resolved).
+    working_directory: str
+    #: argv that starts the agent; run it as is, in ``working_directory``.
+    agent_command: list[str]
+    #: Extra environment for the agent process.
+    environment: dict[str, str] = field(default_factory=dict)
+
+
+class Backend(ABC):
+    """Launches agents on one kind of resource."""
+
+    #: Entry-point name; also what ``pj_type`` names.
+    name: ClassVar[str]
+    #: URL schemes this backend is chosen for when no pj_type is given.
+    schemes: ClassVar[tuple[str, ...]] = ()
+    #: What it can do, e.g. {"mpi"}; conformance tests that need a capability skip without it.
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, rm: str, context: Any = None) -> None:
+        self.rm = rm
+        self.context = context
+
+    @abstractmethod
+    def launch(self, launch: PilotLaunch) -> dict[str, Any]:
+        """Start the agent; return a JSON-ready handle. Raise BackendError on failure."""
+
+    @abstractmethod
+    def state(self, handle: dict[str, Any]) -> tuple[State, str]:
+        """The agent job's state as the resource sees it, and a detail.
+
+        Pending while queued, Running while the agent process lives, and a final
+        state once it has gone (Failed with the reason, e.g. the agent's stderr,
+        when it died; Done when it ended normally).
+        """
+
+    @abstractmethod
+    def cancel(self, handle: dict[str, Any]) -> None:
+        """Stop the agent and every unit process it started; idempotent."""

@@ -1,0 +1,1 @@
+"""Coordination: the durable channel between managers and agents (troy.coordination)."""

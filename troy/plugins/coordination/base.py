@@ -1,0 +1,88 @@
+"""The coordination contract: the durable channel between managers and agents.
+
+Three primitives carry everything troy keeps about a run, so that a new
+process can reconnect by id and agents on other hosts can take part:
+
+- **records**: small JSON documents by key (services, pilots); a write replaces
+  the whole record atomically.
+- **streams**: append-only event logs with many writers and resumable readers.
+  Events of one writer are read in the order written; events of different
+  writers may interleave in any order (readers order them by content).
+- **queues**: work items (dicts with an ``"id"``) that claimers take atomically;
+  no item is ever handed to two claimers, even from different hosts.
+
+Keys, stream names and queue names are ``/``-separated words of
+``[A-Za-z0-9._-]``.  Every method raises CoordinationError when the service is
+unreachable or refuses, and never leaves a half-written record or event batch.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any, ClassVar
+
+from troy.api.errors import CoordinationError
+
+#: An opaque, JSON-ready position in a stream; None means "from the start".
+Cursor = Any
+
+_NAME = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
+
+
+def check_name(name: str) -> str:
+    """Return ``name`` if it is a valid key/stream/queue name, else raise CoordinationError."""
+    if not isinstance(name, str) or not _NAME.match(name) or ".." in name.split("/"):
+        raise CoordinationError(f"invalid coordination name {name!r}")
+    return name
+
+
+class Coordination(ABC):
+    """One connection to a coordination service, opened from a URL."""
+
+    #: Entry-point name; equals the URL scheme.
+    name: ClassVar[str]
+    schemes: ClassVar[tuple[str, ...]] = ()
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    # -- records -----------------------------------------------------------
+    @abstractmethod
+    def put_record(self, key: str, record: Mapping[str, Any]) -> None:
+        """Store ``record`` under ``key``, replacing any earlier one atomically."""
+
+    @abstractmethod
+    def get_record(self, key: str) -> dict[str, Any] | None:
+        """The record under ``key``, or None."""
+
+    @abstractmethod
+    def list_records(self, prefix: str) -> list[str]:
+        """Keys directly below ``prefix`` (e.g. "service" -> ["service/a", ...]), sorted."""
+
+    # -- streams -----------------------------------------------------------
+    @abstractmethod
+    def append(self, stream: str, events: Sequence[Mapping[str, Any]]) -> None:
+        """Append events as one batch: readers see all of them or none."""
+
+    @abstractmethod
+    def read(self, stream: str, cursor: Cursor = None) -> tuple[list[dict[str, Any]], Cursor]:
+        """Events appended after ``cursor``, and the cursor to pass next time."""
+
+    # -- queues ------------------------------------------------------------
+    @abstractmethod
+    def enqueue(self, queue: str, items: Sequence[Mapping[str, Any]]) -> None:
+        """Add items (each with a unique "id") to the end of the queue."""
+
+    @abstractmethod
+    def claim(self, queue: str, claimer: str, max_items: int) -> list[dict[str, Any]]:
+        """Atomically take up to ``max_items`` items, oldest first, for ``claimer``."""
+
+    @abstractmethod
+    def withdraw(self, queue: str, ids: Collection[str]) -> list[str]:
+        """Remove the named items if nobody has claimed them; return the ids removed."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections; the default has none."""

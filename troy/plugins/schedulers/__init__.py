@@ -1,0 +1,1 @@
+"""Schedulers place work units on pilots (entry points: troy.schedulers)."""
