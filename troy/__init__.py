@@ -1,1 +1,51 @@
-"""troy: a Pilot-Job framework in the TROY / P* style."""
+"""troy: a Pilot-Job framework in the TROY / P* style.
+
+A pilot is one container job that acquires resources once; its agent then
+runs many work units inside them.  This package exports the TROY API.
+"""
+
+from troy.api.callbacks import Callback
+from troy.api.description import PilotJobDescription, WorkUnitDescription
+from troy.api.errors import (
+    BackendError,
+    BadBatchFile,
+    BadDescription,
+    BadPlugin,
+    CoordinationError,
+    NoSuchObject,
+    NoSuchPlugin,
+    SchedulerError,
+    StoreError,
+    Timeout,
+    TroyError,
+    UnknownAttribute,
+)
+from troy.api.objects import PilotJob, WorkUnit
+from troy.api.services import PilotJobService, WorkUnitService
+from troy.api.states import PILOTJOB_TYPE, State
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PILOTJOB_TYPE",
+    "BackendError",
+    "BadBatchFile",
+    "BadDescription",
+    "BadPlugin",
+    "Callback",
+    "CoordinationError",
+    "NoSuchObject",
+    "NoSuchPlugin",
+    "PilotJob",
+    "PilotJobDescription",
+    "PilotJobService",
+    "SchedulerError",
+    "State",
+    "StoreError",
+    "Timeout",
+    "TroyError",
+    "UnknownAttribute",
+    "WorkUnit",
+    "WorkUnitDescription",
+    "WorkUnitService",
+]

@@ -1,0 +1,38 @@
+"""Shared fixtures: every test gets its own troy home and coordination directory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from troy import PilotJobService, WorkUnitService
+
+
+@pytest.fixture(autouse=True)
+def troy_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "troy-home"
+    monkeypatch.setenv("TROY_HOME", str(home))
+    monkeypatch.delenv("TROY_COORDINATION", raising=False)
+    return home
+
+
+@pytest.fixture
+def coordination_url(tmp_path: Path) -> str:
+    return (tmp_path / "coordination").as_uri()
+
+
+@pytest.fixture
+def pilots(coordination_url: str) -> Iterator[PilotJobService]:
+    service = PilotJobService(coordination=coordination_url)
+    yield service
+    service.cancel()
+    service.close()
+
+
+@pytest.fixture
+def units(coordination_url: str) -> Iterator[WorkUnitService]:
+    service = WorkUnitService(coordination=coordination_url)
+    yield service
+    service.close()

@@ -1,0 +1,7 @@
+"""``python -m troy``: the troy command line."""
+
+import sys
+
+from troy.cli import main
+
+sys.exit(main())

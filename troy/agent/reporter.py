@@ -1,0 +1,45 @@
+"""Batched state reports from the agent to coordination."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from troy.plugins.coordination.base import Coordination
+
+
+class Reporter:
+    """Collects events per stream from many threads; `flush` writes each stream once."""
+
+    def __init__(self, coordination: Coordination, interval: float = 0.02) -> None:
+        self._coordination = coordination
+        self._lock = threading.Lock()
+        self._pending: dict[str, list[dict[str, Any]]] = {}
+        self._count = 0
+        self._last_flush = 0.0
+        self.interval = interval
+
+    def add(self, stream: str, event: dict[str, Any]) -> None:
+        with self._lock:
+            self._pending.setdefault(stream, []).append(event)
+            self._count += 1
+
+    @property
+    def pending(self) -> int:
+        """Events collected and not yet written."""
+        return self._count
+
+    def due(self) -> bool:
+        """True if there is something to write and the interval has passed (or much waits)."""
+        return self._count > 0 and (
+            self._count >= 1000 or time.monotonic() - self._last_flush >= self.interval
+        )
+
+    def flush(self) -> None:
+        """Write everything collected so far, one append per stream."""
+        with self._lock:
+            pending, self._pending, self._count = self._pending, {}, 0
+        self._last_flush = time.monotonic()
+        for stream, events in pending.items():
+            self._coordination.append(stream, events)

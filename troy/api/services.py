@@ -1,0 +1,191 @@
+"""The services an application talks to: PilotJobService and WorkUnitService."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, overload
+
+from troy.api.description import PilotJobDescription, WorkUnitDescription
+from troy.api.objects import PilotJob, WorkUnit
+from troy.api.states import State
+from troy.core.pilot_manager import PilotManager
+from troy.core.unit_manager import UnitManager
+
+
+class PilotJobService:
+    """Creates and manages pilots (the Pilot-Manager of the P* model).
+
+    ``PilotJobService()`` starts a new service; ``PilotJobService(id=...)``
+    reconnects to an existing one (also from another process) with the same
+    coordination URL.  ``coordination`` defaults to ``$TROY_COORDINATION``,
+    else a file store in the troy home.
+    """
+
+    def __init__(self, id: str | None = None, coordination: str | None = None) -> None:  # noqa: A002
+        self._manager = PilotManager(id, coordination)
+
+    @property
+    def id(self) -> str:
+        return self._manager.service_id
+
+    @property
+    def coordination(self) -> str:
+        """The coordination URL this service records into."""
+        return self._manager.coordination_url
+
+    @property
+    def state(self) -> State:
+        """Running while any pilot is not final, Canceled once cancel() ran, else Done."""
+        pilots = self._manager.pilots()
+        if any(not p.state.is_final for p in pilots):
+            return State.Running
+        return State.Done if pilots else State.New
+
+    def create(
+        self,
+        rm: str,
+        pilotjob_desc: PilotJobDescription | dict[str, Any],
+        pj_type: Any = None,
+        context: Any = None,
+    ) -> PilotJob:
+        """Start a pilot on the resource ``rm`` (e.g. ``fork://localhost``).
+
+        ``pj_type`` is a PILOTJOB_TYPE or a backend plugin name; when None, the
+        backend is chosen from the scheme of ``rm``.  Raises BadDescription for a
+        bad description, NoSuchPlugin for an unknown type, BackendError if the
+        backend cannot launch it.
+        """
+        return self._manager.create(rm, pilotjob_desc, pj_type, context)
+
+    def list(self) -> list[PilotJob]:
+        """Every pilot of this service, with current states."""
+        return self._manager.pilots()
+
+    def get_pilot(self, pilot_id: str) -> PilotJob:
+        """The pilot with that id; NoSuchObject if it is not in this service."""
+        return self._manager.get(pilot_id)
+
+    def cancel(self) -> None:
+        """Cancel every pilot of this service (and so the units running on them)."""
+        self._manager.cancel_all()
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until every pilot is final."""
+        import time
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for pilot in self._manager.pilots():
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            pilot.wait(remaining)
+
+    def close(self) -> None:
+        """Stop watching pilots in this process; the pilots themselves keep running."""
+        self._manager.close()
+
+    def __enter__(self) -> PilotJobService:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<PilotJobService {self.id}>"
+
+
+class WorkUnitService:
+    """Where the application submits work units; places them on pilots with a scheduler.
+
+    ``WorkUnitService(id=...)`` reconnects (also from a new process) and sees
+    every unit of the service with its current state.
+    """
+
+    def __init__(
+        self,
+        id: str | None = None,  # noqa: A002
+        coordination: str | None = None,
+        scheduler: str | None = None,
+    ) -> None:
+        self._manager = UnitManager(id, coordination, scheduler)
+
+    @property
+    def id(self) -> str:
+        return self._manager.service_id
+
+    @property
+    def coordination(self) -> str:
+        return self._manager.coordination_url
+
+    @property
+    def scheduler(self) -> str:
+        """Name of the scheduler plugin that places this service's units."""
+        return self._manager.scheduler_name
+
+    @property
+    def state(self) -> State:
+        units = self._manager.units()
+        if any(not u.state.is_final for u in units):
+            return State.Running
+        return State.Done if units else State.New
+
+    def add(self, pjs: PilotJobService | Sequence[PilotJobService]) -> None:
+        """Let this service place units on the pilots of ``pjs`` (one or a list)."""
+        for service in [pjs] if isinstance(pjs, PilotJobService) else pjs:
+            self._manager.add(service._manager)
+
+    def remove(self, pjs: PilotJobService | Sequence[PilotJobService]) -> None:
+        """Stop placing units on the pilots of ``pjs``; it is not canceled."""
+        for service in [pjs] if isinstance(pjs, PilotJobService) else pjs:
+            self._manager.remove(service.id)
+
+    def list_pilot_services(self) -> list[str]:
+        """Ids of the pilot-job services attached."""
+        return [manager.service_id for manager in self._manager.pilot_services()]
+
+    def list_pilots(self) -> list[PilotJob]:
+        """Every pilot this service can place units on."""
+        return [p for m in self._manager.pilot_services() for p in m.pilots()]
+
+    @overload
+    def submit(self, wud: WorkUnitDescription | dict[str, Any]) -> WorkUnit: ...
+
+    @overload
+    def submit(self, wud: Sequence[WorkUnitDescription | dict[str, Any]]) -> list[WorkUnit]: ...
+
+    def submit(self, wud: Any) -> WorkUnit | list[WorkUnit]:
+        """Submit one unit description (returns a WorkUnit) or a list (one bulk submit).
+
+        Descriptions are validated first; if any is bad, BadDescription names it
+        and nothing at all is recorded.
+        """
+        if isinstance(wud, list | tuple):
+            return self._manager.submit(wud)
+        return self._manager.submit([wud])[0]
+
+    def list(self) -> list[WorkUnit]:
+        """Every unit of this service, with current states."""
+        return self._manager.units()
+
+    def get_unit(self, unit_id: str) -> WorkUnit:
+        """The unit with that id; NoSuchObject if it is not in this service."""
+        return self._manager.get(unit_id)
+
+    def cancel(self) -> None:
+        """Cancel every unit that has not finished."""
+        self._manager.cancel_all()
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until every unit submitted so far is final; Timeout if not in time."""
+        self._manager.wait(None, timeout)
+
+    def close(self) -> None:
+        """Stop watching in this process; units keep running on their pilots."""
+        self._manager.close()
+
+    def __enter__(self) -> WorkUnitService:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<WorkUnitService {self.id}>"

@@ -1,0 +1,208 @@
+"""The `troy` command: run batch files, look at services, list plugins."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from typing import TextIO
+
+from troy.api.errors import TroyError
+from troy.api.states import State
+
+FINAL_ORDER = (State.Done, State.Failed, State.Canceled)
+
+
+class Progress:
+    """A one-line progress bar on a terminal; silent elsewhere."""
+
+    def __init__(self, total: int, stream: TextIO) -> None:
+        self.total = total
+        self.stream = stream
+        self.enabled = stream.isatty()
+        self._last = ""
+
+    def show(self, counts: dict[State, int]) -> None:
+        if not self.enabled:
+            return
+        finished = sum(counts.get(s, 0) for s in FINAL_ORDER)
+        width = 30
+        filled = width * finished // max(self.total, 1)
+        parts = "  ".join(f"{s} {counts[s]}" for s in State if counts.get(s))
+        line = f"\r[{'#' * filled}{'.' * (width - filled)}] {finished}/{self.total}  {parts}"
+        if line != self._last:
+            self.stream.write(line.ljust(len(self._last)))
+            self.stream.flush()
+            self._last = line
+
+    def close(self) -> None:
+        if self.enabled and self._last:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _counts(units: Sequence[object]) -> dict[State, int]:
+    counts: dict[State, int] = {}
+    for unit in units:
+        state = unit.state  # type: ignore[attr-defined]
+        counts[state] = counts.get(state, 0) + 1
+    return counts
+
+
+def _format_counts(counts: dict[State, int]) -> str:
+    return ", ".join(f"{counts.get(s, 0)} {s}" for s in FINAL_ORDER) + "".join(
+        f", {counts[s]} {s}" for s in counts if s not in FINAL_ORDER
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from troy.api.services import PilotJobService, WorkUnitService
+    from troy.core.batchfile import load_batch_file
+
+    batch = load_batch_file(args.file)  # validates everything before anything starts
+    descriptions = batch.unit_descriptions()
+    coordination = args.coordination or batch.coordination
+    out = sys.stdout
+    pilots_service = PilotJobService(coordination=coordination)
+    units_service = WorkUnitService(coordination=coordination, scheduler=batch.scheduler)
+    print(f"troy run {args.file}", file=out)
+    print(f"  coordination  {units_service.coordination}", file=out)
+    print(f"  units service {units_service.id} ({len(descriptions)} units)", file=out)
+    interrupted = False
+    progress = Progress(len(descriptions), sys.stderr)
+    try:
+        units_service.add(pilots_service)
+        for spec in batch.pilots:
+            pilot = pilots_service.create(spec.resource, spec.description, spec.pj_type)
+            print(f"  pilot         {pilot.id} on {pilot.rm} in {pilot.working_directory}", file=out)
+        out.flush()
+        started = time.time()
+        units = units_service.submit(descriptions)
+        while True:
+            try:
+                units_service.wait(timeout=0.2)
+                break
+            except TroyError:
+                progress.show(_counts(units))
+                failed = [p for p in pilots_service.list() if p.state == State.Failed]
+                if failed and all(p.state.is_final for p in pilots_service.list()):
+                    # every pilot is gone: waiting longer would hang
+                    units_service.cancel()
+    except KeyboardInterrupt:
+        interrupted = True
+        units_service.cancel()
+        units = units_service.list()
+        started = min((u.history[0][1] for u in units), default=time.time())
+    finally:
+        progress.show(_counts(units_service.list()))
+        progress.close()
+        pilots_service.cancel()
+    units = units_service.list()
+    counts = _counts(units)
+    ends = [u.history[-1][1] for u in units if u.state.is_final and u.history]
+    makespan = (max(ends) - started) if ends else 0.0
+    print(f"{len(units)} units: {_format_counts(counts)}; makespan {makespan:.2f} s", file=out)
+    for pilot in pilots_service.list():
+        if pilot.state == State.Failed:
+            print(f"pilot {pilot.id} failed: {pilot.state_detail}", file=out)
+    shown = 0
+    for unit in units:
+        if unit.state != State.Done and shown < 5:
+            shown += 1
+            print(f"  {unit.id}: {unit.state} {unit.state_detail}".rstrip(), file=out)
+    if any(u.sandbox for u in units):
+        first = next(u for u in units if u.sandbox)
+        print(f"unit sandboxes are under {first.sandbox.rsplit('/', 1)[0]}", file=out)
+    units_service.close()
+    pilots_service.close()
+    if interrupted:
+        return 130
+    return 0 if counts.get(State.Done, 0) == len(units) else 1
+
+
+def _when(timestamp: float | None) -> str:
+    if not timestamp:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from troy.core import config, inspect
+    from troy.core.pilot_manager import absolute_url
+    from troy.core.registry import open_coordination
+
+    coordination = open_coordination(absolute_url(args.coordination or config.default_coordination_url()))
+    try:
+        if not args.service:
+            services = inspect.list_services(coordination)
+            if not services:
+                print(f"no services in {coordination.url}")
+            for record in services:
+                print(f"{record['id']:<20} {record.get('kind', '?'):<9} {_when(record.get('created'))}")
+            return 0
+        view = inspect.service_view(coordination, args.service)
+        print(f"{view.id} ({view.kind} service, created {_when(view.created)})")
+        for pilot in view.pilots:
+            running = sum(1 for u in view.units if u.pilot == pilot.id and u.state == State.Running)
+            slots = "?" if pilot.slots is None else str(pilot.slots)
+            detail = f" ({pilot.state_detail})" if pilot.state_detail else ""
+            print(f"  pilot {pilot.id} {pilot.state}{detail} on {pilot.rm}: {slots} slots, {running} busy")
+        if view.kind == "workunit":
+            counts = view.counts()
+            print(f"  {len(view.units)} units: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+            if args.units:
+                for unit in view.units:
+                    times = " ".join(f"{s}@{t:.3f}" for s, t in unit.history)
+                    extra = f" exit={unit.exit_code}" if unit.exit_code is not None else ""
+                    print(f"    {unit.id} {unit.state}{extra} pilot={unit.pilot or '-'} {times}")
+        return 0
+    finally:
+        coordination.close()
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from troy.core import registry
+
+    for kind, group in registry.KINDS.items():
+        print(f"{group}:")
+        infos = registry.installed(kind)
+        if not infos:
+            print("  (none)")
+        for info in infos:
+            print(f"  {info.name:<14} {info.distribution} {info.version:<10} {info.target}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="troy", description="troy: pilot jobs for many tasks")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the pilots and units of a YAML/JSON batch file")
+    run.add_argument("file", help="batch file")
+    run.add_argument("--coordination", help="coordination URL (default: the file's, else $TROY_COORDINATION, else ~/.troy)")
+    run.set_defaults(func=cmd_run)
+    status = sub.add_parser("status", help="list services, or show one service's pilots and units")
+    status.add_argument("service", nargs="?", help="service id")
+    status.add_argument("--coordination", help="coordination URL")
+    status.add_argument("--units", action="store_true", help="list every unit with its timings")
+    status.set_defaults(func=cmd_status)
+    plugins = sub.add_parser("plugins", help="list installed plugins per entry-point group")
+    plugins.set_defaults(func=cmd_plugins)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; user mistakes print one line, never a traceback."""
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except TroyError as exc:
+        print(f"troy: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

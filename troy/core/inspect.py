@@ -1,0 +1,143 @@
+"""Read-only views of a recorded service, for `troy status` and reports.
+
+Replays the service's stream without starting a manager, so looking at a
+run never changes it (a reconnecting manager would place waiting units).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from troy.api.errors import NoSuchObject
+from troy.api.objects import _Stateful
+from troy.api.states import STATE_RANK, State
+from troy.core import protocol
+from troy.core.transitions import advance
+from troy.plugins.coordination.base import Coordination
+
+
+@dataclass
+class UnitView:
+    """A unit as recorded."""
+
+    id: str
+    state: State
+    detail: str
+    pilot: str | None
+    exit_code: int | None
+    history: list[tuple[State, float]]
+
+
+@dataclass
+class PilotView:
+    """A pilot as recorded."""
+
+    id: str
+    rm: str
+    pj_type: str
+    state: State
+    detail: str
+    slots: int | None
+    working_directory: str
+    history: list[tuple[State, float]]
+
+
+@dataclass
+class ServiceView:
+    """A service as recorded: its kind, pilots and units."""
+
+    id: str
+    kind: str
+    created: float
+    pilots: list[PilotView] = field(default_factory=list)
+    units: list[UnitView] = field(default_factory=list)
+
+    def counts(self) -> dict[State, int]:
+        """Units per state."""
+        result: dict[State, int] = {}
+        for unit in self.units:
+            result[unit.state] = result.get(unit.state, 0) + 1
+        return result
+
+
+def _replay(obj: _Stateful, events: list[dict[str, Any]], extra: dict[str, Any]) -> None:
+    for event in events:
+        if event.get("ev") == "state" and advance(
+            obj, State(event["s"]), event.get("a", 0), event["ts"], event.get("detail")
+        ):
+            for key in ("pilot", "exit", "slots"):
+                if key in event:
+                    extra[key] = event[key]
+
+
+def _read_all(coordination: Coordination, stream: str) -> list[dict[str, Any]]:
+    events, _ = coordination.read(stream, None)
+    return events
+
+
+def pilot_view(coordination: Coordination, pilot_id: str) -> PilotView | None:
+    record = coordination.get_record(protocol.pilot_key(pilot_id))
+    if record is None:
+        return None
+    obj = _Stateful(pilot_id)
+    extra: dict[str, Any] = {"slots": (record.get("description") or {}).get("number_of_processes")}
+    events = _read_all(coordination, protocol.pilot_key(pilot_id))
+    _replay(obj, sorted(events, key=lambda e: (e.get("a", 0), e.get("ts", 0))), extra)
+    return PilotView(
+        pilot_id,
+        record["rm"],
+        record["pj_type"],
+        obj.state,
+        obj.state_detail,
+        extra.get("slots"),
+        record["working_directory"],
+        obj.history,
+    )
+
+
+def service_view(coordination: Coordination, service_id: str) -> ServiceView:
+    """Everything recorded about one service; NoSuchObject if there is none."""
+    record = coordination.get_record(protocol.service_key(service_id))
+    if record is None:
+        raise NoSuchObject(f"no service '{service_id}' in {coordination.url}")
+    view = ServiceView(service_id, record.get("kind", "?"), record.get("created", 0.0))
+    events = _read_all(coordination, protocol.service_key(service_id))
+    pilot_services: list[str] = []
+    units: dict[str, tuple[_Stateful, dict[str, Any]]] = {}
+    states: list[dict[str, Any]] = []
+    for event in events:
+        kind = event.get("ev")
+        if kind == "pilot":
+            pilot = pilot_view(coordination, event["id"])
+            if pilot is not None:
+                view.pilots.append(pilot)
+        elif kind == "add" and event["pjs"] not in pilot_services:
+            pilot_services.append(event["pjs"])
+        elif kind == "remove" and event["pjs"] in pilot_services:
+            pilot_services.remove(event["pjs"])
+        elif kind == "unit":
+            obj = _Stateful(event["id"])
+            obj.history.append((State.New, event["ts"]))
+            units[event["id"]] = (obj, {})
+        elif kind == "state":
+            states.append(event)
+    # Writers interleave in any order: replay each unit's events in life-cycle order.
+    states.sort(key=lambda e: (e.get("a", 0), STATE_RANK[State(e["s"])], e["ts"]))
+    for event in states:
+        if event["id"] in units:
+            obj, extra = units[event["id"]]
+            _replay(obj, [event], extra)
+    for pjs in pilot_services:
+        view.pilots += service_view(coordination, pjs).pilots
+    view.units = [
+        UnitView(o.id, o.state, o.state_detail, x.get("pilot"), x.get("exit"), o.history)
+        for o, x in units.values()
+    ]
+    return view
+
+
+def list_services(coordination: Coordination) -> list[dict[str, Any]]:
+    """The records of every service in the coordination store, oldest first."""
+    records = [coordination.get_record(key) for key in coordination.list_records("service")]
+    return sorted((r for r in records if r), key=lambda r: r.get("created", 0.0))

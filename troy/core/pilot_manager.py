@@ -1,0 +1,335 @@
+"""The pilot manager: creates pilots through backends and tracks their states.
+
+State comes from two sources: the agent's own reports (Running, and how it
+ended) in the pilot's stream, and the backend's view of the agent job
+(queued, or gone without a word: then the pilot Failed with the agent's
+stderr as the reason).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from troy.api.description import PilotJobDescription
+from troy.api.errors import BackendError, NoSuchObject, TroyError
+from troy.api.objects import PilotJob
+from troy.api.states import PILOTJOB_TYPE, PILOTJOB_TYPE_PLUGIN, State
+from troy.core import config, hooks, protocol, registry
+from troy.core.monitor import Monitor
+from troy.core.transitions import Change, advance
+from troy.plugins.backends.base import Backend, PilotLaunch
+
+log = logging.getLogger("troy.pilots")
+
+#: Seconds between asking backends about pilots whose agents have not said they ended.
+BACKEND_POLL = 0.5
+#: Other names users give the TROY types.
+_TYPE_NAMES = {"bigjob": "saga", "troy": "local", "fork": "local"}
+
+
+def backend_class(rm: str, pj_type: Any) -> type[Backend]:
+    """The backend plugin for a pj_type (TROY constant or plugin name), or by rm's scheme."""
+    if pj_type is None:
+        name = None
+    elif isinstance(pj_type, PILOTJOB_TYPE) or (
+        isinstance(pj_type, int) and not isinstance(pj_type, bool)
+    ):
+        try:
+            name = PILOTJOB_TYPE_PLUGIN[PILOTJOB_TYPE(pj_type)]
+        except ValueError:
+            raise TroyError(f"pj_type {pj_type!r} is not a PILOTJOB_TYPE") from None
+    elif isinstance(pj_type, str):
+        lowered = pj_type.strip().lower()
+        name = _TYPE_NAMES.get(lowered, lowered) if lowered not in ("", "unknown") else None
+    else:
+        raise TroyError(f"pj_type must be a PILOTJOB_TYPE or a plugin name, not {pj_type!r}")
+    if name is None:
+        plugin: type[Backend] = registry.for_url("backend", rm)
+        return plugin
+    loaded: type[Backend] = registry.load("backend", name)
+    return loaded
+
+
+def absolute_url(url: str) -> str:
+    """A coordination URL an agent in another directory can use (plain paths made absolute)."""
+    if urlsplit(url).scheme:
+        return url
+    return Path(url).expanduser().absolute().as_uri()
+
+
+class PilotManager:
+    """Creates, tracks and cancels the pilots of one pilot-job service."""
+
+    def __init__(self, service_id: str | None, coordination_url: str | None) -> None:
+        self.coordination_url = absolute_url(coordination_url or config.default_coordination_url())
+        self.coordination = registry.open_coordination(self.coordination_url)
+        self.lock = threading.RLock()
+        self.settled = threading.Condition(self.lock)
+        self._pilots: dict[str, PilotJob] = {}
+        self._cursors: dict[str, Any] = {}
+        self._backends: dict[str, Backend] = {}
+        self._last_backend_poll = 0.0
+        self._service_cursor: Any = None
+        if service_id is None:
+            self.service_id = config.new_id("pjs")
+            self.coordination.put_record(
+                protocol.service_key(self.service_id),
+                {"id": self.service_id, "kind": "pilotjob", "created": time.time()},
+            )
+        else:
+            record = self.coordination.get_record(protocol.service_key(service_id))
+            if record is None or record.get("kind") != "pilotjob":
+                raise NoSuchObject(
+                    f"no pilot-job service '{service_id}' in {self.coordination_url}"
+                )
+            self.service_id = service_id
+            self._load_pilots()
+        self.monitor = Monitor(f"troy-pilots-{self.service_id}", self._poll)
+
+    # -- reconnect -----------------------------------------------------------------
+    def _load_pilots(self) -> None:
+        """Pick up pilots recorded in the service stream (created here or by another process)."""
+        events, self._service_cursor = self.coordination.read(
+            protocol.service_key(self.service_id), self._service_cursor
+        )
+        for event in events:
+            if event.get("ev") != "pilot" or event["id"] in self._pilots:
+                continue
+            record = self.coordination.get_record(protocol.pilot_key(event["id"]))
+            if record is None:
+                continue
+            pilot = PilotJob(
+                self,
+                record["id"],
+                record["rm"],
+                PilotJobDescription(record.get("description") or {}),
+                record["pj_type"],
+                record["working_directory"],
+            )
+            pilot.handle = record.get("handle")
+            pilot.attempt = record.get("attempt", 0)
+            with self.lock:
+                self._pilots[pilot.id] = pilot
+
+    # -- queries -------------------------------------------------------------------
+    def pilots(self) -> list[PilotJob]:
+        with self.lock:
+            return list(self._pilots.values())
+
+    def get(self, pilot_id: str) -> PilotJob:
+        with self.lock:
+            try:
+                return self._pilots[pilot_id]
+            except KeyError:
+                raise NoSuchObject(f"no pilot '{pilot_id}' in service {self.service_id}") from None
+
+    # -- create --------------------------------------------------------------------
+    def create(
+        self,
+        rm: str,
+        description: PilotJobDescription | dict[str, Any],
+        pj_type: Any = None,
+        context: Any = None,
+    ) -> PilotJob:
+        if not isinstance(rm, str) or not rm.strip():
+            raise TroyError(f"rm must be a resource URL such as fork://localhost, not {rm!r}")
+        description = PilotJobDescription(description)
+        description.validate()
+        plugin = backend_class(rm, pj_type)
+        backend = plugin(rm, context)
+        pilot_id = config.new_id("pilot")
+        directory = description.working_directory
+        if directory:
+            directory = str(Path(directory).expanduser().absolute())
+        else:
+            directory = config.default_pilot_directory(pilot_id)
+        pilot = PilotJob(self, pilot_id, rm, description, plugin.name, directory)
+        pilot.context = context
+        pilot.history.append((State.New, time.time()))
+        self._backends[pilot_id] = backend
+        self._write_record(pilot)
+        self.coordination.append(
+            protocol.service_key(self.service_id), [{"ev": "pilot", "id": pilot_id}]
+        )
+        with self.lock:
+            self._pilots[pilot_id] = pilot
+        self._launch(pilot, backend)
+        return pilot
+
+    def _write_record(self, pilot: PilotJob) -> None:
+        self.coordination.put_record(
+            protocol.pilot_key(pilot.id),
+            {
+                "id": pilot.id,
+                "service": self.service_id,
+                "rm": pilot.rm,
+                "pj_type": pilot.pj_type,
+                "description": pilot.description.as_dict(),
+                "working_directory": pilot.working_directory,
+                "handle": pilot.handle,
+                "attempt": pilot.attempt,
+                "created": pilot.history[0][1] if pilot.history else time.time(),
+                "coordination": self.coordination_url,
+            },
+        )
+
+    def _launch(self, pilot: PilotJob, backend: Backend) -> None:
+        command = [
+            sys.executable,
+            "-m",
+            "troy.agent",
+            "--coordination",
+            self.coordination_url,
+            "--pilot",
+            pilot.id,
+        ]
+        launch = PilotLaunch(pilot.id, pilot.rm, pilot.description, pilot.working_directory, command)
+        try:
+            pilot.handle = backend.launch(launch)
+        except BackendError as exc:
+            self._record_state(pilot, State.Failed, f"launch failed: {exc}")
+            raise
+        except Exception as exc:
+            self._record_state(pilot, State.Failed, f"launch failed: {exc!r}")
+            raise BackendError(f"backend '{backend.name}' failed to launch {pilot.id}: {exc!r}") from exc
+        self._write_record(pilot)
+        self._record_state(pilot, State.Pending, "")
+
+    def _record_state(self, pilot: PilotJob, state: State, detail: str) -> None:
+        """Write a pilot state event as the manager, and apply it here at once."""
+        event = protocol.pilot_state_event(str(state), pilot.attempt, detail=detail or None)
+        self.coordination.append(protocol.pilot_key(pilot.id), [event])
+        self._apply(pilot, [event])
+
+    # -- state tracking -------------------------------------------------------------
+    def _backend_for(self, pilot: PilotJob) -> Backend:
+        backend = self._backends.get(pilot.id)
+        if backend is None:
+            backend = backend_class(pilot.rm, pilot.pj_type)(pilot.rm, pilot.context)
+            self._backends[pilot.id] = backend
+        return backend
+
+    def _apply(self, pilot: PilotJob, events: list[dict[str, Any]]) -> None:
+        changes: list[Change] = []
+        with self.lock:
+            for event in events:
+                if event.get("ev") != "state":
+                    continue
+                if "slots" in event and event.get("a", 0) >= pilot.attempt:
+                    pilot.slots = event["slots"]
+                changes += advance(
+                    pilot, State(event["s"]), event.get("a", 0), event["ts"], event.get("detail")
+                )
+        if changes:
+            self.monitor.notify(lambda: self._deliver(changes))
+
+    def _deliver(self, changes: list[Change]) -> None:
+        observed = hooks.has_observers("troy_pilot_state_changed")
+        for obj, member, value, ts in changes:
+            if obj._callbacks:
+                obj._callbacks.fire(obj, member, value)
+            if observed and member == "state":
+                hooks.notify(
+                    "troy_pilot_state_changed",
+                    service_id=self.service_id,
+                    pilot_id=obj.id,
+                    state=str(value),
+                    detail=obj.state_detail,
+                    timestamp=ts,
+                )
+            if member == "state" and State(value).is_final and obj.state.is_final:
+                with self.settled:
+                    obj._settled = True
+                    self.settled.notify_all()
+
+    def _read_stream(self, pilot: PilotJob) -> bool:
+        events, self._cursors[pilot.id] = self.coordination.read(
+            protocol.pilot_key(pilot.id), self._cursors.get(pilot.id)
+        )
+        if events:
+            self._apply(pilot, events)
+        return bool(events)
+
+    def _poll(self) -> bool:
+        busy = False
+        self._load_pilots()
+        poll_backends = time.monotonic() - self._last_backend_poll >= BACKEND_POLL
+        if poll_backends:
+            self._last_backend_poll = time.monotonic()
+        for pilot in self.pilots():
+            if pilot.state.is_final and pilot.id in self._cursors:
+                continue
+            busy |= self._read_stream(pilot)
+            if poll_backends and not pilot.state.is_final and pilot.handle is not None:
+                self._check_backend(pilot)
+        return busy
+
+    def _check_backend(self, pilot: PilotJob) -> None:
+        try:
+            state, detail = self._backend_for(pilot).state(pilot.handle or {})
+        except TroyError as exc:
+            log.warning("cannot query pilot %s: %s", pilot.id, exc)
+            return
+        if state.is_final:
+            # The agent may have reported how it ended just before exiting: read that first.
+            self._read_stream(pilot)
+            if not pilot.state.is_final:
+                self._record_state(pilot, State.Failed if state != State.Canceled else state, detail)
+
+    # -- control ---------------------------------------------------------------------
+    def cancel_pilot(self, pilot: PilotJob, reason: str = "pilot canceled") -> None:
+        """Ask the agent to stop, make the backend end the job, record Canceled."""
+        if pilot.state.is_final:
+            return
+        pilot.canceling = True
+        self.coordination.append(
+            protocol.control_stream(pilot.id),
+            [{"ev": "terminate", "a": pilot.attempt, "reason": reason}],
+        )
+        if pilot.handle is not None:
+            try:
+                self._backend_for(pilot).cancel(pilot.handle)
+            except TroyError as exc:
+                log.warning("backend could not cancel %s: %s", pilot.id, exc)
+        self._read_stream(pilot)
+        if not pilot.state.is_final:
+            self._record_state(pilot, State.Canceled, reason)
+
+    def cancel_all(self) -> None:
+        pilots = self.pilots()
+        for pilot in pilots:
+            pilot.canceling = True  # so no unit is placed on one that is about to go
+        for pilot in pilots:
+            self.cancel_pilot(pilot)
+
+    def reinitialize(self, pilot: PilotJob, description: PilotJobDescription | dict[str, Any]) -> None:
+        """Stop the pilot's agent and start a new one with a new description."""
+        new_description = PilotJobDescription(description)
+        new_description.validate()
+        backend = self._backend_for(pilot)
+        old_handle = pilot.handle
+        with self.lock:
+            pilot.attempt += 1
+            pilot.description = new_description
+            pilot.slots = new_description.number_of_processes
+            pilot.state = State.New
+            pilot.canceling = False
+            pilot._settled = False
+        self.coordination.append(
+            protocol.control_stream(pilot.id),
+            [{"ev": "terminate", "a": pilot.attempt - 1, "reason": "pilot reinitialized"}],
+        )
+        if old_handle is not None:
+            backend.cancel(old_handle)
+        self._launch(pilot, backend)
+
+    def close(self) -> None:
+        """Stop watching (pilots keep running)."""
+        self.monitor.stop()
+        self.coordination.close()

@@ -1,0 +1,70 @@
+"""What manager and agents write into coordination: names and event shapes.
+
+One place for the layout, so the manager side (troy.core) and the agent
+(troy.agent) cannot drift apart.
+
+Records
+    ``service/<id>``  {"id", "kind": "pilotjob" | "workunit", "created", "scheduler"?}
+    ``pilot/<id>``    {"id", "service", "rm", "pj_type", "description", "working_directory",
+                       "handle", "attempt", "created", "coordination"}
+Streams
+    ``service/<id>``        events of a service (see below)
+    ``pilot/<id>``          pilot state events written by its agent and its manager
+    ``pilot/<id>/control``  requests to the agent: cancel units, terminate
+Queues
+    ``pilot/<id>``          units placed on that pilot: {"id", "service", "d", "a"}
+
+Service events (short keys: a run of 100,000 units writes them all)
+    {"ev": "pilot", "id"}                                   pilot created (pilot-job service)
+    {"ev": "add" | "remove", "pjs"}                         pilot-job service attached/detached
+    {"ev": "unit", "id", "d", "ts"}                         unit submitted (state New)
+    {"ev": "state", "id", "s", "ts", "a", ...}              unit state change; optional
+        "pilot", "detail", "exit", "sandbox"
+Pilot events
+    {"ev": "state", "s", "ts", "a", "detail"?, "slots"?, "host"?, "pid"?}
+Control events
+    {"ev": "cancel", "units": [ids]} | {"ev": "terminate", "a": attempt, "reason"}
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+
+def service_key(service_id: str) -> str:
+    return f"service/{service_id}"
+
+
+def pilot_key(pilot_id: str) -> str:
+    return f"pilot/{pilot_id}"
+
+
+def control_stream(pilot_id: str) -> str:
+    return f"pilot/{pilot_id}/control"
+
+
+def unit_state_event(
+    unit_id: str, state: str, attempt: int = 0, ts: float | None = None, **extra: Any
+) -> dict[str, Any]:
+    """A unit state event; ``extra`` holds the optional fields that are not None."""
+    event: dict[str, Any] = {
+        "ev": "state",
+        "id": unit_id,
+        "s": state,
+        "ts": time.time() if ts is None else ts,
+        "a": attempt,
+    }
+    for key, value in extra.items():
+        if value is not None:
+            event[key] = value
+    return event
+
+
+def pilot_state_event(state: str, attempt: int = 0, **extra: Any) -> dict[str, Any]:
+    """A pilot state event."""
+    event: dict[str, Any] = {"ev": "state", "s": state, "ts": time.time(), "a": attempt}
+    for key, value in extra.items():
+        if value is not None:
+            event[key] = value
+    return event

@@ -1,0 +1,39 @@
+"""How recorded state events move a pilot or unit forward, whatever order they arrive in.
+
+Events from different writers (manager, agents) can be read out of order, and
+the same event is read again by the process that wrote it.  A transition is
+taken only if it moves forward: a later attempt, or a later state within the
+same attempt.  A final state is final: the first one recorded wins, so a unit
+is Done (or Failed, or Canceled) at most once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from troy.api.objects import _Stateful
+from troy.api.states import STATE_RANK, State
+
+#: (object, member, value) changes for callbacks and hooks.
+Change = tuple[_Stateful, str, Any, float]
+
+
+def advance(
+    obj: _Stateful, state: State, attempt: int, ts: float, detail: str | None
+) -> list[Change]:
+    """Apply one state event to ``obj``; return the changes it made (maybe none)."""
+    if obj.state.is_final:
+        return []
+    if (attempt, STATE_RANK[state]) <= (obj.attempt, STATE_RANK[obj.state]):
+        return []
+    changes: list[Change] = []
+    obj.attempt = attempt
+    if state != obj.state:
+        obj.state = state
+        obj.history.append((state, ts))
+        changes.append((obj, "state", state, ts))
+    new_detail = detail or ""
+    if new_detail != obj.state_detail:
+        obj.state_detail = new_detail
+        changes.append((obj, "state_detail", new_detail, ts))
+    return changes

@@ -1,0 +1,438 @@
+"""The unit manager: records submitted units, places them on pilots, tracks their states.
+
+Everything it learns goes through the service's stream in coordination, so
+a new process that reconnects by id rebuilds the same picture: the units
+(with their descriptions), their state events, and the pilot-job services
+attached.  Units wait (New) until some attached pilot can take them; units
+left on a pilot that ended without running them are placed again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from troy.api.description import WorkUnitDescription
+from troy.api.errors import BadDescription, NoSuchObject, SchedulerError, Timeout, TroyError
+from troy.api.objects import PilotJob, WorkUnit
+from troy.api.states import State
+from troy.core import config, hooks, protocol, registry
+from troy.core.monitor import Monitor
+from troy.core.pilot_manager import PilotManager, absolute_url
+from troy.core.transitions import Change, advance
+from troy.plugins.schedulers.base import PilotOffer, Scheduler, UnitRequest
+
+log = logging.getLogger("troy.units")
+
+
+def _validated(descriptions: Sequence[Any]) -> list[WorkUnitDescription]:
+    """Copies of the descriptions, each complete; BadDescription names the entry if many."""
+    checked = []
+    for index, given in enumerate(descriptions):
+        try:
+            description = WorkUnitDescription(given)
+            description.validate()
+        except BadDescription as exc:
+            if len(descriptions) == 1:
+                raise
+            raise BadDescription(f"[{index}].{exc.field}", str(exc).partition(": ")[2]) from None
+        checked.append(description)
+    return checked
+
+
+class UnitManager:
+    """Submits, places, tracks and cancels the units of one work-unit service."""
+
+    def __init__(
+        self, service_id: str | None, coordination_url: str | None, scheduler: str | None
+    ) -> None:
+        self.coordination_url = absolute_url(coordination_url or config.default_coordination_url())
+        self.coordination = registry.open_coordination(self.coordination_url)
+        self.lock = threading.RLock()
+        self.settled = threading.Condition(self.lock)
+        self._place_lock = threading.Lock()
+        self._units: dict[str, WorkUnit] = {}
+        self._pilot_managers: dict[str, PilotManager] = {}
+        self._owned_managers: list[PilotManager] = []
+        self._pilot_seen: dict[str, tuple[State, int, int | None]] = {}
+        self._cursor: Any = None
+        self._unsettled = 0
+        if service_id is None:
+            self.service_id = config.new_id("wus")
+            self.scheduler_name = scheduler or "round_robin"
+            self.scheduler: Scheduler = registry.load("scheduler", self.scheduler_name)()
+            self.coordination.put_record(
+                protocol.service_key(self.service_id),
+                {
+                    "id": self.service_id,
+                    "kind": "workunit",
+                    "created": time.time(),
+                    "scheduler": self.scheduler_name,
+                },
+            )
+        else:
+            record = self.coordination.get_record(protocol.service_key(service_id))
+            if record is None or record.get("kind") != "workunit":
+                raise NoSuchObject(
+                    f"no work-unit service '{service_id}' in {self.coordination_url}"
+                )
+            self.service_id = service_id
+            self.scheduler_name = scheduler or record.get("scheduler") or "round_robin"
+            self.scheduler = registry.load("scheduler", self.scheduler_name)()
+        self._next_number = 0
+        self._read_stream()
+        self.monitor = Monitor(f"troy-units-{self.service_id}", self._poll)
+
+    # -- pilot-job services ---------------------------------------------------------
+    def add(self, manager: PilotManager, record: bool = True) -> None:
+        with self.lock:
+            if manager.service_id in self._pilot_managers:
+                return
+            self._pilot_managers[manager.service_id] = manager
+        if record:
+            self.coordination.append(
+                protocol.service_key(self.service_id), [{"ev": "add", "pjs": manager.service_id}]
+            )
+        if hasattr(self, "monitor"):
+            self.monitor.wake()
+
+    def remove(self, service_id: str) -> None:
+        with self.lock:
+            if self._pilot_managers.pop(service_id, None) is None:
+                return
+        self.coordination.append(
+            protocol.service_key(self.service_id), [{"ev": "remove", "pjs": service_id}]
+        )
+
+    def pilot_services(self) -> list[PilotManager]:
+        with self.lock:
+            return list(self._pilot_managers.values())
+
+    def _pilots(self) -> list[PilotJob]:
+        return [pilot for manager in self.pilot_services() for pilot in manager.pilots()]
+
+    # -- queries -----------------------------------------------------------------------
+    def units(self) -> list[WorkUnit]:
+        with self.lock:
+            return list(self._units.values())
+
+    def get(self, unit_id: str) -> WorkUnit:
+        with self.lock:
+            try:
+                return self._units[unit_id]
+            except KeyError:
+                raise NoSuchObject(f"no unit '{unit_id}' in service {self.service_id}") from None
+
+    # -- submit --------------------------------------------------------------------------
+    def submit(self, descriptions: Sequence[Any]) -> list[WorkUnit]:
+        checked = _validated(descriptions)
+        now = time.time()
+        units = []
+        events = []
+        with self.lock:
+            for description in checked:
+                unit_id = f"{self.service_id}.{self._next_number}"
+                self._next_number += 1
+                unit = WorkUnit(self, unit_id, description)
+                unit.history.append((State.New, now))
+                units.append(unit)
+                events.append({"ev": "unit", "id": unit_id, "d": description.as_dict(), "ts": now})
+        # Durable first: once submit returns, a new process sees every unit.
+        self.coordination.append(protocol.service_key(self.service_id), events)
+        with self.lock:
+            for unit in units:
+                self._units[unit.id] = unit
+            self._unsettled += len(units)
+        self._place(units)
+        return units
+
+    # -- placement ------------------------------------------------------------------------
+    def _offers(self) -> list[PilotOffer]:
+        load: dict[str, int] = {}
+        with self.lock:
+            for unit in self._units.values():
+                if unit.pilot is not None and not unit.state.is_final:
+                    load[unit.pilot] = load.get(unit.pilot, 0) + 1
+        offers = []
+        for pilot in self._pilots():
+            state = State.Canceled if pilot.canceling else pilot.state
+            if state.is_final:
+                continue
+            description = pilot.description
+            offers.append(
+                PilotOffer(
+                    id=pilot.id,
+                    state=state,
+                    slots=pilot.slots,
+                    queued=load.get(pilot.id, 0),
+                    datacenter=description.affinity_datacenter_label,
+                    machine=description.affinity_machine_label,
+                )
+            )
+        return offers
+
+    def _place(self, units: Sequence[WorkUnit]) -> None:
+        """Place waiting units on live pilots; units no pilot can ever hold fail at once."""
+        with self._place_lock:
+            units = [u for u in units if u.state == State.New or u.state == State.Pending]
+            offers = self._offers()
+            if not units or not offers:
+                return
+            largest = max((o.slots for o in offers if o.slots is not None), default=None)
+            unknown = any(o.slots is None for o in offers)
+            events: list[dict[str, Any]] = []
+            fitting = []
+            for unit in units:
+                cores = unit.description.cores
+                if largest is not None and not unknown and cores > largest:
+                    events.append(
+                        protocol.unit_state_event(
+                            unit.id,
+                            "Failed",
+                            unit.attempt,
+                            detail=f"needs {cores} slots; the largest pilot has {largest}",
+                        )
+                    )
+                else:
+                    fitting.append(unit)
+            requests = [
+                UnitRequest(
+                    id=u.id,
+                    cores=u.description.cores,
+                    datacenter=u.description.affinity_datacenter_label,
+                    machine=u.description.affinity_machine_label,
+                    input_data=tuple(str(x) for x in u.description.input_data or ()),
+                )
+                for u in fitting
+            ]
+            placement = self.scheduler.place(requests, offers) if requests else {}
+            known = {offer.id for offer in offers}
+            by_pilot: dict[str, list[dict[str, Any]]] = {}
+            for unit in fitting:
+                pilot_id = placement.get(unit.id)
+                if pilot_id is None:
+                    continue
+                if pilot_id not in known:
+                    raise SchedulerError(
+                        f"scheduler '{self.scheduler.name}' placed {unit.id} on unknown pilot "
+                        f"{pilot_id!r}"
+                    )
+                attempt = unit.attempt + (1 if unit.state == State.Pending else 0)
+                events.append(protocol.unit_state_event(unit.id, "Pending", attempt, pilot=pilot_id))
+                by_pilot.setdefault(pilot_id, []).append(
+                    {"id": unit.id, "service": self.service_id, "d": unit.description.as_dict(), "a": attempt}
+                )
+            if not events:
+                return
+            # Record first, then hand over: a unit in a queue is always known as Pending there.
+            self.coordination.append(protocol.service_key(self.service_id), events)
+            self._apply(events)
+            for pilot_id, items in by_pilot.items():
+                self.coordination.enqueue(protocol.pilot_key(pilot_id), items)
+
+    # -- events ---------------------------------------------------------------------------
+    def _apply(self, events: Iterable[dict[str, Any]]) -> None:
+        changes: list[Change] = []
+        attach: list[str] = []
+        detach: list[str] = []
+        with self.lock:
+            for event in events:
+                kind = event.get("ev")
+                if kind == "state":
+                    unit = self._units.get(event["id"])
+                    if unit is None:
+                        continue
+                    made = advance(
+                        unit, State(event["s"]), event.get("a", 0), event["ts"], event.get("detail")
+                    )
+                    if made:
+                        if "pilot" in event:
+                            unit.pilot = event["pilot"]
+                        if "exit" in event:
+                            unit.exit_code = event["exit"]
+                        if "sandbox" in event:
+                            unit.sandbox = event["sandbox"]
+                        changes += made
+                elif kind == "unit" and event["id"] not in self._units:
+                    unit = WorkUnit(self, event["id"], WorkUnitDescription(event["d"]))
+                    unit.history.append((State.New, event["ts"]))
+                    self._units[unit.id] = unit
+                    self._unsettled += 1
+                    number = int(event["id"].rpartition(".")[2])
+                    self._next_number = max(self._next_number, number + 1)
+                elif kind == "add":
+                    attach.append(event["pjs"])
+                elif kind == "remove":
+                    detach.append(event["pjs"])
+        for service_id in attach:
+            if service_id not in self._pilot_managers and service_id not in detach:
+                manager = PilotManager(service_id, self.coordination_url)
+                self._owned_managers.append(manager)
+                self.add(manager, record=False)
+        for service_id in detach:
+            with self.lock:
+                self._pilot_managers.pop(service_id, None)
+        if changes:
+            self.monitor_notify(changes)
+
+    def monitor_notify(self, changes: list[Change]) -> None:
+        monitor = getattr(self, "monitor", None)
+        if monitor is None:  # still reconnecting: deliver when the monitor starts
+            self._deliver(changes)
+        else:
+            monitor.notify(lambda: self._deliver(changes))
+
+    def _deliver(self, changes: list[Change]) -> None:
+        observed = hooks.has_observers("troy_unit_state_changed")
+        settled = 0
+        for obj, member, value, ts in changes:
+            if obj._callbacks:
+                obj._callbacks.fire(obj, member, value)
+            if member != "state":
+                continue
+            if observed:
+                hooks.notify(
+                    "troy_unit_state_changed",
+                    service_id=self.service_id,
+                    unit_id=obj.id,
+                    state=str(value),
+                    detail=obj.state_detail,
+                    timestamp=ts,
+                )
+            if State(value).is_final and not obj._settled:
+                obj._settled = True
+                settled += 1
+        if settled:
+            with self.settled:
+                self._unsettled -= settled
+                self.settled.notify_all()
+
+    def _read_stream(self) -> bool:
+        events, self._cursor = self.coordination.read(
+            protocol.service_key(self.service_id), self._cursor
+        )
+        if events:
+            self._apply(events)
+        return bool(events)
+
+    # -- monitor ----------------------------------------------------------------------
+    def _poll(self) -> bool:
+        busy = self._read_stream()
+        changed = False
+        for pilot in self._pilots():
+            seen = (pilot.state, pilot.attempt, pilot.slots)
+            if self._pilot_seen.get(pilot.id) == seen:
+                continue
+            self._pilot_seen[pilot.id] = seen
+            changed = True
+            if pilot.state.is_final:
+                self._pilot_ended(pilot)
+        if changed:
+            with self.lock:
+                waiting = [u for u in self._units.values() if u.state == State.New]
+            if waiting:
+                self._place(waiting)
+        return busy
+
+    def _pilot_ended(self, pilot: PilotJob) -> None:
+        """Place again the units a finished pilot never started; end those it lost."""
+        with self.lock:
+            left = [u for u in self._units.values() if u.pilot == pilot.id and not u.state.is_final]
+        if not left:
+            return
+        withdrawn = set(
+            self.coordination.withdraw(protocol.pilot_key(pilot.id), [u.id for u in left])
+        )
+        self._read_stream()  # the agent's last reports were written before it ended
+        why = f"pilot {pilot.id} ended ({pilot.state}{': ' + pilot.state_detail if pilot.state_detail else ''})"
+        final = "Canceled" if pilot.state == State.Canceled else "Failed"
+        lost = []
+        again = []
+        for unit in left:
+            if unit.state.is_final:
+                continue
+            if unit.id in withdrawn:
+                again.append(unit)
+            else:
+                lost.append(protocol.unit_state_event(unit.id, final, unit.attempt, detail=why))
+        if again:
+            self._place(again)
+            unplaced = [u for u in again if u.pilot == pilot.id and not u.state.is_final]
+            lost += [
+                protocol.unit_state_event(
+                    u.id, final, u.attempt, detail=f"{why} before it started; no other pilot is live"
+                )
+                for u in unplaced
+            ]
+        if lost:
+            self.coordination.append(protocol.service_key(self.service_id), lost)
+            self._apply(lost)
+
+    # -- cancel and wait -----------------------------------------------------------------
+    def cancel_units(self, units: Sequence[WorkUnit]) -> None:
+        """Cancel units: withdraw the queued ones, ask agents to stop the claimed ones."""
+        with self._place_lock:
+            live = [u for u in units if not u.state.is_final]
+            if not live:
+                return
+            events = [
+                protocol.unit_state_event(u.id, "Canceled", u.attempt, detail="canceled")
+                for u in live
+                if u.pilot is None
+            ]
+            by_pilot: dict[str, list[WorkUnit]] = {}
+            for unit in live:
+                if unit.pilot is not None:
+                    by_pilot.setdefault(unit.pilot, []).append(unit)
+            for pilot_id, placed in by_pilot.items():
+                withdrawn = set(
+                    self.coordination.withdraw(protocol.pilot_key(pilot_id), [u.id for u in placed])
+                )
+                events += [
+                    protocol.unit_state_event(u.id, "Canceled", u.attempt, detail="canceled")
+                    for u in placed
+                    if u.id in withdrawn
+                ]
+                claimed = [u.id for u in placed if u.id not in withdrawn]
+                if claimed:
+                    self.coordination.append(
+                        protocol.control_stream(pilot_id), [{"ev": "cancel", "units": claimed}]
+                    )
+            if events:
+                self.coordination.append(protocol.service_key(self.service_id), events)
+                self._apply(events)
+        self.monitor.wake()
+
+    def cancel_all(self) -> None:
+        self.cancel_units(self.units())
+
+    def wait(self, units: Sequence[WorkUnit] | None, timeout: float | None) -> None:
+        """Block until the units (default: all) are final and their callbacks ran."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self.settled:
+            while True:
+                if units is None:
+                    if self._unsettled <= 0:
+                        return
+                elif all(u._settled for u in units):
+                    return
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    left = self._unsettled if units is None else sum(not u._settled for u in units)
+                    raise Timeout(
+                        f"{left} unit(s) of {self.service_id} not finished after {timeout:g} s"
+                    )
+                self.settled.wait(0.5 if remaining is None else min(remaining, 0.5))
+
+    def close(self) -> None:
+        """Stop watching (units keep running on their pilots)."""
+        self.monitor.stop()
+        for manager in self._owned_managers:
+            manager.close()
+        self.coordination.close()
+
+
+__all__ = ["TroyError", "UnitManager"]
