@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -75,7 +76,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         units_service.add(pilots_service)
         for spec in batch.pilots:
             pilot = pilots_service.create(spec.resource, spec.description, spec.pj_type)
-            print(f"  pilot         {pilot.id} on {pilot.rm} in {pilot.working_directory}", file=out)
+            print(
+                f"  pilot         {pilot.id} on {pilot.rm} in {pilot.working_directory}", file=out
+            )
         out.flush()
         started = time.time()
         units = units_service.submit(descriptions)
@@ -111,9 +114,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         if unit.state != State.Done and shown < 5:
             shown += 1
             print(f"  {unit.id}: {unit.state} {unit.state_detail}".rstrip(), file=out)
-    if any(u.sandbox for u in units):
-        first = next(u for u in units if u.sandbox)
-        print(f"unit sandboxes are under {first.sandbox.rsplit('/', 1)[0]}", file=out)
+    sandboxes = sorted({os.path.dirname(u.sandbox) for u in units if u.sandbox})
+    for directory in sandboxes:
+        print(f"unit sandboxes are under {directory}", file=out)
     units_service.close()
     pilots_service.close()
     if interrupted:
@@ -132,22 +135,26 @@ def cmd_status(args: argparse.Namespace) -> int:
     from troy.core.pilot_manager import absolute_url
     from troy.core.registry import open_coordination
 
-    coordination = open_coordination(absolute_url(args.coordination or config.default_coordination_url()))
+    coordination = open_coordination(
+        absolute_url(args.coordination or config.default_coordination_url())
+    )
     try:
         if not args.service:
             services = inspect.list_services(coordination)
             if not services:
                 print(f"no services in {coordination.url}")
             for record in services:
-                print(f"{record['id']:<20} {record.get('kind', '?'):<9} {_when(record.get('created'))}")
+                kind = record.get("kind", "?")
+                print(f"{record['id']:<20} {kind:<9} {_when(record.get('created'))}")
             return 0
         view = inspect.service_view(coordination, args.service)
         print(f"{view.id} ({view.kind} service, created {_when(view.created)})")
         for pilot in view.pilots:
             running = sum(1 for u in view.units if u.pilot == pilot.id and u.state == State.Running)
             slots = "?" if pilot.slots is None else str(pilot.slots)
-            detail = f" ({pilot.state_detail})" if pilot.state_detail else ""
-            print(f"  pilot {pilot.id} {pilot.state}{detail} on {pilot.rm}: {slots} slots, {running} busy")
+            detail = f" ({pilot.detail})" if pilot.detail else ""
+            print(f"  pilot {pilot.id} {pilot.state}{detail} on {pilot.rm}:", end="")
+            print(f" {slots} slots, {running} busy")
         if view.kind == "workunit":
             counts = view.counts()
             print(f"  {len(view.units)} units: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
@@ -179,7 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the pilots and units of a YAML/JSON batch file")
     run.add_argument("file", help="batch file")
-    run.add_argument("--coordination", help="coordination URL (default: the file's, else $TROY_COORDINATION, else ~/.troy)")
+    run.add_argument(
+        "--coordination",
+        help="coordination URL (default: the file's, else $TROY_COORDINATION, else ~/.troy)",
+    )
     run.set_defaults(func=cmd_run)
     status = sub.add_parser("status", help="list services, or show one service's pilots and units")
     status.add_argument("service", nargs="?", help="service id")

@@ -12,6 +12,7 @@ its queue so the manager can place them elsewhere.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import os
 import queue
@@ -68,7 +69,9 @@ class Agent:
         self.deadline = time.monotonic() + limit * 60 if limit else None
         host = socket.gethostname()
         self.host = host
-        self.claimer = re.sub(r"[^A-Za-z0-9._-]", "_", f"{pilot_id}.{self.attempt}.{host}.{os.getpid()}")
+        self.claimer = re.sub(
+            r"[^A-Za-z0-9._-]", "_", f"{pilot_id}.{self.attempt}.{host}.{os.getpid()}"
+        )
         self.queue = protocol.pilot_key(pilot_id)
         self.reporter = Reporter(coordination)
         self.base_environment = dict(os.environ)
@@ -142,10 +145,8 @@ class Agent:
 
         def signal_group(signum: int) -> None:
             if process.returncode is None:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signum)
-                except ProcessLookupError:
-                    pass
 
         signal_group(signal.SIGTERM)
         timer = threading.Timer(KILL_GRACE, signal_group, args=(signal.SIGKILL,))
@@ -290,7 +291,10 @@ class Agent:
         if pending:
             self.coordination.enqueue(
                 self.queue,
-                [{"id": j.id, "service": j.service, "d": j.description, "a": j.attempt} for j in pending],
+                [
+                    {"id": j.id, "service": j.service, "d": j.description, "a": j.attempt}
+                    for j in pending
+                ],
             )
         self._report_pilot(pilot_state, detail=detail)
         self.reporter.flush()

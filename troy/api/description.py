@@ -43,14 +43,14 @@ def _boolean(field: str, value: Any) -> bool:
 
 
 def _integer(field: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            value = int(value)  # BigJob descriptions often carry "4" for 4
-        else:
-            raise BadDescription(field, f"expected an integer, got {_type_name(value)} {value!r}")
-    if value < minimum:
-        raise BadDescription(field, f"must be at least {minimum}, got {value}")
-    return value
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    # BigJob descriptions often carry "4" for 4.
+    if not is_int and not (isinstance(value, str) and value.strip().lstrip("-").isdigit()):
+        raise BadDescription(field, f"expected an integer, got {_type_name(value)} {value!r}")
+    number = int(value)
+    if number < minimum:
+        raise BadDescription(field, f"must be at least {minimum}, got {number}")
+    return number
 
 
 def _positive_int(field: str, value: Any) -> int:
@@ -67,7 +67,9 @@ def _number(field: str, value: Any, positive: bool) -> float | int:
     if math.isnan(value) or math.isinf(value):
         raise BadDescription(field, f"must be a finite number, got {value}")
     if value < 0 or (positive and value == 0):
-        raise BadDescription(field, f"must be {'positive' if positive else 'at least 0'}, got {value}")
+        raise BadDescription(
+            field, f"must be {'positive' if positive else 'at least 0'}, got {value}"
+        )
     return value
 
 
@@ -224,6 +226,10 @@ class _Description:
     _REQUIRED: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, values: Mapping[str, Any] | _Description | None = None, **fields: Any):
+        if type(values) is type(self) and not fields:
+            # Already checked: copy without validating again (bulk submits copy 100,000s).
+            object.__setattr__(self, "_values", values.as_dict())
+            return
         if isinstance(values, _Description):
             values = values.as_dict()
         elif values is not None and not isinstance(values, Mapping):
@@ -292,6 +298,13 @@ class _Description:
     def as_dict(self) -> dict[str, Any]:
         """The attributes that are set, as a plain (JSON-ready) dict."""
         return {name: _copy(value) for name, value in self._values.items()}
+
+    def copy(self, **changes: Any) -> Any:
+        """A deep copy; ``changes`` (validated) replace attributes in it."""
+        duplicate = type(self)(self)
+        for name, value in changes.items():
+            duplicate.__setattr__(name, value)
+        return duplicate
 
     def validate(self) -> None:
         """Check what only the whole description can tell; raise BadDescription."""

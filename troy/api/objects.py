@@ -75,9 +75,7 @@ class _Stateful:
             while not self._settled:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
-                    raise Timeout(
-                        f"{self.id} still {self.state} after waiting {timeout:g} s"
-                    )
+                    raise Timeout(f"{self.id} still {self.state} after waiting {timeout:g} s")
                 condition.wait(remaining if remaining is not None else 0.5)
         return self.state
 

@@ -21,7 +21,7 @@ class PilotJobService:
     else a file store in the troy home.
     """
 
-    def __init__(self, id: str | None = None, coordination: str | None = None) -> None:  # noqa: A002
+    def __init__(self, id: str | None = None, coordination: str | None = None) -> None:
         self._manager = PilotManager(id, coordination)
 
     @property
@@ -101,7 +101,7 @@ class WorkUnitService:
 
     def __init__(
         self,
-        id: str | None = None,  # noqa: A002
+        id: str | None = None,
         coordination: str | None = None,
         scheduler: str | None = None,
     ) -> None:

@@ -39,7 +39,7 @@ STATE_RANK: dict[State, int] = {
 }
 
 
-class PILOTJOB_TYPE(enum.IntEnum):  # noqa: N801 - the TROY API spells it so
+class PILOTJOB_TYPE(enum.IntEnum):
     """The TROY pilot-job types; ``pj_type`` may also be a backend plugin name."""
 
     UNKNOWN = 0

@@ -63,8 +63,9 @@ class ServiceView:
 
 def _replay(obj: _Stateful, events: list[dict[str, Any]], extra: dict[str, Any]) -> None:
     for event in events:
-        if event.get("ev") == "state" and advance(
-            obj, State(event["s"]), event.get("a", 0), event["ts"], event.get("detail")
+        if event.get("ev") == "state" and (
+            advance(obj, State(event["s"]), event.get("a", 0), event["ts"], event.get("detail"))
+            is not None
         ):
             for key in ("pilot", "exit", "slots"):
                 if key in event:

@@ -189,7 +189,9 @@ class PilotManager:
             "--pilot",
             pilot.id,
         ]
-        launch = PilotLaunch(pilot.id, pilot.rm, pilot.description, pilot.working_directory, command)
+        launch = PilotLaunch(
+            pilot.id, pilot.rm, pilot.description, pilot.working_directory, command
+        )
         try:
             pilot.handle = backend.launch(launch)
         except BackendError as exc:
@@ -197,7 +199,9 @@ class PilotManager:
             raise
         except Exception as exc:
             self._record_state(pilot, State.Failed, f"launch failed: {exc!r}")
-            raise BackendError(f"backend '{backend.name}' failed to launch {pilot.id}: {exc!r}") from exc
+            raise BackendError(
+                f"backend '{backend.name}' failed to launch {pilot.id}: {exc!r}"
+            ) from exc
         self._write_record(pilot)
         self._record_state(pilot, State.Pending, "")
 
@@ -223,8 +227,15 @@ class PilotManager:
                     continue
                 if "slots" in event and event.get("a", 0) >= pilot.attempt:
                     pilot.slots = event["slots"]
-                changes += advance(
-                    pilot, State(event["s"]), event.get("a", 0), event["ts"], event.get("detail")
+                changes += (
+                    advance(
+                        pilot,
+                        State(event["s"]),
+                        event.get("a", 0),
+                        event["ts"],
+                        event.get("detail"),
+                    )
+                    or []
                 )
         if changes:
             self.monitor.notify(lambda: self._deliver(changes))
@@ -280,7 +291,9 @@ class PilotManager:
             # The agent may have reported how it ended just before exiting: read that first.
             self._read_stream(pilot)
             if not pilot.state.is_final:
-                self._record_state(pilot, State.Failed if state != State.Canceled else state, detail)
+                self._record_state(
+                    pilot, State.Failed if state != State.Canceled else state, detail
+                )
 
     # -- control ---------------------------------------------------------------------
     def cancel_pilot(self, pilot: PilotJob, reason: str = "pilot canceled") -> None:
@@ -308,7 +321,9 @@ class PilotManager:
         for pilot in pilots:
             self.cancel_pilot(pilot)
 
-    def reinitialize(self, pilot: PilotJob, description: PilotJobDescription | dict[str, Any]) -> None:
+    def reinitialize(
+        self, pilot: PilotJob, description: PilotJobDescription | dict[str, Any]
+    ) -> None:
         """Stop the pilot's agent and start a new one with a new description."""
         new_description = PilotJobDescription(description)
         new_description.validate()

@@ -101,8 +101,9 @@ def _check(kind: str, entry_point: metadata.EntryPoint, plugin: Any) -> type:
             f"{where} in group '{entry_point.group}' is not a subclass of "
             f"{contract.__module__}.{contract.__name__}"
         )
-    if getattr(plugin, "__abstractmethods__", None):
-        missing = ", ".join(sorted(plugin.__abstractmethods__))
+    abstract = getattr(plugin, "__abstractmethods__", None)
+    if abstract:
+        missing = ", ".join(sorted(abstract))
         raise BadPlugin(f"{where} does not implement {missing}")
     if getattr(plugin, "name", None) != entry_point.name:
         raise BadPlugin(
@@ -120,7 +121,7 @@ def load(kind: str, name: str) -> Any:
 
     group = _group(kind)
 
-    def fail(_manager: Any, entry_point: metadata.EntryPoint, error: Exception) -> None:
+    def fail(_manager: Any, entry_point: metadata.EntryPoint, error: BaseException) -> None:
         dist, version = _distribution(entry_point)
         raise BadPlugin(
             f"entry point '{entry_point.name} = {entry_point.value}' in group '{group}' "
@@ -128,7 +129,7 @@ def load(kind: str, name: str) -> Any:
         ) from error
 
     try:
-        manager = driver.DriverManager(
+        manager: Any = driver.DriverManager(
             namespace=group, name=name, invoke_on_load=False, on_load_failure_callback=fail
         )
     except NoMatches:

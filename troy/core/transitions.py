@@ -20,12 +20,17 @@ Change = tuple[_Stateful, str, Any, float]
 
 def advance(
     obj: _Stateful, state: State, attempt: int, ts: float, detail: str | None
-) -> list[Change]:
-    """Apply one state event to ``obj``; return the changes it made (maybe none)."""
+) -> list[Change] | None:
+    """Apply one state event to ``obj``: None if it is stale, else the changes it made.
+
+    An accepted event may change nothing visible (a unit placed again is
+    Pending again, on another pilot), so callers update the event's other
+    fields whenever the result is not None.
+    """
     if obj.state.is_final:
-        return []
+        return None
     if (attempt, STATE_RANK[state]) <= (obj.attempt, STATE_RANK[obj.state]):
-        return []
+        return None
     changes: list[Change] = []
     obj.attempt = attempt
     if state != obj.state:

@@ -221,9 +221,16 @@ class UnitManager:
                         f"{pilot_id!r}"
                     )
                 attempt = unit.attempt + (1 if unit.state == State.Pending else 0)
-                events.append(protocol.unit_state_event(unit.id, "Pending", attempt, pilot=pilot_id))
+                events.append(
+                    protocol.unit_state_event(unit.id, "Pending", attempt, pilot=pilot_id)
+                )
                 by_pilot.setdefault(pilot_id, []).append(
-                    {"id": unit.id, "service": self.service_id, "d": unit.description.as_dict(), "a": attempt}
+                    {
+                        "id": unit.id,
+                        "service": self.service_id,
+                        "d": unit.description.as_dict(),
+                        "a": attempt,
+                    }
                 )
             if not events:
                 return
@@ -248,7 +255,7 @@ class UnitManager:
                     made = advance(
                         unit, State(event["s"]), event.get("a", 0), event["ts"], event.get("detail")
                     )
-                    if made:
+                    if made is not None:
                         if "pilot" in event:
                             unit.pilot = event["pilot"]
                         if "exit" in event:
@@ -347,7 +354,8 @@ class UnitManager:
             self.coordination.withdraw(protocol.pilot_key(pilot.id), [u.id for u in left])
         )
         self._read_stream()  # the agent's last reports were written before it ended
-        why = f"pilot {pilot.id} ended ({pilot.state}{': ' + pilot.state_detail if pilot.state_detail else ''})"
+        reason = f": {pilot.state_detail}" if pilot.state_detail else ""
+        why = f"pilot {pilot.id} ended ({pilot.state}{reason})"
         final = "Canceled" if pilot.state == State.Canceled else "Failed"
         lost = []
         again = []
@@ -363,7 +371,10 @@ class UnitManager:
             unplaced = [u for u in again if u.pilot == pilot.id and not u.state.is_final]
             lost += [
                 protocol.unit_state_event(
-                    u.id, final, u.attempt, detail=f"{why} before it started; no other pilot is live"
+                    u.id,
+                    final,
+                    u.attempt,
+                    detail=f"{why} before it started; no other pilot is live",
                 )
                 for u in unplaced
             ]

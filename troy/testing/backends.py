@@ -113,7 +113,9 @@ class BackendLifecycleTests:
         unit = unit_service.submit(
             {"executable": "/bin/sh", "arguments": ["-c", f"echo $$ > {pid_file}; exec sleep 300"]}
         )
-        wait_until(lambda: pid_file.exists() and pid_file.read_text().strip(), START_TIMEOUT, "unit start")
+        wait_until(
+            lambda: pid_file.exists() and pid_file.read_text().strip(), START_TIMEOUT, "unit start"
+        )
         pid = int(pid_file.read_text())
         assert not process_gone(pid)
         pilot.cancel()
@@ -162,7 +164,9 @@ class BackendUnitTests:
     ) -> None:
         # Two units that each wait for the other prove both slots run at once.
         a, b = tmp_path / "a", tmp_path / "b"
-        script = "touch {mine}; for i in $(seq 200); do [ -e {other} ] && exit 0; sleep 0.05; done; exit 1"
+        script = (
+            "touch {mine}; for i in $(seq 200); do [ -e {other} ] && exit 0; sleep 0.05; done; exit 1"
+        )
         units = unit_service.submit(
             [
                 {"executable": "/bin/sh", "arguments": ["-c", script.format(mine=a, other=b)]},

@@ -9,6 +9,7 @@ pilot's working directory.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -146,8 +147,6 @@ class LocalBackend(Backend):
             if not self._alive(handle):
                 return
             time.sleep(0.02)
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self._exit_code(handle)  # reap it
