@@ -174,10 +174,20 @@ class UnitManager:
             )
         return offers
 
-    def _place(self, units: Sequence[WorkUnit]) -> None:
-        """Place waiting units on live pilots; units no pilot can ever hold fail at once."""
+    def _place(self, units: Sequence[WorkUnit], withdrawn_from: str | None = None) -> None:
+        """Place waiting units on live pilots; units no pilot can ever hold fail at once.
+
+        Only New units are placed, and Pending ones that were withdrawn from the
+        queue of pilot ``withdrawn_from`` (which ended): a unit in a queue must
+        never be placed twice.
+        """
         with self._place_lock:
-            units = [u for u in units if u.state == State.New or u.state == State.Pending]
+            units = [
+                u
+                for u in units
+                if u.state == State.New
+                or (withdrawn_from and u.state == State.Pending and u.pilot == withdrawn_from)
+            ]
             offers = self._offers()
             if not units or not offers:
                 return
@@ -367,7 +377,7 @@ class UnitManager:
             else:
                 lost.append(protocol.unit_state_event(unit.id, final, unit.attempt, detail=why))
         if again:
-            self._place(again)
+            self._place(again, withdrawn_from=pilot.id)
             unplaced = [u for u in again if u.pilot == pilot.id and not u.state.is_final]
             lost += [
                 protocol.unit_state_event(

@@ -33,7 +33,9 @@ _NAME = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 
 def check_name(name: str) -> str:
     """Return ``name`` if it is a valid key/stream/queue name, else raise CoordinationError."""
-    if not isinstance(name, str) or not _NAME.match(name) or ".." in name.split("/"):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise CoordinationError(f"invalid coordination name {name!r}")
+    if any(word in (".", "..") for word in name.split("/")):
         raise CoordinationError(f"invalid coordination name {name!r}")
     return name
 

@@ -1,0 +1,311 @@
+"""What only the file coordination plugin does: URLs, its files, and torn or corrupt lines.
+
+Everything every coordination plugin must do is in tests/conformance/.
+"""
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from troy.api.errors import CoordinationError
+from troy.core.registry import open_coordination
+from troy.plugins.coordination.file import FileCoordination, root_of
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.is_file())
+
+
+def _items(first: int, count: int) -> list[dict[str, Any]]:
+    return [{"id": f"u{i:05d}"} for i in range(first, first + count)]
+
+
+# -- URLs and the directory ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "root"),
+    [
+        ("file:///data/coord", "/data/coord"),
+        ("file://localhost/data/coord", "/data/coord"),
+        ("file:///data/with%20space/", "/data/with space"),
+        ("/data/coord", "/data/coord"),
+        ("/data/../data/coord/", "/data/coord"),
+    ],
+)
+def test_root_of_urls_and_plain_paths(url: str, root: str) -> None:
+    assert root_of(url) == root
+
+
+def test_relative_path_is_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    coordination = FileCoordination("run/coord")
+
+    assert coordination.root == str(tmp_path / "run" / "coord")
+    assert (tmp_path / "run" / "coord" / "records").is_dir()
+
+
+@pytest.mark.parametrize(
+    "url", ["file://otherhost/data", "file:///data?x=1", "file://", "redis://localhost/0"]
+)
+def test_root_of_refuses_what_is_not_a_local_directory(url: str) -> None:
+    with pytest.raises(CoordinationError):
+        root_of(url)
+
+
+def test_registry_opens_a_plain_path(tmp_path: Path) -> None:
+    coordination = open_coordination(str(tmp_path / "coord"))
+
+    assert isinstance(coordination, FileCoordination)
+    assert coordination.root == str(tmp_path / "coord")
+
+
+def test_missing_directories_are_created(tmp_path: Path) -> None:
+    FileCoordination((tmp_path / "a" / "b" / "c").as_uri())
+
+    assert sorted(os.listdir(tmp_path / "a" / "b" / "c")) == ["queues", "records", "streams"]
+
+
+def test_directory_that_cannot_be_made_is_an_error_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "plain-file").write_text("not a directory")
+    below = tmp_path / "plain-file" / "coord"
+
+    with pytest.raises(CoordinationError, match=re.escape(str(tmp_path / "plain-file"))):
+        FileCoordination(str(below))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+def test_unwritable_directory_is_an_error_naming_it(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    (locked / "records").mkdir(parents=True)
+    (locked / "streams").mkdir()
+    (locked / "queues").mkdir()
+    locked.chmod(0o500)
+    try:
+        with pytest.raises(CoordinationError, match=re.escape(str(locked))):
+            FileCoordination(str(locked))
+    finally:
+        locked.chmod(0o700)
+
+
+def test_dot_words_are_refused(tmp_path: Path) -> None:
+    coordination = FileCoordination(str(tmp_path))
+
+    with pytest.raises(CoordinationError):
+        coordination.put_record("a/./b", {})
+    with pytest.raises(CoordinationError):
+        coordination.append(".", [{"n": 1}])
+
+
+# -- records -------------------------------------------------------------------
+
+
+def test_records_are_json_files_and_listing_skips_temp_files(tmp_path: Path) -> None:
+    coordination = FileCoordination(str(tmp_path))
+    coordination.put_record("service/a", {"id": "a"})
+    (tmp_path / "records" / "service" / ".writer-1.tmp").write_text("{")
+    (tmp_path / "records" / "service" / "notes.txt").write_text("")
+
+    assert json.loads((tmp_path / "records" / "service" / "a.json").read_text()) == {"id": "a"}
+    assert coordination.list_records("service") == ["service/a"]
+    assert _files(tmp_path / "records" / "service") == [".writer-1.tmp", "a.json", "notes.txt"]
+
+
+def test_corrupt_or_non_json_records_are_errors(tmp_path: Path) -> None:
+    coordination = FileCoordination(str(tmp_path))
+    (tmp_path / "records" / "bad.json").write_text("{not json")
+
+    with pytest.raises(CoordinationError, match=r"bad\.json"):
+        coordination.get_record("bad")
+    with pytest.raises(CoordinationError):
+        coordination.put_record("r", {"when": object()})
+    assert coordination.get_record("r") is None
+
+
+# -- streams -------------------------------------------------------------------
+
+
+def _stream_file(tmp_path: Path, stream: str) -> Path:
+    (path,) = (tmp_path / "streams" / stream).glob("*.jsonl")
+    return path
+
+
+def test_each_connection_and_each_process_writes_its_own_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = FileCoordination(str(tmp_path)), FileCoordination(str(tmp_path))
+    first.append("s", [{"n": 1}])
+    second.append("s", [{"n": 2}])
+    assert len(_files(tmp_path / "streams" / "s")) == 2
+
+    monkeypatch.setattr(os, "getpid", lambda: 4242)  # as in a forked child
+    first.append("s", [{"n": 3}])
+
+    assert len(_files(tmp_path / "streams" / "s")) == 3
+    assert "-4242-" in first.writer
+
+
+def test_a_batch_is_one_line(tmp_path: Path) -> None:
+    coordination = FileCoordination(str(tmp_path))
+    coordination.append("s", [{"n": 1}, {"n": "two\nlines"}])
+
+    assert _stream_file(tmp_path, "s").read_bytes() == b'[{"n":1},{"n":"two\\nlines"}]\n'
+
+
+def test_torn_last_line_is_left_for_later(tmp_path: Path) -> None:
+    coordination = FileCoordination(str(tmp_path))
+    coordination.append("s", [{"n": 1}])
+    path = _stream_file(tmp_path, "s")
+    with path.open("ab") as file:
+        file.write(b'[{"n":2},{"n"')
+
+    events, cursor = coordination.read("s")
+    assert events == [{"n": 1}]
+    assert cursor == {path.name: len(b'[{"n":1}]\n')}
+
+    with path.open("ab") as file:
+        file.write(b":3}]\n")
+    assert coordination.read("s", cursor)[0] == [{"n": 2}, {"n": 3}]
+
+
+def test_a_file_without_any_complete_line_reads_empty(tmp_path: Path) -> None:
+    coordination = FileCoordination(str(tmp_path))
+    (tmp_path / "streams" / "s").mkdir()
+    (tmp_path / "streams" / "s" / "other-1-aa.jsonl").write_bytes(b'[{"n":1}')
+
+    assert coordination.read("s") == ([], {})
+
+
+def test_lines_holding_one_event_are_read_too(tmp_path: Path) -> None:
+    coordination = FileCoordination(str(tmp_path))
+    (tmp_path / "streams" / "s").mkdir()
+    (tmp_path / "streams" / "s" / "tool.jsonl").write_bytes(b'{"n":1}\n[{"n":2}]\n\n')
+
+    assert coordination.read("s")[0] == [{"n": 1}, {"n": 2}]
+
+
+def test_a_corrupt_complete_line_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    coordination = FileCoordination(str(tmp_path))
+    (tmp_path / "streams" / "s").mkdir()
+    (tmp_path / "streams" / "s" / "w.jsonl").write_bytes(b"[{broken\n")
+
+    with pytest.raises(CoordinationError, match=r"w\.jsonl"):
+        coordination.read("s")
+
+
+@pytest.mark.parametrize(
+    "cursor", ["abc", [1], {"w.jsonl": -1}, {"w.jsonl": "3"}, {"w.jsonl": 1.5}]
+)
+def test_foreign_cursors_are_refused(tmp_path: Path, cursor: object) -> None:
+    with pytest.raises(CoordinationError, match="cursor"):
+        FileCoordination(str(tmp_path)).read("s", cursor)
+
+
+def test_a_failed_write_leaves_no_torn_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    coordination = FileCoordination(str(tmp_path))
+    coordination.append("s", [{"n": 1}])
+    real_write, calls = os.write, []
+
+    def write_half_then_fail(fd: int, data: bytes) -> int:
+        calls.append(len(data))
+        if len(calls) == 1:
+            return real_write(fd, bytes(data[: len(data) // 2]))
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", write_half_then_fail)
+    with pytest.raises(CoordinationError, match="No space left"):
+        coordination.append("s", [{"n": 2, "pad": "x" * 100}])
+    monkeypatch.undo()
+    coordination.append("s", [{"n": 3}])
+
+    assert len(calls) == 2
+    assert coordination.read("s")[0] == [{"n": 1}, {"n": 3}]
+
+
+# -- queues --------------------------------------------------------------------
+
+
+def test_claimed_file_holds_exactly_the_claimed_items(tmp_path: Path) -> None:
+    coordination = FileCoordination(str(tmp_path))
+    coordination.enqueue("q", _items(0, 1000))
+
+    assert coordination.claim("q", "agent-1", 10) == _items(0, 10)
+
+    queue = tmp_path / "queues" / "q"
+    (claimed,) = (queue / "@claimed" / "agent-1").iterdir()
+    assert [json.loads(line) for line in claimed.read_text().splitlines()] == _items(0, 10)
+    # The rest went back in pieces of 10, 10, 20, 40, ...: few files, oldest first by name.
+    pending = _files(queue / "@pending")
+    assert [name.split(".")[1] for name in pending] == [
+        f"{start:09d}" for start in (10, 20, 30, 50, 90, 170, 330, 650)
+    ]
+    assert _files(queue / "@tmp") == []
+
+
+def test_bundles_are_named_in_enqueue_order(tmp_path: Path) -> None:
+    coordination = FileCoordination(str(tmp_path))
+    for n in range(50):
+        coordination.enqueue("q", _items(n, 1))
+
+    pending = tmp_path / "queues" / "q" / "@pending"
+    names = _files(pending)
+    assert [json.loads((pending / name).read_text())["id"] for name in names] == [
+        f"u{n:05d}" for n in range(50)
+    ]
+
+
+def test_stray_files_in_pending_are_ignored(tmp_path: Path) -> None:
+    coordination = FileCoordination(str(tmp_path))
+    coordination.enqueue("q", _items(0, 2))
+    (tmp_path / "queues" / "q" / "@pending" / "README.txt").write_text("hi")
+
+    assert coordination.claim("q", "c", 10) == _items(0, 2)
+    assert coordination.withdraw("q", ["u00000"]) == []
+
+
+def test_withdraw_leaves_no_private_files(tmp_path: Path) -> None:
+    coordination = FileCoordination(str(tmp_path))
+    coordination.enqueue("q", _items(0, 5))
+
+    assert coordination.withdraw("q", ["u00002"]) == ["u00002"]
+    assert _files(tmp_path / "queues" / "q" / "@tmp") == []
+    assert coordination.claim("q", "c", 10) == _items(0, 2) + _items(3, 2)
+
+
+def test_items_need_a_string_id(tmp_path: Path) -> None:
+    coordination = FileCoordination(str(tmp_path))
+
+    with pytest.raises(CoordinationError, match="id"):
+        coordination.enqueue("q", [{"id": "a"}, {"name": "no id"}])
+    with pytest.raises(CoordinationError, match="id"):
+        coordination.enqueue("q", [{"id": 7}])
+    assert coordination.claim("q", "c", 10) == []
+
+
+def test_claim_of_no_items_takes_nothing(tmp_path: Path) -> None:
+    coordination = FileCoordination(str(tmp_path))
+    coordination.enqueue("q", _items(0, 2))
+
+    assert coordination.claim("q", "c", 0) == []
+    assert coordination.claim("q", "c", 5) == _items(0, 2)
+
+
+def test_queue_folders_removed_underneath_are_made_again(tmp_path: Path) -> None:
+    coordination = FileCoordination(str(tmp_path))
+    coordination.enqueue("q", _items(0, 1))
+    assert coordination.claim("q", "c", 5) == _items(0, 1)
+    for folder in ("@pending", "@tmp", "@claimed/c"):
+        for path in (tmp_path / "queues" / "q" / folder).iterdir():
+            path.unlink()
+        (tmp_path / "queues" / "q" / folder).rmdir()
+
+    coordination.enqueue("q", _items(1, 1))
+
+    assert coordination.claim("q", "c", 5) == _items(1, 1)

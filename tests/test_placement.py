@@ -1,0 +1,43 @@
+"""Placement invariants of the unit manager, checked in the coordination queues themselves."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections import Counter
+from pathlib import Path
+
+import troy
+from troy import State
+from troy.core import protocol
+from troy.core.registry import open_coordination
+from troy.testing.backends import wait_until
+
+
+def test_a_unit_is_queued_once_however_often_placement_runs(
+    pilots: troy.PilotJobService,
+    units: troy.WorkUnitService,
+    tmp_path: Path,
+    coordination_url: str,
+) -> None:
+    units.add(pilots)
+    pilot = pilots.create(
+        "fork://localhost", {"number_of_processes": 1, "working_directory": str(tmp_path / "p")}
+    )
+    wait_until(lambda: pilot.state == State.Running, 30, "pilot Running")
+    assert pilot.handle is not None
+    os.kill(pilot.handle["pid"], signal.SIGSTOP)  # the agent claims nothing while we look
+    try:
+        submitted = units.submit([{"executable": "/bin/true"} for _ in range(100)])
+        manager = units._manager
+        for _ in range(3):  # as the monitor does when pilots change
+            manager._place(submitted)
+        coordination = open_coordination(coordination_url)
+        items = coordination.claim(protocol.pilot_key(pilot.id), "inspector", 10_000)
+        coordination.close()
+    finally:
+        os.kill(pilot.handle["pid"], signal.SIGCONT)
+    counts = Counter(item["id"] for item in items)
+    assert sorted(counts) == sorted(u.id for u in submitted)
+    assert set(counts.values()) == {1}
+    assert {u.state for u in submitted} == {State.Pending}
