@@ -72,6 +72,11 @@ def _entry_points(group: str) -> list[metadata.EntryPoint]:
 
 def _distribution(entry_point: metadata.EntryPoint) -> tuple[str, str]:
     dist = entry_point.dist
+    if dist is None:  # stevedore's cached entry points do not carry their distribution
+        for candidate in metadata.entry_points(group=entry_point.group):
+            if (candidate.name, candidate.value) == (entry_point.name, entry_point.value):
+                dist = candidate.dist
+                break
     if dist is None:
         return "unknown", "unknown"
     return dist.metadata["Name"] or "unknown", dist.version
@@ -136,6 +141,14 @@ def load(kind: str, name: str) -> Any:
         raise NoSuchPlugin(group, name, installed_names(kind)) from None
     entry_point = manager.extensions[0].entry_point
     return _check(kind, entry_point, manager.driver)
+
+
+def refresh() -> None:
+    """Forget what was loaded, so plugins installed since (e.g. by pip in this process) are seen."""
+    from stevedore import ExtensionManager
+
+    load.cache_clear()
+    ExtensionManager.ENTRY_POINT_CACHE.clear()
 
 
 def scheme_of(url: str) -> str:

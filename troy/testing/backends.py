@@ -165,7 +165,8 @@ class BackendUnitTests:
         # Two units that each wait for the other prove both slots run at once.
         a, b = tmp_path / "a", tmp_path / "b"
         script = (
-            "touch {mine}; for i in $(seq 200); do [ -e {other} ] && exit 0; sleep 0.05; done; exit 1"
+            "touch {mine}; for i in $(seq 200); do [ -e {other} ] && exit 0; sleep 0.05; done;"
+            " exit 1"
         )
         units = unit_service.submit(
             [

@@ -1,0 +1,167 @@
+"""The plugin registry: entry points, contract checks, errors that name what is wrong.
+
+A throwaway distribution (``troy-fake``) is written to a directory on sys.path,
+exactly as pip would install a third-party plugin package.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import troy
+from troy.core import registry
+
+PLUGIN_MODULE = """
+from troy.plugins.backends.base import Backend
+from troy.plugins.schedulers.base import Scheduler
+
+
+class FirstFitScheduler(Scheduler):
+    name = "first_fit"
+
+    def place(self, units, pilots):
+        return {u.id: next((p.id for p in pilots if p.can_hold(u.cores)), None) for u in units}
+
+
+class Misnamed(FirstFitScheduler):
+    name = "something_else"
+
+
+class NotAScheduler:
+    name = "not_a_scheduler"
+
+
+class Abstract(Scheduler):
+    name = "abstract"
+
+
+class GopherBackend(Backend):
+    name = "gopher"
+    schemes = ("gopher",)
+
+    def launch(self, launch):
+        return {}
+
+    def state(self, handle):
+        raise NotImplementedError
+
+    def cancel(self, handle):
+        pass
+"""
+
+ENTRY_POINTS = """
+[troy.schedulers]
+first_fit = troyfake:FirstFitScheduler
+misnamed = troyfake:Misnamed
+not_a_scheduler = troyfake:NotAScheduler
+abstract = troyfake:Abstract
+broken = troyfake_missing_module:Nothing
+
+[troy.backends]
+gopher = troyfake:GopherBackend
+"""
+
+
+@pytest.fixture
+def fake_distribution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    site = tmp_path / "site"
+    (site / "troyfake").mkdir(parents=True)
+    (site / "troyfake" / "__init__.py").write_text(PLUGIN_MODULE)
+    info = site / "troy_fake-1.2.3.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: troy-fake\nVersion: 1.2.3\n")
+    (info / "entry_points.txt").write_text(textwrap.dedent(ENTRY_POINTS))
+    monkeypatch.syspath_prepend(str(site))
+    registry.refresh()
+    yield site
+    monkeypatch.undo()
+    registry.refresh()
+
+
+def test_built_ins_register_through_entry_points() -> None:
+    assert registry.load("backend", "local").__name__ == "LocalBackend"
+    assert registry.load("coordination", "file").__name__ == "FileCoordination"
+    assert registry.load("scheduler", "round_robin").__name__ == "RoundRobinScheduler"
+    assert registry.load("store", "file").__name__ == "FileStore"
+    infos = {(i.kind, i.name): i for i in registry.installed("backend")}
+    assert infos[("backend", "local")].distribution == "troy"
+    assert infos[("backend", "local")].version == troy.__version__
+
+
+def test_missing_plugin_names_group_name_and_installed() -> None:
+    with pytest.raises(troy.NoSuchPlugin) as error:
+        registry.load("scheduler", "fastest")
+    assert error.value.group == "troy.schedulers"
+    assert error.value.name == "fastest"
+    assert "round_robin" in error.value.installed
+    assert "troy.schedulers" in str(error.value) and "round_robin" in str(error.value)
+
+
+def test_url_scheme_selects_the_plugin() -> None:
+    assert registry.for_url("backend", "fork://localhost").name == "local"
+    assert registry.for_url("coordination", "/some/plain/path").name == "file"
+    with pytest.raises(troy.NoSuchPlugin, match="scheme 'nope'"):
+        registry.for_url("store", "nope://x")
+
+
+def test_third_party_plugin_is_found_and_used(
+    fake_distribution: Path, pilots: troy.PilotJobService, coordination_url: str
+) -> None:
+    assert registry.load("scheduler", "first_fit").__module__ == "troyfake"
+    listed = {i.name: i for i in registry.installed("scheduler")}
+    assert listed["first_fit"].distribution == "troy-fake"
+    assert listed["first_fit"].version == "1.2.3"
+    service = troy.WorkUnitService(coordination=coordination_url, scheduler="first_fit")
+    assert service.scheduler == "first_fit"
+    service.close()
+    assert registry.for_url("backend", "gopher://host").name == "gopher"
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("misnamed", "must equal the entry-point name"),
+        ("not_a_scheduler", "is not a subclass of troy.plugins.schedulers.base.Scheduler"),
+        ("abstract", "does not implement place"),
+        ("broken", "failed to load: ModuleNotFoundError"),
+    ],
+)
+def test_plugin_that_breaks_its_contract_fails_loudly(
+    fake_distribution: Path, name: str, words: str
+) -> None:
+    with pytest.raises(troy.BadPlugin) as error:
+        registry.load("scheduler", name)
+    message = str(error.value)
+    assert words in message
+    assert f"'{name} = troyfake" in message
+    assert "troy-fake 1.2.3" in message
+
+
+def test_broken_plugin_does_not_hide_working_ones(fake_distribution: Path) -> None:
+    assert registry.for_url("backend", "fork://localhost").name == "local"
+
+
+def test_unknown_scheduler_is_rejected_before_anything_is_recorded(
+    coordination_url: str, tmp_path: Path
+) -> None:
+    with pytest.raises(troy.NoSuchPlugin, match="fastest"):
+        troy.WorkUnitService(coordination=coordination_url, scheduler="fastest")
+    assert not (tmp_path / "coordination" / "records" / "service").exists()
+
+
+def test_observer_with_a_wrong_signature_is_refused() -> None:
+    from pluggy import PluginValidationError
+
+    from troy.core import hooks
+
+    class Wrong:
+        @hooks.hookimpl
+        def troy_unit_state_changed(self, unit, colour):  # type: ignore[no-untyped-def]
+            pass
+
+    with pytest.raises(PluginValidationError, match="colour"):
+        hooks.register(Wrong())
