@@ -31,4 +31,4 @@ echo "== pytest"
 # Keep test runs out of the user's ~/.troy.
 TROY_HOME=$(mktemp -d -t troy-test-home.XXXXXX)
 export TROY_HOME
-"$venv/bin/pytest" -q -p no:cacheprovider "$@"
+"$venv/bin/pytest" -q -rs -p no:cacheprovider "$@"
