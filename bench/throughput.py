@@ -1,0 +1,230 @@
+"""Throughput of troy against the machine's process-launch ceiling, in one run.
+
+    python bench/throughput.py                      # W1, W2, startup, W3 with the defaults
+    python bench/throughput.py --workload w1 -n 5000 -s 2 --repeats 3
+    python bench/throughput.py --coordination file:///tmp/coord --workload w2
+
+Workloads
+    w1       N null units (/bin/true): the raw ceiling (a pool of S threads calling
+             subprocess.run) and troy (one local pilot with S slots, one bulk submit),
+             and the ratio troy/raw.
+    w2       N x /bin/sleep 0.1 on S slots: makespan against the ideal N*0.1/S.
+    startup  PilotJobService.create() to the first unit Running.
+    w3       100,000 null units (scale): bulk-submit time, all Done, the manager's peak
+             RSS, and throughput against W1's.  Runs in a child process so the RSS is
+             the manager's own.
+
+Each workload runs ``--repeats`` times; the median and range are printed, then one
+line of JSON with every figure (prefixed ``RESULT``).  Timings are measured here,
+never asserted in tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import troy
+from troy import State
+
+
+def raw_ceiling(n: int, slots: int, argv: list[str]) -> float:
+    """Seconds for a pool of ``slots`` threads to run ``argv`` n times."""
+    started = time.perf_counter()
+    with ThreadPoolExecutor(slots) as pool:
+        list(pool.map(lambda _: subprocess.run(argv, check=True), range(n)))
+    return time.perf_counter() - started
+
+
+class Session:
+    """One pilot-job service with one running pilot of S slots, and a unit service."""
+
+    def __init__(self, coordination: str, slots: int, directory: str) -> None:
+        self.pilots = troy.PilotJobService(coordination=coordination)
+        self.units = troy.WorkUnitService(coordination=coordination)
+        self.units.add(self.pilots)
+        self.created = time.time()
+        self.pilot = self.pilots.create(
+            "fork://localhost", {"number_of_processes": slots, "working_directory": directory}
+        )
+
+    def wait_running(self) -> None:
+        deadline = time.monotonic() + 60
+        while self.pilot.state != State.Running:
+            if self.pilot.state.is_final or time.monotonic() > deadline:
+                raise SystemExit(f"pilot did not start: {self.pilot.state} {self.pilot.state_detail}")
+            time.sleep(0.005)
+
+    def run(self, descriptions: list[dict[str, Any]]) -> tuple[float, float, list[troy.WorkUnit]]:
+        """(submit seconds, submit-to-all-final seconds, units)."""
+        started = time.perf_counter()
+        units = self.units.submit(descriptions)
+        submitted = time.perf_counter()
+        self.units.wait()
+        finished = time.perf_counter()
+        bad = [u for u in units if u.state != State.Done]
+        if bad:
+            raise SystemExit(f"{len(bad)} units not Done, e.g. {bad[0].id}: {bad[0].state_detail}")
+        return submitted - started, finished - started, units
+
+    def close(self) -> None:
+        self.pilots.cancel()
+        self.units.close()
+        self.pilots.close()
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def show(label: str, values: list[float], unit: str) -> None:
+    s = summary(values)
+    print(f"  {label:<34} {s['median']:10.2f} {unit:<8} (range {s['min']:.2f} - {s['max']:.2f})")
+
+
+def workload_w1(args: argparse.Namespace, work: str) -> dict[str, Any]:
+    raw_rates, troy_rates, ratios = [], [], []
+    for repeat in range(args.repeats):
+        raw = raw_ceiling(args.n, args.slots, ["/bin/true"])
+        session = Session(args.coordination, args.slots, os.path.join(work, f"w1-{repeat}"))
+        try:
+            session.wait_running()
+            _, total, _ = session.run([{"executable": "/bin/true"}] * args.n)
+        finally:
+            session.close()
+        raw_rates.append(args.n / raw)
+        troy_rates.append(args.n / total)
+        ratios.append(troy_rates[-1] / raw_rates[-1])
+    print(f"W1: {args.n} x /bin/true on {args.slots} slots")
+    show("raw ceiling (thread pool)", raw_rates, "units/s")
+    show("troy (one local pilot)", troy_rates, "units/s")
+    show("troy / raw", ratios, "")
+    return {"raw_per_s": summary(raw_rates), "troy_per_s": summary(troy_rates), "ratio": summary(ratios)}
+
+
+def workload_w2(args: argparse.Namespace, work: str) -> dict[str, Any]:
+    n = args.n_sleep
+    ideal = n * 0.1 / args.slots
+    makespans, efficiencies = [], []
+    for repeat in range(args.repeats):
+        session = Session(args.coordination, args.slots, os.path.join(work, f"w2-{repeat}"))
+        try:
+            session.wait_running()
+            _, total, _ = session.run([{"executable": "/bin/sleep", "arguments": ["0.1"]}] * n)
+        finally:
+            session.close()
+        makespans.append(total)
+        efficiencies.append(ideal / total)
+    print(f"W2: {n} x /bin/sleep 0.1 on {args.slots} slots (ideal {ideal:.2f} s)")
+    show("makespan", makespans, "s")
+    show("efficiency (ideal / actual)", efficiencies, "")
+    return {"ideal_s": ideal, "makespan_s": summary(makespans), "efficiency": summary(efficiencies)}
+
+
+def workload_startup(args: argparse.Namespace, work: str) -> dict[str, Any]:
+    latencies = []
+    for repeat in range(args.repeats):
+        pilots = troy.PilotJobService(coordination=args.coordination)
+        units = troy.WorkUnitService(coordination=args.coordination)
+        units.add(pilots)
+        started = time.time()
+        pilots.create(
+            "fork://localhost",
+            {"number_of_processes": args.slots, "working_directory": os.path.join(work, f"s-{repeat}")},
+        )
+        unit = units.submit({"executable": "/bin/true"})
+        unit.wait(timeout=60)
+        running = unit.timestamp(State.Running)
+        assert running is not None
+        latencies.append(running - started)
+        pilots.cancel()
+        units.close()
+        pilots.close()
+    print("startup: create() to first unit Running")
+    show("latency", latencies, "s")
+    return {"create_to_running_s": summary(latencies)}
+
+
+W3_CHILD = """
+import json, os, resource, sys, time
+sys.path.insert(0, os.path.dirname(sys.argv[1]))
+from throughput import Session
+n, slots, coordination, directory = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+session = Session(coordination, slots, directory)
+session.wait_running()
+submit, total, units = session.run([{"executable": "/bin/true"}] * n)
+session.close()
+print(json.dumps({"submit_s": submit, "total_s": total, "done": sum(1 for u in units if u.state == "Done"),
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def workload_w3(args: argparse.Namespace, work: str, w1: dict[str, Any] | None) -> dict[str, Any]:
+    submits, rates, rss = [], [], []
+    for repeat in range(args.repeats_w3):
+        result = subprocess.run(
+            [sys.executable, "-c", W3_CHILD, os.path.abspath(__file__), str(args.n_scale),
+             str(args.slots), args.coordination, os.path.join(work, f"w3-{repeat}")],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        figures = json.loads(result.stdout.strip().splitlines()[-1])
+        if figures["done"] != args.n_scale:
+            raise SystemExit(f"W3: only {figures['done']} of {args.n_scale} units Done")
+        submits.append(figures["submit_s"])
+        rates.append(args.n_scale / figures["total_s"])
+        rss.append(figures["rss_mb"])
+    print(f"W3: {args.n_scale} x /bin/true on {args.slots} slots (all Done)")
+    show("bulk submit", submits, "s")
+    show("throughput", rates, "units/s")
+    show("manager peak RSS", rss, "MB")
+    result_w3: dict[str, Any] = {
+        "submit_s": summary(submits),
+        "troy_per_s": summary(rates),
+        "manager_rss_mb": summary(rss),
+    }
+    if w1 is not None:
+        scale = statistics.median(rates) / w1["troy_per_s"]["median"]
+        print(f"  {'throughput vs W1':<34} {scale:10.2f}")
+        result_w3["throughput_vs_w1"] = scale
+    return result_w3
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workload", choices=["all", "w1", "w2", "startup", "w3"], default="all")
+    parser.add_argument("-n", type=int, default=5000, help="units in W1 (default 5000)")
+    parser.add_argument("--n-sleep", type=int, default=200, help="units in W2 (default 200)")
+    parser.add_argument("--n-scale", type=int, default=100_000, help="units in W3 (default 100000)")
+    parser.add_argument("-s", "--slots", type=int, default=2, help="pilot slots = raw pool size")
+    parser.add_argument("--coordination", help="coordination URL (default: a fresh directory)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of W1, W2, startup")
+    parser.add_argument("--repeats-w3", type=int, default=1, help="runs of W3")
+    args = parser.parse_args()
+    work = tempfile.mkdtemp(prefix="troy-bench-")
+    if args.coordination is None:
+        args.coordination = "file://" + os.path.join(work, "coordination")
+    print(f"troy {troy.__version__} on {platform.node()}: {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}, coordination {args.coordination}")  # fmt: skip
+    results: dict[str, Any] = {"slots": args.slots, "coordination": args.coordination.split(":")[0]}
+    if args.workload in ("all", "w1"):
+        results["w1"] = workload_w1(args, work) | {"n": args.n}
+    if args.workload in ("all", "w2"):
+        results["w2"] = workload_w2(args, work) | {"n": args.n_sleep}
+    if args.workload in ("all", "startup"):
+        results["startup"] = workload_startup(args, work)
+    if args.workload in ("all", "w3"):
+        results["w3"] = workload_w3(args, work, results.get("w1")) | {"n": args.n_scale}
+    print("RESULT " + json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
