@@ -61,7 +61,9 @@ class Session:
         deadline = time.monotonic() + 60
         while self.pilot.state != State.Running:
             if self.pilot.state.is_final or time.monotonic() > deadline:
-                raise SystemExit(f"pilot did not start: {self.pilot.state} {self.pilot.state_detail}")
+                raise SystemExit(
+                    f"pilot did not start: {self.pilot.state} {self.pilot.state_detail}"
+                )
             time.sleep(0.005)
 
     def run(self, descriptions: list[dict[str, Any]]) -> tuple[float, float, list[troy.WorkUnit]]:
@@ -108,7 +110,11 @@ def workload_w1(args: argparse.Namespace, work: str) -> dict[str, Any]:
     show("raw ceiling (thread pool)", raw_rates, "units/s")
     show("troy (one local pilot)", troy_rates, "units/s")
     show("troy / raw", ratios, "")
-    return {"raw_per_s": summary(raw_rates), "troy_per_s": summary(troy_rates), "ratio": summary(ratios)}
+    return {
+        "raw_per_s": summary(raw_rates),
+        "troy_per_s": summary(troy_rates),
+        "ratio": summary(ratios),
+    }
 
 
 def workload_w2(args: argparse.Namespace, work: str) -> dict[str, Any]:
@@ -139,7 +145,10 @@ def workload_startup(args: argparse.Namespace, work: str) -> dict[str, Any]:
         started = time.time()
         pilots.create(
             "fork://localhost",
-            {"number_of_processes": args.slots, "working_directory": os.path.join(work, f"s-{repeat}")},
+            {
+                "number_of_processes": args.slots,
+                "working_directory": os.path.join(work, f"s-{repeat}"),
+            },
         )
         unit = units.submit({"executable": "/bin/true"})
         unit.wait(timeout=60)
@@ -163,8 +172,9 @@ session = Session(coordination, slots, directory)
 session.wait_running()
 submit, total, units = session.run([{"executable": "/bin/true"}] * n)
 session.close()
-print(json.dumps({"submit_s": submit, "total_s": total, "done": sum(1 for u in units if u.state == "Done"),
-                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+done = sum(1 for u in units if u.state == "Done")
+rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"submit_s": submit, "total_s": total, "done": done, "rss_mb": rss_mb}))
 """
 
 
@@ -199,7 +209,9 @@ def workload_w3(args: argparse.Namespace, work: str, w1: dict[str, Any] | None) 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--workload", choices=["all", "w1", "w2", "startup", "w3"], default="all")
     parser.add_argument("-n", type=int, default=5000, help="units in W1 (default 5000)")
     parser.add_argument("--n-sleep", type=int, default=200, help="units in W2 (default 200)")

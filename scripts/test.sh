@@ -23,8 +23,8 @@ if [ -x scripts/services.sh ]; then
 fi
 
 echo "== ruff"
-"$venv/bin/ruff" check troy tests
-"$venv/bin/ruff" format --check troy tests
+"$venv/bin/ruff" check troy tests bench
+"$venv/bin/ruff" format --check troy tests bench
 echo "== mypy"
 "$venv/bin/mypy" troy
 echo "== pytest"

@@ -101,3 +101,38 @@ def test_status_lists_services_and_shows_units(tmp_path: Path, troy_home: Path) 
     assert "Canceled" in shown.stdout  # the run's pilot, canceled at the end
     unknown = troy_cmd("status", "wus-unknown", env_home=troy_home)
     assert unknown.returncode == 2 and "wus-unknown" in unknown.stderr
+
+
+def test_unknown_plugins_are_reported_before_anything_starts(
+    tmp_path: Path, troy_home: Path
+) -> None:
+    for extra, words in [
+        ("    pj_type: nosuch\n", "no plugin 'nosuch' in entry-point group 'troy.backends'"),
+        ("scheduler: fastest\n", "no plugin 'fastest' in entry-point group 'troy.schedulers'"),
+        ("coordination: gopher://x\n", "no coordination plugin serves URL scheme 'gopher'"),
+    ]:
+        batch = tmp_path / "plugins.yaml"
+        pilot = "pilots:\n  - resource: fork://localhost\n"
+        if extra.startswith("    "):
+            pilot += extra
+            extra = ""
+        batch.write_text(extra + pilot + "units:\n  - executable: /bin/true\n")
+        result = troy_cmd("run", str(batch), env_home=troy_home)
+        assert result.returncode == 2, result.stdout
+        assert words in result.stderr
+        assert "Traceback" not in result.stderr
+        assert not (troy_home / "coordination").exists()
+
+
+def test_relative_coordination_path_is_relative_to_the_batch_file(
+    tmp_path: Path, troy_home: Path
+) -> None:
+    folder = tmp_path / "experiment"
+    folder.mkdir()
+    (folder / "run.yaml").write_text(
+        "coordination: state\npilots:\n  - resource: fork://localhost\n"
+        "units:\n  - executable: /bin/true\n"
+    )
+    result = troy_cmd("run", "experiment/run.yaml", cwd=tmp_path, env_home=troy_home)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (folder / "state" / "records").is_dir()

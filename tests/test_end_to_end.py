@@ -357,3 +357,56 @@ def test_elapsed_time_is_sane(pilots: troy.PilotJobService, tmp_path: Path) -> N
     wait_until(lambda: pilot.state == State.Running, 30, "pilot Running")
     running_at = pilot.timestamp(State.Running)
     assert running_at is not None and started <= running_at <= time.time()
+
+
+def test_units_on_a_removed_service_are_still_watched(
+    pilots: troy.PilotJobService, units: troy.WorkUnitService, tmp_path: Path
+) -> None:
+    units.add(pilots)
+    pilot = pilots.create(
+        "fork://localhost", {"number_of_processes": 1, "working_directory": str(tmp_path / "p")}
+    )
+    blocker = units.submit({"executable": "/bin/sleep", "arguments": ["60"]})
+    queued = units.submit({"executable": "/bin/true"})
+    wait_until(lambda: blocker.state == State.Running, 30, "blocker Running")
+    units.remove(pilots)
+    assert units.list_pilot_services() == []
+    pilot.cancel()
+    assert blocker.wait(timeout=30) == State.Canceled
+    assert queued.wait(timeout=30) == State.Canceled
+    assert "no other pilot is live" in queued.state_detail
+
+
+def test_reinitialize_cancels_running_units_with_the_reason(
+    pilots: troy.PilotJobService, units: troy.WorkUnitService, tmp_path: Path
+) -> None:
+    units.add(pilots)
+    pilot = pilots.create(
+        "fork://localhost", {"number_of_processes": 1, "working_directory": str(tmp_path / "p")}
+    )
+    states: list[object] = []
+    pilot.set_callback("state", lambda obj, member, value: states.append(value))
+    running = units.submit({"executable": "/bin/sleep", "arguments": ["60"]})
+    wait_until(lambda: running.state == State.Running, 30, "unit Running")
+    pilot.reinitialize({"number_of_processes": 1, "working_directory": str(tmp_path / "p")})
+    assert running.wait(timeout=30) == State.Canceled
+    assert running.state_detail == "pilot reinitialized"
+    wait_until(lambda: pilot.state == State.Running, 30, "pilot Running again")
+    assert pilot.attempt == 1
+    assert State.New in states and states[-1] == State.Running
+    after = units.submit({"executable": "/bin/true"})
+    assert after.wait(timeout=30) == State.Done
+
+
+def test_reconnected_pilot_service_delivers_final_states(
+    pilots: troy.PilotJobService, tmp_path: Path, coordination_url: str
+) -> None:
+    pilot = pilots.create(
+        "fork://localhost", {"number_of_processes": 1, "working_directory": str(tmp_path / "p")}
+    )
+    wait_until(lambda: pilot.state == State.Running, 30, "pilot Running")
+    pilot.cancel()
+    for _ in range(5):  # the monitor of a new connection must not race its own start
+        with troy.PilotJobService(id=pilots.id, coordination=coordination_url) as again:
+            seen = again.get_pilot(pilot.id)
+            assert seen.wait(timeout=10) == State.Canceled

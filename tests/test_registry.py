@@ -63,6 +63,7 @@ broken = troyfake_missing_module:Nothing
 
 [troy.backends]
 gopher = troyfake:GopherBackend
+local = troyfake:GopherBackend
 """
 
 
@@ -142,7 +143,15 @@ def test_plugin_that_breaks_its_contract_fails_loudly(
 
 
 def test_broken_plugin_does_not_hide_working_ones(fake_distribution: Path) -> None:
-    assert registry.for_url("backend", "fork://localhost").name == "local"
+    assert registry.for_url("backend", "gopher://host").name == "gopher"
+
+
+def test_one_name_from_two_distributions_is_a_clear_error(fake_distribution: Path) -> None:
+    with pytest.raises(troy.BadPlugin) as error:
+        registry.load("backend", "local")
+    assert "troy 0.1.0" in str(error.value) and "troy-fake 1.2.3" in str(error.value)
+    shipped = {(i.name, i.distribution) for i in registry.installed("backend")}
+    assert {("local", "troy"), ("local", "troy-fake")} <= shipped
 
 
 def test_unknown_scheduler_is_rejected_before_anything_is_recorded(
@@ -153,9 +162,7 @@ def test_unknown_scheduler_is_rejected_before_anything_is_recorded(
     assert not (tmp_path / "coordination" / "records" / "service").exists()
 
 
-def test_observer_with_a_wrong_signature_is_refused() -> None:
-    from pluggy import PluginValidationError
-
+def test_observer_with_a_wrong_signature_or_name_is_refused() -> None:
     from troy.core import hooks
 
     class Wrong:
@@ -163,5 +170,55 @@ def test_observer_with_a_wrong_signature_is_refused() -> None:
         def troy_unit_state_changed(self, unit, colour):  # type: ignore[no-untyped-def]
             pass
 
-    with pytest.raises(PluginValidationError, match="colour"):
+    class Misspelled:
+        @hooks.hookimpl
+        def troy_unit_state_chnaged(self, unit_id):  # type: ignore[no-untyped-def]
+            pass
+
+    with pytest.raises(troy.BadPlugin, match="colour"):
         hooks.register(Wrong())
+    with pytest.raises(troy.BadPlugin, match="troy_unit_state_chnaged"):
+        hooks.register(Misspelled())
+    assert not hooks.has_observers("troy_unit_state_changed")
+
+
+def test_a_raising_observer_does_not_silence_the_others() -> None:
+    from troy.core import hooks
+
+    heard: list[str] = []
+
+    class Raising:
+        @hooks.hookimpl
+        def troy_pilot_state_changed(self, pilot_id: str) -> None:
+            raise RuntimeError("observer bug")
+
+    class Listening:
+        @hooks.hookimpl
+        def troy_pilot_state_changed(self, pilot_id: str, state: str) -> None:
+            heard.append(f"{pilot_id} {state}")
+
+    raising, listening = Raising(), Listening()
+    hooks.register(raising)
+    hooks.register(listening)
+    try:
+        hooks.notify(
+            "troy_pilot_state_changed",
+            service_id="pjs-x", pilot_id="pilot-x", state="Running", detail="", timestamp=0.0,
+        )  # fmt: skip
+    finally:
+        hooks.unregister(raising)
+        hooks.unregister(listening)
+    assert heard == ["pilot-x Running"]
+
+
+def test_observer_entry_point_that_fails_to_import_is_skipped(
+    fake_distribution: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from troy.core import hooks
+
+    info = fake_distribution / "troy_fake-1.2.3.dist-info" / "entry_points.txt"
+    info.write_text(info.read_text() + "\n[troy.observers]\nbroken = troyfake_nowhere\n")
+    monkeypatch.setattr(hooks, "_manager", None)
+    monkeypatch.delenv("TROY_NO_PLUGIN_AUTOLOAD", raising=False)
+    assert not hooks.has_observers("troy_unit_state_changed")
+    assert "observer 'broken = troyfake_nowhere' of troy-fake 1.2.3 is not used" in caplog.text

@@ -7,7 +7,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
 from troy.api.errors import TroyError
 from troy.api.states import State
@@ -57,13 +57,37 @@ def _format_counts(counts: dict[State, int]) -> str:
     )
 
 
+def _relative_to(url: str, directory: str) -> str:
+    """A plain relative path in a batch file means relative to the file, like pilot directories."""
+    from urllib.parse import urlsplit
+
+    if urlsplit(url).scheme or os.path.isabs(os.path.expanduser(url)):
+        return url
+    return os.path.join(os.path.abspath(directory), url)
+
+
+def _check_plugins(batch: Any, coordination: str | None) -> None:
+    """Raise NoSuchPlugin/BackendError now for any plugin the run would need and lacks."""
+    from troy.core import registry
+    from troy.core.pilot_manager import backend_class
+
+    registry.load("scheduler", batch.scheduler)
+    if coordination:
+        registry.for_url("coordination", coordination)
+    for spec in batch.pilots:
+        backend_class(spec.resource, spec.pj_type)(spec.resource)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from troy.api.services import PilotJobService, WorkUnitService
     from troy.core.batchfile import load_batch_file
 
-    batch = load_batch_file(args.file)  # validates everything before anything starts
-    descriptions = batch.unit_descriptions()
+    batch = load_batch_file(args.file)
     coordination = args.coordination or batch.coordination
+    if batch.coordination and not args.coordination:
+        coordination = _relative_to(batch.coordination, os.path.dirname(args.file))
+    _check_plugins(batch, coordination)  # before anything is started or recorded
+    descriptions = batch.unit_descriptions()
     out = sys.stdout
     pilots_service = PilotJobService(coordination=coordination)
     units_service = WorkUnitService(coordination=coordination, scheduler=batch.scheduler)
@@ -150,11 +174,16 @@ def cmd_status(args: argparse.Namespace) -> int:
         view = inspect.service_view(coordination, args.service)
         print(f"{view.id} ({view.kind} service, created {_when(view.created)})")
         for pilot in view.pilots:
-            running = sum(1 for u in view.units if u.pilot == pilot.id and u.state == State.Running)
             slots = "?" if pilot.slots is None else str(pilot.slots)
             detail = f" ({pilot.detail})" if pilot.detail else ""
-            print(f"  pilot {pilot.id} {pilot.state}{detail} on {pilot.rm}:", end="")
-            print(f" {slots} slots, {running} busy")
+            print(f"  pilot {pilot.id} {pilot.state}{detail} on {pilot.rm}: {slots} slots", end="")
+            if view.kind == "workunit":  # only a unit service knows which units are busy
+                busy = sum(
+                    u.cores for u in view.units if u.pilot == pilot.id and u.state == State.Running
+                )
+                free = "?" if pilot.slots is None else str(max(pilot.slots - busy, 0))
+                print(f", {busy} in use, {free} free", end="")
+            print()
         if view.kind == "workunit":
             counts = view.counts()
             print(f"  {len(view.units)} units: " + ", ".join(f"{n} {s}" for s, n in counts.items()))

@@ -87,6 +87,7 @@ class Agent:
         self._stop: tuple[str, str, str] | None = None  # (pilot state, unit state, detail)
         self._ending: tuple[str, str] | None = None  # unit state/detail for killed units
         self._control_cursor: Any = None
+        self._signaled = threading.Event()
 
     # -- reports -------------------------------------------------------------
     def _report_unit(self, job: Job, state: str, **extra: Any) -> None:
@@ -201,9 +202,7 @@ class Agent:
         """Run until stopped; return the process exit code."""
         os.makedirs(self.directory, exist_ok=True)
         for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(
-                signum, lambda *_: self.request_stop("Canceled", "Canceled", "pilot canceled")
-            )
+            signal.signal(signum, lambda *_: self._signaled.set())
         workers = [
             threading.Thread(target=self._worker, name=f"troy-slot-{n}", daemon=True)
             for n in range(self.slots)
@@ -231,6 +230,10 @@ class Agent:
             if now >= next_control:
                 self._read_control(backlog)
                 next_control = now + CONTROL_INTERVAL
+            if self._signaled.is_set():
+                # A terminate request sent with the signal says why; read it first.
+                self._read_control(backlog)
+                self.request_stop("Canceled", "Canceled", "pilot canceled")
             if self.deadline is not None and now >= self.deadline:
                 detail = f"pilot wall_time_limit of {self.wall_time_limit:g} min reached"
                 self.request_stop("Done", "Failed", detail)

@@ -35,7 +35,7 @@ class PilotJobService:
 
     @property
     def state(self) -> State:
-        """Running while any pilot is not final, Canceled once cancel() ran, else Done."""
+        """New without pilots, Running while any pilot is not final, then Done."""
         pilots = self._manager.pilots()
         if any(not p.state.is_final for p in pilots):
             return State.Running

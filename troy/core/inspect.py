@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from troy.api.description import WorkUnitDescription
 from troy.api.errors import NoSuchObject
 from troy.api.objects import _Stateful
 from troy.api.states import STATE_RANK, State
@@ -27,6 +28,8 @@ class UnitView:
     pilot: str | None
     exit_code: int | None
     history: list[tuple[State, float]]
+    #: Slots the unit takes.
+    cores: int = 1
 
 
 @dataclass
@@ -120,7 +123,7 @@ def service_view(coordination: Coordination, service_id: str) -> ServiceView:
         elif kind == "unit":
             obj = _Stateful(event["id"])
             obj.history.append((State.New, event["ts"]))
-            units[event["id"]] = (obj, {})
+            units[event["id"]] = (obj, {"cores": WorkUnitDescription(event["d"]).cores})
         elif kind == "state":
             states.append(event)
     # Writers interleave in any order: replay each unit's events in life-cycle order.
@@ -132,7 +135,9 @@ def service_view(coordination: Coordination, service_id: str) -> ServiceView:
     for pjs in pilot_services:
         view.pilots += service_view(coordination, pjs).pilots
     view.units = [
-        UnitView(o.id, o.state, o.state_detail, x.get("pilot"), x.get("exit"), o.history)
+        UnitView(
+            o.id, o.state, o.state_detail, x.get("pilot"), x.get("exit"), o.history, x["cores"]
+        )
         for o, x in units.values()
     ]
     return view

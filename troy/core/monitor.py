@@ -30,6 +30,9 @@ class Monitor:
         self._wake = threading.Event()
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        """Start polling (separate from construction, so the owner can store it first)."""
         self._thread.start()
 
     def notify(self, notification: Callable[[], Any]) -> None:

@@ -91,6 +91,7 @@ class PilotManager:
             self.service_id = service_id
             self._load_pilots()
         self.monitor = Monitor(f"troy-pilots-{self.service_id}", self._poll)
+        self.monitor.start()
 
     # -- reconnect -----------------------------------------------------------------
     def _load_pilots(self) -> None:
@@ -329,19 +330,29 @@ class PilotManager:
         new_description.validate()
         backend = self._backend_for(pilot)
         old_handle = pilot.handle
+        self.coordination.append(
+            protocol.control_stream(pilot.id),
+            [{"ev": "terminate", "a": pilot.attempt, "reason": "pilot reinitialized"}],
+        )
+        if old_handle is not None:
+            backend.cancel(old_handle)
+        now = time.time()
         with self.lock:
             pilot.attempt += 1
             pilot.description = new_description
             pilot.slots = new_description.number_of_processes
             pilot.state = State.New
+            pilot.state_detail = "reinitialized"
+            pilot.history.append((State.New, now))
             pilot.canceling = False
             pilot._settled = False
-        self.coordination.append(
-            protocol.control_stream(pilot.id),
-            [{"ev": "terminate", "a": pilot.attempt - 1, "reason": "pilot reinitialized"}],
+            pilot.handle = None
+        self.monitor.notify(
+            lambda: self._deliver(
+                [(pilot, "state", State.New, now), (pilot, "state_detail", "reinitialized", now)]
+            )
         )
-        if old_handle is not None:
-            backend.cancel(old_handle)
+        self._write_record(pilot)  # the new agent reads its attempt and description from it
         self._launch(pilot, backend)
 
     def close(self) -> None:

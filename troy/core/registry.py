@@ -64,9 +64,10 @@ def _group(kind: str) -> str:
 
 
 def _entry_points(group: str) -> list[metadata.EntryPoint]:
-    seen: dict[str, metadata.EntryPoint] = {}
+    """The group's entry points, one per (name, distribution), sorted by name."""
+    seen: dict[tuple[str, str], metadata.EntryPoint] = {}
     for entry_point in metadata.entry_points(group=group):
-        seen.setdefault(entry_point.name, entry_point)
+        seen.setdefault((entry_point.name, _distribution(entry_point)[0]), entry_point)
     return sorted(seen.values(), key=lambda ep: ep.name)
 
 
@@ -94,7 +95,7 @@ def installed(kind: str) -> list[PluginInfo]:
 
 def installed_names(kind: str) -> list[str]:
     """Names of the installed plugins of one kind."""
-    return [ep.name for ep in _entry_points(_group(kind))]
+    return sorted({ep.name for ep in _entry_points(_group(kind))})
 
 
 def _check(kind: str, entry_point: metadata.EntryPoint, plugin: Any) -> type:
@@ -122,7 +123,7 @@ def _check(kind: str, entry_point: metadata.EntryPoint, plugin: Any) -> type:
 def load(kind: str, name: str) -> Any:
     """The plugin class registered as ``name`` for ``kind``; NoSuchPlugin or BadPlugin."""
     from stevedore import driver
-    from stevedore.exception import NoMatches
+    from stevedore.exception import MultipleMatches, NoMatches
 
     group = _group(kind)
 
@@ -139,6 +140,16 @@ def load(kind: str, name: str) -> Any:
         )
     except NoMatches:
         raise NoSuchPlugin(group, name, installed_names(kind)) from None
+    except MultipleMatches:
+        shippers = sorted(
+            "{} {}".format(*_distribution(ep))
+            for ep in metadata.entry_points(group=group)
+            if ep.name == name
+        )
+        raise BadPlugin(
+            f"plugin '{name}' in group '{group}' is registered by more than one distribution "
+            f"({', '.join(shippers)}); uninstall all but one"
+        ) from None
     entry_point = manager.extensions[0].entry_point
     return _check(kind, entry_point, manager.driver)
 

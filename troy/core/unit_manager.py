@@ -55,7 +55,10 @@ class UnitManager:
         self.settled = threading.Condition(self.lock)
         self._place_lock = threading.Lock()
         self._units: dict[str, WorkUnit] = {}
+        #: Pilot-job services units may be placed on now.
         self._pilot_managers: dict[str, PilotManager] = {}
+        #: Every one ever attached: units placed before a remove() still need watching.
+        self._watched: dict[str, PilotManager] = {}
         self._owned_managers: list[PilotManager] = []
         self._pilot_seen: dict[str, tuple[State, int, int | None]] = {}
         self._cursor: Any = None
@@ -85,6 +88,7 @@ class UnitManager:
         self._next_number = 0
         self._read_stream()
         self.monitor = Monitor(f"troy-units-{self.service_id}", self._poll)
+        self.monitor.start()
 
     # -- pilot-job services ---------------------------------------------------------
     def add(self, manager: PilotManager, record: bool = True) -> None:
@@ -92,6 +96,7 @@ class UnitManager:
             if manager.service_id in self._pilot_managers:
                 return
             self._pilot_managers[manager.service_id] = manager
+            self._watched[manager.service_id] = manager
         if record:
             self.coordination.append(
                 protocol.service_key(self.service_id), [{"ev": "add", "pjs": manager.service_id}]
@@ -111,8 +116,11 @@ class UnitManager:
         with self.lock:
             return list(self._pilot_managers.values())
 
-    def _pilots(self) -> list[PilotJob]:
-        return [pilot for manager in self.pilot_services() for pilot in manager.pilots()]
+    def _pilots(self, watched: bool = False) -> list[PilotJob]:
+        """Pilots units may be placed on; with ``watched``, also those of removed services."""
+        with self.lock:
+            managers = list((self._watched if watched else self._pilot_managers).values())
+        return [pilot for manager in managers for pilot in manager.pilots()]
 
     # -- queries -----------------------------------------------------------------------
     def units(self) -> list[WorkUnit]:
@@ -253,8 +261,7 @@ class UnitManager:
     # -- events ---------------------------------------------------------------------------
     def _apply(self, events: Iterable[dict[str, Any]]) -> None:
         changes: list[Change] = []
-        attach: list[str] = []
-        detach: list[str] = []
+        sequence: list[tuple[str, str]] = []
         with self.lock:
             for event in events:
                 kind = event.get("ev")
@@ -280,18 +287,23 @@ class UnitManager:
                     self._unsettled += 1
                     number = int(event["id"].rpartition(".")[2])
                     self._next_number = max(self._next_number, number + 1)
-                elif kind == "add":
-                    attach.append(event["pjs"])
-                elif kind == "remove":
-                    detach.append(event["pjs"])
-        for service_id in attach:
-            if service_id not in self._pilot_managers and service_id not in detach:
+                elif kind in ("add", "remove"):
+                    sequence.append((kind, event["pjs"]))
+        # Replay attach/detach in order; a service seen only in the stream (another
+        # process attached it) gets a manager of its own here.
+        for kind, service_id in sequence:
+            with self.lock:
+                manager = self._watched.get(service_id)
+            if manager is None:
                 manager = PilotManager(service_id, self.coordination_url)
                 self._owned_managers.append(manager)
-                self.add(manager, record=False)
-        for service_id in detach:
+                with self.lock:
+                    self._watched[service_id] = manager
             with self.lock:
-                self._pilot_managers.pop(service_id, None)
+                if kind == "add":
+                    self._pilot_managers[service_id] = manager
+                else:
+                    self._pilot_managers.pop(service_id, None)
         if changes:
             self.monitor_notify(changes)
 
@@ -339,7 +351,7 @@ class UnitManager:
     def _poll(self) -> bool:
         busy = self._read_stream()
         changed = False
-        for pilot in self._pilots():
+        for pilot in self._pilots(watched=True):
             seen = (pilot.state, pilot.attempt, pilot.slots)
             if self._pilot_seen.get(pilot.id) == seen:
                 continue

@@ -124,7 +124,16 @@ class LocalBackend(Backend):
         started = _start_time(handle["pid"])
         return started is not None and started == handle.get("started")
 
+    @staticmethod
+    def _elsewhere(handle: dict[str, Any]) -> bool:
+        """True if the agent was started on another host (sharing the coordination store)."""
+        here = socket.gethostname()
+        return bool(handle.get("host", here) != here)
+
     def state(self, handle: dict[str, Any]) -> tuple[State, str]:
+        if self._elsewhere(handle):
+            # Its process cannot be seen from here: the agent's own reports tell its state.
+            return State.Unknown, f"agent runs on {handle['host']}"
         if self._alive(handle):
             return State.Running, ""
         code = self._exit_code(handle)
@@ -136,8 +145,8 @@ class LocalBackend(Backend):
 
     def cancel(self, handle: dict[str, Any]) -> None:
         pid = handle["pid"]
-        if not self._alive(handle):
-            return
+        if self._elsewhere(handle) or not self._alive(handle):
+            return  # an agent on another host stops on the terminate request it reads
         try:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
