@@ -41,3 +41,29 @@ def test_a_unit_is_queued_once_however_often_placement_runs(
     assert sorted(counts) == sorted(u.id for u in submitted)
     assert set(counts.values()) == {1}
     assert {u.state for u in submitted} == {State.Pending}
+
+
+def test_state_read_before_its_unit_event_is_kept_until_the_unit_appears(
+    units: troy.WorkUnitService,
+) -> None:
+    # Writers' files are read in any order: an agent's report may come first.
+    unit_id = f"{units.id}.7"
+    running = protocol.unit_state_event(unit_id, "Running", 0, ts=2.0, pilot="pilot-x")
+    done = protocol.unit_state_event(unit_id, "Done", 0, ts=3.0, exit=0)
+    submitted = {
+        "ev": "unit",
+        "id": unit_id,
+        "d": {"executable": "/bin/true"},
+        "ts": 1.0,
+        "state": protocol.unit_state_event(unit_id, "Pending", 0, ts=1.5, pilot="pilot-x"),
+    }
+    manager = units._manager
+    manager._apply([running, done])
+    assert [u.id for u in units.list()] == []
+    manager._apply([submitted])
+    unit = units.get_unit(unit_id)
+    assert unit.state == State.Done
+    assert [s for s, _ in unit.history] == [State.New, State.Pending, State.Running, State.Done]
+    assert (unit.exit_code, unit.pilot) == (0, "pilot-x")
+    unit.wait(timeout=5)
+    assert units.submit({"executable": "/bin/true"}).id == f"{units.id}.8"

@@ -11,11 +11,9 @@ its queue so the manager can place them elsewhere.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
 import os
-import queue
 import re
 import signal
 import socket
@@ -23,11 +21,11 @@ import subprocess
 import threading
 import time
 import traceback
-from dataclasses import dataclass
 from typing import Any
 
 from troy.agent.launcher import describe_exit, prepare, start
 from troy.agent.reporter import Reporter
+from troy.agent.slots import Job, SlotPool
 from troy.core import protocol
 from troy.plugins.coordination.base import Coordination
 
@@ -37,17 +35,6 @@ log = logging.getLogger("troy.agent")
 KILL_GRACE = 2.0
 #: Seconds between looks at the control stream.
 CONTROL_INTERVAL = 0.05
-
-
-@dataclass(slots=True)
-class Job:
-    """A claimed unit."""
-
-    id: str
-    service: str
-    description: dict[str, Any]
-    attempt: int
-    cores: int
 
 
 class Agent:
@@ -74,16 +61,17 @@ class Agent:
         )
         self.queue = protocol.pilot_key(pilot_id)
         self.reporter = Reporter(coordination)
-        self.base_environment = dict(os.environ)
-        self.base_environment.update(description.get("environment") or {})
-        self.base_environment["TROY_PILOT_ID"] = pilot_id
-        self.base_environment.pop("TROY_AGENT_LOG", None)
+        # Units inherit the agent's environment: set what they all share once, here.
+        os.environ.update(description.get("environment") or {})
+        os.environ["TROY_PILOT_ID"] = pilot_id
+        os.environ["TROY_PILOT_DIRECTORY"] = self.directory
+        self.base_environment = os.environ
 
         self._lock = threading.Lock()
         self._running: dict[str, subprocess.Popen[bytes]] = {}
         self._cancel_requested: set[str] = set()
-        self._work: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
-        self._completions: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self.claim_size = max(64, 4 * self.slots)
+        self.pool = SlotPool(self.slots, self._run, low_water=max(2 * self.slots, 32))
         self._stop: tuple[str, str, str] | None = None  # (pilot state, unit state, detail)
         self._ending: tuple[str, str] | None = None  # unit state/detail for killed units
         self._control_cursor: Any = None
@@ -100,17 +88,13 @@ class Agent:
             protocol.pilot_state_event(state, self.attempt, **extra),
         )
 
-    # -- workers ---------------------------------------------------------------
-    def _worker(self) -> None:
-        while True:
-            job = self._work.get()
-            if job is None:
-                return
-            try:
-                self._execute(job)
-            except Exception:  # never lose a slot to a bug: report and go on
-                self._report_unit(job, "Failed", detail=f"agent error: {traceback.format_exc()}")
-            self._completions.put(job.cores)
+    # -- units -----------------------------------------------------------------
+    def _run(self, job: Job) -> None:
+        """Run one unit to its end in the calling slot thread; report whatever happens."""
+        try:
+            self._execute(job)
+        except Exception:  # never lose a slot to a bug: report and go on
+            self._report_unit(job, "Failed", detail=f"agent error: {traceback.format_exc()}")
 
     def _execute(self, job: Job) -> None:
         try:
@@ -155,7 +139,7 @@ class Agent:
         timer.start()
 
     # -- control -----------------------------------------------------------------
-    def _read_control(self, backlog: collections.deque[Job]) -> None:
+    def _read_control(self) -> None:
         events, self._control_cursor = self.coordination.read(
             protocol.control_stream(self.pilot_id), self._control_cursor
         )
@@ -167,8 +151,7 @@ class Agent:
                     running = [p for uid, p in self._running.items() if uid in ids]
                 for process in running:
                     self._kill(process)
-                for job in [job for job in backlog if job.id in ids]:
-                    backlog.remove(job)
+                for job in self.pool.remove(ids):
                     self._report_unit(job, "Canceled", detail="canceled before it started")
             elif event.get("ev") == "terminate" and event.get("a", 0) >= self.attempt:
                 reason = event.get("reason") or "pilot canceled"
@@ -179,7 +162,8 @@ class Agent:
         if self._stop is None:
             self._stop = (pilot_state, unit_state, detail)
 
-    def _accept(self, items: list[dict[str, Any]], backlog: collections.deque[Job]) -> None:
+    def _accept(self, items: list[dict[str, Any]]) -> None:
+        jobs = []
         for item in items:
             description = item["d"]
             cores = int(
@@ -195,7 +179,8 @@ class Agent:
                     detail=f"needs {cores} slots but pilot {self.pilot_id} has {self.slots}",
                 )
             else:
-                backlog.append(job)
+                jobs.append(job)
+        self.pool.add(jobs)
 
     # -- main loop ---------------------------------------------------------------
     def run(self) -> int:
@@ -203,36 +188,34 @@ class Agent:
         os.makedirs(self.directory, exist_ok=True)
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: self._signaled.set())
-        workers = [
-            threading.Thread(target=self._worker, name=f"troy-slot-{n}", daemon=True)
-            for n in range(self.slots)
-        ]
-        for worker in workers:
-            worker.start()
+        self.pool.start()
         self._report_pilot("Running", slots=self.slots, host=self.host, pid=os.getpid())
         self.reporter.flush()
-        backlog: collections.deque[Job] = collections.deque()
         try:
-            self._loop(backlog)
+            self._loop()
         except Exception:
             self.request_stop("Failed", "Failed", f"agent error: {traceback.format_exc()}")
         assert self._stop is not None
-        self._shutdown(backlog, workers, *self._stop)
+        self._shutdown(*self._stop)
         return 0 if self._stop[0] != "Failed" else 1
 
-    def _loop(self, backlog: collections.deque[Job]) -> None:
-        free = self.slots
-        claim_size = max(64, 4 * self.slots)
+    def _loop(self) -> None:
+        """Claim units while the backlog is low; watch control, signals and the wall time.
+
+        Starting units is the slot threads' business; this loop only keeps them fed
+        and writes their reports in batches.
+        """
         next_control = 0.0
         idle = 0.005
+        low_water = max(2 * self.slots, 32)
         while True:
             now = time.monotonic()
             if now >= next_control:
-                self._read_control(backlog)
+                self._read_control()
                 next_control = now + CONTROL_INTERVAL
             if self._signaled.is_set():
                 # A terminate request sent with the signal says why; read it first.
-                self._read_control(backlog)
+                self._read_control()
                 self.request_stop("Canceled", "Canceled", "pilot canceled")
             if self.deadline is not None and now >= self.deadline:
                 detail = f"pilot wall_time_limit of {self.wall_time_limit:g} min reached"
@@ -240,57 +223,32 @@ class Agent:
             if self._stop is not None:
                 return
             claimed = 0
-            if len(backlog) < 2 * self.slots:
-                items = self.coordination.claim(self.queue, self.claimer, claim_size)
+            if self.pool.waiting <= low_water:
+                items = self.coordination.claim(self.queue, self.claimer, self.claim_size)
                 claimed = len(items)
-                self._accept(items, backlog)
-            while backlog and backlog[0].cores <= free:
-                job = backlog.popleft()
-                free -= job.cores
-                self._work.put(job)
+                self._accept(items)
             if self.reporter.due():
                 self.reporter.flush()
-            if claimed or free < self.slots or backlog:
+            if claimed or self.pool.busy or self.pool.waiting:
                 idle = 0.005
                 timeout = min(self.reporter.interval, CONTROL_INTERVAL)
             else:
-                timeout = idle
-                idle = min(idle * 2, 0.1)
                 if self.reporter.pending:
                     self.reporter.flush()
-            try:
-                free += self._completions.get(timeout=timeout)
-                while True:
-                    free += self._completions.get_nowait()
-            except queue.Empty:
-                pass
+                timeout = idle
+                idle = min(idle * 2, 0.1)
+            self.pool.hungry.wait(timeout)
+            self.pool.hungry.clear()
 
-    def _shutdown(
-        self,
-        backlog: collections.deque[Job],
-        workers: list[threading.Thread],
-        pilot_state: str,
-        unit_state: str,
-        detail: str,
-    ) -> None:
+    def _shutdown(self, pilot_state: str, unit_state: str, detail: str) -> None:
+        # Units waiting to start go back to the pilot's queue: the manager places them again.
+        pending = self.pool.drain()
         with self._lock:
             self._ending = (unit_state, detail)
             running = list(self._running.values())
         for process in running:
             self._kill(process)
-        # Units waiting to start go back to the pilot's queue: the manager places them again.
-        pending = list(backlog)
-        while True:
-            try:
-                job = self._work.get_nowait()
-            except queue.Empty:
-                break
-            if job is not None:
-                pending.append(job)
-        for _ in workers:
-            self._work.put(None)
-        for worker in workers:
-            worker.join(timeout=KILL_GRACE + 3)
+        self.pool.close(timeout=KILL_GRACE + 3)
         if pending:
             self.coordination.enqueue(
                 self.queue,

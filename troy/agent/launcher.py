@@ -13,7 +13,7 @@ import re
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any
 
 _VARIABLE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 
@@ -36,7 +36,8 @@ class Prepared:
 
     argv: list[str]
     sandbox: str
-    environment: dict[str, str]
+    #: The unit's whole environment, or None to inherit the agent's (no "environment" given).
+    environment: dict[str, str] | None
     stdin: str | None
     stdout: str
     stderr: str
@@ -48,16 +49,21 @@ def prepare(
     pilot_directory: str,
     base_environment: Mapping[str, str],
 ) -> Prepared:
-    """Work out argv, sandbox, environment and redirections of one unit."""
-    environment = dict(base_environment)
-    environment.update(description.get("environment") or {})
+    """Work out argv, sandbox, environment and redirections of one unit.
+
+    ``base_environment`` must be the agent's own environment: a unit without an
+    ``environment`` of its own inherits it as it is, which spares copying and
+    encoding it for every one of many short units.
+    """
+    extra = description.get("environment")
+    environment: Mapping[str, str] = base_environment
+    if extra:
+        environment = {**base_environment, **extra}
     named = description.get("working_directory")
     if named:
         sandbox = os.path.join(pilot_directory, expand(named, environment))
     else:
         sandbox = os.path.join(pilot_directory, unit_id)
-    environment["TROY_UNIT_ID"] = unit_id
-    environment["TROY_SANDBOX"] = sandbox
     argv = [expand(description["executable"], environment)]
     argv.extend(expand(argument, environment) for argument in description.get("arguments") or ())
 
@@ -69,11 +75,23 @@ def prepare(
     return Prepared(
         argv=argv,
         sandbox=sandbox,
-        environment=environment,
+        environment=dict(environment) if extra else None,
         stdin=in_sandbox(description.get("input"), None),
         stdout=in_sandbox(description.get("output"), "stdout") or "",
         stderr=in_sandbox(description.get("error"), "stderr") or "",
     )
+
+
+_OUTPUT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+_devnull: int | None = None
+
+
+def _null_input() -> int:
+    """One read-only /dev/null descriptor, shared by every unit without an input file."""
+    global _devnull
+    if _devnull is None:
+        _devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    return _devnull
 
 
 def start(prepared: Prepared) -> subprocess.Popen[bytes]:
@@ -81,33 +99,37 @@ def start(prepared: Prepared) -> subprocess.Popen[bytes]:
 
     Raises OSError (e.g. FileNotFoundError for a missing executable) on failure.
     """
-    os.makedirs(prepared.sandbox, exist_ok=True)
-    stdin: IO[bytes] | int = subprocess.DEVNULL
-    stdout = open(prepared.stdout, "ab")  # noqa: SIM115 - closed below, after the fork
     try:
-        stderr = (
-            stdout if prepared.stderr == prepared.stdout else open(prepared.stderr, "ab")  # noqa: SIM115
+        os.mkdir(prepared.sandbox)
+    except FileExistsError:
+        pass
+    except FileNotFoundError:  # a named working_directory several levels deep
+        os.makedirs(prepared.sandbox, exist_ok=True)
+    opened: list[int] = []
+    try:
+        stdout = os.open(prepared.stdout, _OUTPUT_FLAGS, 0o644)
+        opened.append(stdout)
+        stderr = stdout
+        if prepared.stderr != prepared.stdout:
+            stderr = os.open(prepared.stderr, _OUTPUT_FLAGS, 0o644)
+            opened.append(stderr)
+        stdin = _null_input()
+        if prepared.stdin is not None:
+            stdin = os.open(prepared.stdin, os.O_RDONLY | os.O_CLOEXEC)
+            opened.append(stdin)
+        return subprocess.Popen(
+            prepared.argv,
+            cwd=prepared.sandbox,
+            env=prepared.environment,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            start_new_session=True,
+            close_fds=True,
         )
-        try:
-            if prepared.stdin is not None:
-                stdin = open(prepared.stdin, "rb")  # noqa: SIM115
-            return subprocess.Popen(
-                prepared.argv,
-                cwd=prepared.sandbox,
-                env=prepared.environment,
-                stdin=stdin,
-                stdout=stdout,
-                stderr=stderr,
-                start_new_session=True,
-                close_fds=True,
-            )
-        finally:
-            if stderr is not stdout:
-                stderr.close()
-            if not isinstance(stdin, int):
-                stdin.close()
     finally:
-        stdout.close()
+        for descriptor in opened:
+            os.close(descriptor)
 
 
 def describe_exit(returncode: int) -> str:

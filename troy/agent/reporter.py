@@ -16,12 +16,24 @@ class Reporter:
         self._coordination = coordination
         self._lock = threading.Lock()
         self._pending: dict[str, list[dict[str, Any]]] = {}
+        #: Running events not yet written, by unit id: a final event merges into them.
+        self._running: dict[str, dict[str, Any]] = {}
         self._count = 0
         self._last_flush = 0.0
         self.interval = interval
 
     def add(self, stream: str, event: dict[str, Any]) -> None:
         with self._lock:
+            if event.get("s") == "Running" and "id" in event:
+                self._running[event["id"]] = event
+            elif "id" in event and event["id"] in self._running:
+                # A unit that ended before its start was written: one event says both,
+                # {"s": <final>, "run": <when it started>, ...}; readers expand it.
+                running = self._running.pop(event["id"])
+                if running.get("a") == event.get("a"):
+                    running["run"] = running["ts"]
+                    running.update(event)
+                    return
             self._pending.setdefault(stream, []).append(event)
             self._count += 1
 
@@ -40,6 +52,7 @@ class Reporter:
         """Write everything collected so far, one append per stream."""
         with self._lock:
             pending, self._pending, self._count = self._pending, {}, 0
+            self._running.clear()
         self._last_flush = time.monotonic()
         for stream, events in pending.items():
             self._coordination.append(stream, events)

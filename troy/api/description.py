@@ -292,7 +292,10 @@ class _Description:
         return iter(self._values)
 
     def get(self, name: str, default: Any = None) -> Any:
-        value = self.__getattr__(name)
+        """The attribute's value, or ``default`` if it is unset."""
+        value = self._values.get(name)
+        if value is None:
+            value = self._values.get(self._canonical(name))  # an alias, or an error
         return default if value is None else value
 
     def as_dict(self) -> dict[str, Any]:

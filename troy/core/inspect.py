@@ -14,7 +14,7 @@ from troy.api.errors import NoSuchObject
 from troy.api.objects import _Stateful
 from troy.api.states import STATE_RANK, State
 from troy.core import protocol
-from troy.core.transitions import advance
+from troy.core.transitions import advance, steps
 from troy.plugins.coordination.base import Coordination
 
 
@@ -66,10 +66,13 @@ class ServiceView:
 
 def _replay(obj: _Stateful, events: list[dict[str, Any]], extra: dict[str, Any]) -> None:
     for event in events:
-        if event.get("ev") == "state" and (
-            advance(obj, State(event["s"]), event.get("a", 0), event["ts"], event.get("detail"))
-            is not None
-        ):
+        if event.get("ev") != "state":
+            continue
+        accepted = False
+        for state, ts, detail in steps(event):
+            change = advance(obj, state, event.get("a", 0), ts, detail)
+            accepted = accepted or change is not None
+        if accepted:
             for key in ("pilot", "exit", "slots"):
                 if key in event:
                     extra[key] = event[key]
@@ -124,6 +127,8 @@ def service_view(coordination: Coordination, service_id: str) -> ServiceView:
             obj = _Stateful(event["id"])
             obj.history.append((State.New, event["ts"]))
             units[event["id"]] = (obj, {"cores": WorkUnitDescription(event["d"]).cores})
+            if "state" in event:  # placed (or failed) as it was submitted
+                states.append(event["state"])
         elif kind == "state":
             states.append(event)
     # Writers interleave in any order: replay each unit's events in life-cycle order.

@@ -97,7 +97,7 @@ class PilotManager:
     def _load_pilots(self) -> None:
         """Pick up pilots recorded in the service stream (created here or by another process)."""
         events, self._service_cursor = self.coordination.read(
-            protocol.service_key(self.service_id), self._service_cursor
+            protocol.service_key(self.service_id), self._service_cursor, skip_own=True
         )
         for event in events:
             if event.get("ev") != "pilot" or event["id"] in self._pilots:
@@ -262,7 +262,7 @@ class PilotManager:
 
     def _read_stream(self, pilot: PilotJob) -> bool:
         events, self._cursors[pilot.id] = self.coordination.read(
-            protocol.pilot_key(pilot.id), self._cursors.get(pilot.id)
+            protocol.pilot_key(pilot.id), self._cursors.get(pilot.id), skip_own=True
         )
         if events:
             self._apply(pilot, events)

@@ -17,9 +17,11 @@ Queues
 Service events (short keys: a run of 100,000 units writes them all)
     {"ev": "pilot", "id"}                                   pilot created (pilot-job service)
     {"ev": "add" | "remove", "pjs"}                         pilot-job service attached/detached
-    {"ev": "unit", "id", "d", "ts"}                         unit submitted (state New)
+    {"ev": "unit", "id", "d", "ts", "state"?}               unit submitted (New); "state" holds
+                                                            the state event it got at once
     {"ev": "state", "id", "s", "ts", "a", ...}              unit state change; optional
-        "pilot", "detail", "exit", "sandbox"
+        "pilot", "detail", "exit", "sandbox", "host", and "run": the time it started
+        Running when one final event also stands for the Running before it
 Pilot events
     {"ev": "state", "s", "ts", "a", "detail"?, "slots"?, "host"?, "pid"?}
 Control events

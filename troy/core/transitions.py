@@ -18,6 +18,18 @@ from troy.api.states import STATE_RANK, State
 Change = tuple[_Stateful, str, Any, float]
 
 
+def steps(event: dict[str, Any]) -> list[tuple[State, float, str | None]]:
+    """The transitions (state, time, detail) one recorded unit event stands for, in order.
+
+    Agents write a unit that ended before its start was reported as one event
+    with the start time in "run": it stands for Running, then the final state.
+    """
+    final = (State(event["s"]), event["ts"], event.get("detail"))
+    if "run" in event:
+        return [(State.Running, event["run"], None), final]
+    return [final]
+
+
 def advance(
     obj: _Stateful, state: State, attempt: int, ts: float, detail: str | None
 ) -> list[Change] | None:

@@ -22,7 +22,7 @@ from troy.api.states import State
 from troy.core import config, hooks, protocol, registry
 from troy.core.monitor import Monitor
 from troy.core.pilot_manager import PilotManager, absolute_url
-from troy.core.transitions import Change, advance
+from troy.core.transitions import Change, advance, steps
 from troy.plugins.schedulers.base import PilotOffer, Scheduler, UnitRequest
 
 log = logging.getLogger("troy.units")
@@ -62,6 +62,8 @@ class UnitManager:
         self._owned_managers: list[PilotManager] = []
         self._pilot_seen: dict[str, tuple[State, int, int | None]] = {}
         self._cursor: Any = None
+        #: State events read before the event that submitted their unit.
+        self._orphans: dict[str, list[dict[str, Any]]] = {}
         self._unsettled = 0
         if service_id is None:
             self.service_id = config.new_id("wus")
@@ -138,23 +140,31 @@ class UnitManager:
     def submit(self, descriptions: Sequence[Any]) -> list[WorkUnit]:
         checked = _validated(descriptions)
         now = time.time()
-        units = []
-        events = []
-        with self.lock:
-            for description in checked:
-                unit_id = f"{self.service_id}.{self._next_number}"
-                self._next_number += 1
-                unit = WorkUnit(self, unit_id, description)
-                unit.history.append((State.New, now))
-                units.append(unit)
-                events.append({"ev": "unit", "id": unit_id, "d": description.as_dict(), "ts": now})
-        # Durable first: once submit returns, a new process sees every unit.
-        self.coordination.append(protocol.service_key(self.service_id), events)
-        with self.lock:
-            for unit in units:
-                self._units[unit.id] = unit
-            self._unsettled += len(units)
-        self._place(units)
+        with self._place_lock:
+            with self.lock:
+                units = []
+                for description in checked:
+                    unit = WorkUnit(self, f"{self.service_id}.{self._next_number}", description)
+                    self._next_number += 1
+                    unit.history.append((State.New, now))
+                    units.append(unit)
+            # Each description becomes a plain dict once: recorded, and handed to an agent.
+            plain = [unit.description.as_dict() for unit in units]
+            decided, by_pilot = self._placement(units, plain)
+            events = []
+            for unit, values in zip(units, plain, strict=True):
+                event: dict[str, Any] = {"ev": "unit", "id": unit.id, "d": values, "ts": now}
+                if unit.id in decided:
+                    event["state"] = decided[unit.id]
+                events.append(event)
+            # Durable first: once submit returns, a new process sees every unit and where it is.
+            self.coordination.append(protocol.service_key(self.service_id), events)
+            with self.lock:
+                for unit in units:
+                    self._units[unit.id] = unit
+                self._unsettled += len(units)
+            self._apply(decided.values())
+            self._hand_over(by_pilot)
         return units
 
     # -- placement ------------------------------------------------------------------------
@@ -176,11 +186,77 @@ class UnitManager:
                     state=state,
                     slots=pilot.slots,
                     queued=load.get(pilot.id, 0),
-                    datacenter=description.affinity_datacenter_label,
-                    machine=description.affinity_machine_label,
+                    datacenter=description.get("affinity_datacenter_label"),
+                    machine=description.get("affinity_machine_label"),
                 )
             )
         return offers
+
+    def _placement(
+        self, units: Sequence[WorkUnit], plain: Sequence[dict[str, Any]] | None = None
+    ) -> tuple[dict[str, dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+        """Decide where units go, writing nothing.
+
+        Returns the state event decided per unit id (Pending on a pilot, or Failed
+        for a unit no pilot can ever hold) and the queue items per pilot id.
+        ``plain`` are the units' descriptions as dicts, if the caller has them.
+        """
+        decided: dict[str, dict[str, Any]] = {}
+        by_pilot: dict[str, list[dict[str, Any]]] = {}
+        offers = self._offers()
+        if not units or not offers:
+            return decided, by_pilot
+        largest = max((o.slots for o in offers if o.slots is not None), default=None)
+        if any(o.slots is None for o in offers):
+            largest = None  # a pilot of unknown size may hold anything
+        fitting = []
+        for index, unit in enumerate(units):
+            cores = unit.description.cores
+            if largest is not None and cores > largest:
+                decided[unit.id] = protocol.unit_state_event(
+                    unit.id,
+                    "Failed",
+                    unit.attempt,
+                    detail=f"needs {cores} slots; the largest pilot has {largest}",
+                )
+            else:
+                fitting.append((index, unit))
+        requests = []
+        for _, unit in fitting:
+            get = unit.description.get
+            requests.append(
+                UnitRequest(
+                    id=unit.id,
+                    cores=unit.description.cores,
+                    datacenter=get("affinity_datacenter_label"),
+                    machine=get("affinity_machine_label"),
+                    input_data=tuple(str(x) for x in get("input_data") or ()),
+                )
+            )
+        placement = self.scheduler.place(requests, offers) if requests else {}
+        known = {offer.id for offer in offers}
+        for index, unit in fitting:
+            pilot_id = placement.get(unit.id)
+            if pilot_id is None:
+                continue
+            if pilot_id not in known:
+                raise SchedulerError(
+                    f"scheduler '{self.scheduler.name}' placed {unit.id} on unknown pilot "
+                    f"{pilot_id!r}"
+                )
+            attempt = unit.attempt + (1 if unit.state == State.Pending else 0)
+            decided[unit.id] = protocol.unit_state_event(
+                unit.id, "Pending", attempt, pilot=pilot_id
+            )
+            values = plain[index] if plain is not None else unit.description.as_dict()
+            by_pilot.setdefault(pilot_id, []).append(
+                {"id": unit.id, "service": self.service_id, "d": values, "a": attempt}
+            )
+        return decided, by_pilot
+
+    def _hand_over(self, by_pilot: dict[str, list[dict[str, Any]]]) -> None:
+        for pilot_id, items in by_pilot.items():
+            self.coordination.enqueue(protocol.pilot_key(pilot_id), items)
 
     def _place(self, units: Sequence[WorkUnit], withdrawn_from: str | None = None) -> None:
         """Place waiting units on live pilots; units no pilot can ever hold fail at once.
@@ -196,67 +272,14 @@ class UnitManager:
                 if u.state == State.New
                 or (withdrawn_from and u.state == State.Pending and u.pilot == withdrawn_from)
             ]
-            offers = self._offers()
-            if not units or not offers:
-                return
-            largest = max((o.slots for o in offers if o.slots is not None), default=None)
-            unknown = any(o.slots is None for o in offers)
-            events: list[dict[str, Any]] = []
-            fitting = []
-            for unit in units:
-                cores = unit.description.cores
-                if largest is not None and not unknown and cores > largest:
-                    events.append(
-                        protocol.unit_state_event(
-                            unit.id,
-                            "Failed",
-                            unit.attempt,
-                            detail=f"needs {cores} slots; the largest pilot has {largest}",
-                        )
-                    )
-                else:
-                    fitting.append(unit)
-            requests = [
-                UnitRequest(
-                    id=u.id,
-                    cores=u.description.cores,
-                    datacenter=u.description.affinity_datacenter_label,
-                    machine=u.description.affinity_machine_label,
-                    input_data=tuple(str(x) for x in u.description.input_data or ()),
-                )
-                for u in fitting
-            ]
-            placement = self.scheduler.place(requests, offers) if requests else {}
-            known = {offer.id for offer in offers}
-            by_pilot: dict[str, list[dict[str, Any]]] = {}
-            for unit in fitting:
-                pilot_id = placement.get(unit.id)
-                if pilot_id is None:
-                    continue
-                if pilot_id not in known:
-                    raise SchedulerError(
-                        f"scheduler '{self.scheduler.name}' placed {unit.id} on unknown pilot "
-                        f"{pilot_id!r}"
-                    )
-                attempt = unit.attempt + (1 if unit.state == State.Pending else 0)
-                events.append(
-                    protocol.unit_state_event(unit.id, "Pending", attempt, pilot=pilot_id)
-                )
-                by_pilot.setdefault(pilot_id, []).append(
-                    {
-                        "id": unit.id,
-                        "service": self.service_id,
-                        "d": unit.description.as_dict(),
-                        "a": attempt,
-                    }
-                )
-            if not events:
+            decided, by_pilot = self._placement(units)
+            if not decided:
                 return
             # Record first, then hand over: a unit in a queue is always known as Pending there.
+            events = list(decided.values())
             self.coordination.append(protocol.service_key(self.service_id), events)
             self._apply(events)
-            for pilot_id, items in by_pilot.items():
-                self.coordination.enqueue(protocol.pilot_key(pilot_id), items)
+            self._hand_over(by_pilot)
 
     # -- events ---------------------------------------------------------------------------
     def _apply(self, events: Iterable[dict[str, Any]]) -> None:
@@ -268,18 +291,10 @@ class UnitManager:
                 if kind == "state":
                     unit = self._units.get(event["id"])
                     if unit is None:
+                        # Its "unit" event is in another writer's file, not read yet.
+                        self._orphans.setdefault(event["id"], []).append(event)
                         continue
-                    made = advance(
-                        unit, State(event["s"]), event.get("a", 0), event["ts"], event.get("detail")
-                    )
-                    if made is not None:
-                        if "pilot" in event:
-                            unit.pilot = event["pilot"]
-                        if "exit" in event:
-                            unit.exit_code = event["exit"]
-                        if "sandbox" in event:
-                            unit.sandbox = event["sandbox"]
-                        changes += made
+                    changes += self._advance_unit(unit, event) or []
                 elif kind == "unit" and event["id"] not in self._units:
                     unit = WorkUnit(self, event["id"], WorkUnitDescription(event["d"]))
                     unit.history.append((State.New, event["ts"]))
@@ -287,6 +302,11 @@ class UnitManager:
                     self._unsettled += 1
                     number = int(event["id"].rpartition(".")[2])
                     self._next_number = max(self._next_number, number + 1)
+                    later = self._orphans.pop(unit.id, [])
+                    if "state" in event:
+                        later.insert(0, event["state"])
+                    for state_event in later:
+                        changes += self._advance_unit(unit, state_event) or []
                 elif kind in ("add", "remove"):
                     sequence.append((kind, event["pjs"]))
         # Replay attach/detach in order; a service seen only in the stream (another
@@ -306,6 +326,23 @@ class UnitManager:
                     self._pilot_managers.pop(service_id, None)
         if changes:
             self.monitor_notify(changes)
+
+    @staticmethod
+    def _advance_unit(unit: WorkUnit, event: dict[str, Any]) -> list[Change] | None:
+        """Apply one state event to a unit (and its pilot, exit code, sandbox); None if stale."""
+        made: list[Change] | None = None
+        for state, ts, detail in steps(event):
+            step = advance(unit, state, event.get("a", 0), ts, detail)
+            if step is not None:
+                made = (made or []) + step
+        if made is not None:
+            if "pilot" in event:
+                unit.pilot = event["pilot"]
+            if "exit" in event:
+                unit.exit_code = event["exit"]
+            if "sandbox" in event:
+                unit.sandbox = event["sandbox"]
+        return made
 
     def monitor_notify(self, changes: list[Change]) -> None:
         monitor = getattr(self, "monitor", None)
@@ -341,7 +378,7 @@ class UnitManager:
 
     def _read_stream(self) -> bool:
         events, self._cursor = self.coordination.read(
-            protocol.service_key(self.service_id), self._cursor
+            protocol.service_key(self.service_id), self._cursor, skip_own=True
         )
         if events:
             self._apply(events)

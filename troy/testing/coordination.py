@@ -261,6 +261,27 @@ class StreamTests(CoordinationFixtures):
 
         assert events == [{"n": 1}]
 
+    def test_skip_own_passes_over_this_connections_events(self, connect: Connect, ns: str) -> None:
+        stream = f"{ns}/events"
+        mine, other = connect(), connect()
+        mine.append(stream, [{"n": 0}])
+        other.append(stream, [{"n": 1}])
+
+        events, cursor = mine.read(stream, skip_own=True)
+        assert events == [{"n": 1}]
+
+        mine.append(stream, [{"n": 2}])
+        other.append(stream, [{"n": 3}])
+        events, cursor = mine.read(stream, cursor, skip_own=True)
+        assert events == [{"n": 3}]
+        events, _ = mine.read(stream, cursor, skip_own=True)
+        assert events == []
+
+        everything, _ = other.read(stream)
+        assert sorted(e["n"] for e in everything) == [0, 1, 2, 3]
+        without_skip, _ = mine.read(stream)
+        assert sorted(e["n"] for e in without_skip) == [0, 1, 2, 3]
+
     def test_empty_batch_is_harmless(self, coordination: Coordination, ns: str) -> None:
         stream = f"{ns}/events"
         coordination.append(stream, [])

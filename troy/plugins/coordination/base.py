@@ -70,8 +70,15 @@ class Coordination(ABC):
         """Append events as one batch: readers see all of them or none."""
 
     @abstractmethod
-    def read(self, stream: str, cursor: Cursor = None) -> tuple[list[dict[str, Any]], Cursor]:
-        """Events appended after ``cursor``, and the cursor to pass next time."""
+    def read(
+        self, stream: str, cursor: Cursor = None, skip_own: bool = False
+    ) -> tuple[list[dict[str, Any]], Cursor]:
+        """Events appended after ``cursor``, and the cursor to pass next time.
+
+        With ``skip_own``, events appended through this same connection are passed
+        over (the cursor still moves past them): a writer that applied its own
+        events when it wrote them need not parse them again.
+        """
 
     # -- queues ------------------------------------------------------------
     @abstractmethod

@@ -52,6 +52,7 @@ import os
 import re
 import secrets
 import socket
+import threading
 import time
 from collections import deque
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -177,6 +178,9 @@ class FileCoordination(Coordination):
         self._last_ns = 0
         #: Per pending folder: bundle names of the last listing not yet tried.
         self._listings: dict[str, deque[str]] = {}
+        #: Per stream folder: where this connection's own file ends after its last append.
+        self._own_ends: dict[str, int] = {}
+        self._append_lock = threading.Lock()
         for folder in (self._records, self._streams, self._queues):
             self._mkdir(folder)
         if not os.access(self.root, os.W_OK | os.X_OK):
@@ -285,8 +289,10 @@ class FileCoordination(Coordination):
             raise CoordinationError(f"cannot open stream file {path}: {exc}") from exc
         written = 0
         try:
-            while written < len(line):
-                written += os.write(fd, line[written:])
+            with self._append_lock:  # threads of this connection share its file
+                while written < len(line):
+                    written += os.write(fd, line[written:])
+                self._own_ends[folder] = os.lseek(fd, 0, os.SEEK_CUR)
         except OSError as exc:
             if written:
                 # The file is ours alone and no reader takes a line without its newline:
@@ -297,7 +303,9 @@ class FileCoordination(Coordination):
         finally:
             os.close(fd)
 
-    def read(self, stream: str, cursor: Cursor = None) -> tuple[list[dict[str, Any]], Cursor]:
+    def read(
+        self, stream: str, cursor: Cursor = None, skip_own: bool = False
+    ) -> tuple[list[dict[str, Any]], Cursor]:
         """Complete batches after ``cursor``: each writer's in order, writers by file name."""
         folder = os.path.join(self._streams, _name(stream))
         positions = _positions(cursor)
@@ -313,9 +321,15 @@ class FileCoordination(Coordination):
         except OSError as exc:
             raise CoordinationError(f"cannot list stream {folder}: {exc}") from exc
         events: list[dict[str, Any]] = []
+        own = self.writer + ".jsonl" if skip_own else None
         for name, size in logs:
             offset = positions.get(name, 0)
             if size <= offset:
+                continue
+            if name == own:
+                # Skip our own batches unread, up to the end of the last one completed.
+                with self._append_lock:
+                    positions[name] = max(offset, self._own_ends.get(folder, offset))
                 continue
             path = os.path.join(folder, name)
             try:
