@@ -35,6 +35,8 @@ log = logging.getLogger("troy.agent")
 KILL_GRACE = 2.0
 #: Seconds between looks at the control stream.
 CONTROL_INTERVAL = 0.05
+#: Longest pause between looks at an empty queue (what a new unit may wait to be claimed).
+IDLE_POLL = 0.025
 
 
 class Agent:
@@ -60,7 +62,9 @@ class Agent:
             r"[^A-Za-z0-9._-]", "_", f"{pilot_id}.{self.attempt}.{host}.{os.getpid()}"
         )
         self.queue = protocol.pilot_key(pilot_id)
-        self.reporter = Reporter(coordination)
+        #: Wakes the main loop: a report to write, or the backlog running low.
+        self._wake = threading.Event()
+        self.reporter = Reporter(coordination, self._wake)
         # Units inherit the agent's environment: set what they all share once, here.
         os.environ.update(description.get("environment") or {})
         os.environ["TROY_PILOT_ID"] = pilot_id
@@ -71,7 +75,9 @@ class Agent:
         self._running: dict[str, subprocess.Popen[bytes]] = {}
         self._cancel_requested: set[str] = set()
         self.claim_size = max(64, 4 * self.slots)
-        self.pool = SlotPool(self.slots, self._run, low_water=max(2 * self.slots, 32))
+        self.pool = SlotPool(
+            self.slots, self._run, low_water=max(2 * self.slots, 32), hungry=self._wake
+        )
         self._stop: tuple[str, str, str] | None = None  # (pilot state, unit state, detail)
         self._ending: tuple[str, str] | None = None  # unit state/detail for killed units
         self._control_cursor: Any = None
@@ -236,9 +242,9 @@ class Agent:
                 if self.reporter.pending:
                     self.reporter.flush()
                 timeout = idle
-                idle = min(idle * 2, 0.1)
-            self.pool.hungry.wait(timeout)
-            self.pool.hungry.clear()
+                idle = min(idle * 2, IDLE_POLL)
+            self._wake.wait(timeout)
+            self._wake.clear()
 
     def _shutdown(self, pilot_state: str, unit_state: str, detail: str) -> None:
         # Units waiting to start go back to the pilot's queue: the manager places them again.

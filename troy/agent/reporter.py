@@ -12,7 +12,9 @@ from troy.plugins.coordination.base import Coordination
 class Reporter:
     """Collects events per stream from many threads; `flush` writes each stream once."""
 
-    def __init__(self, coordination: Coordination, interval: float = 0.02) -> None:
+    def __init__(
+        self, coordination: Coordination, wake: threading.Event, interval: float = 0.02
+    ) -> None:
         self._coordination = coordination
         self._lock = threading.Lock()
         self._pending: dict[str, list[dict[str, Any]]] = {}
@@ -21,6 +23,8 @@ class Reporter:
         self._count = 0
         self._last_flush = 0.0
         self.interval = interval
+        #: Set when a report arrives after a quiet spell, so it is written at once.
+        self._wake = wake
 
     def add(self, stream: str, event: dict[str, Any]) -> None:
         with self._lock:
@@ -36,6 +40,8 @@ class Reporter:
                     return
             self._pending.setdefault(stream, []).append(event)
             self._count += 1
+            if self._count == 1:
+                self._wake.set()
 
     @property
     def pending(self) -> int:

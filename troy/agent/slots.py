@@ -29,7 +29,9 @@ class Job:
 class SlotPool:
     """Runs jobs with ``run(job)`` in ``slots`` worker threads, counting slots."""
 
-    def __init__(self, slots: int, run: Callable[[Job], None], low_water: int) -> None:
+    def __init__(
+        self, slots: int, run: Callable[[Job], None], low_water: int, hungry: threading.Event
+    ) -> None:
         self.slots = slots
         self._run = run
         self._free = slots
@@ -38,7 +40,7 @@ class SlotPool:
         self._closing = False
         self._low_water = low_water
         #: Set when the backlog runs low: time to claim more.
-        self.hungry = threading.Event()
+        self.hungry = hungry
         self._threads = [
             threading.Thread(target=self._work, name=f"troy-slot-{n}", daemon=True)
             for n in range(slots)

@@ -401,7 +401,8 @@ class UnitManager:
                 waiting = [u for u in self._units.values() if u.state == State.New]
             if waiting:
                 self._place(waiting)
-        return busy
+        # While units are out on pilots, look often: a finished run is noticed at once.
+        return busy or (self._unsettled > 0 and bool(self._pilots()))
 
     def _pilot_ended(self, pilot: PilotJob) -> None:
         """Place again the units a finished pilot never started; end those it lost."""
