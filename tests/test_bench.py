@@ -1,0 +1,28 @@
+"""The benchmark stays runnable: a tiny run of every workload (its timings are not checked)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "throughput.py"
+
+
+def test_throughput_benchmark_runs_every_workload(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable, str(BENCH), "-n", "40", "--n-sleep", "4", "--n-scale", "300",
+            "--repeats", "1", "--coordination", (tmp_path / "coordination").as_uri(),
+        ],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    line = next(line for line in result.stdout.splitlines() if line.startswith("RESULT "))
+    figures = json.loads(line.removeprefix("RESULT "))
+    assert figures["w1"]["n"] == 40 and figures["w1"]["troy_per_s"]["median"] > 0
+    assert figures["w1"]["raw_per_s"]["median"] > 0
+    assert figures["w2"]["makespan_s"]["median"] >= figures["w2"]["ideal_s"]
+    assert figures["startup"]["create_to_running_s"]["median"] > 0
+    assert figures["w3"]["n"] == 300 and figures["w3"]["manager_rss_mb"]["median"] > 0
