@@ -16,11 +16,19 @@ from troy.core import hooks
 from troy.testing.backends import process_gone, wait_until
 
 
-def two_slot_pilot(pilots: troy.PilotJobService, tmp_path: Path, **extra: object) -> troy.PilotJob:
+def local_pilot(
+    pilots: troy.PilotJobService, tmp_path: Path, slots: int = 2, **extra: object
+) -> troy.PilotJob:
+    """A pilot on this machine, its sandboxes under tmp_path/pilot-<slots>."""
+    directory = tmp_path / f"pilot-{slots}"
     return pilots.create(
         "fork://localhost",
-        {"number_of_processes": 2, "working_directory": str(tmp_path / "pilot"), **extra},
+        {"number_of_processes": slots, "working_directory": str(directory), **extra},
     )
+
+
+def two_slot_pilot(pilots: troy.PilotJobService, tmp_path: Path, **extra: object) -> troy.PilotJob:
+    return local_pilot(pilots, tmp_path, 2, **extra)
 
 
 def test_500_units_on_a_two_slot_pilot(
@@ -47,7 +55,7 @@ def test_500_units_on_a_two_slot_pilot(
     for n, unit in enumerate(submitted):
         assert unit.exit_code == 0
         assert unit.sandbox is not None
-        assert Path(unit.sandbox).parent == tmp_path / "pilot"
+        assert Path(unit.sandbox).parent == tmp_path / "pilot-2"
         assert Path(unit.sandbox, "out.txt").read_text() == f"unit {n}\n"
         assert Path(unit.sandbox, "err.txt").read_text() == "to stderr\n"
         assert [s for s, _ in unit.history] == [State.New, State.Pending, State.Running, State.Done]
@@ -284,9 +292,7 @@ def test_units_of_a_canceled_pilot_move_to_a_live_one(
     pilots: troy.PilotJobService, units: troy.WorkUnitService, tmp_path: Path
 ) -> None:
     units.add(pilots)
-    first = pilots.create(
-        "fork://localhost", {"number_of_processes": 1, "working_directory": str(tmp_path / "a")}
-    )
+    first = local_pilot(pilots, tmp_path, slots=1)
     wait_until(lambda: first.state == State.Running, 30, "first pilot Running")
     blocker = units.submit({"executable": "/bin/sleep", "arguments": ["60"]})
     wait_until(lambda: blocker.state == State.Running, 30, "blocker Running")
@@ -302,10 +308,7 @@ def test_units_of_a_canceled_pilot_move_to_a_live_one(
 def test_agent_that_dies_fails_the_pilot_with_its_stderr(
     pilots: troy.PilotJobService, tmp_path: Path
 ) -> None:
-    pilot = pilots.create(
-        "fork://localhost",
-        {"number_of_processes": 1, "working_directory": str(tmp_path / "p")},
-    )
+    pilot = local_pilot(pilots, tmp_path, slots=1)
     wait_until(lambda: pilot.state == State.Running, 30, "pilot Running")
     assert pilot.handle is not None
     import os
@@ -320,11 +323,9 @@ def test_reinitialize_restarts_the_pilot_with_a_new_description(
     pilots: troy.PilotJobService, units: troy.WorkUnitService, tmp_path: Path
 ) -> None:
     units.add(pilots)
-    pilot = pilots.create(
-        "fork://localhost", {"number_of_processes": 1, "working_directory": str(tmp_path / "p")}
-    )
+    pilot = local_pilot(pilots, tmp_path, slots=1)
     wait_until(lambda: pilot.state == State.Running and pilot.slots == 1, 30, "pilot Running")
-    pilot.reinitialize({"number_of_processes": 2, "working_directory": str(tmp_path / "p")})
+    pilot.reinitialize({"number_of_processes": 2, "working_directory": str(tmp_path / "pilot-1")})
     wait_until(lambda: pilot.state == State.Running and pilot.slots == 2, 30, "pilot Running again")
     unit = units.submit({"executable": "/bin/true", "number_of_processes": 2})
     assert unit.wait(timeout=30) == State.Done
@@ -363,9 +364,7 @@ def test_units_on_a_removed_service_are_still_watched(
     pilots: troy.PilotJobService, units: troy.WorkUnitService, tmp_path: Path
 ) -> None:
     units.add(pilots)
-    pilot = pilots.create(
-        "fork://localhost", {"number_of_processes": 1, "working_directory": str(tmp_path / "p")}
-    )
+    pilot = local_pilot(pilots, tmp_path, slots=1)
     blocker = units.submit({"executable": "/bin/sleep", "arguments": ["60"]})
     queued = units.submit({"executable": "/bin/true"})
     wait_until(lambda: blocker.state == State.Running, 30, "blocker Running")
@@ -381,14 +380,12 @@ def test_reinitialize_cancels_running_units_with_the_reason(
     pilots: troy.PilotJobService, units: troy.WorkUnitService, tmp_path: Path
 ) -> None:
     units.add(pilots)
-    pilot = pilots.create(
-        "fork://localhost", {"number_of_processes": 1, "working_directory": str(tmp_path / "p")}
-    )
+    pilot = local_pilot(pilots, tmp_path, slots=1)
     states: list[object] = []
     pilot.set_callback("state", lambda obj, member, value: states.append(value))
     running = units.submit({"executable": "/bin/sleep", "arguments": ["60"]})
     wait_until(lambda: running.state == State.Running, 30, "unit Running")
-    pilot.reinitialize({"number_of_processes": 1, "working_directory": str(tmp_path / "p")})
+    pilot.reinitialize({"number_of_processes": 1, "working_directory": str(tmp_path / "pilot-1")})
     assert running.wait(timeout=30) == State.Canceled
     assert running.state_detail == "pilot reinitialized"
     wait_until(lambda: pilot.state == State.Running, 30, "pilot Running again")
@@ -401,9 +398,7 @@ def test_reinitialize_cancels_running_units_with_the_reason(
 def test_reconnected_pilot_service_delivers_final_states(
     pilots: troy.PilotJobService, tmp_path: Path, coordination_url: str
 ) -> None:
-    pilot = pilots.create(
-        "fork://localhost", {"number_of_processes": 1, "working_directory": str(tmp_path / "p")}
-    )
+    pilot = local_pilot(pilots, tmp_path, slots=1)
     wait_until(lambda: pilot.state == State.Running, 30, "pilot Running")
     pilot.cancel()
     for _ in range(5):  # the monitor of a new connection must not race its own start

@@ -12,6 +12,12 @@ from troy.core.pilot_manager import PilotManager
 from troy.core.unit_manager import UnitManager
 
 
+def _overall_state(members: Sequence[PilotJob] | Sequence[WorkUnit]) -> State:
+    if any(not member.state.is_final for member in members):
+        return State.Running
+    return State.Done if members else State.New
+
+
 class PilotJobService:
     """Creates and manages pilots (the Pilot-Manager of the P* model).
 
@@ -36,10 +42,7 @@ class PilotJobService:
     @property
     def state(self) -> State:
         """New without pilots, Running while any pilot is not final, then Done."""
-        pilots = self._manager.pilots()
-        if any(not p.state.is_final for p in pilots):
-            return State.Running
-        return State.Done if pilots else State.New
+        return _overall_state(self._manager.pilots())
 
     def create(
         self,
@@ -122,10 +125,8 @@ class WorkUnitService:
 
     @property
     def state(self) -> State:
-        units = self._manager.units()
-        if any(not u.state.is_final for u in units):
-            return State.Running
-        return State.Done if units else State.New
+        """New without units, Running while any unit is not final, then Done."""
+        return _overall_state(self._manager.units())
 
     def add(self, pjs: PilotJobService | Sequence[PilotJobService]) -> None:
         """Let this service place units on the pilots of ``pjs`` (one or a list)."""
