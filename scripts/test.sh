@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Install what the tests need, start the services they use, and run the whole suite:
-# lint (ruff), types (mypy on troy/), then pytest.  Extra arguments go to pytest.
+# lint (ruff), types (mypy on troy/), then pytest.  Arguments, if any, replace
+# pytest's default (the project's tests and the demo plugin package's).
 #
-#   bash scripts/test.sh            # everything
-#   bash scripts/test.sh -k reconnect
+#   bash scripts/test.sh                       # everything
+#   bash scripts/test.sh tests -k reconnect
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,9 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 "$venv/bin/python" -m pip install --quiet -e '.[test]'
+# A third-party plugin package, installed as users install one: the conformance
+# suites run against its plugins exactly as against troy's own.
+"$venv/bin/python" -m pip install --quiet -e examples/troy-demo
 
 # Services: the built-in plugins of this release need none (local backend,
 # file coordination, file store).  Live tiers for Redis, sshd, SLURM and S3
@@ -23,12 +27,14 @@ if [ -x scripts/services.sh ]; then
 fi
 
 echo "== ruff"
-"$venv/bin/ruff" check troy tests bench
-"$venv/bin/ruff" format --check troy tests bench
+"$venv/bin/ruff" check troy tests bench examples
+"$venv/bin/ruff" format --check troy tests bench examples
 echo "== mypy"
 "$venv/bin/mypy" troy
+"$venv/bin/mypy" --strict examples/troy-demo/src
 echo "== pytest"
 # Keep test runs out of the user's ~/.troy.
 TROY_HOME=$(mktemp -d -t troy-test-home.XXXXXX)
 export TROY_HOME
+[ $# -gt 0 ] || set -- tests examples/troy-demo/tests
 "$venv/bin/pytest" -q -rs -p no:cacheprovider "$@"

@@ -175,11 +175,12 @@ def test_observer_with_a_wrong_signature_or_name_is_refused() -> None:
         def troy_unit_state_chnaged(self, unit_id):  # type: ignore[no-untyped-def]
             pass
 
+    before = set(hooks.manager().get_plugins())
     with pytest.raises(troy.BadPlugin, match="colour"):
         hooks.register(Wrong())
     with pytest.raises(troy.BadPlugin, match="troy_unit_state_chnaged"):
         hooks.register(Misspelled())
-    assert not hooks.has_observers("troy_unit_state_changed")
+    assert set(hooks.manager().get_plugins()) == before  # neither stayed registered
 
 
 def test_a_raising_observer_does_not_silence_the_others() -> None:
@@ -216,9 +217,20 @@ def test_observer_entry_point_that_fails_to_import_is_skipped(
 ) -> None:
     from troy.core import hooks
 
+    (fake_distribution / "troyfake_observer.py").write_text(
+        "from troy.core.hooks import hookimpl\n\n"
+        "@hookimpl\n"
+        "def troy_unit_state_changed(unit_id):\n"
+        "    pass\n"
+    )
     info = fake_distribution / "troy_fake-1.2.3.dist-info" / "entry_points.txt"
-    info.write_text(info.read_text() + "\n[troy.observers]\nbroken = troyfake_nowhere\n")
-    monkeypatch.setattr(hooks, "_manager", None)
+    info.write_text(
+        info.read_text()
+        + "\n[troy.observers]\nbroken = troyfake_nowhere\nworking = troyfake_observer\n"
+    )
+    monkeypatch.setattr(hooks, "_manager", None)  # load entry points afresh
     monkeypatch.delenv("TROY_NO_PLUGIN_AUTOLOAD", raising=False)
-    assert not hooks.has_observers("troy_unit_state_changed")
+    loaded = {name for name, _ in hooks.manager().list_name_plugin()}
+    assert "working" in loaded and "broken" not in loaded
+    assert hooks.has_observers("troy_unit_state_changed")
     assert "observer 'broken = troyfake_nowhere' of troy-fake 1.2.3 is not used" in caplog.text

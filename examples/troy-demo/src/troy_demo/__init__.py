@@ -1,0 +1,12 @@
+"""troy-demo: one troy plugin of each kind, registered through entry points.
+
+- backend ``nice`` (`troy_demo.backend.NiceBackend`)
+- scheduler ``least_loaded`` (`troy_demo.scheduler.LeastLoadedScheduler`)
+- store ``memory`` (`troy_demo.store.MemoryStore`)
+- coordination ``memory`` (`troy_demo.coordination.MemoryCoordination`)
+- observer ``counter`` (the module `troy_demo.observer`)
+
+Nothing is imported here: troy loads each plugin by its entry point.
+"""
+
+__version__ = "0.1.0"
