@@ -385,12 +385,16 @@ def test_reinitialize_cancels_running_units_with_the_reason(
     pilot.set_callback("state", lambda obj, member, value: states.append(value))
     running = units.submit({"executable": "/bin/sleep", "arguments": ["60"]})
     wait_until(lambda: running.state == State.Running, 30, "unit Running")
+    queued = units.submit({"executable": "/bin/true"})  # waits behind it, on this pilot
     pilot.reinitialize({"number_of_processes": 1, "working_directory": str(tmp_path / "pilot-1")})
     assert running.wait(timeout=30) == State.Canceled
     assert running.state_detail == "pilot reinitialized"
+    assert queued.wait(timeout=30) == State.Done  # it stayed queued on the pilot
+    assert queued.pilot == pilot.id
     wait_until(lambda: pilot.state == State.Running, 30, "pilot Running again")
     assert pilot.attempt == 1
-    assert State.New in states and states[-1] == State.Running
+    assert State.Canceled not in states, states
+    assert states[-3:] == [State.New, State.Pending, State.Running], states
     after = units.submit({"executable": "/bin/true"})
     assert after.wait(timeout=30) == State.Done
 

@@ -223,14 +223,33 @@ def test_observer_entry_point_that_fails_to_import_is_skipped(
         "def troy_unit_state_changed(unit_id):\n"
         "    pass\n"
     )
+    (fake_distribution / "troyfake_misspelled.py").write_text(
+        "from troy.core.hooks import hookimpl\n\n"
+        "@hookimpl\n"
+        "def troy_unit_state_chnaged(unit_id):\n"
+        "    pass\n"
+    )
     info = fake_distribution / "troy_fake-1.2.3.dist-info" / "entry_points.txt"
     info.write_text(
         info.read_text()
-        + "\n[troy.observers]\nbroken = troyfake_nowhere\nworking = troyfake_observer\n"
+        + "\n[troy.observers]\nbroken = troyfake_nowhere\n"
+        + "misspelled = troyfake_misspelled\nworking = troyfake_observer\n"
     )
     monkeypatch.setattr(hooks, "_manager", None)  # load entry points afresh
     monkeypatch.delenv("TROY_NO_PLUGIN_AUTOLOAD", raising=False)
     loaded = {name for name, _ in hooks.manager().list_name_plugin()}
-    assert "working" in loaded and "broken" not in loaded
+    assert "working" in loaded
+    assert "broken" not in loaded and "misspelled" not in loaded
     assert hooks.has_observers("troy_unit_state_changed")
     assert "observer 'broken = troyfake_nowhere' of troy-fake 1.2.3 is not used" in caplog.text
+    assert "observer 'misspelled = troyfake_misspelled'" in caplog.text
+    assert "observer 'working" not in caplog.text  # a bad one is not blamed on the next
+
+    class Good:
+        @hooks.hookimpl
+        def troy_pilot_state_changed(self, pilot_id: str) -> None:
+            pass
+
+    good = Good()
+    hooks.register(good)  # works: nothing unchecked is left behind
+    hooks.unregister(good)

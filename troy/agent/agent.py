@@ -69,6 +69,8 @@ class Agent:
         os.environ.update(description.get("environment") or {})
         os.environ["TROY_PILOT_ID"] = pilot_id
         os.environ["TROY_PILOT_DIRECTORY"] = self.directory
+        for stale in ("PWD", "OLDPWD"):  # the creator's directories, not the unit's sandbox
+            os.environ.pop(stale, None)
         self.base_environment = os.environ
 
         self._lock = threading.Lock()

@@ -34,10 +34,14 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
         where = f"observer '{entry_point.name} = {entry_point.value}'" + (
             f" of {dist.metadata['Name']} {dist.version}" if dist is not None else ""
         )
+        observer = None
         try:
-            pm.register(entry_point.load(), name=entry_point.name)
+            observer = entry_point.load()
+            pm.register(observer, name=entry_point.name)
             pm.check_pending()
         except Exception as exc:
+            if observer is not None and pm.is_registered(observer):
+                pm.unregister(observer)  # or every later check would blame the next one
             log.error("%s is not used: %s: %s", where, type(exc).__name__, exc)
 
 

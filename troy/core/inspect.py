@@ -121,8 +121,6 @@ def service_view(coordination: Coordination, service_id: str) -> ServiceView:
                 view.pilots.append(pilot)
         elif kind == "add" and event["pjs"] not in pilot_services:
             pilot_services.append(event["pjs"])
-        elif kind == "remove" and event["pjs"] in pilot_services:
-            pilot_services.remove(event["pjs"])
         elif kind == "unit":
             obj = _Stateful(event["id"])
             obj.history.append((State.New, event["ts"]))

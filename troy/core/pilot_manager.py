@@ -280,7 +280,8 @@ class PilotManager:
             busy |= self._read_stream(pilot)
             if poll_backends and not pilot.state.is_final and pilot.handle is not None:
                 self._check_backend(pilot)
-        return busy
+        # While a pilot is starting, look often: its Running is then seen at once.
+        return busy or any(p.state in (State.New, State.Pending) for p in self.pilots())
 
     def _check_backend(self, pilot: PilotJob) -> None:
         try:
@@ -330,14 +331,10 @@ class PilotManager:
         new_description.validate()
         backend = self._backend_for(pilot)
         old_handle = pilot.handle
-        self.coordination.append(
-            protocol.control_stream(pilot.id),
-            [{"ev": "terminate", "a": pilot.attempt, "reason": "pilot reinitialized"}],
-        )
-        if old_handle is not None:
-            backend.cancel(old_handle)
         now = time.time()
         with self.lock:
+            # The new attempt first: what the old agent reports as it stops is then stale.
+            old_attempt = pilot.attempt
             pilot.attempt += 1
             pilot.description = new_description
             pilot.slots = new_description.number_of_processes
@@ -352,6 +349,12 @@ class PilotManager:
                 [(pilot, "state", State.New, now), (pilot, "state_detail", "reinitialized", now)]
             )
         )
+        self.coordination.append(
+            protocol.control_stream(pilot.id),
+            [{"ev": "terminate", "a": old_attempt, "reason": "pilot reinitialized"}],
+        )
+        if old_handle is not None:
+            backend.cancel(old_handle)
         self._write_record(pilot)  # the new agent reads its attempt and description from it
         self._launch(pilot, backend)
 

@@ -402,7 +402,9 @@ class UnitManager:
             if waiting:
                 self._place(waiting)
         # While units are out on pilots, look often: a finished run is noticed at once.
-        return busy or (self._unsettled > 0 and bool(self._pilots()))
+        return busy or (
+            self._unsettled > 0 and any(not p.state.is_final for p in self._pilots(watched=True))
+        )
 
     def _pilot_ended(self, pilot: PilotJob) -> None:
         """Place again the units a finished pilot never started; end those it lost."""

@@ -69,8 +69,7 @@ class LocalBackend(Backend):
         host = urlsplit(rm).hostname or ""
         if host not in _LOCAL_HOSTS and host != socket.gethostname():
             raise BackendError(
-                f"the local backend runs pilots on this host only, not on '{host}' ({rm}); "
-                "use an ssh:// or batch-system URL with the saga backend"
+                f"the local backend runs pilots on this host only, not on '{host}' ({rm})"
             )
 
     def launch(self, launch: PilotLaunch) -> dict[str, Any]:

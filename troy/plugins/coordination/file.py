@@ -91,11 +91,8 @@ def root_of(url: str) -> str:
 
 
 def _name(name: str) -> str:
-    check_name(name)
-    # check_name lets "a/./b" (an alias of "a/b" here) and a trailing newline through.
-    if not all(word != "." and _WORD.fullmatch(word) for word in name.split("/")):
-        raise CoordinationError(f"invalid coordination name {name!r}")
-    return name
+    """``name`` as a relative path, once the contract's check_name has accepted it."""
+    return check_name(name)
 
 
 # ensure_ascii (the default) escapes every control character: no newline inside a line.
