@@ -159,7 +159,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from troy.core.pilot_manager import absolute_url
     from troy.core.registry import open_coordination
 
-    coordination = open_coordination(
+    coordination = open_coordination(  # troy status only reads: it never serves
         absolute_url(args.coordination or config.default_coordination_url())
     )
     try:

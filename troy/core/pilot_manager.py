@@ -68,7 +68,7 @@ class PilotManager:
 
     def __init__(self, service_id: str | None, coordination_url: str | None) -> None:
         self.coordination_url = absolute_url(coordination_url or config.default_coordination_url())
-        self.coordination = registry.open_coordination(self.coordination_url)
+        self.coordination = registry.open_coordination(self.coordination_url, serve=True)
         self.lock = threading.RLock()
         self.settled = threading.Condition(self.lock)
         self._pilots: dict[str, PilotJob] = {}

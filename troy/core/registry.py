@@ -188,6 +188,6 @@ def for_url(kind: str, url: str) -> Any:
     )
 
 
-def open_coordination(url: str) -> Any:
-    """A connected coordination plugin for ``url``."""
-    return for_url("coordination", url)(url)
+def open_coordination(url: str, serve: bool = False) -> Any:
+    """A connected coordination plugin for ``url`` (``serve``: see Coordination.__init__)."""
+    return for_url("coordination", url)(url, serve=serve)

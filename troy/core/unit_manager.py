@@ -50,7 +50,7 @@ class UnitManager:
         self, service_id: str | None, coordination_url: str | None, scheduler: str | None
     ) -> None:
         self.coordination_url = absolute_url(coordination_url or config.default_coordination_url())
-        self.coordination = registry.open_coordination(self.coordination_url)
+        self.coordination = registry.open_coordination(self.coordination_url, serve=True)
         self.lock = threading.RLock()
         self.settled = threading.Condition(self.lock)
         self._place_lock = threading.Lock()
@@ -157,14 +157,14 @@ class UnitManager:
                 if unit.id in decided:
                     event["state"] = decided[unit.id]
                 events.append(event)
-            # Durable first: once submit returns, a new process sees every unit and where it is.
-            self.coordination.append(protocol.service_key(self.service_id), events)
+            # Recorded and handed to the pilots in one step: nothing is half-recorded, and
+            # once submit returns, a new process sees every unit and where it is.
+            self._commit(events, by_pilot)
             with self.lock:
                 for unit in units:
                     self._units[unit.id] = unit
                 self._unsettled += len(units)
             self._apply(decided.values())
-            self._hand_over(by_pilot)
         return units
 
     # -- placement ------------------------------------------------------------------------
@@ -254,9 +254,12 @@ class UnitManager:
             )
         return decided, by_pilot
 
-    def _hand_over(self, by_pilot: dict[str, list[dict[str, Any]]]) -> None:
-        for pilot_id, items in by_pilot.items():
-            self.coordination.enqueue(protocol.pilot_key(pilot_id), items)
+    def _commit(
+        self, events: list[dict[str, Any]], by_pilot: dict[str, list[dict[str, Any]]]
+    ) -> None:
+        """Record events and put placed units in their pilots' queues, as one step."""
+        queues = {protocol.pilot_key(pilot_id): items for pilot_id, items in by_pilot.items()}
+        self.coordination.commit(protocol.service_key(self.service_id), events, queues)
 
     def _place(self, units: Sequence[WorkUnit], withdrawn_from: str | None = None) -> None:
         """Place waiting units on live pilots; units no pilot can ever hold fail at once.
@@ -275,11 +278,9 @@ class UnitManager:
             decided, by_pilot = self._placement(units)
             if not decided:
                 return
-            # Record first, then hand over: a unit in a queue is always known as Pending there.
             events = list(decided.values())
-            self.coordination.append(protocol.service_key(self.service_id), events)
+            self._commit(events, by_pilot)
             self._apply(events)
-            self._hand_over(by_pilot)
 
     # -- events ---------------------------------------------------------------------------
     def _apply(self, events: Iterable[dict[str, Any]]) -> None:

@@ -101,7 +101,8 @@ class CoordinationFixtures:
         opened: list[Coordination] = []
 
         def connect() -> Coordination:
-            opened.append(open_coordination(coordination_url))
+            # As a manager opens it: a brokered plugin may serve from this process.
+            opened.append(open_coordination(coordination_url, serve=True))
             return opened[-1]
 
         yield connect

@@ -12,8 +12,15 @@ process can reconnect by id and agents on other hosts can take part:
   no item is ever handed to two claimers, even from different hosts.
 
 Keys, stream names and queue names are ``/``-separated words of
-``[A-Za-z0-9._-]``.  Every method raises CoordinationError when the service is
-unreachable or refuses, and never leaves a half-written record or event batch.
+``[A-Za-z0-9._-]``.
+
+Failures.  Opening a connection checks that the service answers and raises
+CoordinationError at once if it does not.  Afterwards, a plugin retries
+transient outages (a server restarting, a broker whose host restarts) inside
+each call for up to ``retry`` seconds (URL query parameter, default
+DEFAULT_RETRY), then raises CoordinationError naming the service.  No method
+ever leaves a half-written record, event batch or commit; a call retried after
+an unknown outcome must not enqueue an item twice.
 """
 
 from __future__ import annotations
@@ -27,6 +34,9 @@ from troy.api.errors import CoordinationError
 
 #: An opaque, JSON-ready position in a stream; None means "from the start".
 Cursor = Any
+
+#: Seconds a call keeps retrying a service that does not answer, unless the URL says ?retry=.
+DEFAULT_RETRY = 30.0
 
 _NAME = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 
@@ -48,8 +58,15 @@ class Coordination(ABC):
     schemes: ClassVar[tuple[str, ...]] = ()
     capabilities: ClassVar[frozenset[str]] = frozenset()
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, serve: bool = False) -> None:
+        """Connect to the service at ``url``; CoordinationError if it does not answer.
+
+        ``serve`` is True for managers (services in an application process) and
+        False for agents: a plugin whose service lives inside a manager process
+        (a broker) may start it only when ``serve`` is True.
+        """
         self.url = url
+        self.serve = serve
 
     # -- records -----------------------------------------------------------
     @abstractmethod
@@ -79,6 +96,22 @@ class Coordination(ABC):
         over (the cursor still moves past them): a writer that applied its own
         events when it wrote them need not parse them again.
         """
+
+    def commit(
+        self,
+        stream: str,
+        events: Sequence[Mapping[str, Any]],
+        queues: Mapping[str, Sequence[Mapping[str, Any]]],
+    ) -> None:
+        """Append ``events`` and enqueue ``queues[name]`` items as one step.
+
+        Plugins whose service can do it atomically (Redis transactions, a broker)
+        override this so that either everything or nothing is recorded; this
+        default appends first, then enqueues.
+        """
+        self.append(stream, events)
+        for queue, items in queues.items():
+            self.enqueue(queue, items)
 
     # -- queues ------------------------------------------------------------
     @abstractmethod

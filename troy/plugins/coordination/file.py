@@ -162,8 +162,8 @@ class FileCoordination(Coordination):
     #: Connections in other processes (and on other hosts sharing the directory) see one state.
     capabilities: ClassVar[frozenset[str]] = frozenset({"multiprocess"})
 
-    def __init__(self, url: str) -> None:
-        super().__init__(url)
+    def __init__(self, url: str, *, serve: bool = False) -> None:
+        super().__init__(url, serve=serve)
         self.root = root_of(url)
         self._records = os.path.join(self.root, "records")
         self._streams = os.path.join(self.root, "streams")

@@ -54,8 +54,8 @@ class MemoryCoordination(Coordination):
     schemes: ClassVar[tuple[str, ...]] = ("memory",)
     capabilities: ClassVar[frozenset[str]] = frozenset()  # no "multiprocess": one process only
 
-    def __init__(self, url: str) -> None:
-        super().__init__(url)
+    def __init__(self, url: str, *, serve: bool = False) -> None:
+        super().__init__(url, serve=serve)
         with _STATES_LOCK:
             self._state = _STATES.setdefault(url, _State())
             self._connection = next(_CONNECTIONS)  # marks this connection's own events
