@@ -26,7 +26,8 @@ from typing import Any
 from troy.agent.launcher import describe_exit, prepare, start
 from troy.agent.reporter import Reporter
 from troy.agent.slots import Job, SlotPool
-from troy.core import protocol
+from troy.api.errors import CoordinationError
+from troy.core import protocol, retry
 from troy.plugins.coordination.base import Coordination
 
 log = logging.getLogger("troy.agent")
@@ -37,6 +38,10 @@ KILL_GRACE = 2.0
 CONTROL_INTERVAL = 0.05
 #: Longest pause between looks at an empty queue (what a new unit may wait to be claimed).
 IDLE_POLL = 0.025
+#: Seconds between heartbeats unless the pilot record says otherwise.
+DEFAULT_HEARTBEAT = 2.0
+#: Seconds without coordination after which the agent gives up (its units are lost then).
+MAX_OUTAGE = 600.0
 
 
 class Agent:
@@ -80,10 +85,15 @@ class Agent:
         self.pool = SlotPool(
             self.slots, self._run, low_water=max(2 * self.slots, 32), hungry=self._wake
         )
-        self._stop: tuple[str, str, str] | None = None  # (pilot state, unit state, detail)
-        self._ending: tuple[str, str] | None = None  # unit state/detail for killed units
+        #: (pilot state, fate of units it kills: "Canceled" or "lost", why), once stopping.
+        self._stop: tuple[str, str, str] | None = None
+        #: (fate, why) for the units killed as the pilot ends.
+        self._ending: tuple[str, str] | None = None
         self._control_cursor: Any = None
         self._signaled = threading.Event()
+        self._beats = 0
+        beat = record.get("heartbeat") or {}
+        self.heartbeat_interval: float = beat.get("interval", DEFAULT_HEARTBEAT)
 
     # -- reports -------------------------------------------------------------
     def _report_unit(self, job: Job, state: str, **extra: Any) -> None:
@@ -110,7 +120,7 @@ class Agent:
             process = start(prepared)
         except OSError as exc:
             what = exc.filename or job.description.get("executable")
-            self._report_unit(job, "Failed", detail=f"cannot start {what}: {exc.strerror or exc}")
+            self._fail(job, "failed", f"cannot start {what}: {exc.strerror or exc}")
             return
         with self._lock:
             self._running[job.id] = process
@@ -126,11 +136,35 @@ class Agent:
         if canceled:
             self._report_unit(job, "Canceled", detail="canceled", exit=returncode)
         elif ending is not None and returncode != 0:
-            self._report_unit(job, ending[0], detail=ending[1], exit=returncode)
+            fate, why = ending
+            if fate == "Canceled":
+                self._report_unit(job, "Canceled", detail=why, exit=returncode)
+            else:  # cut off by the pilot's end: lost, not the unit's fault
+                self._fail(job, "lost", why, returncode)
         elif returncode == 0:
-            self._report_unit(job, "Done", exit=0)
+            detail = retry.final_detail(job.tries, "done") if job.tries else None
+            self._report_unit(job, "Done", exit=0, detail=detail)
         else:
-            self._report_unit(job, "Failed", detail=describe_exit(returncode), exit=returncode)
+            self._fail(job, "failed", describe_exit(returncode), returncode)
+
+    def _fail(self, job: Job, kind: str, why: str, returncode: int | None = None) -> None:
+        """Report a unit that failed or was lost: back to be placed again, or Failed."""
+        retries = job.description.get("retries")
+        if retry.again(job.tries, kind, retries):
+            event = protocol.unit_state_event(
+                job.id,
+                "New",
+                job.attempt + 1,
+                pilot="",  # it leaves this pilot: the manager places it again
+                detail=retry.requeue_detail(job.tries, kind, why, retries),
+                tries=retry.record(job.tries, job.attempt, kind, why),
+                exit=returncode,
+            )
+            self.reporter.add(protocol.service_key(job.service), event)
+        else:
+            self._report_unit(
+                job, "Failed", detail=retry.final_detail(job.tries, why), exit=returncode
+            )
 
     @staticmethod
     def _kill(process: subprocess.Popen[bytes]) -> None:
@@ -177,7 +211,9 @@ class Agent:
             cores = int(
                 description.get("total_cpu_count") or description.get("number_of_processes") or 1
             )
-            job = Job(item["id"], item["service"], description, item.get("a", 0), cores)
+            job = Job(
+                item["id"], item["service"], description, item.get("a", 0), cores, item.get("t", [])
+            )
             if job.id in self._cancel_requested:
                 self._report_unit(job, "Canceled", detail="canceled before it started")
             elif cores > self.slots:
@@ -202,7 +238,7 @@ class Agent:
         try:
             self._loop()
         except Exception:
-            self.request_stop("Failed", "Failed", f"agent error: {traceback.format_exc()}")
+            self.request_stop("Failed", "lost", f"agent error: {traceback.format_exc()}")
         assert self._stop is not None
         self._shutdown(*self._stop)
         return 0 if self._stop[0] != "Failed" else 1
@@ -210,63 +246,92 @@ class Agent:
     def _loop(self) -> None:
         """Claim units while the backlog is low; watch control, signals and the wall time.
 
-        Starting units is the slot threads' business; this loop only keeps them fed
-        and writes their reports in batches.
+        Starting units is the slot threads' business; this loop only keeps them fed,
+        writes their reports in batches and beats the heart.  While coordination is
+        unreachable the units keep running and their reports wait; after
+        MAX_OUTAGE seconds without it the agent gives up.
         """
         next_control = 0.0
+        next_beat = 0.0
         idle = 0.005
         low_water = max(2 * self.slots, 32)
+        outage_since: float | None = None
         while True:
             now = time.monotonic()
-            if now >= next_control:
-                self._read_control()
-                next_control = now + CONTROL_INTERVAL
             if self._signaled.is_set():
                 # A terminate request sent with the signal says why; read it first.
-                self._read_control()
+                with contextlib.suppress(CoordinationError):
+                    self._read_control()
                 self.request_stop("Canceled", "Canceled", "pilot canceled")
             if self.deadline is not None and now >= self.deadline:
                 detail = f"pilot wall_time_limit of {self.wall_time_limit:g} min reached"
-                self.request_stop("Done", "Failed", detail)
+                self.request_stop("Done", "lost", detail)
             if self._stop is not None:
                 return
             claimed = 0
-            if self.pool.waiting <= low_water:
-                items = self.coordination.claim(self.queue, self.claimer, self.claim_size)
-                claimed = len(items)
-                self._accept(items)
-            if self.reporter.due():
-                self.reporter.flush()
+            try:
+                if now >= next_beat:
+                    self._beat()
+                    next_beat = now + self.heartbeat_interval
+                if now >= next_control:
+                    self._read_control()
+                    next_control = now + CONTROL_INTERVAL
+                if self.pool.waiting <= low_water:
+                    items = self.coordination.claim(self.queue, self.claimer, self.claim_size)
+                    claimed = len(items)
+                    self._accept(items)
+                if self.reporter.due() or (self.reporter.pending and not self.pool.busy):
+                    self.reporter.flush()
+                outage_since = None
+            except CoordinationError as exc:
+                if outage_since is None:
+                    outage_since = now
+                    log.warning("coordination unreachable, units go on: %s", exc)
+                elif now - outage_since > MAX_OUTAGE:
+                    self.request_stop(
+                        "Failed", "lost", f"coordination unreachable for {MAX_OUTAGE:g} s: {exc}"
+                    )
+                    continue
+                self._wake.wait(min(1.0, IDLE_POLL * 8))
+                continue
             if claimed or self.pool.busy or self.pool.waiting:
                 idle = 0.005
                 timeout = min(self.reporter.interval, CONTROL_INTERVAL)
             else:
-                if self.reporter.pending:
-                    self.reporter.flush()
                 timeout = idle
                 idle = min(idle * 2, IDLE_POLL)
             self._wake.wait(timeout)
             self._wake.clear()
 
-    def _shutdown(self, pilot_state: str, unit_state: str, detail: str) -> None:
+    def _beat(self) -> None:
+        """Tell the manager this agent lives (it counts changes, not clock readings)."""
+        self._beats += 1
+        self.coordination.put_record(
+            protocol.heartbeat_key(self.pilot_id),
+            {"n": self._beats, "a": self.attempt, "ts": time.time(), "host": self.host},
+        )
+
+    def _shutdown(self, pilot_state: str, unit_fate: str, detail: str) -> None:
         # Units waiting to start go back to the pilot's queue: the manager places them again.
         pending = self.pool.drain()
         with self._lock:
-            self._ending = (unit_state, detail)
+            self._ending = (unit_fate, detail)
             running = list(self._running.values())
         for process in running:
             self._kill(process)
         self.pool.close(timeout=KILL_GRACE + 3)
-        if pending:
-            self.coordination.enqueue(
-                self.queue,
-                [
-                    {"id": j.id, "service": j.service, "d": j.description, "a": j.attempt}
-                    for j in pending
-                ],
-            )
+        items = [
+            {"id": j.id, "service": j.service, "d": j.description, "a": j.attempt, "t": j.tries}
+            for j in pending
+        ]
         self._report_pilot(pilot_state, detail=detail)
-        self.reporter.flush()
+        try:
+            if items:
+                self.coordination.enqueue(self.queue, items)
+            self.reporter.flush()
+        except CoordinationError as exc:
+            # The manager will find the pilot gone and place its units elsewhere.
+            log.error("could not report the pilot's end: %s", exc)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,7 @@ import threading
 import time
 from typing import Any
 
+from troy.api.errors import CoordinationError
 from troy.plugins.coordination.base import Coordination
 
 
@@ -55,10 +56,22 @@ class Reporter:
         )
 
     def flush(self) -> None:
-        """Write everything collected so far, one append per stream."""
+        """Write everything collected so far, one append per stream.
+
+        If coordination fails, what was not written is kept (ahead of anything
+        newer, so each stream keeps its order) and the error is raised.
+        """
         with self._lock:
             pending, self._pending, self._count = self._pending, {}, 0
             self._running.clear()
         self._last_flush = time.monotonic()
-        for stream, events in pending.items():
-            self._coordination.append(stream, events)
+        streams = list(pending.items())
+        for index, (stream, events) in enumerate(streams):
+            try:
+                self._coordination.append(stream, events)
+            except CoordinationError:
+                with self._lock:
+                    for unwritten, kept in streams[index:]:
+                        self._pending[unwritten] = kept + self._pending.get(unwritten, [])
+                    self._count = sum(len(e) for e in self._pending.values())
+                raise

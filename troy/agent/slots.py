@@ -11,7 +11,7 @@ from __future__ import annotations
 import collections
 import threading
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -24,6 +24,8 @@ class Job:
     description: dict[str, Any]
     attempt: int
     cores: int
+    #: Earlier attempts that did not count (see troy.core.retry).
+    tries: list[dict[str, Any]] = field(default_factory=list)
 
 
 class SlotPool:

@@ -390,10 +390,14 @@ class WorkUnitDescription(_Description):
     A unit takes ``total_cpu_count`` slots if set, else ``number_of_processes``
     (default 1).  It runs without a shell: ``arguments`` is a list and
     ``$VAR``/``${VAR}`` in it are expanded from the unit's environment.
+    ``retries`` (a troy extension, default 0) is how many more times a unit
+    that fails runs, on any pilot.
     """
 
     __slots__ = ()
     _REQUIRED: ClassVar[tuple[str, ...]] = ("executable",)
+    #: troy's extensions: ``retries``, how often a unit that fails runs again.
+    _FIELDS: ClassVar[dict[str, Validator]] = {**SAGA_FIELDS, "retries": _non_negative_int}
 
     executable: str | None
     arguments: list[str] | None
@@ -424,6 +428,7 @@ class WorkUnitDescription(_Description):
     affinity_machine_label: str | None
     input_data: list[Any] | None
     output_data: list[dict[str, list[str]]] | None
+    retries: int | None
 
     @property
     def cores(self) -> int:

@@ -92,6 +92,7 @@ class PilotJob(_Stateful):
         "context",
         "description",
         "handle",
+        "heartbeat_timeout",
         "pj_type",
         "rm",
         "service_id",
@@ -121,6 +122,8 @@ class PilotJob(_Stateful):
         self.slots: int | None = description.number_of_processes
         #: True from the moment cancel() starts: no more units are placed on it.
         self.canceling = False
+        #: Seconds without a heartbeat after which its agent counts as lost.
+        self.heartbeat_timeout = 20.0
 
     def cancel(self) -> None:
         """Stop the pilot: its running units end Canceled; waits until it has stopped."""
@@ -138,7 +141,7 @@ class PilotJob(_Stateful):
 class WorkUnit(_Stateful):
     """One task submitted to a work-unit service."""
 
-    __slots__ = ("_manager", "description", "exit_code", "pilot", "sandbox", "service_id")
+    __slots__ = ("_manager", "description", "exit_code", "pilot", "sandbox", "service_id", "tries")
 
     def __init__(
         self, manager: UnitManager, unit_id: str, description: WorkUnitDescription
@@ -152,6 +155,8 @@ class WorkUnit(_Stateful):
         self.pilot: str | None = None
         #: Directory it ran in.
         self.sandbox: str | None = None
+        #: Earlier attempts that failed or were lost: {"a", "kind", "why"} each.
+        self.tries: list[dict[str, Any]] = []
 
     def cancel(self) -> None:
         """Cancel the unit: withdrawn if still queued, its process group killed if running."""

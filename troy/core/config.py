@@ -25,6 +25,17 @@ def default_pilot_directory(pilot_id: str) -> str:
     return str(troy_home() / "pilots" / pilot_id)
 
 
+def heartbeat_timeout() -> float:
+    """Seconds without a heartbeat after which a pilot's agent counts as lost.
+
+    ``$TROY_HEARTBEAT_TIMEOUT``, default 20; agents beat six times as often.
+    """
+    try:
+        return max(0.5, float(os.environ.get("TROY_HEARTBEAT_TIMEOUT") or 20.0))
+    except ValueError:
+        return 20.0
+
+
 def new_id(prefix: str) -> str:
     """A fresh id such as ``wus-3f9c0a1b2c4d``."""
     return f"{prefix}-{secrets.token_hex(6)}"

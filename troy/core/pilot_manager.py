@@ -75,6 +75,8 @@ class PilotManager:
         self._cursors: dict[str, Any] = {}
         self._backends: dict[str, Backend] = {}
         self._last_backend_poll = 0.0
+        #: Per pilot: the last heartbeat seen and when (this process' monotonic clock).
+        self._beats: dict[str, tuple[Any, float]] = {}
         self._service_cursor: Any = None
         if service_id is None:
             self.service_id = config.new_id("pjs")
@@ -115,6 +117,7 @@ class PilotManager:
             )
             pilot.handle = record.get("handle")
             pilot.attempt = record.get("attempt", 0)
+            pilot.heartbeat_timeout = (record.get("heartbeat") or {}).get("timeout", 20.0)
             with self.lock:
                 self._pilots[pilot.id] = pilot
 
@@ -152,6 +155,7 @@ class PilotManager:
             directory = config.default_pilot_directory(pilot_id)
         pilot = PilotJob(self, pilot_id, rm, description, plugin.name, directory)
         pilot.context = context
+        pilot.heartbeat_timeout = config.heartbeat_timeout()
         pilot.history.append((State.New, time.time()))
         self._backends[pilot_id] = backend
         self._write_record(pilot)
@@ -177,6 +181,10 @@ class PilotManager:
                 "attempt": pilot.attempt,
                 "created": pilot.history[0][1] if pilot.history else time.time(),
                 "coordination": self.coordination_url,
+                "heartbeat": {
+                    "interval": max(0.1, pilot.heartbeat_timeout / 6),
+                    "timeout": pilot.heartbeat_timeout,
+                },
             },
         )
 
@@ -280,8 +288,46 @@ class PilotManager:
             busy |= self._read_stream(pilot)
             if poll_backends and not pilot.state.is_final and pilot.handle is not None:
                 self._check_backend(pilot)
+            if poll_backends and pilot.state == State.Running:
+                self._check_heartbeat(pilot)
         # While a pilot is starting, look often: its Running is then seen at once.
         return busy or any(p.state in (State.New, State.Pending) for p in self.pilots())
+
+    def _check_heartbeat(self, pilot: PilotJob) -> None:
+        """Declare a Running pilot lost when its heartbeat stopped changing for too long.
+
+        Changes are timed by this process' clock (hosts' clocks differ), from when
+        this process first looked: a manager that reconnects gives every agent a
+        full timeout before judging it.
+        """
+        record = self.coordination.get_record(protocol.heartbeat_key(pilot.id)) or {}
+        beat = (record.get("a"), record.get("n"))
+        now = time.monotonic()
+        seen = self._beats.get(pilot.id)
+        if seen is None or seen[0] != beat:
+            self._beats[pilot.id] = (beat, now)
+            return
+        silent = now - seen[1]
+        if silent > pilot.heartbeat_timeout:
+            self._lost(pilot, f"agent heartbeat lapsed: no sign of life for {silent:.0f} s")
+
+    def _lost(self, pilot: PilotJob, reason: str) -> None:
+        """Record a pilot whose agent stopped answering as Failed, and try to stop it."""
+        self._record_state(pilot, State.Failed, reason)
+        self.coordination.append(
+            protocol.control_stream(pilot.id),
+            [{"ev": "terminate", "a": pilot.attempt, "reason": reason}],
+        )
+        if pilot.handle is not None:
+            backend, handle = self._backend_for(pilot), pilot.handle
+
+            def stop() -> None:  # may wait for a slow backend; never hold up the monitor
+                try:
+                    backend.cancel(handle)
+                except TroyError as exc:
+                    log.warning("backend could not cancel lost pilot %s: %s", pilot.id, exc)
+
+            threading.Thread(target=stop, name=f"troy-stop-{pilot.id}", daemon=True).start()
 
     def _check_backend(self, pilot: PilotJob) -> None:
         try:

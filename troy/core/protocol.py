@@ -6,13 +6,18 @@ One place for the layout, so the manager side (troy.core) and the agent
 Records
     ``service/<id>``  {"id", "kind": "pilotjob" | "workunit", "created", "scheduler"?}
     ``pilot/<id>``    {"id", "service", "rm", "pj_type", "description", "working_directory",
-                       "handle", "attempt", "created", "coordination"}
+                       "handle", "attempt", "created", "coordination",
+                       "heartbeat": {"interval", "timeout"}}
+    ``pilot/<id>/heartbeat``  {"n", "a", "ts", "host"}: the agent rewrites it every
+                       interval; the manager watches "n" change (not clocks, which differ
+                       between hosts)
 Streams
     ``service/<id>``        events of a service (see below)
     ``pilot/<id>``          pilot state events written by its agent and its manager
     ``pilot/<id>/control``  requests to the agent: cancel units, terminate
 Queues
-    ``pilot/<id>``          units placed on that pilot: {"id", "service", "d", "a"}
+    ``pilot/<id>``          units placed on that pilot: {"id", "service", "d", "a", "t"}
+                            ("t": earlier tries, see troy.core.retry)
 
 Service events (short keys: a run of 100,000 units writes them all)
     {"ev": "pilot", "id"}                                   pilot created (pilot-job service)
@@ -20,8 +25,9 @@ Service events (short keys: a run of 100,000 units writes them all)
     {"ev": "unit", "id", "d", "ts", "state"?}               unit submitted (New); "state" holds
                                                             the state event it got at once
     {"ev": "state", "id", "s", "ts", "a", ...}              unit state change; optional
-        "pilot", "detail", "exit", "sandbox", "host", and "run": the time it started
-        Running when one final event also stands for the Running before it
+        "pilot", "detail", "exit", "sandbox", "host", "tries", and "run": the time it
+        started Running when one final event also stands for the Running before it.
+        State "New" with a higher attempt sends a unit back to be placed again.
 Pilot events
     {"ev": "state", "s", "ts", "a", "detail"?, "slots"?, "host"?, "pid"?}
 Control events
@@ -40,6 +46,10 @@ def service_key(service_id: str) -> str:
 
 def pilot_key(pilot_id: str) -> str:
     return f"pilot/{pilot_id}"
+
+
+def heartbeat_key(pilot_id: str) -> str:
+    return f"pilot/{pilot_id}/heartbeat"
 
 
 def control_stream(pilot_id: str) -> str:

@@ -19,7 +19,7 @@ from troy.api.description import WorkUnitDescription
 from troy.api.errors import BadDescription, NoSuchObject, SchedulerError, Timeout, TroyError
 from troy.api.objects import PilotJob, WorkUnit
 from troy.api.states import State
-from troy.core import config, hooks, protocol, registry
+from troy.core import config, hooks, protocol, registry, retry
 from troy.core.monitor import Monitor
 from troy.core.pilot_manager import PilotManager, absolute_url
 from troy.core.transitions import Change, advance, steps
@@ -64,6 +64,8 @@ class UnitManager:
         self._cursor: Any = None
         #: State events read before the event that submitted their unit.
         self._orphans: dict[str, list[dict[str, Any]]] = {}
+        #: Set when a unit came back New (failed with retries left, or lost): place again.
+        self._sent_back = False
         self._unsettled = 0
         if service_id is None:
             self.service_id = config.new_id("wus")
@@ -249,9 +251,10 @@ class UnitManager:
                 unit.id, "Pending", attempt, pilot=pilot_id
             )
             values = plain[index] if plain is not None else unit.description.as_dict()
-            by_pilot.setdefault(pilot_id, []).append(
-                {"id": unit.id, "service": self.service_id, "d": values, "a": attempt}
-            )
+            item = {"id": unit.id, "service": self.service_id, "d": values, "a": attempt}
+            if unit.tries:
+                item["t"] = unit.tries
+            by_pilot.setdefault(pilot_id, []).append(item)
         return decided, by_pilot
 
     def _commit(
@@ -295,7 +298,10 @@ class UnitManager:
                         # Its "unit" event is in another writer's file, not read yet.
                         self._orphans.setdefault(event["id"], []).append(event)
                         continue
-                    changes += self._advance_unit(unit, event) or []
+                    made = self._advance_unit(unit, event)
+                    if made is not None and unit.state == State.New:
+                        self._sent_back = True  # a unit back to be placed again
+                    changes += made or []
                 elif kind == "unit" and event["id"] not in self._units:
                     unit = WorkUnit(self, event["id"], WorkUnitDescription(event["d"]))
                     unit.history.append((State.New, event["ts"]))
@@ -338,7 +344,9 @@ class UnitManager:
                 made = (made or []) + step
         if made is not None:
             if "pilot" in event:
-                unit.pilot = event["pilot"]
+                unit.pilot = event["pilot"] or None  # "": sent back to be placed again
+            if "tries" in event:
+                unit.tries = event["tries"]
             if "exit" in event:
                 unit.exit_code = event["exit"]
             if "sandbox" in event:
@@ -397,7 +405,8 @@ class UnitManager:
             changed = True
             if pilot.state.is_final:
                 self._pilot_ended(pilot)
-        if changed:
+        if changed or self._sent_back:
+            self._sent_back = False
             with self.lock:
                 waiting = [u for u in self._units.values() if u.state == State.New]
             if waiting:
@@ -408,7 +417,13 @@ class UnitManager:
         )
 
     def _pilot_ended(self, pilot: PilotJob) -> None:
-        """Place again the units a finished pilot never started; end those it lost."""
+        """Deal with the units a pilot left behind when it ended.
+
+        Units it never claimed are withdrawn from its queue and placed on another
+        live pilot.  Units its agent had claimed and not reported to the end were
+        lost with it: they run again elsewhere (see troy.core.retry), unless the
+        pilot was canceled (then they are Canceled) or no pilot is live.
+        """
         with self.lock:
             left = [u for u in self._units.values() if u.pilot == pilot.id and not u.state.is_final]
         if not left:
@@ -420,19 +435,37 @@ class UnitManager:
         reason = f": {pilot.state_detail}" if pilot.state_detail else ""
         why = f"pilot {pilot.id} ended ({pilot.state}{reason})"
         final = "Canceled" if pilot.state == State.Canceled else "Failed"
-        lost = []
+        live = bool(self._offers())
+        events = []
         again = []
         for unit in left:
-            if unit.state.is_final:
-                continue
+            if unit.state.is_final or unit.pilot != pilot.id:
+                continue  # its agent reported it to the end after all, or sent it back
             if unit.id in withdrawn:
                 again.append(unit)
+                continue
+            retries = unit.description.get("retries")
+            if final == "Failed" and live and retry.again(unit.tries, "lost", retries):
+                events.append(
+                    protocol.unit_state_event(
+                        unit.id,
+                        "New",
+                        unit.attempt + 1,
+                        pilot="",
+                        detail=retry.requeue_detail(unit.tries, "lost", why, retries),
+                        tries=retry.record(unit.tries, unit.attempt, "lost", why),
+                    )
+                )
             else:
-                lost.append(protocol.unit_state_event(unit.id, final, unit.attempt, detail=why))
+                events.append(
+                    protocol.unit_state_event(
+                        unit.id, final, unit.attempt, detail=retry.final_detail(unit.tries, why)
+                    )
+                )
         if again:
             self._place(again, withdrawn_from=pilot.id)
             unplaced = [u for u in again if u.pilot == pilot.id and not u.state.is_final]
-            lost += [
+            events += [
                 protocol.unit_state_event(
                     u.id,
                     final,
@@ -441,9 +474,9 @@ class UnitManager:
                 )
                 for u in unplaced
             ]
-        if lost:
-            self.coordination.append(protocol.service_key(self.service_id), lost)
-            self._apply(lost)
+        if events:
+            self.coordination.append(protocol.service_key(self.service_id), events)
+            self._apply(events)
 
     # -- cancel and wait -----------------------------------------------------------------
     def cancel_units(self, units: Sequence[WorkUnit]) -> None:

@@ -1,0 +1,103 @@
+"""Runs survive what breaks in practice: a dead agent, a dead client, a lost service.
+
+Real processes throughout.  Each test runs with every coordination plugin it
+applies to; servers are started by the tests themselves (see
+tests/coordination_services.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+import troy
+from troy import State
+from troy.testing.backends import wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def sleepers(count: int, seconds: float) -> list[dict[str, object]]:
+    return [{"executable": "/bin/sleep", "arguments": [str(seconds)]} for _ in range(count)]
+
+
+def assert_each_done_once(units: list[troy.WorkUnit]) -> None:
+    assert Counter(u.state for u in units) == {State.Done: len(units)}
+    for unit in units:
+        assert [s for s, _ in unit.history].count(State.Done) == 1, unit.history
+
+
+def test_units_of_a_killed_agent_run_on_the_other_pilot(
+    coordination_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TROY_HEARTBEAT_TIMEOUT", "3")
+    with (
+        troy.PilotJobService(coordination=coordination_url) as pilots,
+        troy.WorkUnitService(coordination=coordination_url) as units,
+    ):
+        units.add(pilots)
+        first, second = (
+            pilots.create(
+                "fork://localhost",
+                {"number_of_processes": 2, "working_directory": str(tmp_path / name)},
+            )
+            for name in ("first", "second")
+        )
+        submitted = units.submit(sleepers(200, 0.2))
+        wait_until(lambda: sum(u.state == State.Done for u in submitted) >= 40, 60, "40 Done")
+        assert first.handle is not None
+        os.kill(first.handle["pid"], signal.SIGKILL)
+        units.wait(timeout=120)
+        assert first.state == State.Failed
+        assert_each_done_once(submitted)
+        moved = [u for u in submitted if u.tries]
+        assert moved, "some units must have been lost with the agent and run again"
+        assert all(u.pilot == second.id for u in moved)
+        assert all(t["kind"] == "lost" and first.id in t["why"] for u in moved for t in u.tries)
+        pilots.cancel()
+
+
+CLIENT = """
+import json, sys, time, troy
+url, directory = sys.argv[1], sys.argv[2]
+pilots = troy.PilotJobService(coordination=url)
+units = troy.WorkUnitService(coordination=url)
+units.add(pilots)
+pilots.create("fork://localhost", {"number_of_processes": 2, "working_directory": directory})
+submitted = units.submit([{"executable": "/bin/sleep", "arguments": ["0.1"]}] * 120)
+print(json.dumps({"units": units.id, "pilots": pilots.id, "ids": [u.id for u in submitted]}),
+      flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_new_process_finishes_the_run_of_a_killed_client(
+    coordination_url: str, tmp_path: Path
+) -> None:
+    client = subprocess.Popen(
+        [sys.executable, "-c", CLIENT, coordination_url, str(tmp_path / "pilot")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert client.stdout is not None
+        started = json.loads(client.stdout.readline())
+        time.sleep(1.5)  # some units run, some are done, most wait
+    finally:
+        client.kill()
+        client.wait()
+    with troy.WorkUnitService(id=started["units"], coordination=coordination_url) as units:
+        units.wait(timeout=120)
+        seen = units.list()
+        assert sorted(u.id for u in seen) == sorted(started["ids"])
+        assert_each_done_once(seen)
+    with troy.PilotJobService(id=started["pilots"], coordination=coordination_url) as pilots:
+        pilots.cancel()
