@@ -409,3 +409,23 @@ def test_reconnected_pilot_service_delivers_final_states(
         with troy.PilotJobService(id=pilots.id, coordination=coordination_url) as again:
             seen = again.get_pilot(pilot.id)
             assert seen.wait(timeout=10) == State.Canceled
+
+
+def test_pilot_executable_wraps_the_agent(
+    pilots: troy.PilotJobService, units: troy.WorkUnitService, tmp_path: Path
+) -> None:
+    units.add(pilots)
+    local_pilot(pilots, tmp_path, executable="nice", arguments=["-n", "7"])
+    unit = units.submit({"executable": "/bin/sh", "arguments": ["-c", "nice"], "output": "o"})
+    assert unit.wait(timeout=30) == State.Done
+    assert unit.sandbox is not None
+    assert Path(unit.sandbox, "o").read_text().strip() == "7"
+
+
+def test_pilot_wrapper_that_cannot_start_is_a_backend_error(
+    pilots: troy.PilotJobService, tmp_path: Path
+) -> None:
+    with pytest.raises(troy.BackendError, match="/no/such/wrapper"):
+        local_pilot(pilots, tmp_path, executable="/no/such/wrapper")
+    (failed,) = pilots.list()
+    assert failed.state == State.Failed and "/no/such/wrapper" in failed.state_detail

@@ -5,6 +5,12 @@ PILOTJOB_TYPE.LOCAL).  The agent gets a session of its own, so it outlives
 the process that created it (a client that dies does not take its pilot
 along), and its stdout/stderr go to ``agent.out``/``agent.err`` in the
 pilot's working directory.
+
+A pilot description's ``executable`` (with its ``arguments``) is a wrapper the
+agent is started through: ``{"executable": "nice", "arguments": ["-n", "10"]}``
+runs ``nice -n 10 python -m troy.agent ...`` (likewise ``numactl``,
+``ip netns exec NAME``, a container runtime's ``exec``).  The wrapper must exec
+the agent (not fork it), so that the process troy watches is the agent.
 """
 
 from __future__ import annotations
@@ -82,9 +88,13 @@ class LocalBackend(Backend):
             raise BackendError(f"cannot prepare pilot directory {directory}: {exc}") from exc
         environment = dict(os.environ)
         environment.update(launch.environment)
+        wrapper = launch.description.executable
+        command = launch.agent_command
+        if wrapper:
+            command = [wrapper, *(launch.description.arguments or ()), *command]
         try:
             process = subprocess.Popen(
-                launch.agent_command,
+                command,
                 cwd=directory,
                 env=environment,
                 stdin=subprocess.DEVNULL,
@@ -94,7 +104,7 @@ class LocalBackend(Backend):
                 close_fds=True,
             )
         except OSError as exc:
-            raise BackendError(f"cannot start agent {launch.agent_command[0]}: {exc}") from exc
+            raise BackendError(f"cannot start agent {command[0]}: {exc}") from exc
         finally:
             stdout.close()
             stderr.close()
