@@ -18,13 +18,12 @@ fi
 # suites run against its plugins exactly as against troy's own.
 "$venv/bin/python" -m pip install --quiet -e examples/troy-demo
 
-# Services: the built-in plugins of this release need none (local backend,
-# file coordination, file store).  Live tiers for Redis, sshd, SLURM and S3
-# are started here by scripts/services.sh once those plugins exist.
-if [ -x scripts/services.sh ]; then
-    scripts/services.sh start
-    trap 'scripts/services.sh stop' EXIT
-fi
+# Services: the Redis tests start their own redis-server processes (on free
+# loopback ports, stopped by PID) from the binary installed here; the ZeroMQ
+# broker lives in the test processes.  TROY_REQUIRE_SERVICES=1 turns a missing
+# server into a failure, never a silent skip.
+bash scripts/redis-server.sh install
+export TROY_REQUIRE_SERVICES=1
 
 echo "== ruff"
 "$venv/bin/ruff" check troy tests bench examples

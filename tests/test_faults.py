@@ -9,20 +9,36 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from redis_fixtures import RedisServer, free_port, fresh_redis_server, shared_server
 
 import troy
 from troy import State
 from troy.testing.backends import wait_until
 
 pytestmark = pytest.mark.slow
+
+__all__ = ["fresh_redis_server"]  # a fixture, used by name
+
+
+@pytest.fixture(params=["file", "redis", "zmq"])
+def coordination_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same run through every coordination plugin, each against a real service."""
+    if request.param == "file":
+        return (tmp_path / "coordination").as_uri()
+    if request.param == "redis":
+        server = shared_server()
+        return f"{server.url}?prefix=faults-{uuid.uuid4().hex[:8]}"
+    return f"tcp://127.0.0.1:{free_port()}?journal={tmp_path / 'journal'}"
 
 
 def sleepers(count: int, seconds: float) -> list[dict[str, object]]:
@@ -101,3 +117,48 @@ def test_a_new_process_finishes_the_run_of_a_killed_client(
         assert_each_done_once(seen)
     with troy.PilotJobService(id=started["pilots"], coordination=coordination_url) as pilots:
         pilots.cancel()
+
+
+def test_a_redis_restart_mid_run_loses_nothing(
+    fresh_redis_server: RedisServer, tmp_path: Path
+) -> None:
+    url = f"{fresh_redis_server.url}?prefix=restart&retry=30"
+    with (
+        troy.PilotJobService(coordination=url) as pilots,
+        troy.WorkUnitService(coordination=url) as units,
+    ):
+        units.add(pilots)
+        pilots.create(
+            "fork://localhost", {"number_of_processes": 2, "working_directory": str(tmp_path)}
+        )
+        submitted = units.submit(sleepers(100, 0.1))
+        wait_until(lambda: sum(u.state == State.Done for u in submitted) >= 20, 60, "20 Done")
+        fresh_redis_server.stop()  # appendonly, fsync always: everything written survives
+        time.sleep(1.0)
+        fresh_redis_server.start()
+        units.wait(timeout=120)
+        assert_each_done_once(submitted)
+        pilots.cancel()
+    # and a new process sees the same
+    with troy.WorkUnitService(id=units.id, coordination=url) as again:
+        assert_each_done_once(again.list())
+
+
+def test_unreachable_service_at_submit_is_a_clear_error_and_records_nothing(
+    fresh_redis_server: RedisServer,
+) -> None:
+    url = f"{fresh_redis_server.url}?prefix=down&retry=1"
+    units = troy.WorkUnitService(coordination=url)
+    units.submit({"executable": "/bin/true"})
+    fresh_redis_server.stop()
+    started = time.monotonic()
+    with pytest.raises(troy.CoordinationError, match=f"127.0.0.1:{fresh_redis_server.port}"):
+        units.submit([{"executable": "/bin/true"}] * 10)
+    assert time.monotonic() - started < 10
+    assert len(units.list()) == 1
+    units.close()
+    fresh_redis_server.start()
+    with troy.WorkUnitService(id=units.id, coordination=url) as again:
+        assert len(again.list()) == 1
+    with pytest.raises(troy.CoordinationError, match=re.escape("127.0.0.1:1")):
+        troy.WorkUnitService(coordination="redis://127.0.0.1:1/0?retry=1")

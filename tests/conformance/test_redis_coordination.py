@@ -1,0 +1,17 @@
+"""The redis coordination plugin: the coordination conformance suite, on a real Redis server."""
+
+import uuid
+
+import pytest
+from redis_fixtures import RedisServer, redis_server  # noqa: F401 - a fixture
+
+from troy.testing.coordination import CoordinationSuite
+
+pytestmark = pytest.mark.redis
+
+
+class TestRedisCoordination(CoordinationSuite):
+    @pytest.fixture
+    def coordination_url(self, redis_server: RedisServer) -> str:  # noqa: F811
+        # One server for the session; each test under a prefix of its own.
+        return f"{redis_server.url}?prefix=conformance-{uuid.uuid4().hex[:12]}&retry=5"

@@ -1,0 +1,622 @@
+"""The ``redis`` coordination plugin: records, streams and queues on a Redis server.
+
+URL: ``redis://[[user]:password@]host[:port][/db][?prefix=troy&retry=30]``, or
+``rediss://`` for TLS (``ssl_ca_certs=/path`` and ``ssl_cert_reqs=none|optional|required``
+may be added).  Many troy installations can share one server, each under its own
+``prefix`` (a coordination name, default ``troy``).  Needs Redis >= 7.0 (Lua
+scripts with flags) and redis-py >= 5 (``pip install troy[redis]``).  Keys, with
+``P`` the prefix::
+
+    P:rec:<key>                      STRING   one record, JSON
+    P:kids:<parent>                  SET      keys of the records directly below <parent>
+    P:stream:<stream>                STREAM   one entry per batch: w=<writer id>, e=<JSON array>
+    P:q:<queue>                      LIST     pending items, JSON, oldest first
+    P:claimed:<queue>:<claimer>      LIST     every item the claimer took, in order
+    P:op:<writer id>-<n>             STRING/LIST   outcome of one write, kept for the retry window
+
+Names cannot contain ``:``, so no two names (nor two prefixes) share a key.  A
+stream cursor is the id of the last entry read (``"1718000000000-0"``).  Every
+call is one round trip (a read of a long stream one per 512 batches): writes are
+Lua scripts, so each is atomic, and a ``commit`` appends its event batch and
+enqueues its items in one script.  Queue items are stored as compact JSON with
+``"id"`` first, which lets ``withdraw`` find them by a string prefix instead of
+parsing every item.  One server (or a primary), not Redis Cluster: a commit's
+keys need not share a slot.
+
+Failures.  Every call retries connection errors, timeouts and a server loading its
+data after a restart, with backoff from 0.05 s doubling to 1 s, for up to ``retry``
+seconds, then raises CoordinationError naming host:port.  A retried call may find
+that its first attempt did take effect (the reply was lost): every write therefore
+carries a token unique to the call (``P:op:...``, expiring after the retry window)
+and the server applies it at most once: a retried append, enqueue or commit is not
+recorded twice, and a retried claim or withdraw returns what its first attempt
+took.  (An item id enqueued again by a *later* call is queued again: an agent
+returns the units it did not start that way.)  Only when the retry window runs out
+after an attempt with an unknown outcome does the caller not learn what happened:
+the CoordinationError it gets may come from a write that was applied, and a claim's
+items may then sit in the claimer's list only.  Durability is the server's: run it
+with ``--appendonly yes --appendfsync always`` to lose nothing when it restarts.
+
+The password is never put in messages or ``repr``; it is in ``url`` (agents
+connect with it).  ``P:claimed:...`` lists keep every claimed item for recovery
+and grow until the prefix is cleared.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import math
+import os
+import re
+import secrets
+import socket
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
+from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
+
+from troy.api.errors import CoordinationError
+from troy.plugins.coordination.base import DEFAULT_RETRY, Coordination, Cursor, check_name
+
+if TYPE_CHECKING:
+    import redis as redis_module
+    from redis.commands.core import Script
+
+T = TypeVar("T")
+
+DEFAULT_PREFIX = "troy"
+DEFAULT_PORT = 6379
+#: Seconds to connect, and to wait for the answer to the check at connect time.
+CONNECT_TIMEOUT = 2.0
+#: Seconds to wait for the answer to a call before counting the connection as lost.
+SOCKET_TIMEOUT = 10.0
+#: Stream entries (event batches) fetched per round trip by ``read``.
+READ_COUNT = 512
+FIRST_BACKOFF, MAX_BACKOFF = 0.05, 1.0
+MIN_SERVER = (7, 0)
+
+_HOST = re.sub(r"[^A-Za-z0-9_-]+", "_", socket.gethostname())[:48] or "host"
+_STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
+_OPTIONS = ("prefix", "retry", "ssl_ca_certs", "ssl_cert_reqs")
+# ensure_ascii (the default) keeps items plain ASCII, so the prefix test of withdraw is exact.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+# Scripts carry flags (`#!lua`): Redis then refuses a write script whole when it is out
+# of memory, instead of failing at its first write with earlier writes done.
+# Arrays are pushed in chunks: Lua's unpack takes at most ~8,000 values.
+
+# A script that fails halfway keeps its first writes: types are checked before any write.
+_EXPECT = """
+local function expect(key, kind)
+  local found = redis.call('TYPE', key)['ok']
+  if found ~= 'none' and found ~= kind then
+    return redis.error_reply('WRONGTYPE ' .. key .. ' holds a ' .. found .. ', not a ' .. kind)
+  end
+end
+"""
+
+#: KEYS: token, stream (or the token again), queue...  ARGV: ttl, writer, batch JSON or "",
+#: then per queue its item count and its items.  Returns 1, or 0 if the token was used.
+_WRITE = (
+    "#!lua"
+    + _EXPECT
+    + """
+local wrong = ARGV[3] ~= '' and expect(KEYS[2], 'stream')
+for k = 3, #KEYS do wrong = wrong or expect(KEYS[k], 'list') end
+if wrong then return wrong end
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
+if ARGV[3] ~= '' then redis.call('XADD', KEYS[2], '*', 'w', ARGV[2], 'e', ARGV[3]) end
+local at = 4
+for k = 3, #KEYS do
+  local last = at + tonumber(ARGV[at])
+  for i = at + 1, last, 4000 do
+    redis.call('RPUSH', KEYS[k], unpack(ARGV, i, math.min(i + 3999, last)))
+  end
+  at = last + 1
+end
+return 1
+"""
+)
+
+#: KEYS: queue, claimed list, token.  ARGV: max items, ttl.  Returns the items taken.
+_CLAIM = (
+    "#!lua"
+    + _EXPECT
+    + """
+local wrong = expect(KEYS[1], 'list') or expect(KEYS[2], 'list')
+if wrong then return wrong end
+local done = redis.call('GET', KEYS[3])
+if done then
+  local stop, count = string.match(done, '^(%d+):(%d+)$')
+  return redis.call('LRANGE', KEYS[2], tonumber(stop) - tonumber(count), tonumber(stop) - 1)
+end
+local items = redis.call('LPOP', KEYS[1], ARGV[1])
+if not items then return {} end
+local stop = 0
+for i = 1, #items, 4000 do
+  stop = redis.call('RPUSH', KEYS[2], unpack(items, i, math.min(i + 3999, #items)))
+end
+redis.call('SET', KEYS[3], stop .. ':' .. #items, 'EX', ARGV[2])
+return items
+"""
+)
+
+#: KEYS: queue, token.  ARGV: ttl, then the JSON-encoded ids.  Items start with
+#: '{"id":' and their encoded id; a JSON string ends at its closing quote, so equal
+#: prefixes mean equal ids.  The list is scanned from the head until every id is found;
+#: a few items are cut out where they are (LSET to a mark, LREM), many by rewriting the
+#: scanned head (LTRIM it, LPUSH back what stays).  Returns the encoded ids removed,
+#: in queue order.
+_WITHDRAW = """#!lua
+if redis.call('EXISTS', KEYS[2]) == 1 then return redis.call('LRANGE', KEYS[2], 1, -1) end
+local wanted, lengths, left = {}, {}, 0
+for i = 2, #ARGV do
+  if not wanted[ARGV[i]] then
+    wanted[ARGV[i]] = true
+    lengths[#ARGV[i]] = true
+    left = left + 1
+  end
+end
+local found, where, kept = {}, {}, {}
+local size = redis.call('LLEN', KEYS[1])
+local scanned = 0
+while left > 0 and scanned < size do
+  local chunk = redis.call('LRANGE', KEYS[1], scanned, scanned + 999)
+  for j = 1, #chunk do
+    local item, hit = chunk[j], false
+    if string.sub(item, 1, 6) == '{"id":' then
+      for length in pairs(lengths) do
+        local id = string.sub(item, 7, 6 + length)
+        if wanted[id] then
+          wanted[id] = nil
+          left = left - 1
+          found[#found + 1] = id
+          where[#where + 1] = scanned
+          hit = true
+          break
+        end
+      end
+    end
+    if not hit then kept[#kept + 1] = item end
+    scanned = scanned + 1
+    if left == 0 then break end
+  end
+end
+if #where > 0 and #where <= 32 then
+  for i = 1, #where do redis.call('LSET', KEYS[1], where[i], '\\0') end
+  redis.call('LREM', KEYS[1], #where, '\\0')
+elseif #where > 0 then
+  redis.call('LTRIM', KEYS[1], scanned, -1)
+  local back = {}
+  for i = #kept, 1, -1 do back[#back + 1] = kept[i] end
+  for i = 1, #back, 4000 do
+    redis.call('LPUSH', KEYS[1], unpack(back, i, math.min(i + 3999, #back)))
+  end
+end
+redis.call('RPUSH', KEYS[2], '')
+for i = 1, #found, 4000 do
+  redis.call('RPUSH', KEYS[2], unpack(found, i, math.min(i + 3999, #found)))
+end
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+return found
+"""
+
+
+def _import_redis() -> Any:
+    try:
+        import redis
+    except ImportError as exc:
+        raise CoordinationError(
+            "the redis coordination plugin needs redis-py: pip install troy[redis]"
+        ) from exc
+    return redis
+
+
+def _encode(value: Any, what: str) -> bytes:
+    try:
+        return _ENCODER.encode(value).encode()
+    except (TypeError, ValueError) as exc:
+        raise CoordinationError(f"{what} is not JSON-ready: {exc}") from exc
+
+
+def _parse_array(parts: Sequence[bytes], where: str) -> list[Any]:
+    """The JSON values of ``parts``, parsed in one call."""
+    try:
+        values = json.loads(b"[" + b",".join(parts) + b"]")
+    except ValueError as exc:
+        raise CoordinationError(f"corrupt JSON in {where}: {exc}") from exc
+    if not isinstance(values, list) or len(values) != len(parts):
+        raise CoordinationError(f"corrupt JSON in {where}")
+    return values
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"[0-9]+", text)[:3])
+
+
+class RedisCoordination(Coordination):
+    """Records, streams and queues on one Redis server; see the module docstring."""
+
+    name = "redis"
+    schemes = ("redis", "rediss")
+    #: Connections from any process or host to the same server and prefix see one state.
+    capabilities: ClassVar[frozenset[str]] = frozenset({"multiprocess"})
+
+    def __init__(self, url: str, *, serve: bool = False) -> None:
+        super().__init__(url, serve=serve)
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        if scheme not in self.schemes:
+            raise CoordinationError(f"not a redis coordination URL: {self._safe(url, parts)}")
+        try:
+            port = parts.port or DEFAULT_PORT
+        except ValueError as exc:
+            raise CoordinationError(
+                f"redis coordination URL {self._safe(url, parts)} has a bad port"
+            ) from exc
+        self.host = parts.hostname or "localhost"
+        self.port = port
+        #: host:port, for messages.
+        self.where = f"[{self.host}]:{port}" if ":" in self.host else f"{self.host}:{port}"
+        self._password = unquote(parts.password) if parts.password is not None else None
+        self._safe_url = self._safe(url, parts)
+        path = parts.path.strip("/")
+        if path and not path.isdigit():
+            raise CoordinationError(
+                f"redis coordination URL {self._safe_url}: the path must be a database "
+                f"number, not {path!r}"
+            )
+        self.db = int(path or 0)
+        options = self._options(parts.query)
+        self.prefix = options.pop("prefix", DEFAULT_PREFIX)
+        if not re.fullmatch(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*", self.prefix):
+            raise CoordinationError(
+                f"redis coordination URL {self._safe_url}: prefix {self.prefix!r} must be "
+                f"/-separated words of [A-Za-z0-9._-]"
+            )
+        retry = options.pop("retry", None)
+        try:
+            self.retry = DEFAULT_RETRY if retry is None else float(retry)
+        except ValueError:
+            self.retry = math.nan
+        if not (self.retry >= 0 and math.isfinite(self.retry)):
+            raise CoordinationError(
+                f"redis coordination URL {self._safe_url}: retry={retry} is not a number of seconds"
+            )
+        #: Seconds a write's token lives: longer than any retry of that write can come.
+        self._token_ttl = math.ceil(self.retry + 2 * SOCKET_TIMEOUT) + 60
+        self._pid = 0
+        self._writer = ""
+        self._counter = itertools.count()
+        self._redis = _import_redis()
+        from redis.backoff import NoBackoff
+        from redis.exceptions import AuthenticationError, AuthorizationError
+        from redis.retry import Retry
+
+        #: Errors that retrying cannot cure, although redis-py makes them ConnectionErrors.
+        self._refused: tuple[type[Exception], ...] = (AuthenticationError, AuthorizationError)
+        self._transient: tuple[type[Exception], ...] = (
+            self._redis.ConnectionError,
+            self._redis.TimeoutError,
+            TimeoutError,
+            ConnectionError,
+        )
+        ssl: dict[str, Any] = {}
+        if scheme == "rediss":
+            ssl = {"ssl": True, "ssl_cert_reqs": options.pop("ssl_cert_reqs", "required")}
+            if ssl["ssl_cert_reqs"] not in ("none", "optional", "required"):
+                raise CoordinationError(
+                    f"redis coordination URL {self._safe_url}: ssl_cert_reqs must be none, "
+                    f"optional or required"
+                )
+            if "ssl_ca_certs" in options:
+                ssl["ssl_ca_certs"] = options.pop("ssl_ca_certs")
+        if options:
+            raise CoordinationError(
+                f"redis coordination URL {self._safe_url}: unknown option(s) "
+                f"{', '.join(sorted(options))}; known: {', '.join(_OPTIONS)}"
+                + ("" if scheme == "rediss" else " (ssl_* with rediss:// only)")
+            )
+        settings: dict[str, Any] = {
+            "host": self.host,
+            "port": port,
+            "db": self.db,
+            "username": unquote(parts.username) if parts.username else None,
+            "password": self._password,
+            "socket_connect_timeout": CONNECT_TIMEOUT,
+            "retry": Retry(NoBackoff(), 0),  # _call retries instead
+            **ssl,
+        }
+        self._check(settings)
+        self._client: redis_module.Redis = self._redis.Redis(
+            socket_timeout=SOCKET_TIMEOUT, **settings
+        )
+        self._write_script: Script = self._client.register_script(_WRITE)
+        self._claim_script: Script = self._client.register_script(_CLAIM)
+        self._withdraw_script: Script = self._client.register_script(_WITHDRAW)
+
+    @staticmethod
+    def _safe(url: str, parts: SplitResult) -> str:
+        """``url`` with its password masked."""
+        if parts.password is None:
+            return url
+        netloc = parts.netloc.rpartition("@")[2]
+        user = parts.username or ""
+        return parts._replace(netloc=f"{user}:***@{netloc}").geturl()
+
+    def _options(self, query: str) -> dict[str, str]:
+        options: dict[str, str] = {}
+        for key, value in parse_qsl(query, keep_blank_values=True):
+            if key in options:
+                raise CoordinationError(
+                    f"redis coordination URL {self._safe_url} gives {key}= twice"
+                )
+            options[key] = value
+        return options
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._safe_url!r})"
+
+    def _scrub(self, text: object) -> str:
+        message = str(text)
+        if self._password:
+            message = message.replace(self._password, "***")
+        return message
+
+    def _check(self, settings: dict[str, Any]) -> None:
+        """PING the server and check its version; CoordinationError at once if it does not answer.
+
+        A server that answers that it is still loading its data is waited for, as in a call.
+        """
+        client = self._redis.Redis(socket_timeout=CONNECT_TIMEOUT, **settings)
+        unreachable: tuple[type[Exception], ...] = (*self._transient, OSError)
+        try:
+            deadline = time.monotonic() + self.retry
+            delay = FIRST_BACKOFF
+            while True:
+                try:
+                    client.ping()
+                    try:
+                        info = cast(dict[str, Any], client.info("server"))
+                    except self._redis.ResponseError:  # INFO not allowed to this user
+                        info = {}
+                    break
+                except self._redis.BusyLoadingError as exc:
+                    if time.monotonic() + delay > deadline:
+                        raise CoordinationError(
+                            f"Redis at {self.where} is still loading its data after "
+                            f"{self.retry:g} s"
+                        ) from exc
+                    time.sleep(delay)
+                    delay = min(2 * delay, MAX_BACKOFF)
+                except self._refused as exc:
+                    raise CoordinationError(
+                        f"Redis at {self.where} refused the credentials of "
+                        f"{self._safe_url}: {self._scrub(exc)}"
+                    ) from exc
+                except unreachable as exc:
+                    raise CoordinationError(
+                        f"cannot connect to Redis at {self.where}: {self._scrub(exc)}"
+                    ) from exc
+                except self._redis.RedisError as exc:
+                    raise CoordinationError(
+                        f"Redis at {self.where} answered PING with an error: {self._scrub(exc)}"
+                    ) from exc
+        finally:
+            client.close()
+        version = str(info.get("redis_version", ""))
+        if version and _version(version) < MIN_SERVER:
+            raise CoordinationError(
+                f"Redis at {self.where} runs version {version}; troy needs "
+                f"{'.'.join(map(str, MIN_SERVER))} or later"
+            )
+
+    # -- plumbing ----------------------------------------------------------------
+    @property
+    def writer(self) -> str:
+        """This connection's writer id: host, pid and a random part; new after a fork."""
+        pid = os.getpid()
+        if pid != self._pid:
+            self._pid = pid
+            self._writer = f"{_HOST}-{pid}-{secrets.token_hex(4)}"
+        return self._writer
+
+    def _key(self, kind: str, name: str) -> str:
+        return f"{self.prefix}:{kind}:{name}"
+
+    def _token(self) -> str:
+        """A key naming one write, so that its retries are applied at most once."""
+        return f"{self.prefix}:op:{self.writer}-{next(self._counter)}"
+
+    def _call(self, what: str, operation: Callable[[], T]) -> T:
+        """``operation()``, retried through outages for up to ``retry`` seconds."""
+        deadline = time.monotonic() + self.retry
+        delay = FIRST_BACKOFF
+        while True:
+            try:
+                return operation()
+            except self._refused as exc:
+                raise CoordinationError(
+                    f"Redis at {self.where} refused to {what}: {self._scrub(exc)}"
+                ) from exc
+            except self._transient as exc:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise CoordinationError(
+                        f"Redis at {self.where} did not answer for {self.retry:g} s "
+                        f"({what}): {self._scrub(exc)}"
+                    ) from exc
+                time.sleep(min(delay, left))
+                delay = min(2 * delay, MAX_BACKOFF)
+            except self._redis.RedisError as exc:
+                raise CoordinationError(
+                    f"Redis at {self.where} failed to {what}: {self._scrub(exc)}"
+                ) from exc
+
+    def close(self) -> None:
+        """Close this connection's sockets."""
+        self._client.close()
+        self._client.connection_pool.disconnect()
+
+    # -- records -----------------------------------------------------------------
+    def put_record(self, key: str, record: Mapping[str, Any]) -> None:
+        """SET the record and add its key to its parent's SET of children, in one transaction."""
+        check_name(key)
+        data = _encode(dict(record), f"record {key}")
+        parent = key.rpartition("/")[0]
+
+        def put() -> None:
+            pipe = self._client.pipeline(transaction=True)
+            pipe.set(self._key("rec", key), data)
+            if parent:
+                pipe.sadd(self._key("kids", parent), key)
+            pipe.execute()
+
+        self._call(f"put record {key}", put)
+
+    def get_record(self, key: str) -> dict[str, Any] | None:
+        """The record under ``key``, or None."""
+        check_name(key)
+        data = self._call(f"get record {key}", lambda: self._client.get(self._key("rec", key)))
+        if data is None:
+            return None
+        try:
+            record = json.loads(cast(bytes, data))
+        except ValueError as exc:
+            raise CoordinationError(f"record {key} in Redis at {self.where} is corrupt") from exc
+        if not isinstance(record, dict):
+            raise CoordinationError(f"record {key} in Redis at {self.where} is not an object")
+        return record
+
+    def list_records(self, prefix: str) -> list[str]:
+        """Keys directly below ``prefix``, sorted: one SMEMBERS."""
+        check_name(prefix)
+        members = self._call(
+            f"list records below {prefix}",
+            lambda: cast(set[bytes], self._client.smembers(self._key("kids", prefix))),
+        )
+        return sorted(member.decode() for member in members)
+
+    # -- streams and writes --------------------------------------------------------
+    def _write(
+        self,
+        what: str,
+        stream: str | None,
+        events: Sequence[Mapping[str, Any]],
+        queues: Mapping[str, Sequence[Mapping[str, Any]]],
+    ) -> None:
+        """Append ``events`` to ``stream`` and push the queues' items, in one script, once."""
+        batch = b""
+        if stream is not None and events:
+            batch = _encode([dict(event) for event in events], f"event batch for {stream}")
+        token = self._token()
+        keys = [token, self._key("stream", stream) if stream is not None and batch else token]
+        args: list[Any] = [self._token_ttl, self.writer, batch]
+        for queue, items in queues.items():
+            if items:
+                keys.append(self._key("q", queue))
+                args.append(len(items))
+                args.extend(self._items(queue, items))
+        if not batch and len(keys) == 2:
+            return
+        self._call(what, lambda: self._write_script(keys=keys, args=args))
+
+    @staticmethod
+    def _items(queue: str, items: Sequence[Mapping[str, Any]]) -> list[bytes]:
+        encoded = []
+        for item in items:
+            if not isinstance(item, Mapping) or not isinstance(item.get("id"), str):
+                raise CoordinationError(f"queue item without a string 'id': {item!r:.200}")
+            # "id" first: withdraw finds an item by this prefix.
+            encoded.append(_encode({"id": item["id"], **item}, f"item {item['id']} for {queue}"))
+        return encoded
+
+    def append(self, stream: str, events: Sequence[Mapping[str, Any]]) -> None:
+        """XADD the batch as one stream entry holding a JSON array."""
+        check_name(stream)
+        self._write(f"append to stream {stream}", stream, events, {})
+
+    def commit(
+        self,
+        stream: str,
+        events: Sequence[Mapping[str, Any]],
+        queues: Mapping[str, Sequence[Mapping[str, Any]]],
+    ) -> None:
+        """Append the batch and enqueue every queue's items in one atomic script."""
+        check_name(stream)
+        for queue in queues:
+            check_name(queue)
+        self._write(f"commit to stream {stream}", stream, events, queues)
+
+    def read(
+        self, stream: str, cursor: Cursor = None, skip_own: bool = False
+    ) -> tuple[list[dict[str, Any]], Cursor]:
+        """Batches after ``cursor`` (the last stream entry id read), READ_COUNT per XRANGE."""
+        check_name(stream)
+        if cursor is not None and not (isinstance(cursor, str) and _STREAM_ID.fullmatch(cursor)):
+            raise CoordinationError(f"not a redis coordination stream cursor: {cursor!r:.200}")
+        key = self._key("stream", stream)
+        own = self.writer.encode() if skip_own else None
+        batches: list[bytes] = []
+        last = cursor
+
+        def fetch(start: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
+            entries = self._client.xrange(key, start, "+", count=READ_COUNT)
+            return cast(list[tuple[bytes, dict[bytes, bytes]]], entries)
+
+        while True:
+            start = "-" if last is None else f"({last}"
+            entries = self._call(f"read stream {stream}", functools.partial(fetch, start))
+            for _, fields in entries:
+                if own is None or fields.get(b"w") != own:
+                    batches.append(fields.get(b"e", b"[]"))
+            if entries:
+                last = entries[-1][0].decode()
+            if len(entries) < READ_COUNT:
+                break
+        events: list[dict[str, Any]] = []
+        for batch in _parse_array(batches, f"stream {stream}"):
+            if not isinstance(batch, list) or not all(isinstance(e, dict) for e in batch):
+                raise CoordinationError(f"corrupt batch in stream {stream}: not events")
+            events.extend(batch)
+        return events, last
+
+    # -- queues --------------------------------------------------------------------
+    def enqueue(self, queue: str, items: Sequence[Mapping[str, Any]]) -> None:
+        """RPUSH the items, once even if the call is retried."""
+        check_name(queue)
+        self._write(f"enqueue to {queue}", None, (), {queue: items})
+
+    def claim(self, queue: str, claimer: str, max_items: int) -> list[dict[str, Any]]:
+        """LPOP up to ``max_items`` and RPUSH them to the claimer's list, in one script."""
+        check_name(queue)
+        check_name(claimer)
+        if max_items < 1:
+            return []
+        keys = [self._key("q", queue), f"{self._key('claimed', queue)}:{claimer}", self._token()]
+        items = self._call(
+            f"claim from {queue}",
+            lambda: cast(
+                list[bytes], self._claim_script(keys=keys, args=[max_items, self._token_ttl])
+            ),
+        )
+        if not items:
+            return []
+        return cast(list[dict[str, Any]], _parse_array(items, f"queue {queue}"))
+
+    def withdraw(self, queue: str, ids: Collection[str]) -> list[str]:
+        """Remove the named pending items in one script; their ids, in queue order."""
+        check_name(queue)
+        wanted = [_encode(ident, "item id") for ident in dict.fromkeys(ids)]
+        if not wanted:
+            return []
+        keys = [self._key("q", queue), self._token()]
+        found = self._call(
+            f"withdraw from {queue}",
+            lambda: cast(
+                list[bytes], self._withdraw_script(keys=keys, args=[self._token_ttl, *wanted])
+            ),
+        )
+        return [cast(str, ident) for ident in _parse_array(found, f"queue {queue}")]
