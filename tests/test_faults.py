@@ -162,3 +162,41 @@ def test_unreachable_service_at_submit_is_a_clear_error_and_records_nothing(
         assert len(again.list()) == 1
     with pytest.raises(troy.CoordinationError, match=re.escape("127.0.0.1:1")):
         troy.WorkUnitService(coordination="redis://127.0.0.1:1/0?retry=1")
+
+
+def test_units_of_a_silent_agent_run_elsewhere_and_its_late_reports_change_nothing(
+    coordination_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stopped agent is alive to its backend: only the heartbeat tells it is gone.
+    monkeypatch.setenv("TROY_HEARTBEAT_TIMEOUT", "2")
+    with (
+        troy.PilotJobService(coordination=coordination_url) as pilots,
+        troy.WorkUnitService(coordination=coordination_url) as units,
+    ):
+        units.add(pilots)
+        silent, other = (
+            pilots.create(
+                "fork://localhost",
+                {"number_of_processes": 2, "working_directory": str(tmp_path / name)},
+            )
+            for name in ("silent", "other")
+        )
+        submitted = units.submit(sleepers(60, 0.2))
+        wait_until(lambda: sum(u.state == State.Done for u in submitted) >= 10, 60, "10 Done")
+        assert silent.handle is not None
+        pid = silent.handle["pid"]
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            wait_until(lambda: silent.state == State.Failed, 30, "the silent pilot Failed")
+            assert "heartbeat lapsed" in silent.state_detail
+        finally:
+            os.kill(pid, signal.SIGCONT)  # it wakes up, reports late, reads terminate, goes
+        units.wait(timeout=120)
+        assert_each_done_once(submitted)
+        late = [u for u in submitted if u.tries]
+        assert late and all(u.pilot == other.id for u in late)
+        assert all("heartbeat lapsed" in t["why"] for u in late for t in u.tries)
+        time.sleep(1.0)  # the woken agent's reports are for old attempts: nothing moves
+        assert_each_done_once(submitted)
+        assert all(u.pilot == other.id for u in late)
+        pilots.cancel()
