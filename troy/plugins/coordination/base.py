@@ -25,7 +25,10 @@ an unknown outcome must not enqueue an item twice.
 
 from __future__ import annotations
 
+import os
 import re
+import secrets
+import socket
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar
@@ -39,6 +42,15 @@ Cursor = Any
 DEFAULT_RETRY = 30.0
 
 _NAME = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
+
+
+#: This host's name as it may appear in coordination names.
+HOST = re.sub(r"[^A-Za-z0-9_-]+", "_", socket.gethostname())[:48] or "host"
+
+
+def new_writer_id() -> str:
+    """A writer/connection id unique across hosts and processes: host-pid-random."""
+    return f"{HOST}-{os.getpid()}-{secrets.token_hex(4)}"
 
 
 def check_name(name: str) -> str:

@@ -50,8 +50,6 @@ import itertools
 import json
 import os
 import re
-import secrets
-import socket
 import threading
 import time
 from collections import deque
@@ -60,9 +58,8 @@ from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
 from troy.api.errors import CoordinationError
-from troy.plugins.coordination.base import Coordination, Cursor, check_name
+from troy.plugins.coordination.base import Coordination, Cursor, check_name, new_writer_id
 
-_HOST = re.sub(r"[^A-Za-z0-9_-]+", "_", socket.gethostname())[:48] or "host"
 _PENDING, _CLAIMED, _TMP = "@pending", "@claimed", "@tmp"
 _START_DIGITS = 9
 _WORD = re.compile(r"[A-Za-z0-9._-]+")
@@ -189,7 +186,7 @@ class FileCoordination(Coordination):
         pid = os.getpid()
         if pid != self._pid:
             self._pid = pid
-            self._writer = f"{_HOST}-{pid}-{secrets.token_hex(4)}"
+            self._writer = new_writer_id()
         return self._writer
 
     # -- files ---------------------------------------------------------------

@@ -50,15 +50,19 @@ import json
 import math
 import os
 import re
-import secrets
-import socket
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
 
 from troy.api.errors import CoordinationError
-from troy.plugins.coordination.base import DEFAULT_RETRY, Coordination, Cursor, check_name
+from troy.plugins.coordination.base import (
+    DEFAULT_RETRY,
+    Coordination,
+    Cursor,
+    check_name,
+    new_writer_id,
+)
 
 if TYPE_CHECKING:
     import redis as redis_module
@@ -77,7 +81,6 @@ READ_COUNT = 512
 FIRST_BACKOFF, MAX_BACKOFF = 0.05, 1.0
 MIN_SERVER = (7, 0)
 
-_HOST = re.sub(r"[^A-Za-z0-9_-]+", "_", socket.gethostname())[:48] or "host"
 _STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 _OPTIONS = ("prefix", "retry", "ssl_ca_certs", "ssl_cert_reqs")
 # ensure_ascii (the default) keeps items plain ASCII, so the prefix test of withdraw is exact.
@@ -420,7 +423,7 @@ class RedisCoordination(Coordination):
         pid = os.getpid()
         if pid != self._pid:
             self._pid = pid
-            self._writer = f"{_HOST}-{pid}-{secrets.token_hex(4)}"
+            self._writer = new_writer_id()
         return self._writer
 
     def _key(self, kind: str, name: str) -> str:

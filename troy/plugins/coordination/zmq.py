@@ -46,8 +46,6 @@ import contextlib
 import json
 import os
 import re
-import secrets
-import socket
 import threading
 import time
 from collections import OrderedDict
@@ -64,7 +62,13 @@ except ImportError:  # the plugin loads without pyzmq and says what to install w
 
 from troy.api.errors import CoordinationError
 from troy.core.config import troy_home
-from troy.plugins.coordination.base import DEFAULT_RETRY, Coordination, Cursor, check_name
+from troy.plugins.coordination.base import (
+    DEFAULT_RETRY,
+    Coordination,
+    Cursor,
+    check_name,
+    new_writer_id,
+)
 from troy.plugins.coordination.file import FileCoordination
 
 PROTOCOL = b"troy-zmq/1"
@@ -76,7 +80,6 @@ BACKOFF, BACKOFF_MAX = 0.05, 1.0
 #: Connections whose last reply the broker remembers (least recently used are forgotten).
 MAX_SESSIONS = 4096
 
-_HOST = re.sub(r"[^A-Za-z0-9_-]+", "_", socket.gethostname())[:48] or "host"
 _CONNECTION_ID = re.compile(rb"[A-Za-z0-9_-]{1,128}")
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
@@ -383,7 +386,7 @@ class ZmqCoordination(Coordination):
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self._socket = None  # a parent's socket is not ours to close
-        self.connection_id = f"{_HOST}-{self._pid}-{secrets.token_hex(4)}"
+        self.connection_id = new_writer_id()
         self._request = 0
 
     # -- transport -----------------------------------------------------------------
