@@ -429,3 +429,19 @@ def test_pilot_wrapper_that_cannot_start_is_a_backend_error(
         local_pilot(pilots, tmp_path, executable="/no/such/wrapper")
     (failed,) = pilots.list()
     assert failed.state == State.Failed and "/no/such/wrapper" in failed.state_detail
+
+
+def test_unit_cut_off_by_wall_time_runs_again_on_another_pilot(
+    pilots: troy.PilotJobService, units: troy.WorkUnitService, tmp_path: Path
+) -> None:
+    units.add(pilots)
+    short = local_pilot(pilots, tmp_path, slots=1, wall_time_limit=0.03)  # 1.8 s
+    wait_until(lambda: short.state == State.Running, 30, "short pilot Running")
+    unit = units.submit({"executable": "/bin/sleep", "arguments": ["3"]})
+    wait_until(lambda: unit.state == State.Running, 30, "unit Running")
+    assert unit.pilot == short.id
+    long = local_pilot(pilots, tmp_path, slots=2)
+    assert unit.wait(timeout=60) == State.Done, unit.state_detail
+    assert short.state == State.Done
+    assert unit.pilot == long.id
+    assert [(t["kind"], "wall_time_limit" in t["why"]) for t in unit.tries] == [("lost", True)]

@@ -2,7 +2,7 @@
 
 Real processes throughout.  Each test runs with every coordination plugin it
 applies to; servers are started by the tests themselves (see
-tests/coordination_services.py).
+tests/redis_fixtures.py).
 """
 
 from __future__ import annotations

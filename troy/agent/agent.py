@@ -312,22 +312,37 @@ class Agent:
         )
 
     def _shutdown(self, pilot_state: str, unit_fate: str, detail: str) -> None:
-        # Units waiting to start go back to the pilot's queue: the manager places them again.
+        """End the pilot: unstarted units back to the queue, running ones killed, report.
+
+        When the units it cuts off are lost (wall time, agent error), the pilot's end
+        is reported before they are, so the manager places them on other pilots and
+        never on this one again.  Canceled units are reported first, with why.
+        """
         pending = self.pool.drain()
         with self._lock:
             self._ending = (unit_fate, detail)
             running = list(self._running.values())
+        try:
+            if pending:  # the manager places them again
+                self.coordination.enqueue(
+                    self.queue,
+                    [
+                        {"id": j.id, "service": j.service, "d": j.description, "a": j.attempt,
+                         "t": j.tries}
+                        for j in pending
+                    ],
+                )  # fmt: skip
+            if unit_fate == "lost":
+                self._report_pilot(pilot_state, detail=detail)
+                self.reporter.flush()
+        except CoordinationError as exc:
+            log.error("could not hand back units or report the pilot's end: %s", exc)
         for process in running:
             self._kill(process)
         self.pool.close(timeout=KILL_GRACE + 3)
-        items = [
-            {"id": j.id, "service": j.service, "d": j.description, "a": j.attempt, "t": j.tries}
-            for j in pending
-        ]
-        self._report_pilot(pilot_state, detail=detail)
+        if unit_fate != "lost":
+            self._report_pilot(pilot_state, detail=detail)
         try:
-            if items:
-                self.coordination.enqueue(self.queue, items)
             self.reporter.flush()
         except CoordinationError as exc:
             # The manager will find the pilot gone and place its units elsewhere.

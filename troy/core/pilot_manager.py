@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from troy.api.description import PilotJobDescription
-from troy.api.errors import BackendError, NoSuchObject, TroyError
+from troy.api.errors import BackendError, CoordinationError, NoSuchObject, TroyError
 from troy.api.objects import PilotJob
 from troy.api.states import PILOTJOB_TYPE, PILOTJOB_TYPE_PLUGIN, State
 from troy.core import config, hooks, protocol, registry
@@ -277,6 +277,14 @@ class PilotManager:
         return bool(events)
 
     def _poll(self) -> bool:
+        try:
+            return self._poll_once()
+        except CoordinationError:
+            # What cannot be read cannot be judged: heartbeat clocks start again afterwards.
+            self._beats.clear()
+            raise
+
+    def _poll_once(self) -> bool:
         busy = False
         self._load_pilots()
         poll_backends = time.monotonic() - self._last_backend_poll >= BACKEND_POLL

@@ -354,6 +354,31 @@ class StreamTests(CoordinationFixtures):
 class QueueTests(CoordinationFixtures):
     """Queues: items claimed oldest first, each by one claimer; pending ones can be withdrawn."""
 
+    def test_commit_records_events_and_queues_items(self, connect: Connect, ns: str) -> None:
+        writer, reader = connect(), connect()
+        stream, first, second = f"{ns}/events", f"{ns}/q1", f"{ns}/q2"
+        writer.commit(stream, [{"n": 0}, {"n": 1}], {first: _items(0, 3), second: _items(3, 2)})
+
+        events, _ = reader.read(stream)
+        assert events == [{"n": 0}, {"n": 1}]
+        assert reader.claim(first, "c", 10) == _items(0, 3)
+        assert reader.claim(second, "c", 10) == _items(3, 2)
+
+    def test_commit_with_a_bad_name_records_nothing(
+        self, coordination: Coordination, ns: str
+    ) -> None:
+        stream, queue = f"{ns}/events", f"{ns}/q"
+        with pytest.raises(CoordinationError):
+            coordination.commit(stream, [{"n": 0}], {queue: _items(0, 1), "bad name": _items(1, 1)})
+        events, _ = coordination.read(stream)
+        assert events == [] or self._commit_is_not_atomic(coordination)
+        assert coordination.claim(queue, "c", 10) == [] or self._commit_is_not_atomic(coordination)
+
+    @staticmethod
+    def _commit_is_not_atomic(coordination: Coordination) -> bool:
+        """The base class' commit (append, then enqueue) is the only one allowed to be partial."""
+        return type(coordination).commit is Coordination.commit
+
     def test_claim_is_fifo_across_enqueues(self, coordination: Coordination, ns: str) -> None:
         queue = f"{ns}/q"
         coordination.enqueue(queue, _items(0, 2))

@@ -19,8 +19,9 @@ CoordinationError at once if it does not.  Afterwards, a plugin retries
 transient outages (a server restarting, a broker whose host restarts) inside
 each call for up to ``retry`` seconds (URL query parameter, default
 DEFAULT_RETRY), then raises CoordinationError naming the service.  No method
-ever leaves a half-written record, event batch or commit; a call retried after
-an unknown outcome must not enqueue an item twice.
+ever leaves a half-written record or event batch, and a call retried after an
+unknown outcome must not enqueue an item twice.  ``commit`` is all-or-nothing
+where a plugin overrides it (redis, zmq); the default appends, then enqueues.
 """
 
 from __future__ import annotations
