@@ -80,6 +80,17 @@ class Coordination(ABC):
         """
         self.url = url
         self.serve = serve
+        self._writer_pid = 0
+        self._writer_id = ""
+
+    @property
+    def writer(self) -> str:
+        """This connection's writer id (see new_writer_id); a new one after a fork."""
+        pid = os.getpid()
+        if pid != self._writer_pid:
+            self._writer_pid = pid
+            self._writer_id = new_writer_id()
+        return self._writer_id
 
     # -- records -----------------------------------------------------------
     @abstractmethod

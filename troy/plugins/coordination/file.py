@@ -58,7 +58,7 @@ from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
 from troy.api.errors import CoordinationError
-from troy.plugins.coordination.base import Coordination, Cursor, check_name, new_writer_id
+from troy.plugins.coordination.base import Coordination, Cursor, check_name
 
 _PENDING, _CLAIMED, _TMP = "@pending", "@claimed", "@tmp"
 _START_DIGITS = 9
@@ -166,8 +166,6 @@ class FileCoordination(Coordination):
         self._streams = os.path.join(self.root, "streams")
         self._queues = os.path.join(self.root, "queues")
         self._dirs: set[str] = set()
-        self._pid = 0
-        self._writer = ""
         self._counter = itertools.count()
         self._last_ns = 0
         #: Per pending folder: bundle names of the last listing not yet tried.
@@ -179,15 +177,6 @@ class FileCoordination(Coordination):
             self._mkdir(folder)
         if not os.access(self.root, os.W_OK | os.X_OK):
             raise CoordinationError(f"coordination directory {self.root} is not writable")
-
-    @property
-    def writer(self) -> str:
-        """This connection's writer id: host, pid and a random part; new after a fork."""
-        pid = os.getpid()
-        if pid != self._pid:
-            self._pid = pid
-            self._writer = new_writer_id()
-        return self._writer
 
     # -- files ---------------------------------------------------------------
     def _mkdir(self, folder: str) -> None:

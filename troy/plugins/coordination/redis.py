@@ -48,7 +48,6 @@ import functools
 import itertools
 import json
 import math
-import os
 import re
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -61,7 +60,6 @@ from troy.plugins.coordination.base import (
     Coordination,
     Cursor,
     check_name,
-    new_writer_id,
 )
 from troy.plugins.coordination.redis_scripts import CLAIM, WITHDRAW, WRITE
 
@@ -171,8 +169,6 @@ class RedisCoordination(Coordination):
             )
         #: Seconds a write's token lives: longer than any retry of that write can come.
         self._token_ttl = math.ceil(self.retry + 2 * SOCKET_TIMEOUT) + 60
-        self._pid = 0
-        self._writer = ""
         self._counter = itertools.count()
         self._redis = _import_redis()
         from redis.backoff import NoBackoff
@@ -298,15 +294,6 @@ class RedisCoordination(Coordination):
             )
 
     # -- plumbing ----------------------------------------------------------------
-    @property
-    def writer(self) -> str:
-        """This connection's writer id: host, pid and a random part; new after a fork."""
-        pid = os.getpid()
-        if pid != self._pid:
-            self._pid = pid
-            self._writer = new_writer_id()
-        return self._writer
-
     def _key(self, kind: str, name: str) -> str:
         return f"{self.prefix}:{kind}:{name}"
 
