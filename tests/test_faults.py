@@ -7,6 +7,7 @@ tests/redis_fixtures.py).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -16,6 +17,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -51,22 +53,34 @@ def assert_each_done_once(units: list[troy.WorkUnit]) -> None:
         assert [s for s, _ in unit.history].count(State.Done) == 1, unit.history
 
 
+@contextlib.contextmanager
+def services(url: str) -> Iterator[tuple[troy.PilotJobService, troy.WorkUnitService]]:
+    """A pilot-job service attached to a work-unit service, both closed afterwards."""
+    with (
+        troy.PilotJobService(coordination=url) as pilots,
+        troy.WorkUnitService(coordination=url) as units,
+    ):
+        units.add(pilots)
+        yield pilots, units
+
+
+def two_pilots(pilots: troy.PilotJobService, tmp_path: Path) -> list[troy.PilotJob]:
+    """Two local pilots of two slots each."""
+    return [
+        pilots.create(
+            "fork://localhost",
+            {"number_of_processes": 2, "working_directory": str(tmp_path / name)},
+        )
+        for name in ("first", "second")
+    ]
+
+
 def test_units_of_a_killed_agent_run_on_the_other_pilot(
     coordination_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TROY_HEARTBEAT_TIMEOUT", "3")
-    with (
-        troy.PilotJobService(coordination=coordination_url) as pilots,
-        troy.WorkUnitService(coordination=coordination_url) as units,
-    ):
-        units.add(pilots)
-        first, second = (
-            pilots.create(
-                "fork://localhost",
-                {"number_of_processes": 2, "working_directory": str(tmp_path / name)},
-            )
-            for name in ("first", "second")
-        )
+    with services(coordination_url) as (pilots, units):
+        first, second = two_pilots(pilots, tmp_path)
         submitted = units.submit(sleepers(200, 0.2))
         wait_until(lambda: sum(u.state == State.Done for u in submitted) >= 40, 60, "40 Done")
         assert first.handle is not None
@@ -123,11 +137,7 @@ def test_a_redis_restart_mid_run_loses_nothing(
     fresh_redis_server: RedisServer, tmp_path: Path
 ) -> None:
     url = f"{fresh_redis_server.url}?prefix=restart&retry=30"
-    with (
-        troy.PilotJobService(coordination=url) as pilots,
-        troy.WorkUnitService(coordination=url) as units,
-    ):
-        units.add(pilots)
+    with services(url) as (pilots, units):
         pilots.create(
             "fork://localhost", {"number_of_processes": 2, "working_directory": str(tmp_path)}
         )
@@ -169,18 +179,8 @@ def test_units_of_a_silent_agent_run_elsewhere_and_its_late_reports_change_nothi
 ) -> None:
     # A stopped agent is alive to its backend: only the heartbeat tells it is gone.
     monkeypatch.setenv("TROY_HEARTBEAT_TIMEOUT", "2")
-    with (
-        troy.PilotJobService(coordination=coordination_url) as pilots,
-        troy.WorkUnitService(coordination=coordination_url) as units,
-    ):
-        units.add(pilots)
-        silent, other = (
-            pilots.create(
-                "fork://localhost",
-                {"number_of_processes": 2, "working_directory": str(tmp_path / name)},
-            )
-            for name in ("silent", "other")
-        )
+    with services(coordination_url) as (pilots, units):
+        silent, other = two_pilots(pilots, tmp_path)
         submitted = units.submit(sleepers(60, 0.2))
         wait_until(lambda: sum(u.state == State.Done for u in submitted) >= 10, 60, "10 Done")
         assert silent.handle is not None

@@ -17,13 +17,15 @@ def flaky(counter: Path, succeed_on: int) -> dict[str, object]:
     return {"executable": "/bin/sh", "arguments": ["-c", script]}
 
 
+def one_slot_pilot(pilots: troy.PilotJobService, units: troy.WorkUnitService, path: Path) -> None:
+    units.add(pilots)
+    pilots.create("fork://localhost", {"number_of_processes": 1, "working_directory": str(path)})
+
+
 def test_failing_unit_runs_again_until_it_succeeds(
     pilots: troy.PilotJobService, units: troy.WorkUnitService, tmp_path: Path
 ) -> None:
-    units.add(pilots)
-    pilots.create(
-        "fork://localhost", {"number_of_processes": 1, "working_directory": str(tmp_path)}
-    )
+    one_slot_pilot(pilots, units, tmp_path)
     counter = tmp_path / "runs"
     unit = units.submit({**flaky(counter, succeed_on=3), "retries": 2})
     details: list[object] = []
@@ -44,10 +46,7 @@ def test_failing_unit_runs_again_until_it_succeeds(
 def test_unit_that_keeps_failing_is_failed_with_its_history(
     pilots: troy.PilotJobService, units: troy.WorkUnitService, tmp_path: Path
 ) -> None:
-    units.add(pilots)
-    pilots.create(
-        "fork://localhost", {"number_of_processes": 1, "working_directory": str(tmp_path)}
-    )
+    one_slot_pilot(pilots, units, tmp_path)
     counter = tmp_path / "runs"
     unit = units.submit({**flaky(counter, succeed_on=99), "retries": 1})
     assert unit.wait(timeout=60) == State.Failed
@@ -59,10 +58,7 @@ def test_unit_that_keeps_failing_is_failed_with_its_history(
 def test_without_retries_a_failure_is_final(
     pilots: troy.PilotJobService, units: troy.WorkUnitService, tmp_path: Path
 ) -> None:
-    units.add(pilots)
-    pilots.create(
-        "fork://localhost", {"number_of_processes": 1, "working_directory": str(tmp_path)}
-    )
+    one_slot_pilot(pilots, units, tmp_path)
     counter = tmp_path / "runs"
     unit = units.submit(flaky(counter, succeed_on=2))
     assert unit.wait(timeout=60) == State.Failed

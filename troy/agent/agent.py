@@ -197,7 +197,10 @@ class Agent:
                     self._report_unit(job, "Canceled", detail="canceled before it started")
             elif event.get("ev") == "terminate" and event.get("a", 0) >= self.attempt:
                 reason = event.get("reason") or "pilot canceled"
-                self.request_stop("Canceled", "Canceled", reason)
+                if event.get("fate") == "lost":  # the manager gave this agent up for lost
+                    self.request_stop("Failed", "lost", reason)
+                else:
+                    self.request_stop("Canceled", "Canceled", reason)
 
     def request_stop(self, pilot_state: str, unit_state: str, detail: str) -> None:
         """Ask the main loop to end the pilot (first request wins)."""

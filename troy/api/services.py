@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, overload
+from typing import Any, Generic, Self, TypeVar, overload
 
 from troy.api.description import PilotJobDescription, WorkUnitDescription
 from troy.api.objects import PilotJob, WorkUnit
@@ -18,7 +18,38 @@ def _overall_state(members: Sequence[PilotJob] | Sequence[WorkUnit]) -> State:
     return State.Done if members else State.New
 
 
-class PilotJobService:
+Manager = TypeVar("Manager", PilotManager, UnitManager)
+
+
+class _Service(Generic[Manager]):
+    """What both services share: an id, a coordination URL, closing."""
+
+    _manager: Manager
+
+    @property
+    def id(self) -> str:
+        return self._manager.service_id
+
+    @property
+    def coordination(self) -> str:
+        """The coordination URL this service records into."""
+        return self._manager.coordination_url
+
+    def close(self) -> None:
+        """Stop watching in this process; pilots and units keep running."""
+        self._manager.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.id}>"
+
+
+class PilotJobService(_Service[PilotManager]):
     """Creates and manages pilots (the Pilot-Manager of the P* model).
 
     ``PilotJobService()`` starts a new service; ``PilotJobService(id=...)``
@@ -29,15 +60,6 @@ class PilotJobService:
 
     def __init__(self, id: str | None = None, coordination: str | None = None) -> None:
         self._manager = PilotManager(id, coordination)
-
-    @property
-    def id(self) -> str:
-        return self._manager.service_id
-
-    @property
-    def coordination(self) -> str:
-        """The coordination URL this service records into."""
-        return self._manager.coordination_url
 
     @property
     def state(self) -> State:
@@ -81,21 +103,8 @@ class PilotJobService:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             pilot.wait(remaining)
 
-    def close(self) -> None:
-        """Stop watching pilots in this process; the pilots themselves keep running."""
-        self._manager.close()
 
-    def __enter__(self) -> PilotJobService:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"<PilotJobService {self.id}>"
-
-
-class WorkUnitService:
+class WorkUnitService(_Service[UnitManager]):
     """Where the application submits work units; places them on pilots with a scheduler.
 
     ``WorkUnitService(id=...)`` reconnects (also from a new process) and sees
@@ -109,14 +118,6 @@ class WorkUnitService:
         scheduler: str | None = None,
     ) -> None:
         self._manager = UnitManager(id, coordination, scheduler)
-
-    @property
-    def id(self) -> str:
-        return self._manager.service_id
-
-    @property
-    def coordination(self) -> str:
-        return self._manager.coordination_url
 
     @property
     def scheduler(self) -> str:
@@ -177,16 +178,3 @@ class WorkUnitService:
     def wait(self, timeout: float | None = None) -> None:
         """Block until every unit submitted so far is final; Timeout if not in time."""
         self._manager.wait(None, timeout)
-
-    def close(self) -> None:
-        """Stop watching in this process; units keep running on their pilots."""
-        self._manager.close()
-
-    def __enter__(self) -> WorkUnitService:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"<WorkUnitService {self.id}>"

@@ -324,7 +324,8 @@ class PilotManager:
         self._record_state(pilot, State.Failed, reason)
         self.coordination.append(
             protocol.control_stream(pilot.id),
-            [{"ev": "terminate", "a": pilot.attempt, "reason": reason}],
+            # "lost": an agent that wakes up hands its units back as lost, not canceled.
+            [{"ev": "terminate", "a": pilot.attempt, "reason": reason, "fate": "lost"}],
         )
         if pilot.handle is not None:
             backend, handle = self._backend_for(pilot), pilot.handle

@@ -31,7 +31,8 @@ Service events (short keys: a run of 100,000 units writes them all)
 Pilot events
     {"ev": "state", "s", "ts", "a", "detail"?, "slots"?, "host"?, "pid"?}
 Control events
-    {"ev": "cancel", "units": [ids]} | {"ev": "terminate", "a": attempt, "reason"}
+    {"ev": "cancel", "units": [ids]} | {"ev": "terminate", "a": attempt, "reason", "fate"?}
+    (fate "lost": the manager gave the agent up; its units go back as lost, not canceled)
 """
 
 from __future__ import annotations
