@@ -36,3 +36,23 @@ def units(coordination_url: str) -> Iterator[WorkUnitService]:
     service = WorkUnitService(coordination=coordination_url)
     yield service
     service.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_agent_outlives_the_tests() -> Iterator[None]:
+    """Agents run in sessions of their own and outlive their client by design: a test
+    that fails before it cancels its pilots would leave them behind.  Stop, by PID, every
+    agent this test process started that is still running at the end."""
+    yield
+    import os
+    import signal
+
+    from troy.plugins.backends.local import LocalBackend
+
+    for pid, process in list(LocalBackend._children.items()):
+        if process.poll() is None:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                continue
+            process.wait()
