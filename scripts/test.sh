@@ -13,16 +13,37 @@ if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi
 "$venv/bin/python" -m pip install --quiet --upgrade pip
-"$venv/bin/python" -m pip install --quiet -e '.[test]'
+"$venv/bin/python" -m pip install --quiet -e '.[test,saga]'
 # A third-party plugin package, installed as users install one: the conformance
 # suites run against its plugins exactly as against troy's own.
 "$venv/bin/python" -m pip install --quiet -e examples/troy-demo
 
 # Services: the Redis tests start their own redis-server processes (on free
 # loopback ports, stopped by PID) from the binary installed here; the ZeroMQ
-# broker lives in the test processes.  TROY_REQUIRE_SERVICES=1 turns a missing
+# broker lives in the test processes.  sshd, munge + single-node SLURM run for the
+# whole session from a fresh directory (short: it holds unix sockets), on free
+# loopback ports, and stop by PID when this script ends, failed or not; their
+# env.sh tells the tests where they are (TROY_TEST_SSH_URL, TROY_TEST_SLURM_URL,
+# SLURM_CONF, ssh wrappers first in PATH).  TROY_REQUIRE_SERVICES=1 turns a missing
 # server into a failure, never a silent skip.
 bash scripts/redis-server.sh install
+bash scripts/services.sh install
+TROY_SERVICES_DIR=$(mktemp -d /tmp/troy-svc.XXXXXX)
+stop_services() {
+    local status=$?
+    bash scripts/services.sh stop "$TROY_SERVICES_DIR" || true
+    if [ "$status" -eq 0 ]; then
+        rm -rf "$TROY_SERVICES_DIR"
+    else
+        echo "service logs kept in $TROY_SERVICES_DIR" >&2
+    fi
+}
+trap stop_services EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+bash scripts/services.sh start "$TROY_SERVICES_DIR"
+# shellcheck source=/dev/null
+. "$TROY_SERVICES_DIR/env.sh"
 export TROY_REQUIRE_SERVICES=1
 
 echo "== ruff"

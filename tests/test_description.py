@@ -20,7 +20,8 @@ EXTRAS = {"affinity_datacenter_label", "affinity_machine_label", "input_data", "
 
 
 @pytest.mark.parametrize(
-    ("kind", "troy_extensions"), [(PilotJobDescription, set()), (WorkUnitDescription, {"retries"})]
+    ("kind", "troy_extensions"),
+    [(PilotJobDescription, {"agent_python"}), (WorkUnitDescription, {"retries"})],
 )
 def test_every_troy_attribute_exists_and_reads_none_when_unset(
     kind: type, troy_extensions: set[str]

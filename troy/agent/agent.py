@@ -25,7 +25,9 @@ from typing import Any
 
 from troy.agent.launcher import describe_exit, prepare, start
 from troy.agent.reporter import Reporter
+from troy.agent.resources import discover, pilot_slots
 from troy.agent.slots import Job, SlotPool
+from troy.api.description import unit_cores
 from troy.api.errors import CoordinationError
 from troy.core import protocol, retry
 from troy.plugins.coordination.base import Coordination
@@ -44,6 +46,19 @@ DEFAULT_HEARTBEAT = 2.0
 MAX_OUTAGE = 600.0
 
 
+def wall_time_seconds(limit_minutes: float, in_batch_job: bool) -> float:
+    """Seconds the agent runs before it ends the pilot at its wall time.
+
+    Inside a batch job the agent stops early, by 10% of the limit but at most
+    60 s: the batch system counts from the job's start, before the bootstrap,
+    and the agent must report its end and hand back its units before it is killed.
+    """
+    seconds = limit_minutes * 60
+    if in_batch_job:
+        seconds -= min(60.0, seconds * 0.1)
+    return seconds
+
+
 class Agent:
     """Runs the units of one pilot."""
 
@@ -56,13 +71,19 @@ class Agent:
         self.record = record
         description = record.get("description") or {}
         self.attempt: int = record.get("attempt", 0)
-        self.slots: int = description.get("number_of_processes") or len(os.sched_getaffinity(0))
         self.directory: str = record["working_directory"]
-        limit = description.get("wall_time_limit")
-        self.wall_time_limit: float | None = limit
-        self.deadline = time.monotonic() + limit * 60 if limit else None
         host = socket.gethostname()
         self.host = host
+        #: The batch allocation the agent runs in (kind "none" outside one).
+        self.allocation = discover(os.environ)
+        limit = description.get("wall_time_limit")
+        self.wall_time_limit: float | None = limit
+        self.deadline = (
+            time.monotonic() + wall_time_seconds(limit, self.allocation.kind != "none")
+            if limit
+            else None
+        )
+        self.slots: int = pilot_slots(self.allocation, description.get("number_of_processes"), host)
         self.claimer = re.sub(
             r"[^A-Za-z0-9._-]", "_", f"{pilot_id}.{self.attempt}.{host}.{os.getpid()}"
         )
@@ -116,7 +137,9 @@ class Agent:
 
     def _execute(self, job: Job) -> None:
         try:
-            prepared = prepare(job.id, job.description, self.directory, self.base_environment)
+            prepared = prepare(
+                job.id, job.description, self.directory, self.base_environment, self.allocation
+            )
             process = start(prepared)
         except OSError as exc:
             what = exc.filename or job.description.get("executable")
@@ -211,9 +234,7 @@ class Agent:
         jobs = []
         for item in items:
             description = item["d"]
-            cores = int(
-                description.get("total_cpu_count") or description.get("number_of_processes") or 1
-            )
+            cores = unit_cores(description)
             job = Job(
                 item["id"], item["service"], description, item.get("a", 0), cores, item.get("t", [])
             )

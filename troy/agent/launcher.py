@@ -4,6 +4,8 @@ Units run without a shell.  ``$VAR`` and ``${VAR}`` in the executable, the
 arguments and the input/output/error names are expanded from the unit's own
 environment (the agent's environment plus the unit's ``environment``);
 unknown variables are left as they are, like the shell's ``set +u`` would not.
+MPI units, and single units in a SLURM allocation of several nodes, start
+through the allocation's launcher (see troy.agent.mpi).
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from troy.agent import mpi
+from troy.agent.resources import Allocation
 
 _VARIABLE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 
@@ -28,6 +33,10 @@ def expand(text: str, environment: Mapping[str, str]) -> str:
         return environment.get(name, match.group(0))
 
     return _VARIABLE.sub(substitute, text)
+
+
+#: Stands for "no allocation": only its kind is looked at.
+_OUTSIDE = Allocation("none", (("localhost", 1),))
 
 
 @dataclass
@@ -48,14 +57,21 @@ def prepare(
     description: Mapping[str, Any],
     pilot_directory: str,
     base_environment: Mapping[str, str],
+    allocation: Allocation | None = None,
 ) -> Prepared:
     """Work out argv, sandbox, environment and redirections of one unit.
 
     ``base_environment`` must be the agent's own environment: a unit without an
-    ``environment`` of its own inherits it as it is, which spares copying and
-    encoding it for every one of many short units.
+    ``environment`` of its own (nor ``threads_per_process``, which sets
+    ``OMP_NUM_THREADS`` unless its ``environment`` does) inherits it as it is,
+    which spares copying and encoding it for every one of many short units.
+    ``allocation`` is the agent's (None: outside any).  Raises
+    mpi.LauncherMissing (an OSError) if the launcher the unit needs is missing.
     """
-    extra = description.get("environment")
+    extra: Mapping[str, str] | None = description.get("environment")
+    threads = description.get("threads_per_process")
+    if threads and "OMP_NUM_THREADS" not in (extra or {}):
+        extra = {**(extra or {}), "OMP_NUM_THREADS": str(threads)}
     environment: Mapping[str, str] = base_environment
     if extra:
         environment = {**base_environment, **extra}
@@ -66,6 +82,11 @@ def prepare(
         sandbox = os.path.join(pilot_directory, unit_id)
     argv = [expand(description["executable"], environment)]
     argv.extend(expand(argument, environment) for argument in description.get("arguments") or ())
+    allocation = allocation or _OUTSIDE
+    launcher = mpi.launcher(description, allocation)
+    if launcher is not None:
+        mpi.require(launcher, environment.get("PATH", os.defpath))
+        argv = mpi.wrap(argv, description, allocation)
 
     def in_sandbox(name: str | None, default: str | None) -> str | None:
         if not name:

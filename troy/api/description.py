@@ -139,6 +139,41 @@ def _environment(field: str, value: Any) -> dict[str, str]:
     return environment
 
 
+#: The values ``spmd_variation`` accepts (any case); stored in lowercase.
+SPMD_VARIATIONS = ("single", "mpi", "openmpi")
+#: The variations started through an MPI launcher (srun, mpirun).
+MPI_VARIATIONS = frozenset({"mpi", "openmpi"})
+
+
+def _spmd_variation(field: str, value: Any) -> str:
+    text = _string(field, value).strip().lower()
+    if text not in SPMD_VARIATIONS:
+        allowed = ", ".join(repr(name) for name in SPMD_VARIATIONS)
+        raise BadDescription(field, f"expected one of {allowed} (any case), got {value!r}")
+    return text
+
+
+def runs_mpi(values: Mapping[str, Any]) -> bool:
+    """Whether a unit with these attributes (a description or its raw dict) is an MPI unit."""
+    variation = values.get("spmd_variation")
+    return isinstance(variation, str) and variation.strip().lower() in MPI_VARIATIONS
+
+
+def unit_cores(values: Mapping[str, Any]) -> int:
+    """Slots a unit with these attributes (a description or its raw dict) takes on a pilot.
+
+    ``total_cpu_count`` if set; else, for an MPI unit, ``number_of_processes``
+    times ``threads_per_process``; else ``number_of_processes``; default 1.
+    """
+    total = values.get("total_cpu_count")
+    if total:
+        return int(total)
+    processes = int(values.get("number_of_processes") or 1)
+    if runs_mpi(values):
+        return processes * int(values.get("threads_per_process") or 1)
+    return processes
+
+
 def _start_time(field: str, value: Any) -> float | int | str:
     if isinstance(value, str):
         return value
@@ -198,7 +233,7 @@ SAGA_FIELDS: dict[str, Validator] = {
     "processes_per_host": _positive_int,
     "threads_per_process": _positive_int,
     "total_cpu_count": _positive_int,
-    "spmd_variation": _nonempty_string,
+    "spmd_variation": _spmd_variation,
     # requirements
     "candidate_hosts": _string_list,
     "cpu_architecture": _nonempty_string,
@@ -348,9 +383,13 @@ class PilotJobDescription(_Description):
     ``number_of_processes`` is the pilot's slot count (default: the cores the
     agent can see); ``wall_time_limit`` is in minutes; ``working_directory`` is
     where unit sandboxes are made (default: a directory under the troy home).
+    ``agent_python`` (a troy extension) is a Python on the target that has
+    troy installed; without it, backends that start agents elsewhere ship
+    troy there (see docs/backends.md).
     """
 
     __slots__ = ()
+    _FIELDS: ClassVar[dict[str, Validator]] = {**SAGA_FIELDS, "agent_python": _nonempty_string}
     _ALIASES: ClassVar[dict[str, str]] = {"walltime": "wall_time_limit"}
 
     executable: str | None
@@ -382,14 +421,17 @@ class PilotJobDescription(_Description):
     affinity_machine_label: str | None
     input_data: list[Any] | None
     output_data: list[dict[str, list[str]]] | None
+    agent_python: str | None
 
 
 class WorkUnitDescription(_Description):
     """One task: what to run, with what, where its output goes, how many slots.
 
     A unit takes ``total_cpu_count`` slots if set, else ``number_of_processes``
-    (default 1).  It runs without a shell: ``arguments`` is a list and
-    ``$VAR``/``${VAR}`` in it are expanded from the unit's environment.
+    (default 1), which an MPI unit multiplies by ``threads_per_process``
+    (`unit_cores`).  It runs without a shell: ``arguments`` is a list and ``$VAR``/``${VAR}``
+    in it are expanded from the unit's environment.  ``spmd_variation`` "mpi"
+    (or "openmpi") starts it through the allocation's MPI launcher.
     ``retries`` (a troy extension, default 0) is how many more times a unit
     that fails runs, on any pilot.
     """
@@ -432,6 +474,5 @@ class WorkUnitDescription(_Description):
 
     @property
     def cores(self) -> int:
-        """Slots this unit takes on a pilot."""
-        values = self._values
-        return int(values.get("total_cpu_count") or values.get("number_of_processes") or 1)
+        """Slots this unit takes on a pilot (`unit_cores`)."""
+        return unit_cores(self._values)

@@ -147,6 +147,7 @@ class PilotManager:
         description.validate()
         plugin = backend_class(rm, pj_type)
         backend = plugin(rm, context)
+        backend.check(description)
         pilot_id = config.new_id("pilot")
         directory = description.working_directory
         if directory:
@@ -348,9 +349,7 @@ class PilotManager:
             # The agent may have reported how it ended just before exiting: read that first.
             self._read_stream(pilot)
             if not pilot.state.is_final:
-                self._record_state(
-                    pilot, State.Failed if state != State.Canceled else state, detail
-                )
+                self._record_state(pilot, state, detail)
 
     # -- control ---------------------------------------------------------------------
     def cancel_pilot(self, pilot: PilotJob, reason: str = "pilot canceled") -> None:

@@ -49,6 +49,13 @@ class Backend(ABC):
         self.rm = rm
         self.context = context
 
+    def check(self, description: PilotJobDescription) -> None:
+        """Refuse a description this resource cannot run (raise BackendError), before launch.
+
+        Called before anything about the pilot is recorded; the default accepts all.
+        """
+        return None
+
     @abstractmethod
     def launch(self, launch: PilotLaunch) -> dict[str, Any]:
         """Start the agent; return a JSON-ready handle. Raise BackendError on failure."""
@@ -58,8 +65,12 @@ class Backend(ABC):
         """The agent job's state as the resource sees it, and a detail.
 
         Pending while queued, Running while the agent process lives, and a final
-        state once it has gone (Failed with the reason, e.g. the agent's stderr,
-        when it died; Done when it ended normally).
+        state once it has gone.  The agent reports its own end before it exits;
+        a final state here is recorded only when that report is missing, so it
+        says why the agent went: Failed with the reason (e.g. the agent's
+        stderr) when it died, Done when the resource ended the job at its wall
+        time, Canceled when the resource canceled it.  Unknown when this
+        process cannot see the job (the agent's reports then tell its state).
         """
 
     @abstractmethod

@@ -147,7 +147,7 @@ class LocalBackend(Backend):
             return State.Running, ""
         code = self._exit_code(handle)
         if code == 0:
-            return State.Done, "agent exited"
+            return State.Failed, "agent exited without reporting how the pilot ended"
         reason = stderr_tail(handle.get("stderr", "")) or "no output on stderr"
         what = f"agent exited with code {code}" if code is not None else "agent process is gone"
         return State.Failed, f"{what}: {reason}"

@@ -1,0 +1,259 @@
+"""The saga (BigJob-native) backend against real resources: fork, sshd and SLURM.
+
+The conformance suite runs once per resource URL; the tests after it check
+what only this backend does: the agent inside a SLURM job, MPI units, the
+bootstrap (a named Python, or troy shipped as a wheel into a venv) and its
+failures.  sshd and SLURM are started by ``scripts/services.sh`` (see
+tests/services.py); without them these tests skip, saying why.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from services import have_mpicc, slurm_url, ssh_url
+
+from troy import PilotJobService, WorkUnitService
+from troy.api.errors import BackendError
+from troy.api.states import State
+from troy.testing.backends import START_TIMEOUT, BackendSuite
+
+pytest.importorskip("radical.saga", reason="radical.saga is not installed (pip install troy[saga])")
+
+#: The agent's Python on the resources: this one (the test resources share this host).
+AGENT_PYTHON = sys.executable
+
+MPI_HELLO = r"""
+#include <mpi.h>
+#include <stdio.h>
+int main(int argc, char **argv) {
+    int rank, size;
+    MPI_Init(&argc, &argv);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    printf("rank %d of %d\n", rank, size);
+    MPI_Finalize();
+    return 0;
+}
+"""
+#: OpenMPI refuses to run as root without these (the tests run as root here).
+MPI_AS_ROOT = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
+
+
+class SagaSuite(BackendSuite):
+    @pytest.fixture
+    def backend_pj_type(self) -> str:
+        return "bigjob"
+
+    @pytest.fixture
+    def pilot_description(self, tmp_path: Path) -> dict[str, Any]:
+        return {
+            "number_of_processes": 2,
+            "working_directory": str(tmp_path / "pilot"),
+            "agent_python": AGENT_PYTHON,
+        }
+
+
+class TestSagaFork(SagaSuite):
+    @pytest.fixture
+    def backend_rm(self) -> str:
+        return "fork://localhost"
+
+
+@pytest.mark.ssh
+class TestSagaSsh(SagaSuite):
+    @pytest.fixture
+    def backend_rm(self) -> str:
+        return ssh_url()
+
+
+@pytest.mark.slurm
+class TestSagaSlurm(SagaSuite):
+    @pytest.fixture
+    def backend_rm(self) -> str:
+        return slurm_url()
+
+    @pytest.fixture
+    def pilot_description(self, tmp_path: Path) -> dict[str, Any]:
+        return {
+            "number_of_processes": 2,
+            "working_directory": str(tmp_path / "pilot"),
+            "agent_python": AGENT_PYTHON,
+            "queue": "debug",
+            "wall_time_limit": 10,
+        }
+
+
+# -- helpers -----------------------------------------------------------------------------
+@pytest.fixture
+def services(coordination_url: str) -> Iterator[tuple[PilotJobService, WorkUnitService]]:
+    pilots = PilotJobService(coordination=coordination_url)
+    units = WorkUnitService(coordination=coordination_url)
+    units.add(pilots)
+    yield pilots, units
+    pilots.cancel()
+    units.close()
+    pilots.close()
+
+
+def slurm_description(tmp_path: Path, **extra: Any) -> dict[str, Any]:
+    return {
+        "number_of_processes": 2,
+        "working_directory": str(tmp_path / "pilot"),
+        "agent_python": AGENT_PYTHON,
+        "queue": "debug",
+        "wall_time_limit": 10,
+        **extra,
+    }
+
+
+def mpi_program(tmp_path: Path) -> Path:
+    """A 2-rank MPI hello world, compiled here with mpicc."""
+    mpicc = have_mpicc()
+    source = tmp_path / "hello.c"
+    source.write_text(MPI_HELLO)
+    binary = tmp_path / "hello-mpi"
+    subprocess.run([mpicc, "-o", str(binary), str(source)], check=True)
+    return binary
+
+
+def assert_both_ranks(unit: Any) -> None:
+    assert unit.wait(timeout=START_TIMEOUT) == State.Done, unit.state_detail
+    output = Path(unit.sandbox, "stdout").read_text()
+    assert sorted(re.findall(r"rank \d of \d", output)) == ["rank 0 of 2", "rank 1 of 2"], output
+
+
+# -- SLURM ---------------------------------------------------------------------------------
+@pytest.mark.slurm
+def test_agent_runs_inside_a_slurm_job(
+    services: tuple[PilotJobService, WorkUnitService], tmp_path: Path
+) -> None:
+    pilots, units = services
+    pilot = pilots.create(slurm_url(), slurm_description(tmp_path))
+    assert pilot.pj_type == "saga"  # slurm:// picks the saga backend by scheme
+    unit = units.submit({"executable": "/usr/bin/env"})
+    assert unit.wait(timeout=START_TIMEOUT) == State.Done, unit.state_detail
+    environment = dict(
+        line.split("=", 1)
+        for line in Path(unit.sandbox, "stdout").read_text().splitlines()
+        if "=" in line
+    )
+    job_id = re.search(r"\[(\d+)\]$", pilot.handle["job_id"])
+    assert job_id is not None, pilot.handle
+    assert environment.get("SLURM_JOB_ID") == job_id.group(1)
+    assert pilot.slots == 2  # sized from the allocation (SLURM_CPUS_ON_NODE)
+
+
+@pytest.mark.slurm
+def test_mpi_unit_in_a_slurm_pilot(
+    services: tuple[PilotJobService, WorkUnitService], tmp_path: Path
+) -> None:
+    binary = mpi_program(tmp_path)
+    pilots, units = services
+    pilots.create(slurm_url(), slurm_description(tmp_path))
+    unit = units.submit(
+        {"executable": str(binary), "spmd_variation": "mpi", "number_of_processes": 2}
+    )
+    assert_both_ranks(unit)
+
+
+@pytest.mark.slurm
+def test_slurm_pilot_without_a_queue_is_refused_before_anything_is_recorded(
+    services: tuple[PilotJobService, WorkUnitService], tmp_path: Path
+) -> None:
+    pilots, _ = services
+    description = slurm_description(tmp_path)
+    del description["queue"]
+    with pytest.raises(BackendError, match="queue"):
+        pilots.create("slurm://localhost", description)
+    assert pilots.list() == []
+
+
+# -- SSH -----------------------------------------------------------------------------------
+@pytest.mark.ssh
+def test_mpi_unit_in_an_ssh_pilot(
+    services: tuple[PilotJobService, WorkUnitService], tmp_path: Path
+) -> None:
+    binary = mpi_program(tmp_path)
+    pilots, units = services
+    pilots.create(
+        ssh_url(),
+        {
+            "number_of_processes": 2,
+            "working_directory": str(tmp_path / "pilot"),
+            "agent_python": AGENT_PYTHON,
+            "environment": MPI_AS_ROOT,
+        },
+    )
+    unit = units.submit(
+        {"executable": str(binary), "spmd_variation": "mpi", "number_of_processes": 2}
+    )
+    assert_both_ranks(unit)
+
+
+@pytest.mark.ssh
+def test_shipped_troy_is_installed_once_per_working_directory(
+    services: tuple[PilotJobService, WorkUnitService], tmp_path: Path
+) -> None:
+    """Without agent_python the backend copies a wheel of this troy and the bootstrap
+    makes a venv from it; a second pilot in the same directory reuses that venv."""
+    pilots, units = services
+    description = {"number_of_processes": 1, "working_directory": str(tmp_path / "pilot")}
+    first = pilots.create(ssh_url(), description)
+    unit = units.submit({"executable": "/bin/sh", "arguments": ["-c", "command -v python"]})
+    # pip installs troy's dependencies into the new venv: allow for it.
+    assert unit.wait(timeout=START_TIMEOUT * 3) == State.Done, unit.state_detail
+    ready = list((tmp_path / "pilot" / ".troy").glob("venv-*/.troy-ready"))
+    assert len(ready) == 1, list((tmp_path / "pilot").rglob("*"))
+    made = ready[0].stat().st_mtime_ns
+    first.cancel()
+
+    second = pilots.create(ssh_url(), description)
+    started = time.monotonic()
+    unit = units.submit({"executable": "/bin/true"})
+    assert unit.wait(timeout=START_TIMEOUT) == State.Done, unit.state_detail
+    assert unit.pilot == second.id
+    assert ready[0].stat().st_mtime_ns == made  # not installed again
+    assert time.monotonic() - started < 30
+
+
+# -- bootstrap failures ----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "where",
+    [
+        "fork",
+        pytest.param("ssh", marks=pytest.mark.ssh),
+        pytest.param("slurm", marks=pytest.mark.slurm),
+    ],
+)
+def test_bad_agent_python_fails_the_pilot_with_the_reason(
+    where: str, services: tuple[PilotJobService, WorkUnitService], tmp_path: Path
+) -> None:
+    rm = {"fork": lambda: "fork://localhost", "ssh": ssh_url, "slurm": slurm_url}[where]()
+    pilots, _ = services
+    started = time.monotonic()
+    pilot = pilots.create(rm, slurm_description(tmp_path, agent_python="/no/such/python"), "bigjob")
+    assert pilot.wait(timeout=30) == State.Failed
+    assert "no Python at '/no/such/python'" in pilot.state_detail
+    assert time.monotonic() - started < 15  # seconds, not a heartbeat timeout
+
+
+def test_python_without_troy_fails_the_pilot_with_the_reason(
+    services: tuple[PilotJobService, WorkUnitService], tmp_path: Path
+) -> None:
+    pilots, _ = services
+    bare = "/usr/bin/python3"
+    if not os.access(bare, os.X_OK):
+        pytest.skip(f"{bare} is not here to stand for a Python without troy")
+    description = {"working_directory": str(tmp_path / "pilot"), "agent_python": bare}
+    pilot = pilots.create("fork://localhost", description, "bigjob")
+    assert pilot.wait(timeout=30) == State.Failed
+    assert "has no troy" in pilot.state_detail

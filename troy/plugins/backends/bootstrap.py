@@ -1,0 +1,181 @@
+"""Getting a pilot's agent started on a host troy has never seen.
+
+Two ways, chosen per pilot:
+
+* **use**: a Python that already has troy (a shared filesystem, a site
+  install) is named in the pilot description (``agent_python``) or in
+  ``$TROY_AGENT_PYTHON``; the bootstrap checks that it exists and execs the
+  agent with it.
+* **ship** (the default): the backend copies a wheel of the troy that is
+  running here into ``WORKDIR/.troy/`` and the bootstrap installs it, once per
+  working directory and troy build, into a venv there
+  (``WORKDIR/.troy/venv-HASH``); later pilots in the same directory reuse it.
+  The venv's dependencies come from whatever index pip on the target is
+  configured for (``PIP_INDEX_URL``, ``pip.conf``; ``--find-links`` for
+  offline sites).
+
+Whatever goes wrong before the agent runs is written to stderr, prefixed
+``troy bootstrap:``, and the script exits non-zero: the backend reads the
+agent's error file and fails the pilot with that text.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib.metadata
+import io
+import os
+import threading
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import troy
+from troy.core import config
+
+#: Where the bootstrap files live inside a pilot's working directory.
+STAGING_DIRECTORY = ".troy"
+#: The bootstrap script's name in STAGING_DIRECTORY.
+SCRIPT_NAME = "bootstrap.sh"
+#: A fixed timestamp for wheel members, so the same sources give the same wheel.
+_EPOCH = (2020, 1, 1, 0, 0, 0)
+
+BOOTSTRAP_SCRIPT = r"""#!/bin/sh
+# troy agent bootstrap (written by troy; safe to delete, rewritten at each launch).
+#   bootstrap.sh use  PYTHON                   AGENT-ARGUMENTS...
+#   bootstrap.sh ship PYTHON VENV WHEEL EXTRAS AGENT-ARGUMENTS...
+set -u
+fail() { echo "troy bootstrap: $*" >&2; exit 1; }
+where="$(hostname 2>/dev/null || echo this host)"
+found() { [ -x "$1" ] || command -v "$1" >/dev/null 2>&1; }
+mode=$1; python=$2; shift 2
+case "$mode" in
+use)
+    found "$python" || fail "no Python at '$python' on $where (agent_python)"
+    "$python" -c 'import troy.agent' 2>/dev/null ||
+        fail "'$python' on $where has no troy ('import troy.agent' fails)"
+    exec "$python" "$@"
+    ;;
+ship)
+    venv=$1; wheel=$2; extras=$3; shift 3
+    if [ ! -e "$venv/.troy-ready" ]; then
+        found "$python" || fail "no '$python' on $where to make a venv for troy"
+        if command -v flock >/dev/null 2>&1; then
+            # One bootstrap per directory installs; the others wait for it here.
+            exec 9>"$venv.lock" && flock 9 || fail "cannot lock $venv.lock"
+        fi
+        if [ ! -e "$venv/.troy-ready" ]; then
+            rm -rf "$venv"
+            "$python" -m venv "$venv" >&2 || fail "'$python -m venv $venv' failed on $where"
+            "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+                "$wheel$extras" >&2 || fail "pip could not install $wheel$extras on $where"
+            touch "$venv/.troy-ready"
+        fi
+        exec 9>&-
+    fi
+    exec "$venv/bin/python" "$@"
+    ;;
+*)
+    fail "unknown mode '$mode'"
+    ;;
+esac
+"""
+
+
+@dataclass(frozen=True)
+class Wheel:
+    """A wheel of the running troy, built locally."""
+
+    path: Path
+    #: Short digest of its contents: names the venv it is installed into.
+    digest: str
+
+
+_wheel: Wheel | None = None
+_wheel_lock = threading.Lock()
+
+
+def _record_hash(data: bytes) -> str:
+    digest = hashlib.sha256(data).digest()
+    return "sha256=" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def _package_files(root: Path) -> list[tuple[str, bytes]]:
+    """Every file of the troy package (no caches), as (name in the wheel, contents)."""
+    files = []
+    for path in sorted(root.rglob("*")):
+        if path.is_dir() or "__pycache__" in path.parts or path.suffix in (".pyc", ".pyo"):
+            continue
+        files.append((f"troy/{path.relative_to(root).as_posix()}", path.read_bytes()))
+    return files
+
+
+def build_wheel(directory: Path) -> Wheel:
+    """Write a pure-Python wheel of the running troy into ``directory``.
+
+    It is made from the imported package and its installed metadata (so it also
+    works from an editable install or a site without the sources), and it is
+    reproducible: the same troy gives byte-identical wheels.
+    """
+    distribution = importlib.metadata.distribution("troy")
+    version = distribution.version
+    info = f"troy-{version}.dist-info"
+    members = _package_files(Path(troy.__file__).parent)
+    metadata = distribution.read_text("METADATA") or (
+        f"Metadata-Version: 2.1\nName: troy\nVersion: {version}\n"
+    )
+    members.append((f"{info}/METADATA", metadata.encode()))
+    entry_points = distribution.read_text("entry_points.txt")
+    if entry_points:
+        members.append((f"{info}/entry_points.txt", entry_points.encode()))
+    members.append(
+        (
+            f"{info}/WHEEL",
+            b"Wheel-Version: 1.0\nGenerator: troy\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        )
+    )
+    record = "".join(f"{name},{_record_hash(data)},{len(data)}\n" for name, data in members)
+    record += f"{info}/RECORD,,\n"
+    members.append((f"{info}/RECORD", record.encode()))
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members:
+            entry = zipfile.ZipInfo(name, _EPOCH)
+            entry.external_attr = 0o644 << 16
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(entry, data)
+    data = buffer.getvalue()
+    digest = hashlib.sha256(data).hexdigest()[:12]
+    target = directory / digest / f"troy-{version}-py3-none-any.whl"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(f".{os.getpid()}.part")
+        partial.write_bytes(data)
+        partial.replace(target)
+    return Wheel(target, digest)
+
+
+def troy_wheel() -> Wheel:
+    """The wheel of the running troy, built once per process into the troy home."""
+    global _wheel
+    with _wheel_lock:
+        if _wheel is None or not _wheel.path.exists():
+            _wheel = build_wheel(config.troy_home() / "wheels")
+        return _wheel
+
+
+def agent_python(description_value: str | None) -> str | None:
+    """The Python to run the agent with on the target, or None to ship troy."""
+    return description_value or os.environ.get("TROY_AGENT_PYTHON") or None
+
+
+def extras_for(coordination_url: str) -> str:
+    """The pip extras the agent needs for a coordination URL (``[redis]``, or "")."""
+    scheme = coordination_url.split(":", 1)[0].lower()
+    if scheme in ("redis", "rediss"):
+        return "[redis]"
+    if scheme == "tcp":  # the zmq plugin's broker address
+        return "[zmq]"
+    return ""
