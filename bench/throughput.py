@@ -143,22 +143,22 @@ def workload_startup(args: argparse.Namespace, work: str) -> dict[str, Any]:
         units = troy.WorkUnitService(coordination=args.coordination)
         units.add(pilots)
         started = time.time()
-        pilots.create(
-            "fork://localhost",
-            {
-                "number_of_processes": args.slots,
-                "working_directory": os.path.join(work, f"s-{repeat}"),
-            },
-        )
+        description = {
+            "number_of_processes": args.slots,
+            "working_directory": os.path.join(work, f"s-{repeat}"),
+            **json.loads(args.pilot),
+        }
+        pilots.create(args.rm, description, args.pj_type)
         unit = units.submit({"executable": "/bin/true"})
-        unit.wait(timeout=60)
+        unit.wait(timeout=300)
         running = unit.timestamp(State.Running)
-        assert running is not None
+        assert running is not None, unit.state_detail
         latencies.append(running - started)
         pilots.cancel()
         units.close()
         pilots.close()
-    print("startup: create() to first unit Running")
+    print(f"startup: create() to first unit Running ({args.rm}, pj_type {args.pj_type})")
+    print("  each: " + ", ".join(f"{latency:.2f} s" for latency in latencies))
     show("latency", latencies, "s")
     return {"create_to_running_s": summary(latencies)}
 
@@ -219,6 +219,13 @@ def main() -> None:
     parser.add_argument("-s", "--slots", type=int, default=2, help="pilot slots = raw pool size")
     parser.add_argument("--coordination", help="coordination URL (default: a fresh directory)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of W1, W2, startup")
+    parser.add_argument(
+        "--rm", default="fork://localhost", help="resource URL of the startup pilot"
+    )
+    parser.add_argument("--pj-type", help="backend of the startup pilot (default: by --rm)")
+    parser.add_argument(
+        "--pilot", default="{}", help="JSON merged into the startup pilot's description"
+    )
     parser.add_argument("--repeats-w3", type=int, default=1, help="runs of W3")
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="troy-bench-")

@@ -24,7 +24,7 @@
 #   OMPI_ALLOW_RUN_AS_ROOT, OMPI_ALLOW_RUN_AS_ROOT_CONFIRM (mpirun refuses root without them)
 set -euo pipefail
 
-PACKAGES=(openssh-server slurm-wlm munge openmpi-bin libopenmpi-dev)
+PACKAGES=(openssh-server slurm-wlm munge openmpi-bin libopenmpi-dev python3-venv)
 START_TIMEOUT=${TROY_SERVICES_TIMEOUT:-20} # seconds for SLURM to run a probe job
 
 usage() {

@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import math
+import os
 import shlex
 import threading
 import time
@@ -33,6 +34,7 @@ from urllib.parse import urlsplit
 from troy.api.description import PilotJobDescription
 from troy.api.errors import BackendError
 from troy.api.states import State
+from troy.core import config
 from troy.plugins.backends import bootstrap
 from troy.plugins.backends.base import Backend, PilotLaunch
 
@@ -58,7 +60,15 @@ _SAGA_TO_TROY = {
 
 
 def _saga() -> Any:
-    """radical.saga, imported on first use (it is an optional dependency, slow to import)."""
+    """radical.saga, imported on first use (it is an optional dependency, slow to import).
+
+    Its log files go to ``$TROY_HOME/logs`` rather than the current directory,
+    unless ``$RADICAL_DEFAULT_LOG_DIR`` says otherwise.
+    """
+    if "RADICAL_DEFAULT_LOG_DIR" not in os.environ:
+        logs = config.troy_home() / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        os.environ["RADICAL_DEFAULT_LOG_DIR"] = str(logs)
     try:
         import radical.saga as rs
     except ImportError as exc:
