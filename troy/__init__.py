@@ -5,6 +5,9 @@ runs many work units inside them.  This package exports the TROY API.
 """
 
 from troy.api.callbacks import Callback
+from troy.api.data_description import DataUnitDescription, PilotDataDescription
+from troy.api.data_objects import DataUnit, PilotData
+from troy.api.data_service import PilotDataService
 from troy.api.description import PilotJobDescription, WorkUnitDescription
 from troy.api.errors import (
     BackendError,
@@ -34,8 +37,13 @@ __all__ = [
     "BadPlugin",
     "Callback",
     "CoordinationError",
+    "DataUnit",
+    "DataUnitDescription",
     "NoSuchObject",
     "NoSuchPlugin",
+    "PilotData",
+    "PilotDataDescription",
+    "PilotDataService",
     "PilotJob",
     "PilotJobDescription",
     "PilotJobService",

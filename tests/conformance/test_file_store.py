@@ -120,6 +120,16 @@ class TestFileStoreWrites:
 
         assert os.stat(tmp_path / "pd" / "du-1" / "old.txt").st_mtime == 1_000_000_000
 
+    def test_get_keeps_modification_times(self, tmp_path: Path) -> None:
+        source = _source(tmp_path, "old.txt")
+        os.utime(source, (1_000_000_000, 1_000_000_000))
+        store = _store(tmp_path / "pd")
+        store.put("du-1", [source])
+
+        store.get("du-1", str(tmp_path / "out"))
+
+        assert os.stat(tmp_path / "out" / "old.txt").st_mtime == 1_000_000_000
+
     def test_put_of_a_directory_is_refused(self, tmp_path: Path) -> None:
         store = _store(tmp_path / "pd")
 
@@ -154,3 +164,33 @@ class TestFileStoreWrites:
 
         assert store.list("du-1") == ["a.txt"]
         assert store.size("du-1") == 5
+
+
+class TestFileStoreLinks:
+    """A link inside a unit could point anywhere on the host: never followed."""
+
+    def test_a_link_planted_in_a_unit_is_refused_on_get(self, tmp_path: Path) -> None:
+        root, out = tmp_path / "pd", tmp_path / "out"
+        secret = tmp_path / "secret.txt"
+        secret.write_bytes(b"not for the sandbox")
+        store = _store(root)
+        store.put("du-1", [_source(tmp_path, "a.txt", b"a")])
+        (root / "du-1" / "planted").symlink_to(secret)
+
+        with pytest.raises(StoreError, match=r"planted.*symbolic link"):
+            store.get("du-1", str(out))
+        assert not out.exists() or not any(out.iterdir())
+
+        assert store.get("du-1", str(out), ["a.txt"]) == ["a.txt"]
+        assert [p.name for p in out.iterdir()] == ["a.txt"]
+
+    def test_a_link_is_listed_and_its_own_size_counted_not_its_target(self, tmp_path: Path) -> None:
+        root = tmp_path / "pd"
+        big = tmp_path / "big"
+        big.write_bytes(b"x" * 100_000)
+        store = _store(root)
+        store.put("du-1", [_source(tmp_path, "a.txt", b"12345")])
+        (root / "du-1" / "planted").symlink_to(big)
+
+        assert store.list("du-1") == ["a.txt", "planted"]
+        assert store.size("du-1") == 5 + len(str(big))

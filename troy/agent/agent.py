@@ -27,6 +27,7 @@ from troy.agent.launcher import describe_exit, prepare, start
 from troy.agent.reporter import Reporter
 from troy.agent.resources import discover, pilot_slots
 from troy.agent.slots import Job, SlotPool
+from troy.agent.staging import Stager, StagingError
 from troy.api.description import unit_cores
 from troy.api.errors import CoordinationError
 from troy.core import protocol, retry
@@ -98,6 +99,12 @@ class Agent:
         for stale in ("PWD", "OLDPWD"):  # the creator's directories, not the unit's sandbox
             os.environ.pop(stale, None)
         self.base_environment = os.environ
+        #: Stages units' input_data/output_data (locality by the pilot's affinity labels).
+        self.stager = Stager(
+            coordination,
+            description.get("affinity_datacenter_label"),
+            description.get("affinity_machine_label"),
+        )
 
         self._lock = threading.Lock()
         self._running: dict[str, subprocess.Popen[bytes]] = {}
@@ -136,11 +143,18 @@ class Agent:
             self._report_unit(job, "Failed", detail=f"agent error: {traceback.format_exc()}")
 
     def _execute(self, job: Job) -> None:
+        description = job.description
+        transfers: list[dict[str, Any]] = []
         try:
             prepared = prepare(
-                job.id, job.description, self.directory, self.base_environment, self.allocation
+                job.id, description, self.directory, self.base_environment, self.allocation
             )
+            if description.get("input_data"):
+                transfers = self.stager.stage_in(description, prepared.sandbox)
             process = start(prepared)
+        except StagingError as exc:
+            self._fail(job, "failed", str(exc), transfers=transfers)
+            return
         except OSError as exc:
             what = exc.filename or job.description.get("executable")
             self._fail(job, "failed", f"cannot start {what}: {exc.strerror or exc}")
@@ -158,19 +172,34 @@ class Agent:
             ending = self._ending
         if canceled:
             self._report_unit(job, "Canceled", detail="canceled", exit=returncode)
-        elif ending is not None and returncode != 0:
+            return
+        if ending is not None and returncode != 0:
             fate, why = ending
             if fate == "Canceled":
                 self._report_unit(job, "Canceled", detail=why, exit=returncode)
             else:  # cut off by the pilot's end: lost, not the unit's fault
                 self._fail(job, "lost", why, returncode)
-        elif returncode == 0:
+            return
+        if description.get("output_data"):
+            try:
+                transfers += self.stager.stage_out(description, prepared.sandbox)
+            except StagingError as exc:
+                self._fail(job, "failed", str(exc), returncode, transfers)
+                return
+        if returncode == 0:
             detail = retry.final_detail(job.tries, "done") if job.tries else None
-            self._report_unit(job, "Done", exit=0, detail=detail)
+            self._report_unit(job, "Done", exit=0, detail=detail, transfers=transfers or None)
         else:
-            self._fail(job, "failed", describe_exit(returncode), returncode)
+            self._fail(job, "failed", describe_exit(returncode), returncode, transfers)
 
-    def _fail(self, job: Job, kind: str, why: str, returncode: int | None = None) -> None:
+    def _fail(
+        self,
+        job: Job,
+        kind: str,
+        why: str,
+        returncode: int | None = None,
+        transfers: list[dict[str, Any]] | None = None,
+    ) -> None:
         """Report a unit that failed or was lost: back to be placed again, or Failed."""
         retries = job.description.get("retries")
         if retry.again(job.tries, kind, retries):
@@ -186,7 +215,11 @@ class Agent:
             self.reporter.add(protocol.service_key(job.service), event)
         else:
             self._report_unit(
-                job, "Failed", detail=retry.final_detail(job.tries, why), exit=returncode
+                job,
+                "Failed",
+                detail=retry.final_detail(job.tries, why),
+                exit=returncode,
+                transfers=transfers or None,
             )
 
     @staticmethod

@@ -141,7 +141,16 @@ class PilotJob(_Stateful):
 class WorkUnit(_Stateful):
     """One task submitted to a work-unit service."""
 
-    __slots__ = ("_manager", "description", "exit_code", "pilot", "sandbox", "service_id", "tries")
+    __slots__ = (
+        "_manager",
+        "description",
+        "exit_code",
+        "pilot",
+        "sandbox",
+        "service_id",
+        "transfers",
+        "tries",
+    )
 
     def __init__(
         self, manager: UnitManager, unit_id: str, description: WorkUnitDescription
@@ -157,6 +166,9 @@ class WorkUnit(_Stateful):
         self.sandbox: str | None = None
         #: Earlier attempts that failed or were lost: {"a", "kind", "why"} each.
         self.tries: list[dict[str, Any]] = []
+        #: Its staging of input_data/output_data: {"dir": "in"|"out", "du", "pd", "files",
+        #: "bytes", "seconds", "local"} each (see troy.agent.staging).
+        self.transfers: list[dict[str, Any]] = []
 
     def cancel(self) -> None:
         """Cancel the unit: withdrawn if still queued, its process group killed if running."""

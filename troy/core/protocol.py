@@ -25,7 +25,8 @@ Service events (short keys: a run of 100,000 units writes them all)
     {"ev": "unit", "id", "d", "ts", "state"?}               unit submitted (New); "state" holds
                                                             the state event it got at once
     {"ev": "state", "id", "s", "ts", "a", ...}              unit state change; optional
-        "pilot", "detail", "exit", "sandbox", "host", "tries", and "run": the time it
+        "pilot", "detail", "exit", "sandbox", "host", "tries", "transfers" (staging
+        records, see troy.agent.staging), and "run": the time it
         started Running when one final event also stands for the Running before it.
         State "New" with a higher attempt sends a unit back to be placed again.
 Pilot events

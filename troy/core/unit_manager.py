@@ -19,11 +19,11 @@ from troy.api.description import WorkUnitDescription
 from troy.api.errors import BadDescription, NoSuchObject, SchedulerError, Timeout, TroyError
 from troy.api.objects import PilotJob, WorkUnit
 from troy.api.states import State
-from troy.core import config, hooks, protocol, registry, retry
+from troy.core import config, data, hooks, protocol, registry, retry
 from troy.core.monitor import Monitor
 from troy.core.pilot_manager import PilotManager, absolute_url
 from troy.core.transitions import Change, advance, steps
-from troy.plugins.schedulers.base import PilotOffer, Scheduler, UnitRequest
+from troy.plugins.schedulers.base import DataInput, PilotOffer, Scheduler, UnitRequest
 
 log = logging.getLogger("troy.units")
 
@@ -51,6 +51,9 @@ class UnitManager:
     ) -> None:
         self.coordination_url = absolute_url(coordination_url or config.default_coordination_url())
         self.coordination = registry.open_coordination(self.coordination_url, serve=True)
+        self._locator = data.DataLocator(self.coordination)
+        #: If set, units go only to these pilots (BigJob's PilotCompute.submit_compute_unit).
+        self.only_pilots: frozenset[str] | None = None
         self.lock = threading.RLock()
         self.settled = threading.Condition(self.lock)
         self._place_lock = threading.Lock()
@@ -141,6 +144,7 @@ class UnitManager:
     # -- submit --------------------------------------------------------------------------
     def submit(self, descriptions: Sequence[Any]) -> list[WorkUnit]:
         checked = _validated(descriptions)
+        self._locator.check(checked)
         now = time.time()
         with self._place_lock:
             with self.lock:
@@ -178,6 +182,8 @@ class UnitManager:
                     load[unit.pilot] = load.get(unit.pilot, 0) + 1
         offers = []
         for pilot in self._pilots():
+            if self.only_pilots is not None and pilot.id not in self.only_pilots:
+                continue
             state = State.Canceled if pilot.canceling else pilot.state
             if state.is_final:
                 continue
@@ -207,6 +213,9 @@ class UnitManager:
         by_pilot: dict[str, list[dict[str, Any]]] = {}
         offers = self._offers()
         if not units or not offers:
+            for unit in units:
+                if unit.state == State.New:
+                    unit.state_detail = "waiting for a pilot: this service has no live pilot"
             return decided, by_pilot
         largest = max((o.slots for o in offers if o.slots is not None), default=None)
         if any(o.slots is None for o in offers):
@@ -224,22 +233,27 @@ class UnitManager:
             else:
                 fitting.append((index, unit))
         requests = []
+        memo: dict[str, DataInput | None] = {}
         for _, unit in fitting:
             get = unit.description.get
+            urls = data.data_urls(get("input_data"))
             requests.append(
                 UnitRequest(
                     id=unit.id,
                     cores=unit.description.cores,
                     datacenter=get("affinity_datacenter_label"),
                     machine=get("affinity_machine_label"),
-                    input_data=tuple(str(x) for x in get("input_data") or ()),
+                    input_data=urls,
+                    inputs=self._locator.locate(urls, memo) if urls else (),
                 )
             )
         placement = self.scheduler.place(requests, offers) if requests else {}
         known = {offer.id for offer in offers}
-        for index, unit in fitting:
+        for position, (index, unit) in enumerate(fitting):
             pilot_id = placement.get(unit.id)
             if pilot_id is None:
+                if unit.state == State.New:  # say why it waits (not recorded: it may change)
+                    unit.state_detail = self.scheduler.waiting_reason(requests[position], offers)
                 continue
             if pilot_id not in known:
                 raise SchedulerError(
@@ -351,6 +365,8 @@ class UnitManager:
                 unit.exit_code = event["exit"]
             if "sandbox" in event:
                 unit.sandbox = event["sandbox"]
+            if "transfers" in event:
+                unit.transfers = event["transfers"]
         return made
 
     def monitor_notify(self, changes: list[Change]) -> None:

@@ -15,6 +15,10 @@ plugin must be installed (its entry point in ``troy.stores``). Each test uses
 fresh data-unit ids and deletes its units afterwards, so a long-lived store can
 be shared. Tests that need a capability (``"glob"``) skip, with the reason,
 when the store's class does not declare it.
+
+``StoreSafetyTests`` hold every store to what the agent relies on when it stages
+a unit into a sandbox: ``get`` writes only inside its destination, and replaces
+(never writes through) a link already there.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import pytest
 
 from troy.api.errors import StoreError
 from troy.core import registry
-from troy.plugins.stores.base import Store
+from troy.plugins.stores.base import Store, safe_name
 
 #: Makes a local file: (name, content) -> its path as a string.
 MakeFile = Callable[[str, bytes], str]
@@ -297,6 +301,76 @@ class StoreUnitTests(StoreFixtures):
             store.list(first)
 
 
+def _tree(root: Path) -> list[str]:
+    """Every path under ``root``, relative to it, sorted (links not followed)."""
+    return sorted(str(path.relative_to(root)) for path in root.rglob("*"))
+
+
+class StoreSafetyTests(StoreFixtures):
+    """Names cannot climb out of a directory; ``get`` writes only inside its destination."""
+
+    @pytest.mark.parametrize(
+        "name", ["", ".", "..", "../x", "a/b", "/etc/passwd", "a\\b", "..\\x", "a\0b"]
+    )
+    def test_safe_name_refuses_names_that_leave_a_directory(self, name: str) -> None:
+        with pytest.raises(StoreError, match="unsafe file name"):
+            safe_name(name)
+
+    @pytest.mark.parametrize("name", ["a.txt", "my file", ".hidden", "..a", "a..", "-rf", "ü"])
+    def test_safe_name_keeps_plain_names(self, name: str) -> None:
+        assert safe_name(name) == name
+
+    def test_put_refuses_paths_without_a_plain_file_name(
+        self, store: Store, make_file: MakeFile, new_unit: NewUnit, tmp_path: Path
+    ) -> None:
+        unit = new_unit()
+        folder = Path(make_file("a.txt", b"a")).parent
+        backslashed = make_file("up\\x", b"a name Windows would split")
+
+        for path in (f"{folder}/..", f"{folder}/", str(folder), backslashed):
+            with pytest.raises(StoreError):
+                store.put(unit, [path])
+
+        with pytest.raises(StoreError):
+            store.list(unit)
+
+    def test_get_writes_only_inside_the_destination(
+        self, store: Store, make_file: MakeFile, new_unit: NewUnit, tmp_path: Path
+    ) -> None:
+        unit = new_unit()
+        names = ["a.txt", "b.bin", ".hidden"]
+        store.put(unit, [make_file(name, name.encode()) for name in names])
+        parent = tmp_path / "sandbox"
+        destination = parent / "unit"
+
+        assert store.get(unit, str(destination)) == sorted(names)
+        store.get(unit, str(destination))  # again, over the files of the first get
+
+        # Nothing beside the destination, no partial files left inside it.
+        assert _tree(parent) == ["unit", *(f"unit/{name}" for name in sorted(names))]
+
+    def test_get_replaces_links_in_the_destination_instead_of_writing_through_them(
+        self, store: Store, make_file: MakeFile, new_unit: NewUnit, tmp_path: Path
+    ) -> None:
+        unit = new_unit()
+        store.put(unit, [make_file("a.txt", b"from the store"), make_file("b.txt", b"b")])
+        precious = tmp_path / "precious.txt"
+        precious.write_bytes(b"must not change")
+        not_there = tmp_path / "must-not-appear.txt"
+        destination = tmp_path / "sandbox"
+        destination.mkdir()
+        (destination / "a.txt").symlink_to(precious)
+        (destination / "b.txt").symlink_to(not_there)
+
+        store.get(unit, str(destination))
+
+        assert precious.read_bytes() == b"must not change"
+        assert not not_there.exists()
+        for name, content in (("a.txt", b"from the store"), ("b.txt", b"b")):
+            assert not (destination / name).is_symlink()
+            assert (destination / name).read_bytes() == content
+
+
 class StoreSuite(
     StoreRoundTripTests,
     StoreGlobTests,
@@ -304,5 +378,6 @@ class StoreSuite(
     StoreDeleteTests,
     StoreFailureTests,
     StoreUnitTests,
+    StoreSafetyTests,
 ):
     """Every store test; subclass it (as ``Test...``) and override ``store_url``."""

@@ -16,6 +16,25 @@ from troy.api.states import State
 
 
 @dataclass(frozen=True, slots=True)
+class Replica:
+    """Where one copy of a data unit lives: its Pilot-Data and that store's labels."""
+
+    pilot_data: str
+    datacenter: str | None = None
+    machine: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DataInput:
+    """A data unit a unit reads, as far as the manager knows: its size and its copies."""
+
+    url: str
+    #: Total bytes of its files (0 while unknown or empty).
+    size: int = 0
+    replicas: tuple[Replica, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class UnitRequest:
     """What a unit asks of a pilot."""
 
@@ -25,6 +44,8 @@ class UnitRequest:
     machine: str | None = None
     #: Data-unit URLs the unit reads (for data-aware strategies).
     input_data: tuple[str, ...] = ()
+    #: The same data units with sizes and replica locations (unknown URLs are left out).
+    inputs: tuple[DataInput, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,3 +85,9 @@ class Scheduler(ABC):
         Must only choose pilots for which ``can_hold(unit.cores)`` is true, and must
         be deterministic for the same seed, inputs and call history.
         """
+
+    def waiting_reason(self, unit: UnitRequest, pilots: Sequence[PilotOffer]) -> str:
+        """Why ``place`` left ``unit`` waiting (None); shown in the unit's state_detail."""
+        if not any(pilot.can_hold(unit.cores) for pilot in pilots):
+            return f"waiting for a pilot with {unit.cores} free slot(s)"
+        return f"waiting: scheduler '{self.name}' placed it nowhere yet"

@@ -4,14 +4,18 @@
 ``/data/pd1/du-1/``. The root may sit on a shared filesystem, so every write
 lands under a temporary name first and is moved into place with ``os.replace``:
 a reader sees a file whole or not at all, and a failed put leaves nothing behind.
+
+A symbolic link inside a unit directory is listed but never followed: it could
+point anywhere on the host, so ``get`` refuses it and ``size`` counts the link
+itself.
 """
 
 from __future__ import annotations
 
-import contextlib
 import fnmatch
 import os
 import shutil
+import stat
 import tempfile
 import uuid
 from collections.abc import Mapping, Sequence
@@ -20,7 +24,13 @@ from typing import Any, ClassVar, NoReturn
 from urllib.parse import unquote, urlsplit
 
 from troy.api.errors import StoreError
-from troy.plugins.stores.base import Store
+from troy.plugins.stores.base import (
+    Store,
+    names_to_put,
+    safe_name,
+    safe_unit_id,
+    writing_into,
+)
 
 # Hidden names in the root for work in progress; a unit id never equals them by chance.
 _STAGING_PREFIX = ".troy-put-"
@@ -65,18 +75,7 @@ class FileStore(Store):
 
     def _unit_dir(self, unit_id: str) -> Path:
         """The unit's directory; StoreError for an id that is not one plain name."""
-        if (
-            not unit_id
-            or unit_id == "."
-            or ".." in unit_id
-            or "/" in unit_id
-            or (os.altsep is not None and os.altsep in unit_id)
-            or os.sep in unit_id
-            or "\0" in unit_id
-        ):
-            raise StoreError(
-                f"invalid data unit id {unit_id!r}: must be a non-empty name without '/' or '..'"
-            )
+        safe_unit_id(unit_id)
         return self.root / unit_id
 
     def _existing_unit_dir(self, unit_id: str) -> Path:
@@ -86,10 +85,15 @@ class FileStore(Store):
         return unit_dir
 
     def _files(self, unit_dir: Path) -> list[os.DirEntry[str]]:
+        """The unit's regular files and symbolic links (never followed), by name."""
         try:
             with os.scandir(unit_dir) as entries:
                 return sorted(
-                    (entry for entry in entries if entry.is_file(follow_symlinks=True)),
+                    (
+                        entry
+                        for entry in entries
+                        if entry.is_symlink() or entry.is_file(follow_symlinks=False)
+                    ),
                     key=lambda entry: entry.name,
                 )
         except OSError as exc:
@@ -104,18 +108,7 @@ class FileStore(Store):
         appears in the unit whole.
         """
         unit_dir = self._unit_dir(unit_id)
-        names: list[str] = []
-        for path in paths:
-            name = os.path.basename(os.fspath(path))
-            if not os.path.isfile(path):
-                what = "is not a file" if os.path.exists(path) else "does not exist"
-                raise StoreError(f"cannot put {path!r} into data unit {unit_id!r}: {what}")
-            if name in names:
-                raise StoreError(
-                    f"cannot put {path!r} into data unit {unit_id!r}: "
-                    f"two files named {name!r} in one put"
-                )
-            names.append(name)
+        names = names_to_put(unit_id, paths)
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             staging = tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=self.root)
@@ -151,21 +144,48 @@ class FileStore(Store):
             for entry in self._files(unit_dir)
             if any(fnmatch.fnmatchcase(entry.name, pattern) for pattern in patterns)
         ]
+        for entry in chosen:
+            safe_name(entry.name)
+            if entry.is_symlink():
+                raise StoreError(
+                    f"file store: refusing to get {entry.path} from data unit {unit_id!r}: "
+                    "it is a symbolic link, which could point anywhere"
+                )
         try:
             os.makedirs(destination, exist_ok=True)
         except OSError as exc:
             _fail("create the destination", destination, exc)
         for entry in chosen:
-            target = os.path.join(destination, entry.name)
-            partial = os.path.join(destination, f".{entry.name}.{uuid.uuid4().hex}.part")
-            try:
-                shutil.copy2(entry.path, partial)
-                os.replace(partial, target)
-            except OSError as exc:
-                with contextlib.suppress(OSError):
-                    os.unlink(partial)
-                _fail(f"get from data unit {unit_id!r} the file", entry.path, exc)
+            self._copy_out(unit_id, entry.path, destination, entry.name)
         return [entry.name for entry in chosen]
+
+    def _copy_out(self, unit_id: str, source: str, destination: str, name: str) -> None:
+        """Copy one stored file (a regular file, never followed if a link) to destination/name."""
+        try:
+            # O_NOFOLLOW: a file swapped for a link since it was listed is still refused.
+            descriptor = os.open(source, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError as exc:
+            _fail(f"get from data unit {unit_id!r} the file", source, exc)
+        with os.fdopen(descriptor, "rb") as stream:
+            try:
+                info = os.fstat(stream.fileno())
+            except OSError as exc:
+                _fail(f"get from data unit {unit_id!r} the file", source, exc)
+            if not stat.S_ISREG(info.st_mode):
+                raise StoreError(
+                    f"file store: refusing to get {source} from data unit {unit_id!r}: "
+                    "it is not a regular file"
+                )
+            with writing_into(destination, name) as out:
+                try:
+                    shutil.copyfileobj(stream, out, 1024 * 1024)
+                except OSError as exc:
+                    _fail(f"get from data unit {unit_id!r} the file", source, exc)
+                # As shutil.copy2 would: keep permission bits and modification time
+                # (after the last write reached the file, or that write would set it anew).
+                out.flush()
+                os.fchmod(out.fileno(), stat.S_IMODE(info.st_mode))
+                os.utime(out.fileno(), ns=(info.st_atime_ns, info.st_mtime_ns))
 
     def list(self, unit_id: str) -> list[str]:
         """Names of the unit's files, sorted; StoreError if the unit does not exist."""
@@ -197,7 +217,7 @@ class FileStore(Store):
         total = 0
         for entry in self._files(unit_dir):
             try:
-                total += entry.stat(follow_symlinks=True).st_size
+                total += entry.stat(follow_symlinks=False).st_size
             except OSError as exc:
                 _fail("stat", entry.path, exc)
         return total

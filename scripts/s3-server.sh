@@ -1,0 +1,329 @@
+#!/usr/bin/env bash
+# A real S3 server for troy's s3:// store tests: Ceph's radosgw on a single-node Ceph
+# (one monitor, one OSD on memstore, so data lives in RAM; no authentication between
+# the daemons).  Tried on Debian 12 (Ceph 16.2.15) as root without systemd.
+#
+#   bash scripts/s3-server.sh install        # apt-get install what is missing
+#   bash scripts/s3-server.sh start DIR      # start everything under DIR, write DIR/env.sh
+#   . DIR/env.sh                             # TROY_TEST_S3_* for clients
+#   bash scripts/s3-server.sh status DIR
+#   bash scripts/s3-server.sh stop DIR       # stop what DIR's pid files name
+#
+# Keep DIR short: it holds the daemons' unix sockets.  Every daemon listens on 127.0.0.1
+# only: the monitor on 6799 and radosgw on 7480, or the next free ports; the OSD picks
+# free ports of its own.  Daemons are stopped by the PIDs in their pid files, never by
+# name.  Each start makes a fresh cluster (memstore keeps nothing) and a fresh S3 user
+# with a random access key and secret.
+#
+# env.sh exports:
+#   TROY_TEST_S3_ENDPOINT     http://127.0.0.1:PORT
+#   TROY_TEST_S3_ACCESS_KEY   the S3 user's access key
+#   TROY_TEST_S3_SECRET_KEY   its secret key
+#   TROY_TEST_S3_DIR          DIR
+set -euo pipefail
+
+PACKAGES=(ceph-mon ceph-osd radosgw)
+START_TIMEOUT=${TROY_S3_TIMEOUT:-90} # seconds for the first bucket create to succeed
+
+usage() {
+    echo "usage: $0 install | start DIR | stop DIR | status DIR" >&2
+    exit 2
+}
+
+log() { echo "s3-server: $*"; }
+die() {
+    echo "s3-server: $*" >&2
+    exit 1
+}
+elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
+
+# --- install -----------------------------------------------------------------------
+
+missing_packages() {
+    local package
+    for package in "${PACKAGES[@]}"; do
+        if ! dpkg-query -W -f '${Status}' "$package" 2>/dev/null | grep -q '^install ok installed$'; then
+            echo "$package"
+        fi
+    done
+}
+
+install() {
+    local missing t0
+    t0=$(date +%s.%N)
+    missing=$(missing_packages | tr '\n' ' ')
+    if [ -z "${missing// /}" ]; then
+        log "installed: ${PACKAGES[*]}"
+        return 0
+    fi
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+        sudo="sudo"
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    # shellcheck disable=SC2086 # word splitting of the package list is wanted
+    {
+        # Update the package lists only when apt does not know a package yet.
+        if ! apt-cache show $missing >/dev/null 2>&1; then
+            $sudo apt-get update -q
+        fi
+        # Wait for a dpkg lock held by another apt run rather than fail at once.
+        if ! $sudo apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=300 $missing; then
+            # Stale lists (a package moved since the last update): refresh once and retry.
+            $sudo apt-get update -q
+            $sudo apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=300 $missing
+        fi
+    }
+    missing=$(missing_packages | tr '\n' ' ')
+    [ -z "${missing// /}" ] || die "still not installed after apt-get install: $missing"
+    log "installed: ${PACKAGES[*]} (in $(elapsed "$t0") s)"
+}
+
+# --- processes and ports (as in scripts/services.sh) -------------------------------
+
+# True when process $2 runs and is the program $1 (not a process that got a stale
+# pid file's number since, nor a zombie).
+is_program() {
+    local program=$1 pid=$2 comm
+    comm=$(cat "/proc/$pid/comm" 2>/dev/null) || return 1
+    [ "$comm" = "$program" ] || return 1
+    [ "$(awk '{ sub(/.*\) /, ""); print $1 }' "/proc/$pid/stat" 2>/dev/null)" != Z ]
+}
+
+# The PID in pid file $1 if that process runs and is the program $2.
+running_pid() {
+    local file=$1 program=$2 pid
+    pid=$(cat "$file" 2>/dev/null | tr -dc '0-9') || true
+    [ -n "$pid" ] && is_program "$program" "$pid" || return 1
+    echo "$pid"
+}
+
+# Stop the process of pid file $1 (program $2): SIGTERM, after ~10 s SIGKILL.
+stop_pid() {
+    local file=$1 program=$2 pid
+    if pid=$(running_pid "$file" "$program"); then
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 100); do
+            is_program "$program" "$pid" || break
+            sleep 0.1
+        done
+        if is_program "$program" "$pid"; then
+            kill -KILL "$pid" 2>/dev/null || true
+            sleep 0.1
+        fi
+        log "stopped $program (pid $pid)"
+    fi
+    rm -f "$file"
+}
+
+# True when something listens on TCP port $1 (IPv4 or IPv6, any address).
+port_in_use() {
+    local hex
+    hex=$(printf '%04X' "$1")
+    awk -v port="$hex" 'NR > 1 { split($2, a, ":"); if (a[2] == port && $4 == "0A") found = 1 }
+        END { exit !found }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+
+# The first free port from $1 on, skipping ports listed after it.
+free_port() {
+    local port=$1 skip
+    shift
+    while :; do
+        skip=0
+        for other in "$@"; do [ "$port" = "$other" ] && skip=1; done
+        if [ $skip = 0 ] && ! port_in_use "$port"; then
+            echo "$port"
+            return 0
+        fi
+        port=$((port + 1))
+        [ "$port" -lt 65535 ] || die "no free port"
+    done
+}
+
+# --- Ceph --------------------------------------------------------------------------
+
+# The daemons of DIR: "pid file:program".
+daemons() {
+    echo "$1/run/client.rgw.pid:radosgw"
+    local file
+    for file in "$1"/run/osd.*.pid; do
+        [ -e "$file" ] && echo "$file:ceph-osd"
+    done
+    echo "$1/run/mon.a.pid:ceph-mon"
+}
+
+write_conf() {
+    local dir=$1 fsid=$2 mon_port=$3 rgw_port=$4
+    cat >"$dir/ceph.conf" <<CONF
+# Single-node Ceph for troy's S3 tests (scripts/s3-server.sh); memstore: data in RAM.
+[global]
+fsid = $fsid
+mon host = v1:127.0.0.1:$mon_port
+mon initial members = a
+public addr = 127.0.0.1
+ms bind msgr2 = false
+auth cluster required = none
+auth service required = none
+auth client required = none
+osd pool default size = 1
+osd pool default min size = 1
+mon allow pool size one = true
+osd crush chooseleaf type = 0
+osd objectstore = memstore
+memstore device bytes = 1073741824
+osd pool default pg autoscale mode = off
+osd pool default pg num = 8
+osd pool default pgp num = 8
+mon max pg per osd = 1000
+mon pg warn min per osd = 0
+run dir = $dir/run
+log file = $dir/log/\$name.log
+admin socket = $dir/run/\$name.asok
+pid file = $dir/run/\$name.pid
+mon data = $dir/mon.\$id
+osd data = $dir/osd.\$id
+keyring = $dir/keyring
+[client.rgw]
+rgw frontends = beast endpoint=127.0.0.1:$rgw_port
+rgw data = $dir/rgw
+CONF
+}
+
+# Create and then delete bucket $4 on endpoint $1 with keys $2/$3 (signature v2, stdlib
+# only, so no S3 client is needed here); exit status 0 when both succeed.
+probe_bucket() {
+    python3 - "$@" <<'PY'
+import base64, email.utils, hashlib, hmac, sys, urllib.request
+
+endpoint, key, secret, bucket = sys.argv[1:5]
+for method in ("PUT", "DELETE"):
+    date = email.utils.formatdate(usegmt=True)
+    kind = "application/octet-stream"  # signed: urllib would add a form type of its own
+    text = f"{method}\n\n{kind}\n{date}\n/{bucket}".encode()
+    signature = base64.b64encode(hmac.new(secret.encode(), text, hashlib.sha1).digest()).decode()
+    request = urllib.request.Request(f"{endpoint}/{bucket}", method=method, data=b"")
+    request.add_header("Content-Type", kind)
+    request.add_header("Date", date)
+    request.add_header("Authorization", f"AWS {key}:{signature}")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        if response.status >= 300:
+            sys.exit(1)
+PY
+}
+
+random_hex() { od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'; }
+
+start() {
+    local dir=$1 t0 fsid mon_port rgw_port osd_uuid osd_id access_key secret_key deadline
+    t0=$(date +%s.%N)
+    for tool in ceph-mon ceph-osd radosgw radosgw-admin monmaptool ceph python3; do
+        command -v "$tool" >/dev/null 2>&1 || die "$tool is missing: bash $0 install"
+    done
+    mkdir -p "$dir"
+    dir=$(cd "$dir" && pwd -P)
+    DIR=$dir
+    # Anything of an earlier start under this directory goes first (stopped by PID).
+    stop "$dir" >/dev/null
+    rm -rf "$dir/mon.a" "$dir"/osd.* "$dir/rgw" "$dir/run" "$dir/monmap" "$dir/keyring"
+    mkdir -p "$dir/run" "$dir/log" "$dir/rgw"
+    : >"$dir/keyring"
+    # A start that fails half way stops what it did start, and shows the logs.
+    trap 'start_failed' EXIT
+    export CEPH_CONF=$dir/ceph.conf
+    fsid=$(cat /proc/sys/kernel/random/uuid)
+    mon_port=$(free_port 6799)
+    rgw_port=$(free_port 7480 "$mon_port")
+    write_conf "$dir" "$fsid" "$mon_port" "$rgw_port"
+
+    monmaptool --create --fsid "$fsid" --addv a "v1:127.0.0.1:$mon_port" "$dir/monmap" >/dev/null
+    ceph-mon --mkfs -i a --monmap "$dir/monmap" >/dev/null
+    ceph-mon -i a >/dev/null
+    log "ceph-mon   127.0.0.1:$mon_port (pid $(cat "$dir/run/mon.a.pid"))"
+
+    osd_uuid=$(cat /proc/sys/kernel/random/uuid)
+    osd_id=$(timeout 60 ceph osd new "$osd_uuid")
+    mkdir -p "$dir/osd.$osd_id"
+    ceph-osd -i "$osd_id" --mkfs --osd-uuid "$osd_uuid" >>"$dir/log/osd-mkfs.log" 2>&1
+    ceph-osd -i "$osd_id" >/dev/null
+    timeout 60 ceph osd crush add "osd.$osd_id" 1.0 root=default host="$(hostname -s)" >/dev/null 2>&1
+    log "ceph-osd   osd.$osd_id on memstore (pid $(cat "$dir/run/osd.$osd_id.pid"))"
+
+    radosgw -n client.rgw >/dev/null
+    log "radosgw    http://127.0.0.1:$rgw_port (pid $(cat "$dir/run/client.rgw.pid"))"
+
+    access_key=troy$(random_hex 8)
+    secret_key=$(random_hex 20)
+    # Creating the user waits for the OSD and radosgw's pools; never print the secret.
+    timeout 120 radosgw-admin -n client.rgw user create --uid=troy --display-name=troy \
+        --access-key="$access_key" --secret-key="$secret_key" >/dev/null ||
+        die "radosgw-admin user create failed"
+
+    deadline=$((SECONDS + START_TIMEOUT))
+    until probe_bucket "http://127.0.0.1:$rgw_port" "$access_key" "$secret_key" \
+        "troy-probe-$(random_hex 4)" 2>/dev/null; do
+        [ $SECONDS -lt $deadline ] || die "no bucket could be created on radosgw after ${START_TIMEOUT}s"
+        sleep 0.5
+    done
+    log "S3         bucket create works"
+
+    local q
+    q=$(printf '%q' "$dir")
+    (
+        umask 077 # the file holds the S3 secret
+        cat >"$dir/env.sh" <<ENV
+# Written by scripts/s3-server.sh start; source it: . $q/env.sh
+export TROY_TEST_S3_ENDPOINT=http://127.0.0.1:$rgw_port
+export TROY_TEST_S3_ACCESS_KEY=$access_key
+export TROY_TEST_S3_SECRET_KEY=$secret_key
+export TROY_TEST_S3_DIR=$q
+ENV
+    )
+    trap - EXIT
+    log "env        . $dir/env.sh   (started in $(elapsed "$t0") s)"
+}
+
+start_failed() {
+    local status=$? file
+    [ $status -ne 0 ] || return 0
+    for file in "$DIR"/log/*.log; do
+        [ -e "$file" ] || continue
+        echo "--- $file" >&2
+        tail -n 15 "$file" >&2 || true
+    done
+    stop "$DIR" >/dev/null 2>&1 || true
+    exit $status
+}
+
+stop() {
+    local dir=$1 entry
+    [ -d "$dir" ] || return 0
+    for entry in $(daemons "$dir"); do
+        stop_pid "${entry%%:*}" "${entry##*:}"
+    done
+    rm -f "$dir/env.sh"
+}
+
+status() {
+    local dir=$1 rc=0 pid entry
+    for entry in $(daemons "$dir"); do
+        if pid=$(running_pid "${entry%%:*}" "${entry##*:}"); then
+            echo "${entry##*:}: running (pid $pid)"
+        else
+            echo "${entry##*:}: stopped"
+            rc=3
+        fi
+    done
+    [ ! -f "$dir/env.sh" ] || echo "env: . $dir/env.sh"
+    return $rc
+}
+
+command=${1:-}
+[ $# -gt 0 ] && shift
+case "$command" in
+    install) [ $# = 0 ] || usage; install ;;
+    start | stop | status)
+        [ $# = 1 ] || usage
+        "$command" "$1"
+        ;;
+    *) usage ;;
+esac

@@ -1,0 +1,247 @@
+"""Pilot-Data and data units as the application sees them.
+
+A PilotData is a physical store (a directory, an SSH host, an S3 bucket, an
+iRODS collection); a DataUnit is a logical set of files with a copy in one or
+more of them. Both are records in coordination, so a DataUnit's URL
+(``get_url()``) reopens it in any process: ``DataUnit.open(url)``.
+
+Data unit states: New (recorded), Pending (its files are being put), Running
+(its files are in place: usable as input, open for more output), Failed (a put
+failed, the reason in ``state_detail``), Canceled (given up; files stay).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from troy.api.data_description import PilotDataDescription
+from troy.api.errors import BadDescription, StoreError, Timeout
+from troy.api.states import State
+from troy.core import data, registry
+from troy.plugins.coordination.base import Coordination
+
+if TYPE_CHECKING:
+    from troy.core.data_manager import DataManager
+
+_connections: dict[str, Coordination] = {}
+_connections_lock = threading.Lock()
+#: Seconds between looks at a data unit's stream while waiting.
+_WAIT_POLL = 0.05
+
+
+def connect(coordination_url: str) -> Coordination:
+    """One coordination connection per URL per process, for data units opened by URL."""
+    with _connections_lock:
+        connection = _connections.get(coordination_url)
+        if connection is None:
+            connection = registry.open_coordination(coordination_url)
+            _connections[coordination_url] = connection
+        return connection
+
+
+def local_paths(file_urls: Sequence[str], field: str = "file_urls") -> list[str]:
+    """Absolute paths of ``file_urls`` (paths or file:// URLs); BadDescription if not files."""
+    paths = []
+    for index, url in enumerate(file_urls):
+        path = url
+        if url.startswith("file://"):
+            path = url[len("file://") :]
+            if not path.startswith("/"):  # file://localhost/path
+                path = "/" + path.partition("/")[2]
+        elif "://" in url:
+            raise BadDescription(
+                f"{field}[{index}]", f"{url!r}: only local files (paths or file:// URLs) can be put"
+            )
+        path = os.path.abspath(os.path.expanduser(path))
+        if not os.path.isfile(path):
+            raise BadDescription(f"{field}[{index}]", f"{url!r} is not a readable file")
+        paths.append(path)
+    names = [os.path.basename(path) for path in paths]
+    for name in {name for name in names if names.count(name) > 1}:
+        raise BadDescription(field, f"two files are named {name!r}: a data unit is flat")
+    return paths
+
+
+class PilotData:
+    """A store that holds data units (BigJob's Pilot-Data)."""
+
+    def __init__(
+        self, manager: DataManager, pilot_data_id: str, description: PilotDataDescription
+    ) -> None:
+        self._manager = manager
+        self.id = pilot_data_id
+        self.description = description
+        self.state = State.Running
+        self.state_detail = ""
+
+    @property
+    def url(self) -> str:
+        """The store's URL (the description's ``service_url``)."""
+        return str(self.description.service_url)
+
+    @property
+    def affinity_datacenter_label(self) -> str | None:
+        return self.description.affinity_datacenter_label
+
+    @property
+    def affinity_machine_label(self) -> str | None:
+        return self.description.affinity_machine_label
+
+    def get_id(self) -> str:
+        return self.id
+
+    def get_url(self) -> str:
+        return self.url
+
+    def get_state(self) -> State:
+        return self.state
+
+    def submit_data_unit(self, data_unit_description: Any) -> DataUnit:
+        """Make a data unit here from local files (BigJob's name)."""
+        return self._manager.submit(self, data_unit_description)
+
+    def list_data_units(self) -> list[DataUnit]:
+        """The data units with a copy in this store (made through this service)."""
+        return [unit for unit in self._manager.units() if self.id in unit.replicas]
+
+    def cancel(self) -> None:
+        """Stop using this store for new data units; files already put stay in it."""
+        self.state = State.Canceled
+
+    def wait(self, timeout: float | None = None) -> State:
+        """A Pilot-Data is usable as soon as it is made: returns its state at once."""
+        return self.state
+
+    def __repr__(self) -> str:
+        return f"<PilotData {self.id} {self.url} {self.state}>"
+
+
+class DataUnit:
+    """A logical set of files with a copy in one or more Pilot-Data."""
+
+    def __init__(self, coordination: Coordination, unit_id: str) -> None:
+        self._coordination = coordination
+        self.id = unit_id
+        self._view = data.read_data_unit(coordination, unit_id)
+
+    @classmethod
+    def open(cls, url: str) -> DataUnit:
+        """The data unit a URL from ``get_url()`` names, from any process."""
+        coordination_url, unit_id = data.split_data_unit_url(url)
+        if coordination_url is None:
+            raise BadDescription("data unit URL", f"{url!r} names no coordination (URL#id)")
+        return cls(connect(coordination_url), unit_id)
+
+    def _refresh(self) -> data.DataUnitView:
+        return data.read_data_unit(self._coordination, self.id, self._view)
+
+    # -- what it is ----------------------------------------------------------------------
+    def get_url(self) -> str:
+        """Its URL: give it to units' ``input_data``/``output_data`` or ``DataUnit.open``."""
+        return data.data_unit_url(self._coordination.url, self.id)
+
+    @property
+    def url(self) -> str:
+        return self.get_url()
+
+    def get_id(self) -> str:
+        return self.id
+
+    @property
+    def state(self) -> State:
+        return self._refresh().state
+
+    @property
+    def state_detail(self) -> str:
+        return self._refresh().detail
+
+    def get_state(self) -> State:
+        return self.state
+
+    @property
+    def replicas(self) -> list[str]:
+        """Ids of the Pilot-Data holding a copy; the first is where it was made."""
+        return list(self._refresh().replicas)
+
+    @property
+    def size(self) -> int:
+        """Total bytes of its files."""
+        return self._refresh().size
+
+    def list_files(self) -> list[str]:
+        """Names of its files, sorted."""
+        return sorted(self._refresh().files)
+
+    def wait(self, timeout: float | None = None) -> State:
+        """Block until its files are in place (Running) or it failed or was canceled."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            state = self.state
+            if state in (State.Running, State.Failed, State.Canceled, State.Done):
+                return state
+            if deadline is not None and time.monotonic() > deadline:
+                raise Timeout(f"data unit {self.id} still {state} after {timeout:g} s")
+            time.sleep(_WAIT_POLL)
+
+    # -- its files -------------------------------------------------------------------------
+    def _store(self, pilot_data_id: str | None = None) -> tuple[str, Any]:
+        view = self._refresh()
+        if not view.replicas:
+            raise StoreError(f"data unit {self.id} has no copy in any Pilot-Data")
+        chosen = pilot_data_id or view.replicas[0]
+        record = data.read_pilot_data(self._coordination, chosen)
+        return chosen, data.open_store(record)
+
+    def export(
+        self, directory: str | os.PathLike[str], patterns: Sequence[str] = ("*",)
+    ) -> list[str]:
+        """Copy its files (those matching any glob) into a local directory; their names."""
+        target = Path(directory).expanduser().absolute()
+        target.mkdir(parents=True, exist_ok=True)
+        if not self._refresh().files:
+            return []  # nothing was ever put (an empty unit may not exist in its store)
+        _, store = self._store()
+        names: list[str] = store.get(self.id, str(target), patterns)
+        return names
+
+    def add_files(self, file_urls: Sequence[str]) -> list[str]:
+        """Put more local files into its first copy; their names."""
+        paths = local_paths(file_urls)
+        pilot_data_id, store = self._store()
+        names: list[str] = store.put(self.id, paths)
+        sizes = {os.path.basename(p): os.path.getsize(p) for p in paths}
+        self._coordination.append(
+            data.data_unit_key(self.id), [data.event("files", pd=pilot_data_id, files=sizes)]
+        )
+        return names
+
+    def replicate(self, pilot_data: PilotData) -> None:
+        """Copy its files into another Pilot-Data; the copy counts for data-aware placement."""
+        view = self._refresh()
+        if pilot_data.id in view.replicas:
+            return
+        _, source = self._store()
+        target = data.open_store(data.read_pilot_data(self._coordination, pilot_data.id))
+        with tempfile.TemporaryDirectory(prefix="troy-replica-") as staging:
+            names = source.get(self.id, staging)
+            target.put(self.id, [os.path.join(staging, name) for name in names])
+        self._coordination.append(
+            data.data_unit_key(self.id), [data.event("replica", pd=pilot_data.id)]
+        )
+
+    def cancel(self) -> None:
+        """Give the data unit up: Canceled. Its files stay in the stores."""
+        if not self.state.is_final:
+            self._coordination.append(
+                data.data_unit_key(self.id),
+                [data.event("state", s=str(State.Canceled), detail="canceled")],
+            )
+
+    def __repr__(self) -> str:
+        return f"<DataUnit {self.id} {self._view.state}>"

@@ -1,0 +1,215 @@
+"""Pilot-Data and data units in coordination: their records, events and how to read them.
+
+Shared by the manager side (PilotDataService, the unit manager's data-aware
+placement) and the agent (staging), so both read data units the same way.
+
+Records
+    ``service/<id>``    {"id", "kind": "pilotdata", "created"}
+    ``pilotdata/<id>``  {"id", "service", "url", "description", "created"}: the
+                        description holds the store's credentials (the agent
+                        opens the store with them); it is never shown
+    ``dataunit/<id>``   {"id", "service", "description", "created"}
+Streams
+    ``service/<id>``    {"ev": "pd", "id"} for each Pilot-Data created
+    ``dataunit/<id>``   {"ev": "replica", "pd", "ts"}: the unit has a copy in that
+                        Pilot-Data (the first is where it was made);
+                        {"ev": "files", "pd", "files": {name: bytes}, "ts"}: files
+                        put into that copy; {"ev": "state", "s", "ts", "detail"?}
+A data unit's URL is ``<coordination URL>#<data unit id>``: it resolves in any
+process that can open that coordination URL.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from troy.api.data_description import PilotDataDescription
+from troy.api.errors import BadDescription, NoSuchObject, StoreError
+from troy.api.states import State
+from troy.core import registry
+from troy.plugins.coordination.base import Coordination
+from troy.plugins.schedulers.base import DataInput, Replica
+from troy.plugins.stores.base import Store
+
+
+def pilot_data_key(pilot_data_id: str) -> str:
+    return f"pilotdata/{pilot_data_id}"
+
+
+def data_unit_key(unit_id: str) -> str:
+    return f"dataunit/{unit_id}"
+
+
+def data_unit_url(coordination_url: str, unit_id: str) -> str:
+    """The URL that names a data unit from anywhere the coordination can be opened."""
+    return f"{coordination_url}#{unit_id}"
+
+
+def split_data_unit_url(url: str) -> tuple[str | None, str]:
+    """(coordination URL or None for a bare id, data unit id) of a data unit URL."""
+    coordination, hash_sign, unit_id = url.rpartition("#")
+    if not hash_sign:
+        return None, url
+    return coordination or None, unit_id
+
+
+def data_urls(value: Any) -> tuple[str, ...]:
+    """The data unit URLs of an input_data/output_data list (URLs or {URL: [globs]})."""
+    urls: list[str] = []
+    for item in value or ():
+        urls.extend(str(url) for url in item) if isinstance(item, dict) else urls.append(str(item))
+    return tuple(urls)
+
+
+def event(kind: str, **fields: Any) -> dict[str, Any]:
+    """A data-unit stream event; fields that are None are left out."""
+    return {"ev": kind, "ts": time.time(), **{k: v for k, v in fields.items() if v is not None}}
+
+
+@dataclass
+class DataUnitView:
+    """What a data unit's record and stream say now."""
+
+    id: str
+    record: dict[str, Any]
+    state: State = State.New
+    detail: str = ""
+    #: Pilot-Data ids holding a copy, in the order the copies were made.
+    replicas: list[str] = field(default_factory=list)
+    #: name -> bytes, over all copies (a name put later replaces the earlier size).
+    files: dict[str, int] = field(default_factory=dict)
+    #: Where reading the stream stopped (pass it back to read only what is new).
+    cursor: Any = None
+
+    @property
+    def size(self) -> int:
+        return sum(self.files.values())
+
+    def apply(self, events: list[dict[str, Any]]) -> None:
+        for item in events:
+            kind = item.get("ev")
+            if kind == "replica" and item["pd"] not in self.replicas:
+                self.replicas.append(item["pd"])
+            elif kind == "files":
+                self.files.update(item.get("files") or {})
+            elif kind == "state":
+                self.state = State(item["s"])
+                self.detail = item.get("detail") or ""
+
+
+def read_data_unit(
+    coordination: Coordination, unit_id: str, view: DataUnitView | None = None
+) -> DataUnitView:
+    """The data unit as recorded (``view``: bring an earlier view up to date)."""
+    if view is None:
+        record = coordination.get_record(data_unit_key(unit_id))
+        if record is None:
+            raise NoSuchObject(f"no data unit '{unit_id}' in {coordination.url}")
+        view = DataUnitView(unit_id, record)
+    events, view.cursor = coordination.read(data_unit_key(unit_id), view.cursor)
+    view.apply(events)
+    return view
+
+
+def read_pilot_data(coordination: Coordination, pilot_data_id: str) -> dict[str, Any]:
+    record = coordination.get_record(pilot_data_key(pilot_data_id))
+    if record is None:
+        raise NoSuchObject(f"no Pilot-Data '{pilot_data_id}' in {coordination.url}")
+    return record
+
+
+def open_store(record: dict[str, Any]) -> Store:
+    """The store plugin of a Pilot-Data record, opened with its options."""
+    description = PilotDataDescription(record.get("description") or {"service_url": record["url"]})
+    plugin = registry.for_url("store", record["url"])
+    try:
+        store: Store = plugin(record["url"], description.store_options())
+    except StoreError:
+        raise
+    except Exception as exc:  # a plugin's own error on open: name the store, hide secrets
+        raise StoreError(f"cannot open store {record['url']}: {type(exc).__name__}") from exc
+    return store
+
+
+def labels(record: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(datacenter, machine) affinity labels of a Pilot-Data record."""
+    description = record.get("description") or {}
+    return (
+        description.get("affinity_datacenter_label"),
+        description.get("affinity_machine_label"),
+    )
+
+
+class DataLocator:
+    """Sizes and copies of data units, for data-aware placement (one per unit manager).
+
+    Pilot-Data labels never change and are cached; a data unit is read again
+    each time (outputs add to it), at most once per ``locate`` call.
+    """
+
+    def __init__(self, coordination: Coordination) -> None:
+        self.coordination = coordination
+        self._labels: dict[str, tuple[str | None, str | None]] = {}
+
+    def locate(
+        self, urls: Sequence[str], memo: dict[str, DataInput | None]
+    ) -> tuple[DataInput, ...]:
+        """The data units ``urls`` name, with sizes and replicas; unknown ones are left out.
+
+        ``memo`` holds what was read for earlier units of the same placement: a
+        data unit many units read is read once.
+        """
+        found = []
+        for url in urls:
+            if url not in memo:
+                memo[url] = self._read(url)
+            item = memo[url]
+            if item is not None:
+                found.append(item)
+        return tuple(found)
+
+    def _read(self, url: str) -> DataInput | None:
+        coordination_url, unit_id = split_data_unit_url(url)
+        if coordination_url not in (None, self.coordination.url):
+            return None  # another coordination: not known here
+        try:
+            view = read_data_unit(self.coordination, unit_id)
+            replicas = tuple(Replica(pd, *self._labels_of(pd)) for pd in view.replicas)
+        except NoSuchObject:
+            return None
+        return DataInput(url, view.size, replicas)
+
+    def check(self, descriptions: Sequence[Any]) -> None:
+        """BadDescription for a data unit URL in input_data/output_data that names nothing.
+
+        URLs of this coordination (or bare ids) are looked up; URLs of another
+        coordination are left to the agent.
+        """
+        known: set[str] = set()
+        for index, description in enumerate(descriptions):
+            for field_name in ("input_data", "output_data"):
+                for url in data_urls(description.get(field_name)):
+                    coordination_url, unit_id = split_data_unit_url(url)
+                    if url in known or coordination_url not in (None, self.coordination.url):
+                        continue
+                    if self.coordination.get_record(data_unit_key(unit_id)) is None:
+                        where = (
+                            f"{field_name} of unit #{index}"
+                            if len(descriptions) > 1
+                            else field_name
+                        )
+                        raise BadDescription(
+                            where, f"no data unit {unit_id!r} in {self.coordination.url}"
+                        )
+                    known.add(url)
+
+    def _labels_of(self, pilot_data_id: str) -> tuple[str | None, str | None]:
+        cached = self._labels.get(pilot_data_id)
+        if cached is None:
+            cached = self._labels[pilot_data_id] = labels(
+                read_pilot_data(self.coordination, pilot_data_id)
+            )
+        return cached

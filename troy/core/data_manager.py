@@ -1,0 +1,162 @@
+"""The data manager: creates Pilot-Data and puts data units into their stores.
+
+Everything is recorded in coordination (see troy.core.data), so a new process
+reconnects to the service by id and agents resolve data units by URL.
+Putting files is done in the caller's thread: when ``submit`` returns, the
+data unit is Running (its files are in place) or Failed (and StoreError says
+why).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any
+
+from troy.api.data_description import DataUnitDescription, PilotDataDescription
+from troy.api.data_objects import DataUnit, PilotData, local_paths
+from troy.api.errors import BadDescription, NoSuchObject, StoreError
+from troy.api.states import State
+from troy.core import config, data, protocol, registry
+from troy.core.pilot_manager import absolute_url
+
+
+class DataManager:
+    """The Pilot-Data and data units of one Pilot-Data service."""
+
+    def __init__(self, service_id: str | None, coordination_url: str | None) -> None:
+        self.coordination_url = absolute_url(coordination_url or config.default_coordination_url())
+        self.coordination = registry.open_coordination(self.coordination_url, serve=True)
+        self.lock = threading.Lock()
+        self._pilots: dict[str, PilotData] = {}
+        self._units: dict[str, DataUnit] = {}
+        self._cursor: Any = None
+        if service_id is None:
+            self.service_id = config.new_id("pds")
+            self.coordination.put_record(
+                protocol.service_key(self.service_id),
+                {"id": self.service_id, "kind": "pilotdata", "created": time.time()},
+            )
+        else:
+            record = self.coordination.get_record(protocol.service_key(service_id))
+            if record is None or record.get("kind") != "pilotdata":
+                raise NoSuchObject(
+                    f"no Pilot-Data service '{service_id}' in {self.coordination_url}"
+                )
+            self.service_id = service_id
+        self._load()
+
+    def _load(self) -> None:
+        """Pick up Pilot-Data and data units recorded by any process."""
+        events, self._cursor = self.coordination.read(
+            protocol.service_key(self.service_id), self._cursor
+        )
+        for item in events:
+            kind, object_id = item.get("ev"), item.get("id")
+            if kind == "pd" and object_id not in self._pilots:
+                record = data.read_pilot_data(self.coordination, object_id)
+                description = PilotDataDescription(record["description"])
+                self._pilots[object_id] = PilotData(self, object_id, description)
+            elif kind == "du" and object_id not in self._units:
+                self._units[object_id] = DataUnit(self.coordination, object_id)
+
+    # -- Pilot-Data ----------------------------------------------------------------------
+    def create(self, description: PilotDataDescription | dict[str, Any]) -> PilotData:
+        description = PilotDataDescription(description)
+        description.validate()
+        url = str(description.service_url)
+        registry.for_url("store", url)  # an unknown scheme fails here, before any record
+        pilot_data_id = config.new_id("pd")
+        self.coordination.put_record(
+            data.pilot_data_key(pilot_data_id),
+            {
+                "id": pilot_data_id,
+                "service": self.service_id,
+                "url": url,
+                "description": description.as_dict(),
+                "created": time.time(),
+            },
+        )
+        self.coordination.append(
+            protocol.service_key(self.service_id), [{"ev": "pd", "id": pilot_data_id}]
+        )
+        pilot = PilotData(self, pilot_data_id, description)
+        with self.lock:
+            self._pilots[pilot_data_id] = pilot
+        return pilot
+
+    def pilots(self) -> list[PilotData]:
+        with self.lock:
+            self._load()
+            return list(self._pilots.values())
+
+    def get(self, pilot_data_id: str) -> PilotData:
+        with self.lock:
+            self._load()
+            try:
+                return self._pilots[pilot_data_id]
+            except KeyError:
+                raise NoSuchObject(
+                    f"no Pilot-Data '{pilot_data_id}' in service {self.service_id}"
+                ) from None
+
+    # -- data units ----------------------------------------------------------------------
+    def units(self) -> list[DataUnit]:
+        with self.lock:
+            self._load()
+            return list(self._units.values())
+
+    def submit(
+        self, pilot: PilotData, description: DataUnitDescription | dict[str, Any]
+    ) -> DataUnit:
+        """Record a data unit in ``pilot`` and put its files there."""
+        description = DataUnitDescription(description)
+        paths = local_paths(description.file_urls or [])
+        if pilot.state.is_final:
+            raise BadDescription("pilot_data", f"Pilot-Data {pilot.id} is {pilot.state}")
+        store = data.open_store(data.read_pilot_data(self.coordination, pilot.id))
+        unit_id = config.new_id("du")
+        key = data.data_unit_key(unit_id)
+        self.coordination.put_record(
+            key,
+            {
+                "id": unit_id,
+                "service": self.service_id,
+                "description": description.as_dict(),
+                "created": time.time(),
+            },
+        )
+        self.coordination.append(
+            key,
+            [
+                data.event("replica", pd=pilot.id),
+                data.event("state", s=str(State.Pending)),
+            ],
+        )
+        self.coordination.append(
+            protocol.service_key(self.service_id), [{"ev": "du", "id": unit_id}]
+        )
+        try:
+            if paths:
+                store.put(unit_id, paths)
+        except StoreError as exc:
+            self.coordination.append(
+                key, [data.event("state", s=str(State.Failed), detail=str(exc))]
+            )
+            raise
+        sizes = {os.path.basename(path): os.path.getsize(path) for path in paths}
+        self.coordination.append(
+            key,
+            [
+                data.event("files", pd=pilot.id, files=sizes),
+                data.event("state", s=str(State.Running)),
+            ],
+        )
+        unit = DataUnit(self.coordination, unit_id)
+        with self.lock:
+            self._units[unit_id] = unit
+        return unit
+
+    def close(self) -> None:
+        self.coordination.close()

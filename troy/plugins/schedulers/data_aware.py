@@ -1,0 +1,169 @@
+"""The ``data_aware`` scheduler: each unit goes where the fewest of its input bytes must move.
+
+For a pilot P, a unit's cost is the sum over its inputs D of 0 if some replica
+of D is local to P (`is_local`), else ``D.size``. The unit goes to the pilot of
+least cost; ties go to the pilot with the most free slots, ``(slots or 0) -
+queued - cores placed on it by this call``, then to the pilot offered first.
+Only pilots that can hold the unit and carry its affinity labels (as the
+``affinity`` scheduler reads them: `matches_affinity`) are considered. A unit
+without inputs, or whose inputs cost the same everywhere (sizes unknown, 0),
+goes to the pilot with the most free slots.
+
+`is_local` is the locality rule itself; the agent's staging uses it too, so
+the scheduler and the transfer records can never disagree about what is local.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Mapping, Sequence
+from typing import ClassVar
+
+from troy.plugins.schedulers.affinity import affinity_waiting_reason, matches_affinity
+from troy.plugins.schedulers.base import (
+    DataInput,
+    PilotOffer,
+    Replica,
+    Scheduler,
+    UnitRequest,
+)
+
+
+def is_local(replica: Replica, pilot_datacenter: str | None, pilot_machine: str | None) -> bool:
+    """True if a pilot with these labels reads ``replica`` without moving it.
+
+    Local when both machine labels are set and equal; when neither the pilot
+    nor the replica has a machine label, when both datacenter labels are set
+    and equal. A machine label on only one side is never local: the other
+    side's machine is unknown.
+    """
+    if replica.machine is not None or pilot_machine is not None:
+        return replica.machine is not None and replica.machine == pilot_machine
+    return replica.datacenter is not None and replica.datacenter == pilot_datacenter
+
+
+class DataAwareScheduler(Scheduler):
+    """Places each unit on the pilot that minimises the input bytes to move, then by free slots.
+
+    Holds no state between calls: the load of earlier calls arrives as
+    ``PilotOffer.queued``. The seed is not used; placement is deterministic.
+    """
+
+    name: ClassVar[str] = "data_aware"
+    capabilities: ClassVar[frozenset[str]] = frozenset({"affinity"})
+
+    def place(
+        self, units: Sequence[UnitRequest], pilots: Sequence[PilotOffer]
+    ) -> Mapping[str, str | None]:
+        """For every unit id given, the pilot where the fewest of its bytes move, or None."""
+        return _Placement(pilots).place(units)
+
+    def waiting_reason(self, unit: UnitRequest, pilots: Sequence[PilotOffer]) -> str:
+        """Why ``unit`` waits: its labels, if no matching pilot can hold it, else the default."""
+        return affinity_waiting_reason(unit, pilots) or super().waiting_reason(unit, pilots)
+
+
+class _Placement:
+    """One ``place`` call: the pilots, their free slots, and what was worked out so far.
+
+    A unit's choice is the pilot of most free slots among its *tier*: the
+    candidates (can hold it, labels match) of least cost. Tiers are few, so each
+    keeps a heap of (-free, index); free slots only shrink during a call, so an
+    entry that is out of date only overstates a pilot and is corrected on the
+    way, and each unit costs O(log pilots) once its tier is known.
+    """
+
+    def __init__(self, pilots: Sequence[PilotOffer]) -> None:
+        self.pilots = pilots
+        self.free = [(offer.slots or 0) - offer.queued for offer in pilots]
+        self.candidates: dict[tuple[int, str | None, str | None], tuple[int, ...]] = {}
+        #: The candidates of each key above, as a set.
+        self.allowed: dict[tuple[int, ...], frozenset[int]] = {}
+        self.local: dict[tuple[str | None, str | None], tuple[int, ...]] = {}
+        self.heaps: dict[tuple[int, ...], list[tuple[int, int]]] = {}
+
+    def place(self, units: Sequence[UnitRequest]) -> dict[str, str | None]:
+        """Where each unit goes, in order, each choice counting against the pilot's free slots."""
+        placement: dict[str, str | None] = {}
+        ids = [offer.id for offer in self.pilots]
+        free = self.free
+        for unit in units:
+            key = (unit.cores, unit.machine, unit.datacenter)
+            candidates = self.candidates.get(key)
+            if candidates is None:
+                candidates = self.candidates[key] = self._candidates(unit)
+                self.allowed[candidates] = frozenset(candidates)
+            if not candidates:
+                placement[unit.id] = None
+                continue
+            tier = self._cheapest(candidates, unit.inputs) if unit.inputs else candidates
+            heap = self.heaps.get(tier)
+            if heap is None:
+                heap = self.heaps[tier] = [(-free[index], index) for index in tier]
+                heapq.heapify(heap)
+            while True:
+                stale, index = heap[0]
+                if -stale == free[index]:
+                    break
+                heapq.heapreplace(heap, (-free[index], index))
+            free[index] -= unit.cores
+            heapq.heapreplace(heap, (-free[index], index))
+            placement[unit.id] = ids[index]
+        return placement
+
+    def _candidates(self, unit: UnitRequest) -> tuple[int, ...]:
+        """Indices of the pilots that can hold ``unit`` and carry its labels, in offer order."""
+        return tuple(
+            index
+            for index, offer in enumerate(self.pilots)
+            if offer.can_hold(unit.cores) and matches_affinity(unit, offer)
+        )
+
+    def _cheapest(
+        self, candidates: tuple[int, ...], inputs: tuple[DataInput, ...]
+    ) -> tuple[int, ...]:
+        """The candidates where the fewest input bytes move (all of them if that is a tie).
+
+        A pilot's cost is the total bytes less the bytes local to it, so only the
+        pilots local to some input need looking at.
+        """
+        saved: dict[int, int] = {}
+        local_to = self._local_to
+        for data in inputs:
+            size = data.size
+            if size <= 0 or not data.replicas:
+                continue
+            if len(data.replicas) == 1:
+                holders: Iterable[int] = local_to(data.replicas[0])
+            else:
+                # A pilot local to two copies of one input saves its bytes once.
+                holders = {index for copy in data.replicas for index in local_to(copy)}
+            for index in holders:
+                saved[index] = saved.get(index, 0) + size
+        allowed = self.allowed[candidates]
+        most = 0
+        cheapest: list[int] = []
+        for index, amount in saved.items():
+            if index not in allowed or amount < most:
+                continue
+            if amount > most:
+                most = amount
+                cheapest = [index]
+            else:
+                cheapest.append(index)
+        if not cheapest:
+            return candidates
+        cheapest.sort()
+        return tuple(cheapest)
+
+    def _local_to(self, replica: Replica) -> tuple[int, ...]:
+        """Indices of the pilots to which ``replica`` is local, by `is_local` (cached by labels)."""
+        key = (replica.datacenter, replica.machine)
+        local = self.local.get(key)
+        if local is None:
+            local = self.local[key] = tuple(
+                index
+                for index, offer in enumerate(self.pilots)
+                if is_local(replica, offer.datacenter, offer.machine)
+            )
+        return local
