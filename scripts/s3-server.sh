@@ -142,14 +142,14 @@ free_port() {
 
 # --- Ceph --------------------------------------------------------------------------
 
-# The daemons of DIR: "pid file:program".
+# The daemons of DIR, one a line: "program pid-file" (radosgw first: stop order).
 daemons() {
-    echo "$1/run/client.rgw.pid:radosgw"
+    echo "radosgw $1/run/client.rgw.pid"
     local file
     for file in "$1"/run/osd.*.pid; do
-        [ -e "$file" ] && echo "$file:ceph-osd"
+        if [ -e "$file" ]; then echo "ceph-osd $file"; fi
     done
-    echo "$1/run/mon.a.pid:ceph-mon"
+    echo "ceph-mon $1/run/mon.a.pid"
 }
 
 write_conf() {
@@ -237,26 +237,28 @@ start() {
 
     monmaptool --create --fsid "$fsid" --addv a "v1:127.0.0.1:$mon_port" "$dir/monmap" >/dev/null
     ceph-mon --mkfs -i a --monmap "$dir/monmap" >/dev/null
-    ceph-mon -i a >/dev/null
+    ceph-mon -i a >>"$dir/log/mon-start.log" 2>&1
     log "ceph-mon   127.0.0.1:$mon_port (pid $(cat "$dir/run/mon.a.pid"))"
 
     osd_uuid=$(cat /proc/sys/kernel/random/uuid)
     osd_id=$(timeout 60 ceph osd new "$osd_uuid")
     mkdir -p "$dir/osd.$osd_id"
     ceph-osd -i "$osd_id" --mkfs --osd-uuid "$osd_uuid" >>"$dir/log/osd-mkfs.log" 2>&1
-    ceph-osd -i "$osd_id" >/dev/null
+    ceph-osd -i "$osd_id" >>"$dir/log/osd-start.log" 2>&1
     timeout 60 ceph osd crush add "osd.$osd_id" 1.0 root=default host="$(hostname -s)" >/dev/null 2>&1
     log "ceph-osd   osd.$osd_id on memstore (pid $(cat "$dir/run/osd.$osd_id.pid"))"
 
-    radosgw -n client.rgw >/dev/null
+    radosgw -n client.rgw >>"$dir/log/rgw-start.log" 2>&1
     log "radosgw    http://127.0.0.1:$rgw_port (pid $(cat "$dir/run/client.rgw.pid"))"
 
     access_key=troy$(random_hex 8)
     secret_key=$(random_hex 20)
     # Creating the user waits for the OSD and radosgw's pools; never print the secret.
-    timeout 120 radosgw-admin -n client.rgw user create --uid=troy --display-name=troy \
-        --access-key="$access_key" --secret-key="$secret_key" >/dev/null ||
-        die "radosgw-admin user create failed"
+    # (--admin-socket '': radosgw itself holds client.rgw's admin socket.)
+    timeout 120 radosgw-admin -n client.rgw --admin-socket '' user create --uid=troy \
+        --display-name=troy --access-key="$access_key" --secret-key="$secret_key" \
+        >/dev/null 2>>"$dir/log/radosgw-admin.log" ||
+        die "radosgw-admin user create failed (see $dir/log/radosgw-admin.log)"
 
     deadline=$((SECONDS + START_TIMEOUT))
     until probe_bucket "http://127.0.0.1:$rgw_port" "$access_key" "$secret_key" \
@@ -295,24 +297,24 @@ start_failed() {
 }
 
 stop() {
-    local dir=$1 entry
+    local dir=$1 program file
     [ -d "$dir" ] || return 0
-    for entry in $(daemons "$dir"); do
-        stop_pid "${entry%%:*}" "${entry##*:}"
-    done
+    while read -r program file; do
+        stop_pid "$file" "$program"
+    done < <(daemons "$dir")
     rm -f "$dir/env.sh"
 }
 
 status() {
-    local dir=$1 rc=0 pid entry
-    for entry in $(daemons "$dir"); do
-        if pid=$(running_pid "${entry%%:*}" "${entry##*:}"); then
-            echo "${entry##*:}: running (pid $pid)"
+    local dir=$1 rc=0 pid program file
+    while read -r program file; do
+        if pid=$(running_pid "$file" "$program"); then
+            echo "$program: running (pid $pid)"
         else
-            echo "${entry##*:}: stopped"
+            echo "$program: stopped"
             rc=3
         fi
-    done
+    done < <(daemons "$dir")
     [ ! -f "$dir/env.sh" ] || echo "env: . $dir/env.sh"
     return $rc
 }

@@ -25,12 +25,16 @@ fi
 # loopback ports, and stop by PID when this script ends, failed or not; their
 # env.sh tells the tests where they are (TROY_TEST_SSH_URL, TROY_TEST_SLURM_URL,
 # SLURM_CONF, ssh wrappers first in PATH).  TROY_REQUIRE_SERVICES=1 turns a missing
-# server into a failure, never a silent skip.
+# server into a failure, never a silent skip.  The S3 server (Ceph radosgw on a
+# memstore OSD, for the s3:// store) runs the same way from DIR/s3; its env.sh gives
+# TROY_TEST_S3_ENDPOINT and the keys of a fresh user.
 bash scripts/redis-server.sh install
 bash scripts/services.sh install
+bash scripts/s3-server.sh install
 TROY_SERVICES_DIR=$(mktemp -d /tmp/troy-svc.XXXXXX)
 stop_services() {
     local status=$?
+    bash scripts/s3-server.sh stop "$TROY_SERVICES_DIR/s3" || true
     bash scripts/services.sh stop "$TROY_SERVICES_DIR" || true
     if [ "$status" -eq 0 ]; then
         rm -rf "$TROY_SERVICES_DIR"
@@ -44,6 +48,9 @@ trap 'exit 143' TERM
 bash scripts/services.sh start "$TROY_SERVICES_DIR"
 # shellcheck source=/dev/null
 . "$TROY_SERVICES_DIR/env.sh"
+bash scripts/s3-server.sh start "$TROY_SERVICES_DIR/s3"
+# shellcheck source=/dev/null
+. "$TROY_SERVICES_DIR/s3/env.sh"
 export TROY_REQUIRE_SERVICES=1
 
 echo "== ruff"

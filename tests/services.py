@@ -1,9 +1,13 @@
-"""Live services for the tests: sshd (``ssh://``), single-node SLURM (``slurm://``), MPI.
+"""Live services for the tests: sshd (``ssh://``), single-node SLURM (``slurm://``), MPI, S3.
 
 ``bash scripts/services.sh start DIR`` starts sshd, munge and SLURM on free loopback
 ports and writes ``DIR/env.sh``; sourcing it exports the variables read here
 (``TROY_TEST_SSH_URL``, ``TROY_TEST_SLURM_URL``, ``SLURM_CONF``, ...) and puts ssh/scp/sftp
 wrappers that use the throwaway key first in PATH.  ``scripts/test.sh`` does all that.
+
+``bash scripts/s3-server.sh start DIR`` starts an S3 server (Ceph radosgw) and writes
+``DIR/env.sh`` with ``TROY_TEST_S3_ENDPOINT``, ``TROY_TEST_S3_ACCESS_KEY`` and
+``TROY_TEST_S3_SECRET_KEY``; ``scripts/test.sh`` starts it too.
 
 Import the helpers into a test module (``from services import ssh_url``; pytest puts
 tests/ on sys.path) and call them in the test or a fixture.  Without the service the
@@ -16,11 +20,13 @@ import os
 import shutil
 import socket
 from pathlib import Path
-from typing import NoReturn
+from typing import NamedTuple, NoReturn
+from urllib.parse import urlsplit
 
 import pytest
 
 START = "bash scripts/services.sh start, then . /tmp/troy-services/env.sh"
+START_S3 = "bash scripts/s3-server.sh install; bash scripts/s3-server.sh start DIR; . DIR/env.sh"
 
 
 def unavailable(reason: str) -> NoReturn:
@@ -30,19 +36,19 @@ def unavailable(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
-def _env(name: str, service: str) -> str:
+def _env(name: str, service: str, start: str = START) -> str:
     value = os.environ.get(name, "")
     if not value:
-        unavailable(f"{service} is not started: {name} is not set ({START})")
+        unavailable(f"{service} is not started: {name} is not set ({start})")
     return value
 
 
-def _listening(port: int, service: str) -> None:
+def _listening(port: int, service: str, start: str = START, host: str = "127.0.0.1") -> None:
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2):
+        with socket.create_connection((host, port), timeout=2):
             pass
     except OSError as error:
-        unavailable(f"{service} does not answer on 127.0.0.1:{port} ({error}; {START})")
+        unavailable(f"{service} does not answer on {host}:{port} ({error}; {start})")
 
 
 def ssh_url() -> str:
@@ -77,3 +83,33 @@ def have_mpicc() -> str:
     path = shutil.which("mpicc")
     assert path is not None
     return path
+
+
+class S3Endpoint(NamedTuple):
+    """Where the test S3 server is and the keys of its user."""
+
+    url: str
+    access_key: str
+    secret_key: str
+
+    def options(self) -> dict[str, str]:
+        """The s3 store's options for this server (BigJob's names)."""
+        return {
+            "endpoint_url": self.url,
+            "access_key_id": self.access_key,
+            "secret_access_key": self.secret_key,
+            "region": "us-east-1",
+        }
+
+
+def s3_endpoint() -> S3Endpoint:
+    """``http://127.0.0.1:PORT`` of the test S3 server (radosgw) and its user's keys."""
+    url = _env("TROY_TEST_S3_ENDPOINT", "the S3 server", START_S3)
+    endpoint = S3Endpoint(
+        url,
+        _env("TROY_TEST_S3_ACCESS_KEY", "the S3 server", START_S3),
+        _env("TROY_TEST_S3_SECRET_KEY", "the S3 server", START_S3),
+    )
+    parts = urlsplit(url)
+    _listening(parts.port or 80, "the S3 server", START_S3, parts.hostname or "127.0.0.1")
+    return endpoint

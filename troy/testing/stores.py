@@ -10,6 +10,7 @@ Run it against a store with one subclass that says where the store lives::
         def store_url(self, tmp_path):
             return f"mystore://bucket/{tmp_path.name}"
 
+A store that needs options (keys, an endpoint) also overrides ``store_options``.
 The store is opened through the registry, exactly as troy opens it, so the
 plugin must be installed (its entry point in ``troy.stores``). Each test uses
 fresh data-unit ids and deletes its units afterwards, so a long-lived store can
@@ -27,6 +28,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,10 +63,15 @@ class StoreFixtures:
         )
 
     @pytest.fixture
-    def store(self, store_url: str) -> Store:
+    def store_options(self) -> dict[str, Any]:
+        """Options the store is opened with (credentials, endpoint); none unless overridden."""
+        return {}
+
+    @pytest.fixture
+    def store(self, store_url: str, store_options: dict[str, Any]) -> Store:
         """The store plugin for ``store_url``, found by URL scheme through the registry."""
         plugin: type[Store] = registry.for_url("store", store_url)
-        return plugin(store_url)
+        return plugin(store_url, store_options)
 
     @pytest.fixture
     def make_file(self, tmp_path: Path) -> MakeFile:

@@ -124,6 +124,9 @@ class Store(ABC):
         self.url = url
         self.options = dict(options or {})
 
+    def __repr__(self) -> str:  # the URL only: options may hold credentials
+        return f"{type(self).__name__}({self.url!r})"
+
     @abstractmethod
     def put(self, unit_id: str, paths: Sequence[str]) -> list[str]:
         """Copy local files into data unit ``unit_id`` (created if new); return their names."""

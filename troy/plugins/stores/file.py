@@ -6,8 +6,7 @@ lands under a temporary name first and is moved into place with ``os.replace``:
 a reader sees a file whole or not at all, and a failed put leaves nothing behind.
 
 A symbolic link inside a unit directory is listed but never followed: it could
-point anywhere on the host, so ``get`` refuses it and ``size`` counts the link
-itself.
+point anywhere on the host, so ``get`` refuses it and ``size`` counts it as nothing.
 """
 
 from __future__ import annotations
@@ -69,9 +68,6 @@ class FileStore(Store):
     def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(url, options)
         self.root = _root_of(url)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.url!r})"
 
     def _unit_dir(self, unit_id: str) -> Path:
         """The unit's directory; StoreError for an id that is not one plain name."""
@@ -162,8 +158,10 @@ class FileStore(Store):
     def _copy_out(self, unit_id: str, source: str, destination: str, name: str) -> None:
         """Copy one stored file (a regular file, never followed if a link) to destination/name."""
         try:
-            # O_NOFOLLOW: a file swapped for a link since it was listed is still refused.
-            descriptor = os.open(source, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            # O_NOFOLLOW: a file swapped for a link since it was listed is still refused;
+            # O_NONBLOCK: one swapped for a FIFO does not hang the open (refused below).
+            flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+            descriptor = os.open(source, flags)
         except OSError as exc:
             _fail(f"get from data unit {unit_id!r} the file", source, exc)
         with os.fdopen(descriptor, "rb") as stream:
@@ -216,6 +214,8 @@ class FileStore(Store):
         unit_dir = self._existing_unit_dir(unit_id)
         total = 0
         for entry in self._files(unit_dir):
+            if entry.is_symlink():
+                continue
             try:
                 total += entry.stat(follow_symlinks=False).st_size
             except OSError as exc:

@@ -45,6 +45,7 @@ from troy.plugins.stores.base import (
 
 # Exit status of the remote scripts when the unit is not there (ssh itself uses 255).
 _NO_UNIT = 3
+_CHUNK = 1024 * 1024
 # Remote command lines stay under Linux's limit for one argument (128 KiB) with room.
 _MAX_COMMAND = 64 * 1024
 
@@ -144,9 +145,6 @@ class SshStore(Store):
         userkey = self.options.get("userkey")
         self.userkey = os.path.expanduser(str(userkey)) if userkey else None
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.url!r})"
-
     # --- running ssh ---------------------------------------------------------------
 
     def _ssh_command(self, script: str) -> list[str]:
@@ -241,10 +239,9 @@ done"""
         action = f"put files into data unit {unit_id!r}"
         with self._ssh(action, script, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL) as proc:
             assert proc.stdin is not None
-            try:
+            # BrokenPipeError: the remote side gave up; its stderr says why (raised on exit).
+            with contextlib.suppress(BrokenPipeError):
                 self._send(proc.stdin, unit_id, paths, names)
-            except BrokenPipeError:
-                pass  # the remote side gave up; its stderr says why (raised on exit)
         return names
 
     def _send(
@@ -312,6 +309,10 @@ done"""
                 with tarfile.open(fileobj=proc.stdout, mode="r|") as archive:
                     for member in archive:
                         self._receive(unit_id, archive, member, wanted, destination)
+                # Read tar's padding after the end marker: closing the pipe early could
+                # make ssh fail writing it.
+                while proc.stdout.read(_CHUNK):
+                    pass
             except tarfile.TarError as exc:
                 if proc.wait() != 0:
                     return  # the remote error is the cause; _ssh raises it on exit
@@ -340,7 +341,7 @@ done"""
         source = archive.extractfile(member)
         assert source is not None
         with writing_into(destination, name) as out:
-            while chunk := source.read(1024 * 1024):
+            while chunk := source.read(_CHUNK):
                 out.write(chunk)
             out.flush()
             os.fchmod(out.fileno(), member.mode & 0o777)

@@ -1,13 +1,12 @@
 """The `memory` store: data units held in this process (memory://<name>), for tests."""
 
 import fnmatch
-import os
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from troy.api.errors import StoreError
-from troy.plugins.stores.base import Store
+from troy.plugins.stores.base import Store, names_to_put, safe_name, writing_into
 
 _STORES: dict[str, dict[str, dict[str, bytes]]] = {}  # url -> unit id -> file name -> bytes
 _LOCK = threading.Lock()  # guards _STORES and every store in it
@@ -35,10 +34,11 @@ class MemoryStore(Store):
 
     def put(self, unit_id: str, paths: Sequence[str]) -> list[str]:
         staged: dict[str, bytes] = {}
-        for path in paths:
+        # Checked first: regular files with plain, distinct names (troy's shared rule).
+        for path, name in zip(paths, names_to_put(unit_id, paths), strict=True):
             try:
                 with open(path, "rb") as source:
-                    staged[os.path.basename(path)] = source.read()
+                    staged[name] = source.read()
             except OSError as exc:  # translate at the boundary, naming the file
                 raise StoreError(f"cannot put {path!r}: {exc.strerror or exc}") from exc
         with _LOCK:  # all or nothing: nothing changes until every file was read
@@ -48,15 +48,12 @@ class MemoryStore(Store):
     def get(self, unit_id: str, destination: str, patterns: Sequence[str] = ("*",)) -> list[str]:
         files = self._files(unit_id)
         names = sorted(n for n in files if any(fnmatch.fnmatchcase(n, p) for p in patterns))
-        try:
-            os.makedirs(destination, exist_ok=True)
-            for name in names:
-                with open(os.path.join(destination, name), "wb") as target:
-                    target.write(files[name])
-        except OSError as exc:
-            raise StoreError(
-                f"cannot get data unit {unit_id!r} into {destination!r}: {exc}"
-            ) from exc
+        for name in names:
+            safe_name(name)  # every name first: nothing is written if one is unsafe
+        for name in names:
+            # A temporary file moved into place: never writes through a link in destination.
+            with writing_into(destination, name) as target:
+                target.write(files[name])
         return names
 
     def list(self, unit_id: str) -> list[str]:
