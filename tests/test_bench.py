@@ -26,3 +26,18 @@ def test_throughput_benchmark_runs_every_workload(tmp_path: Path) -> None:
     assert figures["w2"]["makespan_s"]["median"] >= figures["w2"]["ideal_s"]
     assert figures["startup"]["create_to_running_s"]["median"] > 0
     assert figures["w3"]["n"] == 300 and figures["w3"]["manager_rss_mb"]["median"] > 0
+
+
+def test_binding_benchmark_runs_both_bindings() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH.with_name("binding.py")), "-n", "24", "--work", "1.2"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    line = next(line for line in result.stdout.splitlines() if line.startswith("RESULT "))
+    figures = json.loads(line.removeprefix("RESULT "))
+    for kind in ("early", "late"):
+        assert sum(figures[kind]["units"].values()) == 24
+        assert figures[kind]["makespan_s"] > 0
+        assert all(0 < share <= 1.0 for share in figures[kind]["utilisation"].values())
+    assert figures["early"]["units"] == {"fast": 12, "slow": 12}  # dealt at submit

@@ -85,3 +85,23 @@ def test_data_aware_moves_strictly_fewer_bytes_than_round_robin(
     assert sum(round_robin) == sum(data_aware) == total  # the same workload was staged
     assert round_robin[0] > 0, "round robin should have sent some units away from their data"
     assert data_aware[0] < round_robin[0]
+
+
+def test_a_unit_no_pilot_matches_waits_with_the_reason(
+    coordination_url: str, tmp_path: Path
+) -> None:
+    with PilotJobService(coordination=coordination_url) as pilots:
+        units = WorkUnitService(coordination=coordination_url, scheduler="affinity")
+        units.add(pilots)
+        pilot = pilots.create(
+            "fork://localhost",
+            {"working_directory": str(tmp_path / "p"), "affinity_machine_label": "m1"},
+        )
+        stranded = units.submit({"executable": "/bin/true", "affinity_machine_label": "m2"})
+        fine = units.submit({"executable": "/bin/true", "affinity_machine_label": "m1"})
+        assert fine.wait(timeout=30) == State.Done
+        assert stranded.state == State.New
+        assert "affinity_machine_label 'm2'" in stranded.state_detail
+        assert pilot.id in stranded.state_detail
+        pilots.cancel()
+        units.close()

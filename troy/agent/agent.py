@@ -88,7 +88,9 @@ class Agent:
         self.claimer = re.sub(
             r"[^A-Za-z0-9._-]", "_", f"{pilot_id}.{self.attempt}.{host}.{os.getpid()}"
         )
-        self.queue = protocol.pilot_key(pilot_id)
+        self.queue: str = record.get("queue") or protocol.pilot_key(pilot_id)
+        #: Late binding: claim one unit per free slot, hold no backlog (diane workers).
+        self.pull = bool(record.get("pull"))
         #: Wakes the main loop: a report to write, or the backlog running low.
         self._wake = threading.Event()
         self.reporter = Reporter(coordination, self._wake)
@@ -333,8 +335,9 @@ class Agent:
                 if now >= next_control:
                     self._read_control()
                     next_control = now + CONTROL_INTERVAL
-                if self.pool.waiting <= low_water:
-                    items = self.coordination.claim(self.queue, self.claimer, self.claim_size)
+                wanted = self._wanted(low_water)
+                if wanted:
+                    items = self.coordination.claim(self.queue, self.claimer, wanted)
                     claimed = len(items)
                     self._accept(items)
                 if self.reporter.due() or (self.reporter.pending and not self.pool.busy):
@@ -359,6 +362,13 @@ class Agent:
                 idle = min(idle * 2, IDLE_POLL)
             self._wake.wait(timeout)
             self._wake.clear()
+
+    def _wanted(self, low_water: int) -> int:
+        """How many units to claim now: a batch when the backlog runs low, or (pull
+        mode) one per slot that is free and not promised to a unit already claimed."""
+        if self.pull:
+            return max(0, self.slots - self.pool.busy - self.pool.waiting)
+        return self.claim_size if self.pool.waiting <= low_water else 0
 
     def _beat(self) -> None:
         """Tell the manager this agent lives (it counts changes, not clock readings)."""

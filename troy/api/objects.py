@@ -15,6 +15,7 @@ from troy.api.callbacks import Callback, CallbackFunction, CallbackRegistry
 from troy.api.description import PilotJobDescription, WorkUnitDescription
 from troy.api.errors import Timeout
 from troy.api.states import State
+from troy.core import protocol
 
 if TYPE_CHECKING:
     from troy.core.pilot_manager import PilotManager
@@ -94,6 +95,7 @@ class PilotJob(_Stateful):
         "handle",
         "heartbeat_timeout",
         "pj_type",
+        "queue",
         "rm",
         "service_id",
         "slots",
@@ -124,6 +126,9 @@ class PilotJob(_Stateful):
         self.canceling = False
         #: Seconds without a heartbeat after which its agent counts as lost.
         self.heartbeat_timeout = 20.0
+        #: The coordination queue its agent claims units from: its own, or (late
+        #: binding, e.g. the diane backend) one its pilot-job service's pilots share.
+        self.queue = protocol.pilot_key(pilot_id)
 
     def cancel(self) -> None:
         """Stop the pilot: its running units end Canceled; waits until it has stopped."""

@@ -116,6 +116,7 @@ class PilotManager:
                 record["working_directory"],
             )
             pilot.handle = record.get("handle")
+            pilot.queue = record.get("queue") or pilot.queue
             pilot.attempt = record.get("attempt", 0)
             pilot.heartbeat_timeout = (record.get("heartbeat") or {}).get("timeout", 20.0)
             with self.lock:
@@ -155,6 +156,8 @@ class PilotManager:
         else:
             directory = config.default_pilot_directory(pilot_id)
         pilot = PilotJob(self, pilot_id, rm, description, plugin.name, directory)
+        if plugin.late_binding:
+            pilot.queue = protocol.task_queue(self.service_id)
         pilot.context = context
         pilot.heartbeat_timeout = config.heartbeat_timeout()
         pilot.history.append((State.New, time.time()))
@@ -182,6 +185,8 @@ class PilotManager:
                 "attempt": pilot.attempt,
                 "created": pilot.history[0][1] if pilot.history else time.time(),
                 "coordination": self.coordination_url,
+                "queue": pilot.queue,
+                "pull": pilot.queue != protocol.pilot_key(pilot.id),
                 "heartbeat": {
                     "interval": max(0.1, pilot.heartbeat_timeout / 6),
                     "timeout": pilot.heartbeat_timeout,

@@ -18,6 +18,9 @@ Streams
 Queues
     ``pilot/<id>``          units placed on that pilot: {"id", "service", "d", "a", "t"}
                             ("t": earlier tries, see troy.core.retry)
+    ``tasks/<pjs-id>``      the same, for late-binding pilots (the diane backend): every
+                            such pilot of the pilot-job service claims from it, one unit per
+                            free slot; the pilot record's "queue" names it, "pull" is true
 
 Service events (short keys: a run of 100,000 units writes them all)
     {"ev": "pilot", "id"}                                   pilot created (pilot-job service)
@@ -48,6 +51,11 @@ def service_key(service_id: str) -> str:
 
 def pilot_key(pilot_id: str) -> str:
     return f"pilot/{pilot_id}"
+
+
+def task_queue(pilot_service_id: str) -> str:
+    """The queue the late-binding pilots of one pilot-job service share (diane workers)."""
+    return f"tasks/{pilot_service_id}"
 
 
 def heartbeat_key(pilot_id: str) -> str:

@@ -174,6 +174,13 @@ class UnitManager:
         return units
 
     # -- placement ------------------------------------------------------------------------
+    def _queue_of(self, pilot_id: str) -> str:
+        """The queue a unit placed on that pilot goes to (shared by late-binding pilots)."""
+        for pilot in self._pilots():
+            if pilot.id == pilot_id:
+                return pilot.queue
+        return protocol.pilot_key(pilot_id)
+
     def _offers(self) -> list[PilotOffer]:
         load: dict[str, int] = {}
         with self.lock:
@@ -275,7 +282,9 @@ class UnitManager:
         self, events: list[dict[str, Any]], by_pilot: dict[str, list[dict[str, Any]]]
     ) -> None:
         """Record events and put placed units in their pilots' queues, as one step."""
-        queues = {protocol.pilot_key(pilot_id): items for pilot_id, items in by_pilot.items()}
+        queues: dict[str, list[dict[str, Any]]] = {}
+        for pilot_id, items in by_pilot.items():
+            queues.setdefault(self._queue_of(pilot_id), []).extend(items)
         self.coordination.commit(protocol.service_key(self.service_id), events, queues)
 
     def _place(self, units: Sequence[WorkUnit], withdrawn_from: str | None = None) -> None:
@@ -444,9 +453,7 @@ class UnitManager:
             left = [u for u in self._units.values() if u.pilot == pilot.id and not u.state.is_final]
         if not left:
             return
-        withdrawn = set(
-            self.coordination.withdraw(protocol.pilot_key(pilot.id), [u.id for u in left])
-        )
+        withdrawn = set(self.coordination.withdraw(pilot.queue, [u.id for u in left]))
         self._read_stream()  # the agent's last reports were written before it ended
         reason = f": {pilot.state_detail}" if pilot.state_detail else ""
         why = f"pilot {pilot.id} ended ({pilot.state}{reason})"

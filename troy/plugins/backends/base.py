@@ -44,6 +44,9 @@ class Backend(ABC):
     schemes: ClassVar[tuple[str, ...]] = ()
     #: What it can do, e.g. {"mpi"}; conformance tests that need a capability skip without it.
     capabilities: ClassVar[frozenset[str]] = frozenset()
+    #: Late binding: its pilots' agents pull units, one per free slot, from a queue all
+    #: such pilots of a pilot-job service share, instead of each holding its own queue.
+    late_binding: ClassVar[bool] = False
 
     def __init__(self, rm: str, context: Any = None) -> None:
         self.rm = rm
