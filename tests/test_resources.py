@@ -259,3 +259,12 @@ def test_agent_stops_early_inside_a_batch_job(
     from troy.agent.agent import wall_time_seconds
 
     assert wall_time_seconds(minutes, in_batch_job) == pytest.approx(seconds)
+
+
+def test_an_htcondor_slot_is_an_allocation(tmp_path: Path) -> None:
+    ad = tmp_path / ".job.ad"
+    ad.write_text('ClusterId = 42\nRequestCpus = 3\nCmd = "/bin/sh"\n')
+    allocation = discover({"_CONDOR_JOB_AD": str(ad)})
+    assert (allocation.kind, allocation.cores, allocation.job_id) == ("condor", 3, "42")
+    missing = discover({"_CONDOR_JOB_AD": str(tmp_path / "gone")})
+    assert missing.kind == "none"  # unreadable: a warning, then as outside one

@@ -19,7 +19,7 @@ from typing import Literal
 
 log = logging.getLogger(__name__)
 
-AllocationKind = Literal["slurm", "pbs", "sge", "lsf", "none"]
+AllocationKind = Literal["slurm", "pbs", "sge", "lsf", "condor", "none"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,7 @@ def discover(environ: Mapping[str, str]) -> Allocation:
         (("PBS_NODEFILE", "PBS_JOBID"), _pbs),
         (("PE_HOSTFILE",), _sge),
         (("LSB_MCPU_HOSTS", "LSB_JOBID"), _lsf),
+        (("_CONDOR_JOB_AD",), _condor),
     )
     for markers, reader in readers:
         if any(environ.get(name) for name in markers):
@@ -250,6 +251,27 @@ def _lsf(environ: Mapping[str, str]) -> Allocation:
     ]
     hostfile = environ.get("LSB_DJOB_HOSTFILE") or None
     return Allocation("lsf", _tally(pairs), environ.get("LSB_JOBID") or None, hostfile)
+
+
+_REQUEST_CPUS = re.compile(r"^\s*RequestCpus\s*=\s*(\d+)\s*$", re.MULTILINE | re.IGNORECASE)
+
+
+def _condor(environ: Mapping[str, str]) -> Allocation:
+    """An HTCondor slot (a glide-in): one machine, the cores the job asked for."""
+    path = _required(environ, "_CONDOR_JOB_AD")
+    try:
+        with open(path, encoding="utf-8", errors="replace") as ad:
+            text = ad.read()
+    except OSError as exc:
+        raise _Unreadable("_CONDOR_JOB_AD", f"cannot read {path}: {exc.strerror}") from exc
+    found = _REQUEST_CPUS.search(text)
+    cores = int(found.group(1)) if found else len(os.sched_getaffinity(0))
+    cluster = re.search(r"^\s*ClusterId\s*=\s*(\d+)", text, re.MULTILINE)
+    return Allocation(
+        "condor",
+        ((socket.gethostname(), max(1, cores)),),
+        cluster.group(1) if cluster else None,
+    )
 
 
 # -- the agent's slots -----------------------------------------------------------------

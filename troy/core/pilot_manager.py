@@ -350,6 +350,13 @@ class PilotManager:
         except TroyError as exc:
             log.warning("cannot query pilot %s: %s", pilot.id, exc)
             return
+        if not state.is_final:
+            if pilot.state == State.Pending and detail and detail != pilot.state_detail:
+                # Why it waits (e.g. HTCondor's hold reason): shown, not recorded.
+                pilot.state_detail = detail
+                now = time.time()
+                self.monitor.notify(lambda: self._deliver([(pilot, "state_detail", detail, now)]))
+            return
         if state.is_final:
             # The agent may have reported how it ended just before exiting: read that first.
             self._read_stream(pilot)

@@ -28,6 +28,7 @@ import io
 import os
 import threading
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -179,3 +180,39 @@ def extras_for(coordination_url: str) -> str:
     if scheme == "tcp":  # the zmq plugin's broker address
         return "[zmq]"
     return ""
+
+
+def _shell_head() -> list[str]:
+    """``-c SCRIPT troy-bootstrap``: /bin/sh runs BOOTSTRAP_SCRIPT, named troy-bootstrap ($0)."""
+    # The script travels base64-encoded in the command line: no file to stage, no quoting.
+    encoded = base64.b64encode(BOOTSTRAP_SCRIPT.encode()).decode()
+    return ["-c", f'eval "$(echo {encoded} | base64 -d)"', "troy-bootstrap"]
+
+
+def use_arguments(python: str, agent_command: Sequence[str]) -> list[str]:
+    """Arguments for ``/bin/sh`` that exec the agent with ``python`` on the target (use mode).
+
+    ``agent_command`` is the PilotLaunch's argv; its first item (this host's
+    Python) is replaced by ``python``.
+    """
+    return [*_shell_head(), "use", python, *agent_command[1:]]
+
+
+def ship_arguments(
+    working_directory: str, wheel: Wheel, wheel_path: str, agent_command: Sequence[str]
+) -> list[str]:
+    """Arguments for ``/bin/sh`` that install ``wheel`` and exec the agent with it (ship mode).
+
+    ``wheel_path`` is where the target finds the wheel; the venv is
+    ``WORKDIR/.troy/venv-DIGEST``, with the extras the agent's coordination URL needs.
+    """
+    coordination = agent_command[list(agent_command).index("--coordination") + 1]
+    return [
+        *_shell_head(),
+        "ship",
+        "python3",
+        f"{working_directory}/{STAGING_DIRECTORY}/venv-{wheel.digest}",
+        wheel_path,
+        extras_for(coordination),
+        *agent_command[1:],
+    ]

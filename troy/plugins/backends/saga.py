@@ -20,7 +20,6 @@ Canceled.  The agent also stops itself shortly before its wall time.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import math
 import os
@@ -214,26 +213,15 @@ class SagaBackend(Backend):
 
     def _bootstrap_arguments(self, launch: PilotLaunch) -> list[str]:
         """``-c SCRIPT troy-bootstrap MODE ...``: the bootstrap, then the agent's argv."""
-        # The script travels base64-encoded in the command line: no file to stage, no quoting.
-        encoded = base64.b64encode(bootstrap.BOOTSTRAP_SCRIPT.encode()).decode()
-        head = ["-c", f'eval "$(echo {encoded} | base64 -d)"', "troy-bootstrap"]
-        agent = launch.agent_command[1:]  # "-m troy.agent ...": run by the target's Python
         python = bootstrap.agent_python(launch.description.agent_python)
         if python is not None:
-            return [*head, "use", python, *agent]
+            return bootstrap.use_arguments(python, launch.agent_command)
         wheel = bootstrap.troy_wheel()
         staging = f"{launch.working_directory}/{bootstrap.STAGING_DIRECTORY}/{wheel.digest}"
         self._stage(wheel.path.as_uri().replace("file:///", "file://localhost/"), staging)
-        coordination = launch.agent_command[launch.agent_command.index("--coordination") + 1]
-        return [
-            *head,
-            "ship",
-            "python3",
-            f"{launch.working_directory}/{bootstrap.STAGING_DIRECTORY}/venv-{wheel.digest}",
-            f"{staging}/{wheel.path.name}",
-            bootstrap.extras_for(coordination),
-            *agent,
-        ]
+        return bootstrap.ship_arguments(
+            launch.working_directory, wheel, f"{staging}/{wheel.path.name}", launch.agent_command
+        )
 
     def _stage(self, source: str, directory: str) -> None:
         """Copy one file into ``directory`` on the resource, unless it is there already."""
