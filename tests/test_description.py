@@ -21,7 +21,10 @@ EXTRAS = {"affinity_datacenter_label", "affinity_machine_label", "input_data", "
 
 @pytest.mark.parametrize(
     ("kind", "troy_extensions"),
-    [(PilotJobDescription, {"agent_python"}), (WorkUnitDescription, {"retries"})],
+    [
+        (PilotJobDescription, {"agent_python"}),
+        (WorkUnitDescription, {"retries", "cores", "name", "after", "iterations", "iteration"}),
+    ],
 )
 def test_every_troy_attribute_exists_and_reads_none_when_unset(
     kind: type, troy_extensions: set[str]
@@ -29,10 +32,15 @@ def test_every_troy_attribute_exists_and_reads_none_when_unset(
     everything = SAGA_ATTRIBUTES | EXTRAS | troy_extensions
     assert set(kind.field_names()) == everything
     description = kind()
-    for name in everything:
+    # `cores` of a unit is a property: the slots it takes (1 when nothing is set).
+    computed = {"cores"} if kind is WorkUnitDescription else set()
+    for name in everything - computed:
         assert getattr(description, name) is None
+        assert description.get(name) is None
+    for name in computed:
+        assert description.get(name) is None and getattr(description, name) == 1
     # the class annotations (for type checkers) list the same attributes
-    assert {n for n in kind.__annotations__ if not n.startswith("_")} == everything
+    assert {n for n in kind.__annotations__ if not n.startswith("_")} == everything - computed
 
 
 def test_bigjob_dict_form_and_attribute_form_are_equal() -> None:

@@ -79,39 +79,42 @@ def _check_plugins(batch: Any, coordination: str | None) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from troy.api.services import PilotJobService, WorkUnitService
+    from troy.core import batch_run
     from troy.core.batchfile import load_batch_file
 
-    batch = load_batch_file(args.file)
-    coordination = args.coordination or batch.coordination
-    if batch.coordination and not args.coordination:
+    resume: str | bool | None = args.resume
+    if isinstance(resume, str) and args.file is None and os.path.isfile(resume):
+        args.file, resume = resume, True  # `troy run --resume FILE`
+    batch = load_batch_file(args.file) if args.file else None
+    coordination = args.coordination
+    if batch is not None and batch.coordination and not coordination:
         coordination = _relative_to(batch.coordination, os.path.dirname(args.file))
-    _check_plugins(batch, coordination)  # before anything is started or recorded
-    descriptions = batch.unit_descriptions()
+    if batch is not None:
+        _check_plugins(batch, coordination)  # before anything is started or recorded
     out = sys.stdout
-    pilots_service = PilotJobService(coordination=coordination)
-    units_service = WorkUnitService(coordination=coordination, scheduler=batch.scheduler)
-    print(f"troy run {args.file}", file=out)
-    print(f"  coordination  {units_service.coordination}", file=out)
-    print(f"  units service {units_service.id} ({len(descriptions)} units)", file=out)
+    if resume is not None:
+        service_id = resume if isinstance(resume, str) else None
+        run = batch_run.resume(service_id, args.file, coordination, out)
+    elif batch is None:
+        raise TroyError("troy run needs a batch file, or --resume SERVICE_ID")
+    else:
+        run = batch_run.start(batch, coordination, out)
+    return _follow(run, out)
+
+
+def _follow(run: Any, out: TextIO) -> int:
+    """Wait for every unit of a run, with progress; cancel its pilots; print the summary."""
+    units_service, pilots_service = run.units, run.pilots
+    started = run.started
     interrupted = False
-    progress = Progress(len(descriptions), sys.stderr)
+    progress = Progress(len(units_service.list()), sys.stderr)
     try:
-        units_service.add(pilots_service)
-        for spec in batch.pilots:
-            pilot = pilots_service.create(spec.resource, spec.description, spec.pj_type)
-            print(
-                f"  pilot         {pilot.id} on {pilot.rm} in {pilot.working_directory}", file=out
-            )
-        out.flush()
-        started = time.time()
-        units = units_service.submit(descriptions)
         while True:
             try:
                 units_service.wait(timeout=0.2)
                 break
             except TroyError:
-                progress.show(_counts(units))
+                progress.show(_counts(units_service.list()))
                 failed = [p for p in pilots_service.list() if p.state == State.Failed]
                 if failed and all(p.state.is_final for p in pilots_service.list()):
                     # every pilot is gone: waiting longer would hang
@@ -119,8 +122,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         interrupted = True
         units_service.cancel()
-        units = units_service.list()
-        started = min((u.history[0][1] for u in units), default=time.time())
     finally:
         progress.show(_counts(units_service.list()))
         progress.close()
@@ -197,6 +198,33 @@ def cmd_status(args: argparse.Namespace) -> int:
         coordination.close()
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from troy.api.errors import NoSuchObject
+    from troy.core import config, inspect, report
+    from troy.core.pilot_manager import absolute_url
+    from troy.core.registry import open_coordination
+
+    coordination = open_coordination(  # like troy status: only reads
+        absolute_url(args.coordination or config.default_coordination_url())
+    )
+    try:
+        view = inspect.service_view(coordination, args.service)
+    finally:
+        coordination.close()
+    if view.kind != "workunit":
+        kind = "pilot-job" if view.kind == "pilotjob" else view.kind
+        raise NoSuchObject(
+            f"'{args.service}' is a {kind} service, not a work-unit service;"
+            " troy report needs a work-unit (wus-...) service id"
+        )
+    written = report.write_report(view, args.output, now=time.time(), buckets=args.buckets)
+    for line in report.summary_lines(written.summary):
+        print(line)
+    print(f"  json         {written.json_path}")
+    print(f"  png          {written.png_path}")
+    return 0
+
+
 def cmd_plugins(args: argparse.Namespace) -> int:
     from troy.core import registry
 
@@ -214,7 +242,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="troy", description="troy: pilot jobs for many tasks")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the pilots and units of a YAML/JSON batch file")
-    run.add_argument("file", help="batch file")
+    run.add_argument("file", nargs="?", help="batch file")
+    run.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        metavar="SERVICE_ID",
+        help="finish a run that was cut off: the last run of FILE, or the run of SERVICE_ID",
+    )
     run.add_argument(
         "--coordination",
         help="coordination URL (default: the file's, else $TROY_COORDINATION, else ~/.troy)",
@@ -225,6 +260,12 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--coordination", help="coordination URL")
     status.add_argument("--units", action="store_true", help="list every unit with its timings")
     status.set_defaults(func=cmd_status)
+    report = sub.add_parser("report", help="summarise a work-unit service and draw its timeline")
+    report.add_argument("service", help="work-unit service id")
+    report.add_argument("--coordination", help="coordination URL")
+    report.add_argument("--output", default=".", help="directory for the files (default: .)")
+    report.add_argument("--buckets", type=int, default=20, help="time slices (default: 20)")
+    report.set_defaults(func=cmd_report)
     plugins = sub.add_parser("plugins", help="list installed plugins per entry-point group")
     plugins.set_defaults(func=cmd_plugins)
     return parser

@@ -1,8 +1,10 @@
 """The pilot agent: claims units from its pilot's queue and runs them in its slots.
 
-One dispatcher (the main thread) claims units in batches, keeps FIFO order
-and counts free slots; a pool of worker threads (one per slot) starts each
-unit and waits for it; state changes are reported in batches.  The agent
+One dispatcher (the main thread) claims units in batches (in pull mode, one
+per free slot); a pool of worker threads (one per slot) starts each unit in
+FIFO order with bounded backfill (troy.agent.slots) and waits for it; state
+changes are reported in batches.  Units' input_data is staged in before they
+start and output_data out after they end (troy.agent.staging).  The agent
 stops on a terminate request, on SIGTERM (both: units Canceled, pilot
 Canceled) or when the pilot's wall_time_limit is reached (units Failed with
 the reason, pilot Done); units it claimed but had not started go back to
@@ -28,7 +30,7 @@ from troy.agent.reporter import Reporter
 from troy.agent.resources import discover, pilot_slots
 from troy.agent.slots import Job, SlotPool
 from troy.agent.staging import Stager, StagingError
-from troy.api.description import unit_cores
+from troy.api.description import unit_core_range
 from troy.api.errors import CoordinationError
 from troy.core import protocol, retry
 from troy.plugins.coordination.base import Coordination
@@ -149,7 +151,12 @@ class Agent:
         transfers: list[dict[str, Any]] = []
         try:
             prepared = prepare(
-                job.id, description, self.directory, self.base_environment, self.allocation
+                job.id,
+                description,
+                self.directory,
+                self.base_environment,
+                self.allocation,
+                cores=job.granted,
             )
             if description.get("input_data"):
                 transfers = self.stager.stage_in(description, prepared.sandbox)
@@ -164,7 +171,8 @@ class Agent:
         with self._lock:
             self._running[job.id] = process
             canceled = job.id in self._cancel_requested or self._ending is not None
-        self._report_unit(job, "Running", sandbox=prepared.sandbox, host=self.host)
+        granted = job.granted if job.max_cores > job.cores else None  # a range: say how many
+        self._report_unit(job, "Running", sandbox=prepared.sandbox, host=self.host, cores=granted)
         if canceled:
             self._kill(process)
         returncode = process.wait()
@@ -269,17 +277,25 @@ class Agent:
         jobs = []
         for item in items:
             description = item["d"]
-            cores = unit_cores(description)
+            fewest, most = unit_core_range(description)
             job = Job(
-                item["id"], item["service"], description, item.get("a", 0), cores, item.get("t", [])
+                item["id"],
+                item["service"],
+                description,
+                item.get("a", 0),
+                fewest,
+                item.get("t", []),
+                most,
             )
             if job.id in self._cancel_requested:
                 self._report_unit(job, "Canceled", detail="canceled before it started")
-            elif cores > self.slots:
+            elif fewest > self.slots:
+                at_least = "at least " if most > fewest else ""
                 self._report_unit(
                     job,
                     "Failed",
-                    detail=f"needs {cores} slots but pilot {self.pilot_id} has {self.slots}",
+                    detail=f"needs {at_least}{fewest} slots but pilot {self.pilot_id}"
+                    f" has {self.slots}",
                 )
             else:
                 jobs.append(job)

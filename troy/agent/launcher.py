@@ -19,6 +19,7 @@ from typing import Any
 
 from troy.agent import mpi
 from troy.agent.resources import Allocation
+from troy.api.description import unit_cores
 
 _VARIABLE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 
@@ -58,13 +59,17 @@ def prepare(
     pilot_directory: str,
     base_environment: Mapping[str, str],
     allocation: Allocation | None = None,
+    cores: int = 0,
 ) -> Prepared:
     """Work out argv, sandbox, environment and redirections of one unit.
 
     ``base_environment`` must be the agent's own environment: a unit without an
     ``environment`` of its own (nor ``threads_per_process``, which sets
-    ``OMP_NUM_THREADS`` unless its ``environment`` does) inherits it as it is,
+    ``OMP_NUM_THREADS`` unless its ``environment`` does, nor ``cores``) inherits it as it is,
     which spares copying and encoding it for every one of many short units.
+    A unit with ``cores`` gets ``TROY_CORES``: ``cores``, the slots it was
+    given (0: its `unit_cores`), which for a ranged unit says how many of them it
+    got; troy's value wins over the unit's ``environment``.
     ``allocation`` is the agent's (None: outside any).  Raises
     mpi.LauncherMissing (an OSError) if the launcher the unit needs is missing.
     """
@@ -72,6 +77,8 @@ def prepare(
     threads = description.get("threads_per_process")
     if threads and "OMP_NUM_THREADS" not in (extra or {}):
         extra = {**(extra or {}), "OMP_NUM_THREADS": str(threads)}
+    if description.get("cores") is not None:
+        extra = {**(extra or {}), "TROY_CORES": str(cores or unit_cores(description))}
     environment: Mapping[str, str] = base_environment
     if extra:
         environment = {**base_environment, **extra}
@@ -86,7 +93,7 @@ def prepare(
     launcher = mpi.launcher(description, allocation)
     if launcher is not None:
         mpi.require(launcher, environment.get("PATH", os.defpath))
-        argv = mpi.wrap(argv, description, allocation)
+        argv = mpi.wrap(argv, description, allocation, cores)
 
     def in_sandbox(name: str | None, default: str | None) -> str | None:
         if not name:

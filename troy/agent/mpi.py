@@ -88,13 +88,18 @@ def launcher(description: Mapping[str, Any], allocation: Allocation) -> str | No
     return None
 
 
-def wrap(argv: Sequence[str], description: Mapping[str, Any], allocation: Allocation) -> list[str]:
-    """``argv`` as the unit ``description`` must be started in ``allocation``."""
+def wrap(
+    argv: Sequence[str], description: Mapping[str, Any], allocation: Allocation, cores: int = 0
+) -> list[str]:
+    """``argv`` as the unit ``description`` must be started in ``allocation``.
+
+    ``cores``: the slots the unit was given (a ranged unit's grant); 0 for its count.
+    """
     name = launcher(description, allocation)
     if name is None:
         return list(argv)
     if not runs_mpi(description):
-        return srun_single(argv, unit_cores(description))
+        return srun_single(argv, cores or unit_cores(description))
     processes = int(description.get("number_of_processes") or 1)
     per_host = description.get("processes_per_host")
     if name == "srun":

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
 from troy.api.errors import BadDescription, UnknownAttribute
+from troy.api.workflow_fields import WORKFLOW_FIELDS
 
 Validator = Callable[[str, Any], Any]
 
@@ -159,12 +160,61 @@ def runs_mpi(values: Mapping[str, Any]) -> bool:
     return isinstance(variation, str) and variation.strip().lower() in MPI_VARIATIONS
 
 
-def unit_cores(values: Mapping[str, Any]) -> int:
-    """Slots a unit with these attributes (a description or its raw dict) takes on a pilot.
+def _core_bound(field: str, value: Any, what: str) -> int:
+    """One end of a ``cores`` value: a whole number ≥ 1 (also ``"4"``)."""
+    if isinstance(value, str) and value.strip().lstrip("-").isdecimal():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadDescription(
+            field, f"{what} must be a whole number, got {_type_name(value)} {value!r}"
+        )
+    if value < 1:
+        raise BadDescription(field, f"{what} must be at least 1, got {value}")
+    return value
 
-    ``total_cpu_count`` if set; else, for an MPI unit, ``number_of_processes``
-    times ``threads_per_process``; else ``number_of_processes``; default 1.
+
+def _core_range(field: str, value: Any) -> tuple[int, int]:
+    """The fewest and most slots a ``cores`` value allows (both the same for a number)."""
+    if isinstance(value, Mapping):
+        if set(value) != {"min", "max"}:
+            raise BadDescription(field, f"a range is {{'min': m, 'max': n}}, got {dict(value)!r}")
+        low = _core_bound(field, value["min"], "min")
+        high = _core_bound(field, value["max"], "max")
+    elif isinstance(value, str) and ".." in value:
+        low_text, _, high_text = value.partition("..")
+        if not (low_text.strip().isdecimal() and high_text.strip().isdecimal()):
+            raise BadDescription(field, f"expected a range 'min..max', got {value!r}")
+        low = _core_bound(field, low_text, "min")
+        high = _core_bound(field, high_text, "max")
+    elif isinstance(value, int | str) and not isinstance(value, bool):
+        low = high = _core_bound(field, value, "the number of cores")
+    else:
+        raise BadDescription(
+            field,
+            "expected a number of cores, a range 'min..max' or {'min': m, 'max': n}, "
+            f"got {_type_name(value)} {value!r}",
+        )
+    if high < low:
+        raise BadDescription(field, f"max ({high}) must not be less than min ({low})")
+    return low, high
+
+
+def _cores(field: str, value: Any) -> int | dict[str, int]:
+    low, high = _core_range(field, value)
+    exact = not isinstance(value, Mapping) and not (isinstance(value, str) and ".." in value)
+    return low if exact else {"min": low, "max": high}
+
+
+def unit_cores(values: Mapping[str, Any]) -> int:
+    """Slots a unit with these attributes (a description or its raw dict) needs on a pilot.
+
+    ``cores`` if set (a range's minimum: placement counts what the unit needs
+    to start); else ``total_cpu_count``; else, for an MPI unit,
+    ``number_of_processes`` times ``threads_per_process``; else
+    ``number_of_processes``; default 1.
     """
+    if values.get("cores") is not None:
+        return unit_core_range(values)[0]
     total = values.get("total_cpu_count")
     if total:
         return int(total)
@@ -172,6 +222,21 @@ def unit_cores(values: Mapping[str, Any]) -> int:
     if runs_mpi(values):
         return processes * int(values.get("threads_per_process") or 1)
     return processes
+
+
+def unit_core_range(values: Mapping[str, Any]) -> tuple[int, int]:
+    """The fewest and most slots a unit with these attributes can run on.
+
+    A ranged ``cores`` (``{"min": 2, "max": 8}`` or ``"2..8"``) gives its two
+    ends; any other unit needs exactly `unit_cores` slots (both ends the same).
+    """
+    cores = values.get("cores")
+    if cores is None:
+        count = unit_cores(values)
+        return count, count
+    if type(cores) is int:  # the stored form of an exact count
+        return cores, cores
+    return _core_range("cores", cores)
 
 
 def _start_time(field: str, value: Any) -> float | int | str:
@@ -427,7 +492,9 @@ class PilotJobDescription(_Description):
 class WorkUnitDescription(_Description):
     """One task: what to run, with what, where its output goes, how many slots.
 
-    A unit takes ``total_cpu_count`` slots if set, else ``number_of_processes``
+    A unit takes ``cores`` slots if set (a troy extension: a number, or a range
+    whose minimum it needs and up to whose maximum it takes what is free,
+    `unit_core_range`), else ``total_cpu_count``, else ``number_of_processes``
     (default 1), which an MPI unit multiplies by ``threads_per_process``
     (`unit_cores`).  It runs without a shell: ``arguments`` is a list and ``$VAR``/``${VAR}``
     in it are expanded from the unit's environment.  ``spmd_variation`` "mpi"
@@ -439,7 +506,12 @@ class WorkUnitDescription(_Description):
     __slots__ = ()
     _REQUIRED: ClassVar[tuple[str, ...]] = ("executable",)
     #: troy's extensions: ``retries``, how often a unit that fails runs again.
-    _FIELDS: ClassVar[dict[str, Validator]] = {**SAGA_FIELDS, "retries": _non_negative_int}
+    _FIELDS: ClassVar[dict[str, Validator]] = {
+        **SAGA_FIELDS,
+        "retries": _non_negative_int,
+        "cores": _cores,
+        **WORKFLOW_FIELDS,
+    }
 
     executable: str | None
     arguments: list[str] | None
@@ -471,8 +543,15 @@ class WorkUnitDescription(_Description):
     input_data: list[Any] | None
     output_data: list[dict[str, list[str]]] | None
     retries: int | None
+    name: str | None
+    after: list[Any] | None
+    iterations: dict[str, int] | list[Any] | None
+    iteration: str | int | float | None
 
     @property
     def cores(self) -> int:
-        """Slots this unit takes on a pilot (`unit_cores`)."""
+        """Slots this unit needs on a pilot (`unit_cores`): a ranged ``cores``' minimum.
+
+        The ``cores`` attribute as set reads through ``d["cores"]`` or ``d.get("cores")``.
+        """
         return unit_cores(self._values)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any, Generic, Self, TypeVar, overload
 
 from troy.api.description import PilotJobDescription, WorkUnitDescription
+from troy.api.errors import BadDescription
 from troy.api.objects import PilotJob, WorkUnit
 from troy.api.states import State
 from troy.core.pilot_manager import PilotManager
@@ -157,8 +158,16 @@ class WorkUnitService(_Service[UnitManager]):
         """Submit one unit description (returns a WorkUnit) or a list (one bulk submit).
 
         Descriptions are validated first; if any is bad, BadDescription names it
-        and nothing at all is recorded.
+        and nothing at all is recorded.  A description with ``iterations`` (a
+        sweep) becomes one unit per value: submit it in a list, which returns
+        them all.
         """
+        if not isinstance(wud, list | tuple) and WorkUnitDescription(wud).get("iterations"):
+            raise BadDescription(
+                "iterations",
+                "a sweep makes many units: submit it in a list, submit([description]),"
+                " which returns them all",
+            )
         if isinstance(wud, list | tuple):
             return self._manager.submit(wud)
         return self._manager.submit([wud])[0]

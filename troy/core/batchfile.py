@@ -44,6 +44,7 @@ import yaml
 
 from troy.api.description import PilotJobDescription, WorkUnitDescription
 from troy.api.errors import BadBatchFile, BadDescription, UnknownAttribute
+from troy.core import dependencies
 
 TOP_LEVEL_KEYS = ("coordination", "scheduler", "pilots", "units")
 RESOURCE_KEYS = ("resource", "rm", "service_url")
@@ -107,6 +108,9 @@ class BatchFile:
         """Every unit, counts expanded; copy i of an entry has TROY_INDEX=i in its environment."""
         result: list[WorkUnitDescription] = []
         for spec in self.units:
+            if spec.description.iterations is not None:
+                result.append(spec.description.copy())  # the service expands the sweep
+                continue
             environment = spec.description.environment or {}
             for index in range(spec.count):
                 unit = spec.description.copy()  # already validated: copying is cheap
@@ -371,7 +375,15 @@ class _Checker:
             self.unit(("units", index), entry)
             for index, entry in enumerate(self.entries(data, "units"))
         ]
+        self.dependencies(units)
         return BatchFile(self.name, coordination, scheduler, pilots, units)
+
+    def dependencies(self, units: list[UnitSpec]) -> None:
+        """Every ``after`` names units of the file, and they form no cycle."""
+        problem = dependencies.check_entries([spec.description for spec in units])
+        if problem is not None:
+            index, message = problem
+            raise self.fail(("units", index, "after"), message)
 
     def entries(self, data: dict[Any, Any], key: str) -> list[dict[Any, Any]]:
         """The non-empty list of mappings under `key`."""
@@ -441,6 +453,9 @@ class _Checker:
             else:
                 self.set(description, location, key, value, UNIT_KEYS)
         self.validate(description, location)
+        if count > 1 and description.iterations is not None:
+            message = "give 'iterations' or 'count', not both (a sweep sets TROY_INDEX itself)"
+            raise self.fail((*location, "count"), message)
         return UnitSpec(description, count, self.document.line(location) or 0)
 
     def set(

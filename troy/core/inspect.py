@@ -19,6 +19,20 @@ from troy.plugins.coordination.base import Coordination
 
 
 @dataclass
+class RunView:
+    """One time a unit ran: where, from when to when, and how that run ended."""
+
+    pilot: str | None
+    start: float
+    #: None while it still runs.
+    end: float | None
+    #: The final state; Running while it runs; New when it was sent back to run again.
+    state: State
+    #: Slots this run took.
+    cores: int = 1
+
+
+@dataclass
 class UnitView:
     """A unit as recorded."""
 
@@ -30,6 +44,8 @@ class UnitView:
     history: list[tuple[State, float]]
     #: Slots the unit takes.
     cores: int = 1
+    #: Every time it ran (a retried or lost unit runs more than once), in order.
+    runs: list[RunView] = field(default_factory=list)
 
 
 @dataclass
@@ -73,9 +89,25 @@ def _replay(obj: _Stateful, events: list[dict[str, Any]], extra: dict[str, Any])
             change = advance(obj, state, event.get("a", 0), ts, detail)
             accepted = accepted or change is not None
         if accepted:
-            for key in ("pilot", "exit", "slots"):
+            for key in ("pilot", "exit", "slots", "cores"):
                 if key in event:
                     extra[key] = event[key]
+
+
+def _runs(history: list[tuple[State, float]], where: list[tuple[str | None, int]]) -> list[RunView]:
+    """The runs in a unit's history; ``where`` holds (pilot, cores) of each Running in turn."""
+    runs: list[RunView] = []
+    for index, (state, ts) in enumerate(history):
+        if state != State.Running:
+            continue
+        pilot, cores = where[len(runs)] if len(runs) < len(where) else (None, 1)
+        if index + 1 < len(history):
+            after, end = history[index + 1]
+            ended = after if after.is_final else State.New
+            runs.append(RunView(pilot, ts, end, ended, cores))
+        else:
+            runs.append(RunView(pilot, ts, None, State.Running, cores))
+    return runs
 
 
 def _read_all(coordination: Coordination, stream: str) -> list[dict[str, Any]]:
@@ -124,7 +156,8 @@ def service_view(coordination: Coordination, service_id: str) -> ServiceView:
         elif kind == "unit":
             obj = _Stateful(event["id"])
             obj.history.append((State.New, event["ts"]))
-            units[event["id"]] = (obj, {"cores": WorkUnitDescription(event["d"]).cores})
+            cores = WorkUnitDescription(event["d"]).cores
+            units[event["id"]] = (obj, {"cores": cores, "runs": []})
             if "state" in event:  # placed (or failed) as it was submitted
                 states.append(event["state"])
         elif kind == "state":
@@ -134,12 +167,23 @@ def service_view(coordination: Coordination, service_id: str) -> ServiceView:
     for event in states:
         if event["id"] in units:
             obj, extra = units[event["id"]]
+            seen = len(obj.history)
             _replay(obj, [event], extra)
+            for state, _ in obj.history[seen:]:  # the event's pilot (and cores) are the run's
+                if state == State.Running:
+                    extra["runs"].append((extra.get("pilot") or None, extra["cores"]))
     for pjs in pilot_services:
         view.pilots += service_view(coordination, pjs).pilots
     view.units = [
         UnitView(
-            o.id, o.state, o.state_detail, x.get("pilot"), x.get("exit"), o.history, x["cores"]
+            o.id,
+            o.state,
+            o.state_detail,
+            x.get("pilot"),
+            x.get("exit"),
+            o.history,
+            x["cores"],
+            _runs(o.history, x["runs"]),
         )
         for o, x in units.values()
     ]

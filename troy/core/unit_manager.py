@@ -16,14 +16,15 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from troy.api.description import WorkUnitDescription
-from troy.api.errors import BadDescription, NoSuchObject, SchedulerError, Timeout, TroyError
+from troy.api.errors import BadDescription, NoSuchObject, Timeout, TroyError
 from troy.api.objects import PilotJob, WorkUnit
 from troy.api.states import State
-from troy.core import config, data, hooks, protocol, registry, retry
+from troy.core import config, data, dependencies, hooks, protocol, registry, retry, sweeps
 from troy.core.monitor import Monitor
 from troy.core.pilot_manager import PilotManager, absolute_url
+from troy.core.placement import Placement
 from troy.core.transitions import Change, advance, steps
-from troy.plugins.schedulers.base import DataInput, PilotOffer, Scheduler, UnitRequest
+from troy.plugins.schedulers.base import Scheduler
 
 log = logging.getLogger("troy.units")
 
@@ -43,7 +44,7 @@ def _validated(descriptions: Sequence[Any]) -> list[WorkUnitDescription]:
     return checked
 
 
-class UnitManager:
+class UnitManager(Placement):
     """Submits, places, tracks and cancels the units of one work-unit service."""
 
     def __init__(
@@ -52,6 +53,7 @@ class UnitManager:
         self.coordination_url = absolute_url(coordination_url or config.default_coordination_url())
         self.coordination = registry.open_coordination(self.coordination_url, serve=True)
         self._locator = data.DataLocator(self.coordination)
+        self._deps = dependencies.DependencyTracker()
         #: If set, units go only to these pilots (BigJob's PilotCompute.submit_compute_unit).
         self.only_pilots: frozenset[str] | None = None
         self.lock = threading.RLock()
@@ -143,170 +145,58 @@ class UnitManager:
 
     # -- submit --------------------------------------------------------------------------
     def submit(self, descriptions: Sequence[Any]) -> list[WorkUnit]:
-        checked = _validated(descriptions)
+        checked = sweeps.expand_all(_validated(descriptions))
         self._locator.check(checked)
         now = time.time()
         with self._place_lock:
             with self.lock:
-                units = []
-                for description in checked:
-                    unit = WorkUnit(self, f"{self.service_id}.{self._next_number}", description)
-                    self._next_number += 1
-                    unit.history.append((State.New, now))
-                    units.append(unit)
-            # Each description becomes a plain dict once: recorded, and handed to an agent.
-            plain = [unit.description.as_dict() for unit in units]
-            decided, by_pilot = self._placement(units, plain)
-            events = []
-            for unit, values in zip(units, plain, strict=True):
-                event: dict[str, Any] = {"ev": "unit", "id": unit.id, "d": values, "ts": now}
-                if unit.id in decided:
-                    event["state"] = decided[unit.id]
-                events.append(event)
-            # Recorded and handed to the pilots in one step: nothing is half-recorded, and
-            # once submit returns, a new process sees every unit and where it is.
-            self._commit(events, by_pilot)
+                first = self._next_number
+                ids = [f"{self.service_id}.{first + n}" for n in range(len(checked))]
+                new = list(zip(ids, checked, strict=True))
+                resolved = self._deps.resolve_new(new)
+            units = []
+            for unit_id, description in new:
+                if unit_id in resolved:
+                    description.after = resolved[unit_id]
+                unit = WorkUnit(self, unit_id, description)
+                unit.history.append((State.New, now))
+                units.append(unit)
+            try:
+                decided = self._record_new(units, now)
+            except BaseException:
+                with self.lock:
+                    self._deps.forget(new)  # nothing was recorded: nothing may be named
+                raise
             with self.lock:
+                self._next_number = max(self._next_number, first + len(units))
                 for unit in units:
                     self._units[unit.id] = unit
                 self._unsettled += len(units)
             self._apply(decided.values())
         return units
 
-    # -- placement ------------------------------------------------------------------------
-    def _queue_of(self, pilot_id: str) -> str:
-        """The queue a unit placed on that pilot goes to (shared by late-binding pilots)."""
-        for pilot in self._pilots():
-            if pilot.id == pilot_id:
-                return pilot.queue
-        return protocol.pilot_key(pilot_id)
-
-    def _offers(self) -> list[PilotOffer]:
-        load: dict[str, int] = {}
-        with self.lock:
-            for unit in self._units.values():
-                if unit.pilot is not None and not unit.state.is_final:
-                    load[unit.pilot] = load.get(unit.pilot, 0) + 1
-        offers = []
-        for pilot in self._pilots():
-            if self.only_pilots is not None and pilot.id not in self.only_pilots:
-                continue
-            state = State.Canceled if pilot.canceling else pilot.state
-            if state.is_final:
-                continue
-            description = pilot.description
-            offers.append(
-                PilotOffer(
-                    id=pilot.id,
-                    state=state,
-                    slots=pilot.slots,
-                    queued=load.get(pilot.id, 0),
-                    datacenter=description.get("affinity_datacenter_label"),
-                    machine=description.get("affinity_machine_label"),
-                )
-            )
-        return offers
-
-    def _placement(
-        self, units: Sequence[WorkUnit], plain: Sequence[dict[str, Any]] | None = None
-    ) -> tuple[dict[str, dict[str, Any]], dict[str, list[dict[str, Any]]]]:
-        """Decide where units go, writing nothing.
-
-        Returns the state event decided per unit id (Pending on a pilot, or Failed
-        for a unit no pilot can ever hold) and the queue items per pilot id.
-        ``plain`` are the units' descriptions as dicts, if the caller has them.
-        """
-        decided: dict[str, dict[str, Any]] = {}
-        by_pilot: dict[str, list[dict[str, Any]]] = {}
-        offers = self._offers()
-        if not units or not offers:
-            for unit in units:
-                if unit.state == State.New:
-                    unit.state_detail = "waiting for a pilot: this service has no live pilot"
-            return decided, by_pilot
-        largest = max((o.slots for o in offers if o.slots is not None), default=None)
-        if any(o.slots is None for o in offers):
-            largest = None  # a pilot of unknown size may hold anything
-        fitting = []
-        for index, unit in enumerate(units):
-            cores = unit.description.cores
-            if largest is not None and cores > largest:
-                decided[unit.id] = protocol.unit_state_event(
-                    unit.id,
-                    "Failed",
-                    unit.attempt,
-                    detail=f"needs {cores} slots; the largest pilot has {largest}",
-                )
-            else:
-                fitting.append((index, unit))
-        requests = []
-        memo: dict[str, DataInput | None] = {}
-        for _, unit in fitting:
-            get = unit.description.get
-            urls = data.data_urls(get("input_data"))
-            requests.append(
-                UnitRequest(
-                    id=unit.id,
-                    cores=unit.description.cores,
-                    datacenter=get("affinity_datacenter_label"),
-                    machine=get("affinity_machine_label"),
-                    input_data=urls,
-                    inputs=self._locator.locate(urls, memo) if urls else (),
-                )
-            )
-        placement = self.scheduler.place(requests, offers) if requests else {}
-        known = {offer.id for offer in offers}
-        for position, (index, unit) in enumerate(fitting):
-            pilot_id = placement.get(unit.id)
-            if pilot_id is None:
-                if unit.state == State.New:  # say why it waits (not recorded: it may change)
-                    unit.state_detail = self.scheduler.waiting_reason(requests[position], offers)
-                continue
-            if pilot_id not in known:
-                raise SchedulerError(
-                    f"scheduler '{self.scheduler.name}' placed {unit.id} on unknown pilot "
-                    f"{pilot_id!r}"
-                )
-            attempt = unit.attempt + (1 if unit.state == State.Pending else 0)
-            decided[unit.id] = protocol.unit_state_event(
-                unit.id, "Pending", attempt, pilot=pilot_id
-            )
-            values = plain[index] if plain is not None else unit.description.as_dict()
-            item = {"id": unit.id, "service": self.service_id, "d": values, "a": attempt}
-            if unit.tries:
-                item["t"] = unit.tries
-            by_pilot.setdefault(pilot_id, []).append(item)
-        return decided, by_pilot
-
-    def _commit(
-        self, events: list[dict[str, Any]], by_pilot: dict[str, list[dict[str, Any]]]
-    ) -> None:
-        """Record events and put placed units in their pilots' queues, as one step."""
-        queues: dict[str, list[dict[str, Any]]] = {}
-        for pilot_id, items in by_pilot.items():
-            queues.setdefault(self._queue_of(pilot_id), []).extend(items)
-        self.coordination.commit(protocol.service_key(self.service_id), events, queues)
-
-    def _place(self, units: Sequence[WorkUnit], withdrawn_from: str | None = None) -> None:
-        """Place waiting units on live pilots; units no pilot can ever hold fail at once.
-
-        Only New units are placed, and Pending ones that were withdrawn from the
-        queue of pilot ``withdrawn_from`` (which ended): a unit in a queue must
-        never be placed twice.
-        """
-        with self._place_lock:
-            units = [
-                u
-                for u in units
-                if u.state == State.New
-                or (withdrawn_from and u.state == State.Pending and u.pilot == withdrawn_from)
-            ]
-            decided, by_pilot = self._placement(units)
-            if not decided:
-                return
-            events = list(decided.values())
-            self._commit(events, by_pilot)
-            self._apply(events)
+    def _record_new(self, units: list[WorkUnit], now: float) -> dict[str, dict[str, Any]]:
+        """Decide where new units go and record them with that, in one commit."""
+        # Each description becomes a plain dict once: recorded, and handed to an agent.
+        plain = [unit.description.as_dict() for unit in units]
+        free, canceled = self._gate(units)
+        if len(free) != len(units):  # some wait for (or were canceled by) dependencies
+            placeable = {unit.id for unit in free}
+            free_plain = [p for p, unit in zip(plain, units, strict=True) if unit.id in placeable]
+        else:
+            free_plain = plain
+        decided, by_pilot = self._placement(free, free_plain)
+        decided.update(canceled)
+        events = []
+        for unit, values in zip(units, plain, strict=True):
+            event: dict[str, Any] = {"ev": "unit", "id": unit.id, "d": values, "ts": now}
+            if unit.id in decided:
+                event["state"] = decided[unit.id]
+            events.append(event)
+        # Recorded and handed to the pilots in one step: nothing is half-recorded, and
+        # once submit returns, a new process sees every unit and where it is.
+        self._commit(events, by_pilot)
+        return decided
 
     # -- events ---------------------------------------------------------------------------
     def _apply(self, events: Iterable[dict[str, Any]]) -> None:
@@ -324,9 +214,12 @@ class UnitManager:
                     made = self._advance_unit(unit, event)
                     if made is not None and unit.state == State.New:
                         self._sent_back = True  # a unit back to be placed again
+                    elif made is not None and unit.state.is_final and self._deps.used:
+                        self._sent_back = True  # units waiting for it may be free now
                     changes += made or []
                 elif kind == "unit" and event["id"] not in self._units:
                     unit = WorkUnit(self, event["id"], WorkUnitDescription(event["d"]))
+                    self._deps.note(unit.id, event["d"])
                     unit.history.append((State.New, event["ts"]))
                     self._units[unit.id] = unit
                     self._unsettled += 1

@@ -1,0 +1,434 @@
+"""`troy report`: the summary, the timeline layout, the JSON and the PNG of a work-unit service.
+
+The live tests run a real workload on a two-slot local pilot and check what
+the report says against numbers computed here from the units' own
+histories, and the PNG's pixels against the recorded timestamps.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from troy import PilotJobService, WorkUnitService
+from troy.api.states import State
+from troy.cli import main
+from troy.core import report
+from troy.core.inspect import PilotView, RunView, ServiceView, UnitView
+from troy.core.png import Canvas
+
+Pixels = list[list[tuple[int, int, int]]]
+
+
+def decode_png(data: bytes) -> Pixels:
+    """An 8-bit RGB PNG as rows of pixels: chunks checked, IDAT inflated, scanlines unfiltered."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    offset, idat, header = 8, b"", b""
+    while offset < len(data):
+        (length,) = struct.unpack(">I", data[offset : offset + 4])
+        kind = data[offset + 4 : offset + 8]
+        body = data[offset + 8 : offset + 8 + length]
+        (crc,) = struct.unpack(">I", data[offset + 8 + length : offset + 12 + length])
+        assert zlib.crc32(kind + body) & 0xFFFFFFFF == crc, kind
+        if kind == b"IHDR":
+            header = body
+        elif kind == b"IDAT":
+            idat += body
+        offset += 12 + length
+        if kind == b"IEND":
+            break
+    width, height, depth, color, compression, filtering, interlace = struct.unpack(
+        ">IIBBBBB", header
+    )
+    assert (depth, color, compression, filtering, interlace) == (8, 2, 0, 0, 0)
+    raw = zlib.decompress(idat)
+    stride = width * 3
+    assert len(raw) == height * (stride + 1)
+    rows: list[bytearray] = []
+    previous = bytearray(stride)
+    for y in range(height):
+        kind = raw[y * (stride + 1)]
+        line = bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
+        for i in range(stride):
+            left = line[i - 3] if i >= 3 else 0
+            up = previous[i]
+            corner = previous[i - 3] if i >= 3 else 0
+            if kind == 1:
+                line[i] = (line[i] + left) & 0xFF
+            elif kind == 2:
+                line[i] = (line[i] + up) & 0xFF
+            elif kind == 3:
+                line[i] = (line[i] + (left + up) // 2) & 0xFF
+            elif kind == 4:
+                p = left + up - corner
+                pa, pb, pc = abs(p - left), abs(p - up), abs(p - corner)
+                guess = left if pa <= pb and pa <= pc else up if pb <= pc else corner
+                line[i] = (line[i] + guess) & 0xFF
+            else:
+                assert kind == 0, f"unknown filter type {kind} on row {y}"
+        rows.append(line)
+        previous = line
+    return [[(r[x * 3], r[x * 3 + 1], r[x * 3 + 2]) for x in range(width)] for r in rows]
+
+
+# --- a real workload ----------------------------------------------------------------------
+
+
+@dataclass
+class Reported:
+    """A finished workload and what `troy report` made of it."""
+
+    service: str
+    units: list[Any]
+    pilot: Any
+    data: dict[str, Any]
+    pixels: Pixels
+    stdout: str
+    output: Path
+
+
+@pytest.fixture
+def reported(
+    pilots: PilotJobService,
+    units: WorkUnitService,
+    coordination_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> Reported:
+    units.add(pilots)
+    pilot = pilots.create("fork://localhost", {"number_of_processes": 2})
+    sleepers = [{"executable": "/bin/sleep", "arguments": ["0.2"]} for _ in range(6)]
+    failing = {"executable": "/bin/sh", "arguments": ["-c", "sleep 0.1; exit 3"]}
+    wide = {"executable": "/bin/sleep", "arguments": ["0.2"], "number_of_processes": 2}
+    submitted = units.submit([*sleepers, failing, wide])
+    units.wait(timeout=60)
+    pilots.cancel()
+    output = tmp_path / "out"
+    capsys.readouterr()
+    code = main(["report", units.id, "--coordination", coordination_url, "--output", str(output)])
+    stdout = capsys.readouterr().out
+    assert code == 0, stdout
+    data = json.loads((output / f"report-{units.id}.json").read_text())
+    pixels = decode_png((output / f"timeline-{units.id}.png").read_bytes())
+    return Reported(units.id, submitted, pilot, data, pixels, stdout, output)
+
+
+def span(r: Reported) -> tuple[float, float]:
+    """First submission to last final state, from the units' own histories."""
+    return min(u.history[0][1] for u in r.units), max(u.history[-1][1] for u in r.units)
+
+
+def run_of(unit: Any) -> tuple[float, float]:
+    """(Running, final) timestamps of a unit that ran once."""
+    running = [ts for state, ts in unit.history if state == State.Running]
+    assert len(running) == 1 and unit.state.is_final
+    return running[0], unit.history[-1][1]
+
+
+def x_at(t: float, r: Reported) -> int:
+    t0, t1 = span(r)
+    plot = report.WIDTH - report.LEFT - report.RIGHT
+    return report.LEFT + round((t - t0) * plot / (t1 - t0))
+
+
+def test_workload_finished_as_planned(reported: Reported) -> None:
+    states = [u.state for u in reported.units]
+    assert states == [State.Done] * 6 + [State.Failed, State.Done]
+
+
+def test_bars_follow_the_recorded_timestamps(reported: Reported) -> None:
+    bars = reported.data["bars"]
+    for unit in reported.units:
+        start, end = run_of(unit)
+        mine = [b for b in bars if b["unit"] == unit.id]
+        assert len(mine) == (2 if unit.id.endswith(".7") else 1)
+        for bar in mine:
+            assert bar["start"] == pytest.approx(start, abs=1e-6)
+            assert bar["end"] == pytest.approx(end, abs=1e-6)
+            assert bar["state"] == str(unit.state)
+            assert bar["pilot"] == reported.pilot.id
+            x0, y0, x1, y1 = bar["rect"]
+            assert x0 == x_at(start, reported)
+            assert x1 == max(x_at(end, reported), x0 + 1)
+            assert y0 == report.TOP + bar["row"] * (report.ROW_HEIGHT + report.ROW_GAP)
+            assert y1 - y0 == report.ROW_HEIGHT
+    wide = [b["row"] for b in bars if b["unit"].endswith(".7")]
+    assert sorted(wide) == [0, 1]  # a 2-core unit takes both rows of the 2-slot pilot
+
+
+def test_rows_never_overlap_in_time(reported: Reported) -> None:
+    bars = reported.data["bars"]
+    assert {b["row"] for b in bars} <= {0, 1}
+    assert reported.data["pilots"][0]["rows"] == 2
+    assert reported.data["pilots"][0]["overflow"] == 0
+    for a in bars:
+        for b in bars:
+            if a is not b and a["row"] == b["row"]:
+                assert a["end"] <= b["start"] or b["end"] <= a["start"], (a, b)
+
+
+def test_png_pixels_show_each_bar_in_its_state_colour(reported: Reported) -> None:
+    pixels, bars = reported.pixels, reported.data["bars"]
+    image = reported.data["image"]
+    height = report.TOP + 2 * (report.ROW_HEIGHT + report.ROW_GAP) + 1 + report.TICK + report.BOTTOM
+    assert (len(pixels[0]), len(pixels)) == (image["width"], image["height"]) == (1000, height)
+    right = report.LEFT + image["plot_width"]
+
+    def expected(x: int, y: int) -> tuple[int, int, int]:
+        covering = [b for b in bars if b["rect"][0] <= x < b["rect"][2]]
+        covering = [b for b in covering if b["rect"][1] <= y < b["rect"][3]]
+        if covering:
+            return report.COLORS[State(covering[-1]["state"])]
+        return report.LANE if report.LEFT <= x < right else report.BACKGROUND
+
+    idle = 0
+    for bar in bars:
+        x0, y0, x1, y1 = bar["rect"]
+        middle = (y0 + y1) // 2
+        assert pixels[middle][(x0 + x1) // 2] == report.COLORS[State(bar["state"])], bar
+        for x in (x0 - 1, x1):  # just before its start, just after its end
+            assert pixels[middle][x] == expected(x, middle), (bar, x)
+            idle += pixels[middle][x] in (report.LANE, report.BACKGROUND)
+    assert idle >= 2  # at least each row's first start follows the pilot's start-up
+    first = min(b["rect"][0] for b in bars)
+    assert pixels[report.TOP + 5][first - 1] == report.LANE
+    assert report.COLORS[State.Failed] in {p for row in pixels for p in row}
+    axis = image["axis"]
+    assert pixels[axis][report.LEFT] == report.INK
+    for x in image["ticks"]:
+        assert pixels[axis + 2][x] == report.INK
+
+
+def test_summary_matches_the_unit_histories(reported: Reported) -> None:
+    summary = reported.data["summary"]
+    t0, t1 = span(reported)
+    runs = {u.id: run_of(u) for u in reported.units}
+    cores = {u.id: (2 if u.id.endswith(".7") else 1) for u in reported.units}
+    waits = [runs[u.id][0] - u.history[0][1] for u in reported.units]
+    durations = [end - start for start, end in runs.values()]
+    assert summary["makespan"] == pytest.approx(t1 - t0, abs=1e-6)
+    assert summary["finished"] is True
+    assert summary["counts"] == {"Done": 7, "Failed": 1}
+    assert summary["ran"] == 8
+    assert summary["mean_wait"] == pytest.approx(sum(waits) / 8, abs=1e-6)
+    assert summary["mean_run"] == pytest.approx(sum(durations) / 8, abs=1e-6)
+    busy = sum(cores[i] * (end - start) for i, (start, end) in runs.items())
+    pilot_up = next(ts for state, ts in reported.pilot.history if state == State.Running)
+    first_run = min(start for start, _ in runs.values())
+    active = t1 - max(t0, min(pilot_up, first_run))  # canceled after the last unit
+    (pilot,) = summary["pilots"]
+    assert (pilot["id"], pilot["slots"], pilot["units_run"]) == (reported.pilot.id, 2, 8)
+    assert pilot["busy"] == pytest.approx(busy, abs=1e-6)
+    assert pilot["active"] == pytest.approx(active, abs=1e-6)
+    assert pilot["utilisation"] == pytest.approx(busy / (2 * active), abs=1e-6)
+    assert summary["utilisation"] == pytest.approx(busy / (2 * active), abs=1e-6)
+    width = (t1 - t0) / 20
+    assert summary["bucket_seconds"] == pytest.approx(width, abs=1e-6)
+    for index, fraction in enumerate(summary["buckets"]):
+        low, high = index * width, (index + 1) * width  # seconds from t0
+        used = sum(
+            cores[i] * max(0.0, min(end - t0, high) - max(start - t0, low))
+            for i, (start, end) in runs.items()
+        )
+        assert fraction == pytest.approx(used / (2 * width), abs=1e-6), index
+    assert summary["notes"] == []
+
+
+def test_printed_summary_names_the_numbers_and_files(reported: Reported) -> None:
+    out = reported.stdout
+    summary = reported.data["summary"]
+    assert f"{reported.service}: 8 units (7 Done, 1 Failed)" in out
+    assert f"makespan     {summary['makespan']:.3f} s" in out
+    assert f"mean wait    {summary['mean_wait']:.3f} s" in out
+    assert f"mean run     {summary['mean_run']:.3f} s" in out
+    assert f"{100 * summary['utilisation']:.0f}%" in out
+    assert f"pilot {reported.pilot.id} on fork://localhost: 2 slots, 8 units run" in out
+    chart = [line for line in out.splitlines() if line.rstrip().endswith("|")]
+    assert len(chart) == 4 and all(len(line.split("|")[1]) == 20 for line in chart)
+    assert str(reported.output / f"report-{reported.service}.json") in out
+    assert str(reported.output / f"timeline-{reported.service}.png") in out
+
+
+# --- user mistakes ------------------------------------------------------------------------
+
+
+def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.count("\n") == 1 and err.startswith("troy: error: ")
+    return err
+
+
+def test_unknown_service_is_one_error_line(
+    coordination_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report", "wus-nosuch", "--coordination", coordination_url]) == 2
+    assert "no service 'wus-nosuch'" in one_error_line(capsys)
+
+
+def test_pilot_job_service_is_one_error_line(
+    pilots: PilotJobService, coordination_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report", pilots.id, "--coordination", coordination_url]) == 2
+    assert "is a pilot-job service, not a work-unit service" in one_error_line(capsys)
+
+
+def test_unwritable_output_is_one_error_line(
+    units: WorkUnitService,
+    coordination_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    args = ["report", units.id, "--coordination", coordination_url]
+    assert main([*args, "--output", str(blocker / "sub")]) == 2
+    assert f"cannot write the report into {blocker / 'sub'}" in one_error_line(capsys)
+    assert main([*args, "--output", str(tmp_path), "--buckets", "0"]) == 2
+    assert "buckets" in one_error_line(capsys)
+
+
+def test_empty_service_reports_without_units(
+    units: WorkUnitService,
+    coordination_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = ["report", units.id, "--coordination", coordination_url, "--output", str(tmp_path)]
+    assert main(args) == 0
+    data = json.loads((tmp_path / f"report-{units.id}.json").read_text())
+    assert (data["summary"]["units"], data["bars"], data["summary"]["mean_wait"]) == (0, [], None)
+    assert "0 units (none)" in capsys.readouterr().out
+
+
+# --- layout rules on made-up views ---------------------------------------------------------
+
+
+def pilot_view(pilot_id: str, slots: int | None, up: float = 0.0) -> PilotView:
+    history = [(State.Pending, 0.0), (State.Running, up), (State.Canceled, 100.0)]
+    return PilotView(pilot_id, "fork://localhost", "local", State.Canceled, "", slots, "/", history)
+
+
+def unit_view(
+    unit_id: str, pilot: str, start: float, end: float | None, cores: int = 1
+) -> UnitView:
+    state = State.Running if end is None else State.Done
+    history = [(State.New, 0.0), (State.Pending, 0.0), (State.Running, start)]
+    if end is not None:
+        history.append((State.Done, end))
+    run = RunView(pilot, start, end, state, cores)
+    return UnitView(unit_id, state, "", pilot, None, history, cores, [run])
+
+
+def test_runs_overlapping_more_than_the_slots_get_overflow_rows() -> None:
+    view = ServiceView("wus-x", "workunit", 0.0, [pilot_view("p", 1)])
+    view.units = [unit_view("wus-x.0", "p", 1.0, 5.0), unit_view("wus-x.1", "p", 2.0, 4.0)]
+    timeline = report.layout(view)
+    assert [(b.unit_id, b.row) for b in timeline.bars] == [("wus-x.0", 0), ("wus-x.1", 1)]
+    assert (timeline.pilots[0].rows, timeline.pilots[0].overflow) == (2, 1)
+    summary = report.summarize(view, timeline, buckets=5)
+    assert summary.notes and "overflow" in summary.notes[0]
+    assert summary.pilots[0].utilisation == pytest.approx(6.0 / (1 * 5.0))  # over 100%
+    pixels = decode_png(report.render(timeline, report.picture(timeline)))
+    overflow_top = report.TOP + report.ROW_HEIGHT + report.ROW_GAP
+    assert pixels[overflow_top + 1][report.LEFT + 1] == report.OVERFLOW_LANE
+    assert pixels[overflow_top + 1][report.LEFT - 4] == report.OVERFLOW_TAB
+
+
+def test_pilot_of_unknown_slots_gets_its_max_concurrent_cores_as_rows() -> None:
+    view = ServiceView("wus-y", "workunit", 0.0, [pilot_view("p", None)])
+    view.units = [
+        unit_view("wus-y.0", "p", 0.0, 2.0),
+        unit_view("wus-y.1", "p", 1.0, 3.0, cores=2),  # 3 cores at once from 1.0 to 2.0
+        unit_view("wus-y.2", "p", 2.0, 4.0),  # takes row 0, freed by wus-y.0 at 2.0
+    ]
+    timeline = report.layout(view)
+    assert (timeline.pilots[0].rows, timeline.pilots[0].overflow) == (3, 0)
+    assert [(b.unit_id, b.row) for b in timeline.bars] == [
+        ("wus-y.0", 0),
+        ("wus-y.1", 1),
+        ("wus-y.1", 2),
+        ("wus-y.2", 0),
+    ]
+    summary = report.summarize(view, timeline, buckets=4)  # slices of one second
+    assert summary.buckets == pytest.approx([1 / 3, 1.0, 1.0, 1 / 3])
+    assert summary.utilisation == pytest.approx(8.0 / (3 * 4.0))
+
+
+def test_running_unit_ends_at_now_and_is_blue() -> None:
+    view = ServiceView("wus-z", "workunit", 0.0, [pilot_view("p", 2)])
+    view.units = [unit_view("wus-z.0", "p", 1.0, 3.0), unit_view("wus-z.1", "p", 2.0, None)]
+    timeline = report.layout(view, now=10.0)
+    assert (timeline.start, timeline.end, timeline.finished) == (0.0, 10.0, False)
+    running = timeline.bars[1]
+    assert (running.end, running.state) == (10.0, State.Running)
+    summary = report.summarize(view, timeline)
+    assert summary.makespan == 10.0 and summary.mean_run == pytest.approx(2.0)
+    lines = report.summary_lines(summary)
+    assert "so far" in lines[1]
+    geometry = report.picture(timeline)
+    pixels = decode_png(report.render(timeline, geometry))
+    _, y0, x1, y1 = geometry.rects[1]
+    assert x1 == report.LEFT + geometry.plot_width
+    assert pixels[(y0 + y1) // 2][x1 - 1] == report.COLORS[State.Running]
+
+
+def test_pilots_are_stacked_with_a_line_between_them() -> None:
+    view = ServiceView("wus-s", "workunit", 0.0, [pilot_view("a", 1), pilot_view("b", 2)])
+    view.units = [unit_view("wus-s.0", "b", 0.0, 1.0), unit_view("wus-s.1", "a", 0.0, 1.0)]
+    timeline = report.layout(view)
+    assert [(p.id, p.first_row, p.rows) for p in timeline.pilots] == [("a", 0, 1), ("b", 1, 2)]
+    assert {b.unit_id: b.row for b in timeline.bars} == {"wus-s.1": 0, "wus-s.0": 1}
+    geometry = report.picture(timeline)
+    (line,) = geometry.separators
+    assert geometry.row_tops[0] + report.ROW_HEIGHT < line < geometry.row_tops[1]
+    pixels = decode_png(report.render(timeline, geometry))
+    assert pixels[line][report.LEFT + 100] == report.INK
+    assert pixels[line - 1][report.LEFT + 100] == report.BACKGROUND
+
+
+def test_retried_unit_has_a_bar_per_run(
+    pilots: PilotJobService, units: WorkUnitService, coordination_url: str
+) -> None:
+    units.add(pilots)
+    pilot = pilots.create("fork://localhost", {"number_of_processes": 1})
+    script = "echo run >> runs; [ $(wc -l < runs) -ge 2 ] || exit 3"
+    unit = units.submit({"executable": "/bin/sh", "arguments": ["-c", script], "retries": 1})
+    assert unit.wait(timeout=60) == State.Done
+    from troy.core import inspect
+    from troy.core.registry import open_coordination
+
+    coordination = open_coordination(coordination_url)
+    try:
+        view = inspect.service_view(coordination, units.id)
+    finally:
+        coordination.close()
+    (seen,) = view.units
+    assert [(r.pilot, r.state) for r in seen.runs] == [
+        (pilot.id, State.New),
+        (pilot.id, State.Done),
+    ]
+    running = [ts for state, ts in unit.history if state == State.Running]
+    assert [r.start for r in seen.runs] == pytest.approx(running)
+    timeline = report.layout(view)
+    assert [(b.row, b.state) for b in timeline.bars] == [(0, State.New), (0, State.Done)]
+    assert report.summarize(view, timeline).pilots[0].units_run == 1
+
+
+def test_canvas_fill_is_clipped_and_encoded_row_by_row() -> None:
+    canvas = Canvas(4, 3, (0, 0, 0))
+    canvas.fill(-5, 1, 2, 99, (9, 8, 7))
+    pixels = decode_png(canvas.to_png())
+    assert pixels == [
+        [(0, 0, 0)] * 4,
+        [(9, 8, 7), (9, 8, 7), (0, 0, 0), (0, 0, 0)],
+        [(9, 8, 7), (9, 8, 7), (0, 0, 0), (0, 0, 0)],
+    ]
+    with pytest.raises(ValueError):
+        Canvas(0, 1)
