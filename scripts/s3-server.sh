@@ -169,6 +169,10 @@ osd pool default size = 1
 osd pool default min size = 1
 mon allow pool size one = true
 osd crush chooseleaf type = 0
+# The OSD is put into the CRUSH map by this script; left to itself, ceph-osd can ask the
+# monitor before it knows the cluster's fsid, and then fails with "wrong fsid".
+osd crush update on start = false
+osd class update on start = false
 osd objectstore = memstore
 memstore device bytes = 1073741824
 osd pool default pg autoscale mode = off
@@ -244,7 +248,14 @@ start() {
     osd_id=$(timeout 60 ceph osd new "$osd_uuid")
     mkdir -p "$dir/osd.$osd_id"
     ceph-osd -i "$osd_id" --mkfs --osd-uuid "$osd_uuid" >>"$dir/log/osd-mkfs.log" 2>&1
-    ceph-osd -i "$osd_id" >>"$dir/log/osd-start.log" 2>&1
+    local attempt
+    for attempt in 1 2 3; do # a start that loses a race with the monitor is tried again
+        if ceph-osd -i "$osd_id" >>"$dir/log/osd-start.log" 2>&1; then
+            break
+        fi
+        [ "$attempt" -lt 3 ] || die "ceph-osd would not start (see $dir/log/osd-start.log)"
+        sleep 1
+    done
     timeout 60 ceph osd crush add "osd.$osd_id" 1.0 root=default host="$(hostname -s)" >/dev/null 2>&1
     log "ceph-osd   osd.$osd_id on memstore (pid $(cat "$dir/run/osd.$osd_id.pid"))"
 
