@@ -329,3 +329,16 @@ def test_on_a_live_pilot_small_units_backfill_and_the_large_one_is_not_starved(
     assert running(wide) < max(done(u) for u in ones_last) or (
         running(wide) - passed_over <= BACKFILL_WINDOW + first_sleep + slack
     )
+
+
+def test_promised_slots_count_what_waiting_units_need(make_pool: PoolFactory, clock: Clock) -> None:
+    # A pull-mode agent (diane worker) claims one unit per slot that is neither busy nor
+    # promised: a waiting 3-slot unit must stop it from claiming 3 more small ones.
+    pool, _ = make_pool(4, backfill_window=0)
+    pool.add([job("a", 2)])
+    settled(pool, 2)
+    pool.add([job("big", 3), job("ranged", 1, max_cores=4)])
+    settled(pool, 2)
+    assert pool.waiting == 2
+    assert pool.promised == 3 + 1  # a range promises its minimum
+    assert max(0, pool.slots - pool.busy - pool.promised) == 0  # nothing more to claim

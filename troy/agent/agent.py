@@ -382,8 +382,8 @@ class Agent:
     def _wanted(self, low_water: int) -> int:
         """How many units to claim now: a batch when the backlog runs low, or (pull
         mode) one per slot that is free and not promised to a unit already claimed."""
-        if self.pull:
-            return max(0, self.slots - self.pool.busy - self.pool.waiting)
+        if self.pull:  # the backlog is at most a few units here: summing it is cheap
+            return max(0, self.slots - self.pool.busy - self.pool.promised)
         return self.claim_size if self.pool.waiting <= low_water else 0
 
     def _beat(self) -> None:

@@ -87,6 +87,12 @@ class SlotPool:
         return len(self._backlog)
 
     @property
+    def promised(self) -> int:
+        """Slots the jobs claimed and not yet started need (their minimum)."""
+        with self._cond:
+            return sum(job.cores for job in self._backlog)
+
+    @property
     def busy(self) -> int:
         """Slots in use (a ranged job counts the slots it was granted)."""
         return self.slots - self._free
