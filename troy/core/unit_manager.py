@@ -27,6 +27,9 @@ from troy.core.transitions import Change, advance, steps
 from troy.plugins.schedulers.base import Scheduler
 
 log = logging.getLogger("troy.units")
+#: Seconds, at most, a unit claimed from a shared queue may stay Pending on a pilot
+#: that ended before it counts as lost (another worker may have claimed it).
+SHARED_CLAIM_GRACE = 10.0
 
 
 def _validated(descriptions: Sequence[Any]) -> list[WorkUnitDescription]:
@@ -71,6 +74,9 @@ class UnitManager(Placement):
         self._orphans: dict[str, list[dict[str, Any]]] = {}
         #: Set when a unit came back New (failed with retries left, or lost): place again.
         self._sent_back = False
+        #: Units claimed from a shared queue when a late-binding pilot ended:
+        #: id -> (monotonic deadline, that pilot, why, final state if lost).
+        self._suspects: dict[str, tuple[float, str, str, str]] = {}
         self._unsettled = 0
         if service_id is None:
             self.service_id = config.new_id("wus")
@@ -323,6 +329,8 @@ class UnitManager(Placement):
             changed = True
             if pilot.state.is_final:
                 self._pilot_ended(pilot)
+        if self._suspects:
+            self._check_suspects()
         if changed or self._sent_back:
             self._sent_back = False
             with self.lock:
@@ -354,30 +362,20 @@ class UnitManager(Placement):
         live = bool(self._offers())
         events = []
         again = []
+        shared = pilot.queue != protocol.pilot_key(pilot.id)
         for unit in left:
             if unit.state.is_final or unit.pilot != pilot.id:
                 continue  # its agent reported it to the end after all, or sent it back
             if unit.id in withdrawn:
                 again.append(unit)
                 continue
-            retries = unit.description.get("retries")
-            if final == "Failed" and live and retry.again(unit.tries, "lost", retries):
-                events.append(
-                    protocol.unit_state_event(
-                        unit.id,
-                        "New",
-                        unit.attempt + 1,
-                        pilot="",
-                        detail=retry.requeue_detail(unit.tries, "lost", why, retries),
-                        tries=retry.record(unit.tries, unit.attempt, "lost", why),
-                    )
-                )
-            else:
-                events.append(
-                    protocol.unit_state_event(
-                        unit.id, final, unit.attempt, detail=retry.final_detail(unit.tries, why)
-                    )
-                )
+            if shared and unit.state == State.Pending:
+                # Claimed from a shared queue, maybe by another worker that has not yet
+                # said so: give that one time to report it Running before calling it lost.
+                grace = time.monotonic() + min(pilot.heartbeat_timeout, SHARED_CLAIM_GRACE)
+                self._suspects[unit.id] = (grace, pilot.id, why, final)
+                continue
+            events.append(self._left_behind(unit, why, final, live))
         if again:
             self._place(again, withdrawn_from=pilot.id)
             unplaced = [u for u in again if u.pilot == pilot.id and not u.state.is_final]
@@ -390,6 +388,38 @@ class UnitManager(Placement):
                 )
                 for u in unplaced
             ]
+        if events:
+            self.coordination.append(protocol.service_key(self.service_id), events)
+            self._apply(events)
+
+    @staticmethod
+    def _left_behind(unit: WorkUnit, why: str, final: str, live: bool) -> dict[str, Any]:
+        """The event for a unit its pilot's end cut off: back to run again, or final."""
+        retries = unit.description.get("retries")
+        if final == "Failed" and live and retry.again(unit.tries, "lost", retries):
+            return protocol.unit_state_event(
+                unit.id,
+                "New",
+                unit.attempt + 1,
+                pilot="",
+                detail=retry.requeue_detail(unit.tries, "lost", why, retries),
+                tries=retry.record(unit.tries, unit.attempt, "lost", why),
+            )
+        return protocol.unit_state_event(
+            unit.id, final, unit.attempt, detail=retry.final_detail(unit.tries, why)
+        )
+
+    def _check_suspects(self) -> None:
+        """Units claimed from a shared queue when a pilot ended: lost unless someone ran them."""
+        now = time.monotonic()
+        events = []
+        for unit_id, (deadline, pilot_id, why, final) in list(self._suspects.items()):
+            unit = self._units.get(unit_id)
+            if unit is None or unit.state != State.Pending or unit.pilot != pilot_id:
+                del self._suspects[unit_id]  # another worker reported it: not lost
+            elif now >= deadline:
+                del self._suspects[unit_id]
+                events.append(self._left_behind(unit, why, final, bool(self._offers())))
         if events:
             self.coordination.append(protocol.service_key(self.service_id), events)
             self._apply(events)
