@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Any
 
 from troy.api.data_description import DataUnitDescription, PilotDataDescription
 from troy.api.data_objects import DataUnit, PilotData
 from troy.api.errors import BadDescription
+from troy.api.services import _Service
 from troy.api.states import State
 from troy.core.data_manager import DataManager
 
 
-class PilotDataService:
+class PilotDataService(_Service[DataManager]):
     """Creates and lists Pilot-Data; ``PilotDataService(id=...)`` reconnects.
 
     ``coordination`` defaults to ``$TROY_COORDINATION``, else a file store in
@@ -21,14 +22,6 @@ class PilotDataService:
 
     def __init__(self, id: str | None = None, coordination: str | None = None) -> None:
         self._manager = DataManager(id, coordination)
-
-    @property
-    def id(self) -> str:
-        return self._manager.service_id
-
-    @property
-    def coordination(self) -> str:
-        return self._manager.coordination_url
 
     @property
     def state(self) -> State:
@@ -80,18 +73,6 @@ class PilotDataService:
 
     def wait(self, timeout: float | None = None) -> None:
         """Pilot-Data are usable once made: nothing to wait for."""
-
-    def close(self) -> None:
-        self._manager.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"<PilotDataService {self.id}>"
 
 
 def choose_pilot_data(usable: list[PilotData], description: DataUnitDescription) -> PilotData:

@@ -9,6 +9,7 @@ from troy.api.description import PilotJobDescription, WorkUnitDescription
 from troy.api.errors import BadDescription
 from troy.api.objects import PilotJob, WorkUnit
 from troy.api.states import State
+from troy.core.data_manager import DataManager
 from troy.core.pilot_manager import PilotManager
 from troy.core.unit_manager import UnitManager
 
@@ -19,7 +20,7 @@ def _overall_state(members: Sequence[PilotJob] | Sequence[WorkUnit]) -> State:
     return State.Done if members else State.New
 
 
-Manager = TypeVar("Manager", PilotManager, UnitManager)
+Manager = TypeVar("Manager", PilotManager, UnitManager, DataManager)
 
 
 class _Service(Generic[Manager]):
