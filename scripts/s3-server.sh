@@ -184,6 +184,9 @@ start() {
     deadline=$((SECONDS + START_TIMEOUT))
     until probe_bucket "http://127.0.0.1:$rgw_port" "$access_key" "$secret_key" \
         "troy-probe-$(random_hex 4)" 2>/dev/null; do
+        # radosgw exits when its port was taken meanwhile (e.g. "failed to bind"): say so now.
+        running_pid "$dir/run/client.rgw.pid" radosgw >/dev/null ||
+            die "radosgw is not running (see $dir/log/client.rgw.log)"
         [ $SECONDS -lt $deadline ] || die "no bucket could be created on radosgw after ${START_TIMEOUT}s"
         sleep 0.5
     done
