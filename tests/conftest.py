@@ -38,6 +38,15 @@ def units(coordination_url: str) -> Iterator[WorkUnitService]:
     service.close()
 
 
+@pytest.fixture
+def services(
+    pilots: PilotJobService, units: WorkUnitService
+) -> tuple[PilotJobService, WorkUnitService]:
+    """A pilot-job service and a work-unit service that places units on its pilots."""
+    units.add(pilots)
+    return pilots, units
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_agent_outlives_the_tests() -> Iterator[None]:
     """Agents run in sessions of their own and outlive their client by design: a test

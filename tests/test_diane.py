@@ -5,10 +5,7 @@ from __future__ import annotations
 import os
 import signal
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from troy import PilotJobService, State, WorkUnitService
 from troy.core import protocol
@@ -16,17 +13,6 @@ from troy.testing.backends import wait_until
 
 #: A unit that sleeps BASE seconds times the worker's $SLOW factor.
 SLEEP = ["-c", 'sleep "$(awk "BEGIN { print $BASE * ${SLOW:-1} }")"']
-
-
-@pytest.fixture
-def services(coordination_url: str) -> Iterator[tuple[PilotJobService, WorkUnitService]]:
-    pilots = PilotJobService(coordination=coordination_url)
-    units = WorkUnitService(coordination=coordination_url)
-    units.add(pilots)
-    yield pilots, units
-    pilots.cancel()
-    units.close()
-    pilots.close()
 
 
 def worker(pilots: PilotJobService, tmp_path: Path, name: str, slow: int = 1) -> str:

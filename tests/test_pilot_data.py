@@ -13,6 +13,7 @@ import pytest
 from troy import (
     BadDescription,
     NoSuchPlugin,
+    PilotData,
     PilotDataDescription,
     PilotDataService,
     PilotJobService,
@@ -45,6 +46,12 @@ def compute(
     pilots.close()
 
 
+@pytest.fixture
+def pilot_data(data_service: PilotDataService, tmp_path: Path) -> PilotData:
+    """A Pilot-Data in the directory tmp_path/pd."""
+    return data_service.create({"service_url": str(tmp_path / "pd")})
+
+
 def files(tmp_path: Path, **contents: str) -> list[str]:
     paths = []
     for name, text in contents.items():
@@ -68,10 +75,7 @@ def test_data_unit_holds_its_files(data_service: PilotDataService, tmp_path: Pat
     assert (tmp_path / "out" / "a.txt").read_text() == "aa"
 
 
-def test_data_unit_url_resolves_in_a_new_process(
-    data_service: PilotDataService, tmp_path: Path
-) -> None:
-    pilot_data = data_service.create({"service_url": str(tmp_path / "pd")})
+def test_data_unit_url_resolves_in_a_new_process(pilot_data: PilotData, tmp_path: Path) -> None:
     unit = pilot_data.submit_data_unit({"file_urls": files(tmp_path, x_txt="x")})
     code = (
         "import sys; from troy import DataUnit; u = DataUnit.open(sys.argv[1]);"
@@ -101,9 +105,8 @@ def test_reconnected_service_sees_pilot_data_and_units(
 
 
 def test_a_missing_file_is_refused_and_nothing_is_recorded(
-    data_service: PilotDataService, tmp_path: Path
+    data_service: PilotDataService, pilot_data: PilotData, tmp_path: Path
 ) -> None:
-    pilot_data = data_service.create({"service_url": str(tmp_path / "pd")})
     good = files(tmp_path, ok_txt="fine")
     with pytest.raises(BadDescription, match=r"file_urls\[1\].*nope"):
         pilot_data.submit_data_unit({"file_urls": [*good, str(tmp_path / "nope")]})
@@ -129,12 +132,11 @@ def test_credentials_are_never_shown() -> None:
 
 # -- staging ---------------------------------------------------------------------------------
 def test_input_is_staged_in_and_output_staged_out(
-    data_service: PilotDataService,
+    pilot_data: PilotData,
     compute: tuple[PilotJobService, WorkUnitService],
     tmp_path: Path,
 ) -> None:
     _, units = compute
-    pilot_data = data_service.create({"service_url": str(tmp_path / "pd")})
     source = pilot_data.submit_data_unit({"file_urls": files(tmp_path, in_txt="12345")})
     target = pilot_data.submit_data_unit({"file_urls": []})
     unit = units.submit(
@@ -155,12 +157,11 @@ def test_input_is_staged_in_and_output_staged_out(
 
 
 def test_a_link_in_the_sandbox_is_never_staged_out(
-    data_service: PilotDataService,
+    pilot_data: PilotData,
     compute: tuple[PilotJobService, WorkUnitService],
     tmp_path: Path,
 ) -> None:
     _, units = compute
-    pilot_data = data_service.create({"service_url": str(tmp_path / "pd")})
     target = pilot_data.submit_data_unit({"file_urls": []})
     unit = units.submit(
         {
@@ -174,12 +175,11 @@ def test_a_link_in_the_sandbox_is_never_staged_out(
 
 
 def test_a_staging_failure_fails_the_unit_with_the_reason(
-    data_service: PilotDataService,
+    pilot_data: PilotData,
     compute: tuple[PilotJobService, WorkUnitService],
     tmp_path: Path,
 ) -> None:
     _, units = compute
-    pilot_data = data_service.create({"service_url": str(tmp_path / "pd")})
     source = pilot_data.submit_data_unit({"file_urls": files(tmp_path, gone_txt="soon gone")})
     # The store loses the unit's files behind troy's back.
     for path in (tmp_path / "pd" / source.id).iterdir():
@@ -191,12 +191,11 @@ def test_a_staging_failure_fails_the_unit_with_the_reason(
 
 
 def test_a_link_in_a_store_is_refused_on_staging(
-    data_service: PilotDataService,
+    pilot_data: PilotData,
     compute: tuple[PilotJobService, WorkUnitService],
     tmp_path: Path,
 ) -> None:
     _, units = compute
-    pilot_data = data_service.create({"service_url": str(tmp_path / "pd")})
     source = pilot_data.submit_data_unit({"file_urls": files(tmp_path, fine_txt="ok")})
     os.symlink("/etc/passwd", tmp_path / "pd" / source.id / "passwd")
     unit = units.submit({"executable": "/bin/true", "input_data": [source.get_url()]})

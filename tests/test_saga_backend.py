@@ -14,7 +14,6 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -93,15 +92,6 @@ class TestSagaSlurm(SagaSuite):
 
 
 # -- helpers -----------------------------------------------------------------------------
-@pytest.fixture
-def services(coordination_url: str) -> Iterator[tuple[PilotJobService, WorkUnitService]]:
-    pilots = PilotJobService(coordination=coordination_url)
-    units = WorkUnitService(coordination=coordination_url)
-    units.add(pilots)
-    yield pilots, units
-    pilots.cancel()
-    units.close()
-    pilots.close()
 
 
 def slurm_description(tmp_path: Path, **extra: Any) -> dict[str, Any]:
