@@ -4,8 +4,8 @@ from collections import Counter
 
 import pytest
 
-from troy.api.states import State
-from troy.core import registry
+from troy.model.states import State
+from troy.plugins import registry
 from troy.plugins.schedulers.affinity import AffinityScheduler, matches_affinity
 from troy.plugins.schedulers.base import PilotOffer, UnitRequest
 from troy.testing.schedulers import labelled, pilot, units_of

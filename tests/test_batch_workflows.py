@@ -14,7 +14,7 @@ import pytest
 
 from troy import BadBatchFile, PilotJobService, State, WorkUnitService
 from troy.cli import main
-from troy.core.batchfile import load_batch_file
+from troy.cli.batchfile import load_batch_file
 
 
 def write(tmp_path: Path, text: str, name: str = "flow.yaml") -> Path:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from troy.api.description import PilotJobDescription, WorkUnitDescription
-from troy.api.errors import BadBatchFile
-from troy.core.batchfile import BatchFile, load_batch_file
+from troy.cli.batchfile import BatchFile, load_batch_file
+from troy.model.description import PilotJobDescription, WorkUnitDescription
+from troy.model.errors import BadBatchFile
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -35,9 +35,9 @@ from typing import Any
 
 import pytest
 
-from troy.api.description import PilotJobDescription
-from troy.api.errors import BackendError
-from troy.api.states import PILOTJOB_TYPE, PILOTJOB_TYPE_PLUGIN, State
+from troy.model.description import PilotJobDescription
+from troy.model.errors import BackendError
+from troy.model.states import PILOTJOB_TYPE, PILOTJOB_TYPE_PLUGIN, State
 from troy.plugins.backends import bootstrap
 from troy.plugins.backends.base import PilotLaunch
 from troy.plugins.backends.condor import (

@@ -4,8 +4,8 @@ from collections import Counter
 
 import pytest
 
-from troy.api.states import State
-from troy.core import registry
+from troy.model.states import State
+from troy.plugins import registry
 from troy.plugins.schedulers.base import DataInput, PilotOffer, Replica, UnitRequest
 from troy.plugins.schedulers.data_aware import DataAwareScheduler, is_local
 from troy.testing.schedulers import labelled, pilot, units_of

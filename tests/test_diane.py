@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 from troy import PilotJobService, State, WorkUnitService
-from troy.core import protocol
+from troy.model import protocol
 from troy.testing.backends import wait_until
 
 #: A unit that sleeps BASE seconds times the worker's $SLOW factor.
@@ -108,7 +108,7 @@ def test_a_unit_another_worker_claimed_survives_the_end_of_its_nominal_pilot(
     claims one unit from the shared queue, and the named worker is canceled: the claimed
     unit must wait for its claimer's reports, not be canceled under it.
     """
-    from troy.core import registry
+    from troy.plugins import registry
 
     pilots, units = services
     named = pilots.create(

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from troy.api.errors import CoordinationError
-from troy.core.registry import open_coordination
+from troy.model.errors import CoordinationError
 from troy.plugins.coordination.file import FileCoordination, root_of
+from troy.plugins.registry import open_coordination
 
 
 def _files(folder: Path) -> list[str]:

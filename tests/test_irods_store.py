@@ -30,8 +30,8 @@ from irods.exception import (
     NetworkException,
 )
 
-from troy.api.errors import StoreError
-from troy.core import registry
+from troy.model.errors import StoreError
+from troy.plugins import registry
 from troy.plugins.stores.irods import (
     IrodsLocation,
     IrodsStore,

@@ -15,8 +15,8 @@ from troy import State, WorkUnitDescription
 from troy.agent import mpi
 from troy.agent.launcher import prepare
 from troy.agent.resources import Allocation
-from troy.api.description import unit_cores
-from troy.api.errors import BadDescription
+from troy.model.description import unit_cores
+from troy.model.errors import BadDescription
 
 ARGV = ["./solver", "--steps", "10"]
 NONE = Allocation("none", (("me", 4),))

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import troy
 from troy import State
-from troy.core import protocol
-from troy.core.registry import open_coordination
+from troy.model import protocol
+from troy.plugins.registry import open_coordination
 from troy.testing.backends import wait_until
 
 

@@ -25,10 +25,10 @@ from redis_fixtures import (  # noqa: F401 - fixtures
     running_server,
 )
 
-from troy.api.errors import CoordinationError
-from troy.core.registry import for_url, open_coordination
+from troy.model.errors import CoordinationError
 from troy.plugins.coordination.base import DEFAULT_RETRY
 from troy.plugins.coordination.redis import RedisCoordination
+from troy.plugins.registry import for_url, open_coordination
 
 pytestmark = pytest.mark.redis
 

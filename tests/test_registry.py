@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import troy
-from troy.core import registry
+from troy.plugins import registry
 
 PLUGIN_MODULE = """
 from troy.plugins.backends.base import Backend

@@ -17,11 +17,10 @@ from typing import Any
 import pytest
 
 from troy import PilotJobService, WorkUnitService
-from troy.api.states import State
-from troy.cli import main
-from troy.core import report
-from troy.core.inspect import PilotView, RunView, ServiceView, UnitView
-from troy.core.png import Canvas
+from troy.cli import main, report
+from troy.cli.inspect import PilotView, RunView, ServiceView, UnitView
+from troy.cli.png import Canvas
+from troy.model.states import State
 
 Pixels = list[list[tuple[int, int, int]]]
 
@@ -401,8 +400,8 @@ def test_retried_unit_has_a_bar_per_run(
     script = "echo run >> runs; [ $(wc -l < runs) -ge 2 ] || exit 3"
     unit = units.submit({"executable": "/bin/sh", "arguments": ["-c", script], "retries": 1})
     assert unit.wait(timeout=60) == State.Done
-    from troy.core import inspect
-    from troy.core.registry import open_coordination
+    from troy.cli import inspect
+    from troy.plugins.registry import open_coordination
 
     coordination = open_coordination(coordination_url)
     try:

@@ -225,8 +225,8 @@ def test_the_agent_sizes_its_slots_from_the_allocation(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from troy.agent.agent import Agent
-    from troy.core import protocol
-    from troy.core.registry import open_coordination
+    from troy.model import protocol
+    from troy.plugins.registry import open_coordination
 
     # The agent sets these in its own environment: let monkeypatch restore them.
     for name in ("TROY_PILOT_ID", "TROY_PILOT_DIRECTORY", "PWD", "OLDPWD"):

@@ -2,8 +2,8 @@
 
 from collections.abc import Sequence
 
-from troy.api.states import State
-from troy.core import registry
+from troy.model.states import State
+from troy.plugins import registry
 from troy.plugins.schedulers.base import PilotOffer, UnitRequest
 from troy.plugins.schedulers.round_robin import RoundRobinScheduler
 from troy.testing.schedulers import pilot, units_of

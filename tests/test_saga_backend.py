@@ -21,8 +21,8 @@ import pytest
 from services import have_mpicc, slurm_url, ssh_url
 
 from troy import PilotJobService, WorkUnitService
-from troy.api.errors import BackendError
-from troy.api.states import State
+from troy.model.errors import BackendError
+from troy.model.states import State
 from troy.testing.backends import START_TIMEOUT, BackendSuite
 
 pytest.importorskip("radical.saga", reason="radical.saga is not installed (pip install troy[saga])")

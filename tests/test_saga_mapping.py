@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from troy.api.description import PilotJobDescription
-from troy.api.errors import BackendError
-from troy.api.states import State
 from troy.core.pilot_manager import backend_class
+from troy.model.description import PilotJobDescription
+from troy.model.errors import BackendError
+from troy.model.states import State
 from troy.plugins.backends import bootstrap
 from troy.plugins.backends.base import PilotLaunch
 from troy.plugins.backends.saga import SagaBackend, files_url

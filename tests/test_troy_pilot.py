@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from troy.api.errors import BadDescription, TroyError
+from troy.model.errors import BadDescription, TroyError
 from troy.pilot import (
     ComputeDataService,
     ComputeUnitDescription,

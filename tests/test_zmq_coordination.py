@@ -20,10 +20,10 @@ from urllib.parse import quote
 
 import pytest
 
-from troy.api.errors import CoordinationError
-from troy.core.registry import open_coordination
+from troy.model.errors import CoordinationError
 from troy.plugins.coordination import zmq as plugin
 from troy.plugins.coordination.base import DEFAULT_RETRY
+from troy.plugins.registry import open_coordination
 
 zmq = pytest.importorskip("zmq")
 
@@ -31,7 +31,7 @@ zmq = pytest.importorskip("zmq")
 #: writes a record there and exits, else waits to be killed.
 HOST = """
 import sys, time
-from troy.core.registry import open_coordination
+from troy.plugins.registry import open_coordination
 from troy.plugins.coordination import zmq as plugin
 connection = open_coordination(sys.argv[1], serve=True)
 if len(sys.argv) > 2:

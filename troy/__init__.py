@@ -5,11 +5,13 @@ runs many work units inside them.  This package exports the TROY API.
 """
 
 from troy.api.callbacks import Callback
-from troy.api.data_description import DataUnitDescription, PilotDataDescription
 from troy.api.data_objects import DataUnit, PilotData
 from troy.api.data_service import PilotDataService
-from troy.api.description import PilotJobDescription, WorkUnitDescription
-from troy.api.errors import (
+from troy.api.objects import PilotJob, WorkUnit
+from troy.api.services import PilotJobService, WorkUnitService
+from troy.model.data_description import DataUnitDescription, PilotDataDescription
+from troy.model.description import PilotJobDescription, WorkUnitDescription
+from troy.model.errors import (
     BackendError,
     BadBatchFile,
     BadDescription,
@@ -23,9 +25,7 @@ from troy.api.errors import (
     TroyError,
     UnknownAttribute,
 )
-from troy.api.objects import PilotJob, WorkUnit
-from troy.api.services import PilotJobService, WorkUnitService
-from troy.api.states import PILOTJOB_TYPE, State
+from troy.model.states import PILOTJOB_TYPE, State
 
 __version__ = "0.1.0"
 

@@ -23,15 +23,15 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from troy.api.data_description import DataUnitDescription, PilotDataDescription
 from troy.api.data_objects import DataUnit, PilotData
 from troy.api.data_service import PilotDataService as _PilotDataService
 from troy.api.data_service import choose_pilot_data
-from troy.api.description import PilotJobDescription, WorkUnitDescription
-from troy.api.errors import BadDescription, Timeout, TroyError
 from troy.api.objects import PilotJob, WorkUnit
 from troy.api.services import PilotJobService, WorkUnitService
-from troy.api.states import State
+from troy.model.data_description import DataUnitDescription, PilotDataDescription
+from troy.model.description import PilotJobDescription, WorkUnitDescription
+from troy.model.errors import BadDescription, Timeout, TroyError
+from troy.model.states import State
 
 #: BigJob's compute unit description is troy's work unit description.
 ComputeUnitDescription = WorkUnitDescription

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from troy.api.errors import StoreError
-from troy.core import registry
+from troy.model.errors import StoreError
+from troy.plugins import registry
 from troy.plugins.stores.file import FileStore
 from troy.testing.stores import StoreSuite
 

@@ -19,8 +19,8 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 from services import S3Endpoint, s3_endpoint
 
-from troy.api.errors import StoreError
-from troy.core import registry
+from troy.model.errors import StoreError
+from troy.plugins import registry
 from troy.plugins.stores.s3 import S3Store, client_arguments, describe_error, parse_s3_url
 from troy.testing.stores import StoreSuite
 

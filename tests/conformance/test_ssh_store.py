@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from services import ssh_url, unavailable
 
-from troy.api.errors import StoreError
-from troy.core import registry
+from troy.model.errors import StoreError
+from troy.plugins import registry
 from troy.plugins.stores.ssh import SshStore, parse_listing, parse_ssh_url
 from troy.testing.stores import StoreSuite
 

@@ -30,9 +30,9 @@ from troy.agent.reporter import Reporter
 from troy.agent.resources import discover, pilot_slots
 from troy.agent.slots import Job, SlotPool
 from troy.agent.staging import Stager, StagingError
-from troy.api.description import unit_core_range
-from troy.api.errors import CoordinationError
-from troy.core import protocol, retry
+from troy.model import protocol, retry
+from troy.model.description import unit_core_range
+from troy.model.errors import CoordinationError
 from troy.plugins.coordination.base import Coordination
 
 log = logging.getLogger("troy.agent")
@@ -436,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m troy.agent``."""
     import argparse
 
-    from troy.core.registry import open_coordination
+    from troy.plugins.registry import open_coordination
 
     parser = argparse.ArgumentParser(prog="python -m troy.agent", description=__doc__)
     parser.add_argument("--coordination", required=True, help="coordination URL")

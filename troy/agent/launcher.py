@@ -19,7 +19,7 @@ from typing import Any
 
 from troy.agent import mpi
 from troy.agent.resources import Allocation
-from troy.api.description import unit_cores
+from troy.model.description import unit_cores
 
 _VARIABLE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 

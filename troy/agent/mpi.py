@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from troy.agent.resources import Allocation
-from troy.api.description import runs_mpi, unit_cores
+from troy.model.description import runs_mpi, unit_cores
 
 #: Allocations whose host file has one host per slot, a form ``mpirun --hostfile`` reads.
 #: (SGE's PE_HOSTFILE is not; OpenMPI's gridengine support reads it by itself.)

@@ -6,7 +6,7 @@ import threading
 import time
 from typing import Any
 
-from troy.api.errors import CoordinationError
+from troy.model.errors import CoordinationError
 from troy.plugins.coordination.base import Coordination
 
 

@@ -36,7 +36,7 @@ class Job:
     attempt: int
     #: The fewest slots it can start on.
     cores: int
-    #: Earlier attempts that did not count (see troy.core.retry).
+    #: Earlier attempts that did not count (see troy.model.retry).
     tries: list[dict[str, Any]] = field(default_factory=list)
     #: The most slots it can use (a ranged unit); 0 (or ``cores``): exactly ``cores``.
     max_cores: int = 0

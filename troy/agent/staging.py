@@ -23,8 +23,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from troy.api.errors import TroyError
-from troy.core import data
+from troy.model.errors import TroyError
+from troy.plugins import data_records
 from troy.plugins.coordination.base import Coordination
 from troy.plugins.schedulers.base import Replica
 from troy.plugins.schedulers.data_aware import is_local
@@ -62,25 +62,27 @@ class Stager:
         self._lock = threading.Lock()
 
     def _coordination_for(self, url: str) -> tuple[Coordination, str]:
-        coordination_url, unit_id = data.split_data_unit_url(url)
+        coordination_url, unit_id = data_records.split_data_unit_url(url)
         if coordination_url is None or coordination_url == self.coordination.url:
             return self.coordination, unit_id
-        from troy.api.data_objects import connect
 
-        return connect(coordination_url), unit_id
+        return data_records.connect(coordination_url), unit_id
 
     def _store(self, coordination: Coordination, pilot_data_id: str) -> tuple[Store, Replica]:
         with self._lock:
             cached = self._stores.get(pilot_data_id)
             if cached is None:
-                record = data.read_pilot_data(coordination, pilot_data_id)
-                datacenter, machine = data.labels(record)
-                cached = (data.open_store(record), Replica(pilot_data_id, datacenter, machine))
+                record = data_records.read_pilot_data(coordination, pilot_data_id)
+                datacenter, machine = data_records.labels(record)
+                cached = (
+                    data_records.open_store(record),
+                    Replica(pilot_data_id, datacenter, machine),
+                )
                 self._stores[pilot_data_id] = cached
             return cached
 
     def _closest(
-        self, coordination: Coordination, view: data.DataUnitView
+        self, coordination: Coordination, view: data_records.DataUnitView
     ) -> tuple[Store, Replica]:
         """The copy of a data unit to read: a local one if there is one, else the first."""
         if not view.replicas:
@@ -98,7 +100,7 @@ class Stager:
         for url, globs in _entries(description.get("input_data")):
             try:
                 coordination, unit_id = self._coordination_for(url)
-                view = data.read_data_unit(coordination, unit_id)
+                view = data_records.read_data_unit(coordination, unit_id)
                 started = time.monotonic()
                 names: list[str] = []
                 replica = None
@@ -119,7 +121,7 @@ class Stager:
             paths = _matching(sandbox, globs)
             try:
                 coordination, unit_id = self._coordination_for(url)
-                view = data.read_data_unit(coordination, unit_id)
+                view = data_records.read_data_unit(coordination, unit_id)
                 if not view.replicas:
                     raise StagingError(f"data unit {unit_id} has no copy in any Pilot-Data")
                 store, replica = self._store(coordination, view.replicas[0])
@@ -130,8 +132,8 @@ class Stager:
                 sizes = {os.path.basename(path): os.path.getsize(path) for path in paths}
                 if sizes:
                     coordination.append(
-                        data.data_unit_key(unit_id),
-                        [data.event("files", pd=replica.pilot_data, files=sizes)],
+                        data_records.data_unit_key(unit_id),
+                        [data_records.event("files", pd=replica.pilot_data, files=sizes)],
                     )
             except TroyError as exc:
                 raise StagingError(f"staging out to {url}: {exc}") from exc

@@ -37,7 +37,7 @@ class CallbackRegistry:
 
     @staticmethod
     def check_member(member: str) -> str:
-        from troy.api.errors import TroyError
+        from troy.model.errors import TroyError
 
         if member not in MEMBERS:
             raise TroyError(f"cannot watch member {member!r}; members: {', '.join(MEMBERS)}")
@@ -46,7 +46,7 @@ class CallbackRegistry:
     def add(self, member: str, cb: Callback | CallbackFunction) -> None:
         self.check_member(member)
         if not isinstance(cb, Callback) and not callable(cb):
-            from troy.api.errors import TroyError
+            from troy.model.errors import TroyError
 
             raise TroyError(f"callback for {member!r} must be a Callback or a callable")
         self._by_member.setdefault(member, []).append(cb)

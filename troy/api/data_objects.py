@@ -14,35 +14,24 @@ from __future__ import annotations
 
 import os
 import tempfile
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from troy.api.data_description import PilotDataDescription
-from troy.api.errors import BadDescription, StoreError, Timeout
-from troy.api.states import State
-from troy.core import data, registry
+from troy.model.data_description import PilotDataDescription
+from troy.model.errors import BadDescription, StoreError, Timeout
+from troy.model.states import State
+from troy.plugins import (
+    data_records,
+)
 from troy.plugins.coordination.base import Coordination
 
 if TYPE_CHECKING:
     from troy.core.data_manager import DataManager
 
-_connections: dict[str, Coordination] = {}
-_connections_lock = threading.Lock()
 #: Seconds between looks at a data unit's stream while waiting.
 _WAIT_POLL = 0.05
-
-
-def connect(coordination_url: str) -> Coordination:
-    """One coordination connection per URL per process, for data units opened by URL."""
-    with _connections_lock:
-        connection = _connections.get(coordination_url)
-        if connection is None:
-            connection = registry.open_coordination(coordination_url)
-            _connections[coordination_url] = connection
-        return connection
 
 
 def local_paths(file_urls: Sequence[str], field: str = "file_urls") -> list[str]:
@@ -128,23 +117,23 @@ class DataUnit:
     def __init__(self, coordination: Coordination, unit_id: str) -> None:
         self._coordination = coordination
         self.id = unit_id
-        self._view = data.read_data_unit(coordination, unit_id)
+        self._view = data_records.read_data_unit(coordination, unit_id)
 
     @classmethod
     def open(cls, url: str) -> DataUnit:
         """The data unit a URL from ``get_url()`` names, from any process."""
-        coordination_url, unit_id = data.split_data_unit_url(url)
+        coordination_url, unit_id = data_records.split_data_unit_url(url)
         if coordination_url is None:
             raise BadDescription("data unit URL", f"{url!r} names no coordination (URL#id)")
-        return cls(connect(coordination_url), unit_id)
+        return cls(data_records.connect(coordination_url), unit_id)
 
-    def _refresh(self) -> data.DataUnitView:
-        return data.read_data_unit(self._coordination, self.id, self._view)
+    def _refresh(self) -> data_records.DataUnitView:
+        return data_records.read_data_unit(self._coordination, self.id, self._view)
 
     # -- what it is ----------------------------------------------------------------------
     def get_url(self) -> str:
         """Its URL: give it to units' ``input_data``/``output_data`` or ``DataUnit.open``."""
-        return data.data_unit_url(self._coordination.url, self.id)
+        return data_records.data_unit_url(self._coordination.url, self.id)
 
     @property
     def url(self) -> str:
@@ -195,8 +184,8 @@ class DataUnit:
         if not view.replicas:
             raise StoreError(f"data unit {self.id} has no copy in any Pilot-Data")
         chosen = pilot_data_id or view.replicas[0]
-        record = data.read_pilot_data(self._coordination, chosen)
-        return chosen, data.open_store(record)
+        record = data_records.read_pilot_data(self._coordination, chosen)
+        return chosen, data_records.open_store(record)
 
     def export(
         self, directory: str | os.PathLike[str], patterns: Sequence[str] = ("*",)
@@ -217,7 +206,8 @@ class DataUnit:
         names: list[str] = store.put(self.id, paths)
         sizes = {os.path.basename(p): os.path.getsize(p) for p in paths}
         self._coordination.append(
-            data.data_unit_key(self.id), [data.event("files", pd=pilot_data_id, files=sizes)]
+            data_records.data_unit_key(self.id),
+            [data_records.event("files", pd=pilot_data_id, files=sizes)],
         )
         return names
 
@@ -227,20 +217,22 @@ class DataUnit:
         if pilot_data.id in view.replicas:
             return
         _, source = self._store()
-        target = data.open_store(data.read_pilot_data(self._coordination, pilot_data.id))
+        target = data_records.open_store(
+            data_records.read_pilot_data(self._coordination, pilot_data.id)
+        )
         with tempfile.TemporaryDirectory(prefix="troy-replica-") as staging:
             names = source.get(self.id, staging)
             target.put(self.id, [os.path.join(staging, name) for name in names])
         self._coordination.append(
-            data.data_unit_key(self.id), [data.event("replica", pd=pilot_data.id)]
+            data_records.data_unit_key(self.id), [data_records.event("replica", pd=pilot_data.id)]
         )
 
     def cancel(self) -> None:
         """Give the data unit up: Canceled. Its files stay in the stores."""
         if not self.state.is_final:
             self._coordination.append(
-                data.data_unit_key(self.id),
-                [data.event("state", s=str(State.Canceled), detail="canceled")],
+                data_records.data_unit_key(self.id),
+                [data_records.event("state", s=str(State.Canceled), detail="canceled")],
             )
 
     def __repr__(self) -> str:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from troy.api.data_description import DataUnitDescription, PilotDataDescription
 from troy.api.data_objects import DataUnit, PilotData
-from troy.api.errors import BadDescription
 from troy.api.services import _Service
-from troy.api.states import State
 from troy.core.data_manager import DataManager
+from troy.model.data_description import DataUnitDescription, PilotDataDescription
+from troy.model.errors import BadDescription
+from troy.model.states import State
 
 
 class PilotDataService(_Service[DataManager]):

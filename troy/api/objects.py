@@ -12,10 +12,10 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from troy.api.callbacks import Callback, CallbackFunction, CallbackRegistry
-from troy.api.description import PilotJobDescription, WorkUnitDescription
-from troy.api.errors import Timeout
-from troy.api.states import State
-from troy.core import protocol
+from troy.model import protocol
+from troy.model.description import PilotJobDescription, WorkUnitDescription
+from troy.model.errors import Timeout
+from troy.model.states import State
 
 if TYPE_CHECKING:
     from troy.core.pilot_manager import PilotManager

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Generic, Self, TypeVar, overload
 
-from troy.api.description import PilotJobDescription, WorkUnitDescription
-from troy.api.errors import BadDescription
 from troy.api.objects import PilotJob, WorkUnit
-from troy.api.states import State
 from troy.core.data_manager import DataManager
 from troy.core.pilot_manager import PilotManager
 from troy.core.unit_manager import UnitManager
+from troy.model.description import PilotJobDescription, WorkUnitDescription
+from troy.model.errors import BadDescription
+from troy.model.states import State
 
 
 def _overall_state(members: Sequence[PilotJob] | Sequence[WorkUnit]) -> State:

@@ -1,6 +1,6 @@
 """The data manager: creates Pilot-Data and puts data units into their stores.
 
-Everything is recorded in coordination (see troy.core.data), so a new process
+Everything is recorded in coordination (see troy.plugins.data_records), so a new process
 reconnects to the service by id and agents resolve data units by URL.
 Putting files is done in the caller's thread: when ``submit`` returns, the
 data unit is Running (its files are in place) or Failed (and StoreError says
@@ -14,12 +14,16 @@ import threading
 import time
 from typing import Any
 
-from troy.api.data_description import DataUnitDescription, PilotDataDescription
 from troy.api.data_objects import DataUnit, PilotData, local_paths
-from troy.api.errors import BadDescription, NoSuchObject, StoreError
-from troy.api.states import State
-from troy.core import config, data, protocol, registry
 from troy.core.pilot_manager import absolute_url
+from troy.model import config, protocol
+from troy.model.data_description import DataUnitDescription, PilotDataDescription
+from troy.model.errors import BadDescription, NoSuchObject, StoreError
+from troy.model.states import State
+from troy.plugins import (
+    data_records,
+    registry,
+)
 
 
 class DataManager:
@@ -55,7 +59,7 @@ class DataManager:
         for item in events:
             kind, object_id = item.get("ev"), item.get("id")
             if kind == "pd" and object_id not in self._pilots:
-                record = data.read_pilot_data(self.coordination, object_id)
+                record = data_records.read_pilot_data(self.coordination, object_id)
                 description = PilotDataDescription(record["description"])
                 self._pilots[object_id] = PilotData(self, object_id, description)
             elif kind == "du" and object_id not in self._units:
@@ -69,7 +73,7 @@ class DataManager:
         registry.for_url("store", url)  # an unknown scheme fails here, before any record
         pilot_data_id = config.new_id("pd")
         self.coordination.put_record(
-            data.pilot_data_key(pilot_data_id),
+            data_records.pilot_data_key(pilot_data_id),
             {
                 "id": pilot_data_id,
                 "service": self.service_id,
@@ -115,9 +119,9 @@ class DataManager:
         paths = local_paths(description.file_urls or [])
         if pilot.state.is_final:
             raise BadDescription("pilot_data", f"Pilot-Data {pilot.id} is {pilot.state}")
-        store = data.open_store(data.read_pilot_data(self.coordination, pilot.id))
+        store = data_records.open_store(data_records.read_pilot_data(self.coordination, pilot.id))
         unit_id = config.new_id("du")
-        key = data.data_unit_key(unit_id)
+        key = data_records.data_unit_key(unit_id)
         self.coordination.put_record(
             key,
             {
@@ -130,8 +134,8 @@ class DataManager:
         self.coordination.append(
             key,
             [
-                data.event("replica", pd=pilot.id),
-                data.event("state", s=str(State.Pending)),
+                data_records.event("replica", pd=pilot.id),
+                data_records.event("state", s=str(State.Pending)),
             ],
         )
         self.coordination.append(
@@ -142,15 +146,15 @@ class DataManager:
                 store.put(unit_id, paths)
         except StoreError as exc:
             self.coordination.append(
-                key, [data.event("state", s=str(State.Failed), detail=str(exc))]
+                key, [data_records.event("state", s=str(State.Failed), detail=str(exc))]
             )
             raise
         sizes = {os.path.basename(path): os.path.getsize(path) for path in paths}
         self.coordination.append(
             key,
             [
-                data.event("files", pd=pilot.id, files=sizes),
-                data.event("state", s=str(State.Running)),
+                data_records.event("files", pd=pilot.id, files=sizes),
+                data_records.event("state", s=str(State.Running)),
             ],
         )
         unit = DataUnit(self.coordination, unit_id)

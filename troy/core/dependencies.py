@@ -19,8 +19,8 @@ import difflib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from troy.api.errors import BadDescription
-from troy.api.states import State
+from troy.model.errors import BadDescription
+from troy.model.states import State
 
 
 def references(after: Any) -> list[tuple[str, bool]]:

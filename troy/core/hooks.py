@@ -10,8 +10,8 @@ from typing import Any
 
 import pluggy
 
-from troy.api.errors import BadPlugin
 from troy.core import hookspecs
+from troy.model.errors import BadPlugin
 
 log = logging.getLogger("troy.hooks")
 

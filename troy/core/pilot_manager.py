@@ -16,13 +16,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from troy.api.description import PilotJobDescription
-from troy.api.errors import BackendError, CoordinationError, NoSuchObject, TroyError
 from troy.api.objects import PilotJob
-from troy.api.states import PILOTJOB_TYPE, PILOTJOB_TYPE_PLUGIN, State
-from troy.core import config, hooks, protocol, registry
+from troy.core import hooks
 from troy.core.monitor import Monitor
 from troy.core.transitions import Change, advance
+from troy.model import config, protocol
+from troy.model.description import PilotJobDescription
+from troy.model.errors import BackendError, CoordinationError, NoSuchObject, TroyError
+from troy.model.states import PILOTJOB_TYPE, PILOTJOB_TYPE_PLUGIN, State
+from troy.plugins import registry
 from troy.plugins.backends.base import Backend, PilotLaunch
 
 log = logging.getLogger("troy.pilots")

@@ -13,10 +13,13 @@ import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from troy.api.errors import SchedulerError
 from troy.api.objects import PilotJob, WorkUnit
-from troy.api.states import State
-from troy.core import data, dependencies, protocol
+from troy.core import dependencies
+from troy.core.data_locator import DataLocator
+from troy.model import protocol
+from troy.model.errors import SchedulerError
+from troy.model.states import State
+from troy.plugins import data_records
 from troy.plugins.coordination.base import Coordination
 from troy.plugins.schedulers.base import DataInput, PilotOffer, Scheduler, UnitRequest
 
@@ -32,7 +35,7 @@ class Placement:
     _units: dict[str, WorkUnit]
     _place_lock: threading.Lock
     _deps: dependencies.DependencyTracker
-    _locator: data.DataLocator
+    _locator: DataLocator
 
     def _pilots(self, watched: bool = False) -> list[PilotJob]:
         raise NotImplementedError
@@ -140,7 +143,7 @@ class Placement:
         memo: dict[str, DataInput | None] = {}
         for _, unit in fitting:
             get = unit.description.get
-            urls = data.data_urls(get("input_data"))
+            urls = data_records.data_urls(get("input_data"))
             requests.append(
                 UnitRequest(
                     id=unit.id,

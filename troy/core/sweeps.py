@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from troy.api.description import WorkUnitDescription
+from troy.model.description import WorkUnitDescription
 
 INDEX_VARIABLE = "TROY_INDEX"
 _INDEX = re.compile(r"\$(?:\{TROY_INDEX\}|TROY_INDEX(?![A-Za-z0-9_]))")

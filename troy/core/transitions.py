@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from troy.api.objects import _Stateful
-from troy.api.states import STATE_RANK, State
+from troy.model.states import STATE_RANK, State
 
 #: (object, member, value) changes for callbacks and hooks.
 Change = tuple[_Stateful, str, Any, float]

@@ -15,15 +15,18 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from troy.api.description import WorkUnitDescription
-from troy.api.errors import BadDescription, NoSuchObject, Timeout, TroyError
 from troy.api.objects import PilotJob, WorkUnit
-from troy.api.states import State
-from troy.core import config, data, dependencies, hooks, protocol, registry, retry, sweeps
+from troy.core import dependencies, hooks, sweeps
+from troy.core.data_locator import DataLocator
 from troy.core.monitor import Monitor
 from troy.core.pilot_manager import PilotManager, absolute_url
 from troy.core.placement import Placement
 from troy.core.transitions import Change, advance, steps
+from troy.model import config, protocol, retry
+from troy.model.description import WorkUnitDescription
+from troy.model.errors import BadDescription, NoSuchObject, Timeout, TroyError
+from troy.model.states import State
+from troy.plugins import registry
 from troy.plugins.schedulers.base import Scheduler
 
 log = logging.getLogger("troy.units")
@@ -55,7 +58,7 @@ class UnitManager(Placement):
     ) -> None:
         self.coordination_url = absolute_url(coordination_url or config.default_coordination_url())
         self.coordination = registry.open_coordination(self.coordination_url, serve=True)
-        self._locator = data.DataLocator(self.coordination)
+        self._locator = DataLocator(self.coordination)
         self._deps = dependencies.DependencyTracker()
         #: If set, units go only to these pilots (BigJob's PilotCompute.submit_compute_unit).
         self.only_pilots: frozenset[str] | None = None
@@ -347,7 +350,7 @@ class UnitManager(Placement):
 
         Units it never claimed are withdrawn from its queue and placed on another
         live pilot.  Units its agent had claimed and not reported to the end were
-        lost with it: they run again elsewhere (see troy.core.retry), unless the
+        lost with it: they run again elsewhere (see troy.model.retry), unless the
         pilot was canceled (then they are Canceled) or no pilot is live.
         """
         with self.lock:

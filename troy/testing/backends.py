@@ -18,7 +18,7 @@ import pytest
 
 from troy.api.objects import PilotJob
 from troy.api.services import PilotJobService, WorkUnitService
-from troy.api.states import State
+from troy.model.states import State
 
 #: Seconds a pilot may take to start in these tests (batch systems are slow).
 START_TIMEOUT = 60.0

@@ -36,9 +36,9 @@ from typing import Any
 
 import pytest
 
-from troy.api.errors import CoordinationError
-from troy.core.registry import open_coordination
+from troy.model.errors import CoordinationError
 from troy.plugins.coordination.base import Coordination
+from troy.plugins.registry import open_coordination
 
 #: Opens one more connection from the suite's URL; it is closed when the test ends.
 Connect = Callable[[], Coordination]

@@ -37,8 +37,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 import pytest
 
-from troy.api.states import State
-from troy.core import registry
+from troy.model.states import State
+from troy.plugins import registry
 from troy.plugins.schedulers.base import PilotOffer, Scheduler, UnitRequest
 
 #: Makes a fresh scheduler instance with the given seed.

@@ -32,8 +32,8 @@ from typing import Any
 
 import pytest
 
-from troy.api.errors import StoreError
-from troy.core import registry
+from troy.model.errors import StoreError
+from troy.plugins import registry
 from troy.plugins.stores.base import Store, safe_name
 
 #: Makes a local file: (name, content) -> its path as a string.

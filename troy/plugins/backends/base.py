@@ -16,8 +16,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from troy.api.description import PilotJobDescription
-from troy.api.states import State
+from troy.model.description import PilotJobDescription
+from troy.model.states import State
 
 
 @dataclass(frozen=True)

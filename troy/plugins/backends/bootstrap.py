@@ -32,8 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import troy
-from troy.core import config
+from troy.model import config
 
 #: Where the bootstrap files live inside a pilot's working directory.
 STAGING_DIRECTORY = ".troy"
@@ -122,7 +121,8 @@ def build_wheel(directory: Path) -> Wheel:
     distribution = importlib.metadata.distribution("troy")
     version = distribution.version
     info = f"troy-{version}.dist-info"
-    members = _package_files(Path(troy.__file__).parent)
+    # troy/plugins/backends/bootstrap.py -> the troy package directory
+    members = _package_files(Path(__file__).resolve().parents[2])
     metadata = distribution.read_text("METADATA") or (
         f"Metadata-Version: 2.1\nName: troy\nVersion: {version}\n"
     )

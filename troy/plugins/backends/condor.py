@@ -22,9 +22,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from troy.api.description import PilotJobDescription
-from troy.api.errors import BackendError
-from troy.api.states import State
+from troy.model.description import PilotJobDescription
+from troy.model.errors import BackendError
+from troy.model.states import State
 from troy.plugins.backends import bootstrap
 from troy.plugins.backends.base import Backend, PilotLaunch
 from troy.plugins.backends.condor_submit import (

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
-from troy.api.description import PilotJobDescription
-from troy.api.errors import BackendError
+from troy.model.description import PilotJobDescription
+from troy.model.errors import BackendError
 from troy.plugins.backends.base import PilotLaunch
 
 #: The collector port of an HTCondor pool when the URL names none.

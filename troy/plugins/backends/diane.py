@@ -15,7 +15,7 @@ backend for ``fork://``/``local://`` URLs and through ``saga`` otherwise
 (``ssh://``, ``slurm://``, ...), so they run wherever those backends reach.
 A worker that dies is noticed as any pilot is (its process gone, or its
 heartbeat silent); the units it was running run again elsewhere
-(troy.core.retry), and the units still queued were never its own.
+(troy.model.retry), and the units still queued were never its own.
 
 Chosen by pj_type only ("diane", PILOTJOB_TYPE.DIANE): its URLs are the
 other backends'.
@@ -26,9 +26,9 @@ from __future__ import annotations
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from troy.api.description import PilotJobDescription
-from troy.api.states import State
-from troy.core import registry
+from troy.model.description import PilotJobDescription
+from troy.model.states import State
+from troy.plugins import registry
 from troy.plugins.backends.base import Backend, PilotLaunch
 
 #: Schemes whose workers start as local processes; every other goes through saga.

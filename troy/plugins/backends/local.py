@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from troy.api.errors import BackendError
-from troy.api.states import State
+from troy.model.errors import BackendError
+from troy.model.states import State
 from troy.plugins.backends.base import Backend, PilotLaunch
 
 _LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1"}

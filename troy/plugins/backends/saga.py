@@ -30,10 +30,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from troy.api.description import PilotJobDescription
-from troy.api.errors import BackendError
-from troy.api.states import State
-from troy.core import config
+from troy.model import config
+from troy.model.description import PilotJobDescription
+from troy.model.errors import BackendError
+from troy.model.states import State
 from troy.plugins.backends import bootstrap
 from troy.plugins.backends.base import Backend, PilotLaunch
 

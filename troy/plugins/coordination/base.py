@@ -34,7 +34,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
-from troy.api.errors import CoordinationError
+from troy.model.errors import CoordinationError
 
 #: An opaque, JSON-ready position in a stream; None means "from the start".
 Cursor = Any

@@ -57,7 +57,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
-from troy.api.errors import CoordinationError
+from troy.model.errors import CoordinationError
 from troy.plugins.coordination.base import Coordination, Cursor, check_name
 
 _PENDING, _CLAIMED, _TMP = "@pending", "@claimed", "@tmp"

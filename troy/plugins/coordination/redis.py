@@ -54,7 +54,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
 
-from troy.api.errors import CoordinationError
+from troy.model.errors import CoordinationError
 from troy.plugins.coordination.base import (
     DEFAULT_RETRY,
     Coordination,

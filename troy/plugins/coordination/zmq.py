@@ -60,8 +60,8 @@ try:
 except ImportError:  # the plugin loads without pyzmq and says what to install when used
     zmq = None  # type: ignore[assignment]
 
-from troy.api.errors import CoordinationError
-from troy.core.config import troy_home
+from troy.model.config import troy_home
+from troy.model.errors import CoordinationError
 from troy.plugins.coordination.base import (
     DEFAULT_RETRY,
     Coordination,

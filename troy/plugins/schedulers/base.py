@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from troy.api.states import State
+from troy.model.states import State
 
 
 @dataclass(frozen=True, slots=True)

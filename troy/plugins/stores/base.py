@@ -18,7 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from typing import IO, Any, ClassVar
 
-from troy.api.errors import StoreError
+from troy.model.errors import StoreError
 
 
 def safe_name(name: str) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, ClassVar, NoReturn
 from urllib.parse import unquote, urlsplit
 
-from troy.api.errors import StoreError
+from troy.model.errors import StoreError
 from troy.plugins.stores.base import (
     Store,
     names_to_put,

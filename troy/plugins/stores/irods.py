@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote, unquote, urlsplit
 
-from troy.api.errors import StoreError
+from troy.model.errors import StoreError
 from troy.plugins.stores.base import Store, names_to_put, safe_name, safe_unit_id, writing_into
 
 DEFAULT_PORT = 1247

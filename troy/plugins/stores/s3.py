@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, NoReturn
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
-from troy.api.errors import StoreError
+from troy.model.errors import StoreError
 from troy.plugins.stores.base import Store, names_to_put, safe_name, safe_unit_id, writing_into
 
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import IO, Any, ClassVar, NoReturn
 from urllib.parse import quote, unquote, urlsplit
 
-from troy.api.errors import StoreError
+from troy.model.errors import StoreError
 from troy.plugins.stores.base import (
     Store,
     names_to_put,

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, ClassVar
 
-from troy.api.errors import CoordinationError
+from troy.model.errors import CoordinationError
 from troy.plugins.coordination.base import Coordination, Cursor, check_name
 
 

@@ -5,7 +5,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from troy.api.errors import StoreError
+from troy.model.errors import StoreError
 from troy.plugins.stores.base import Store, names_to_put, safe_name, writing_into
 
 _STORES: dict[str, dict[str, dict[str, bytes]]] = {}  # url -> unit id -> file name -> bytes

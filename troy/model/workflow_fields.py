@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from troy.api.errors import BadDescription
+from troy.model.errors import BadDescription
 
 #: Keys of an ``after`` item given as a mapping.
 AFTER_KEYS = ("unit", "regardless")

@@ -19,10 +19,10 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from troy.api.errors import TroyError
-from troy.api.states import State
-from troy.core.inspect import PilotView, ServiceView
-from troy.core.png import Canvas, Color
+from troy.cli.inspect import PilotView, ServiceView
+from troy.cli.png import Canvas, Color
+from troy.model.errors import TroyError
+from troy.model.states import State
 
 BACKGROUND: Color = (255, 255, 255)
 #: An idle slot row.

@@ -42,9 +42,9 @@ from typing import Any
 
 import yaml
 
-from troy.api.description import PilotJobDescription, WorkUnitDescription
-from troy.api.errors import BadBatchFile, BadDescription, UnknownAttribute
 from troy.core import dependencies
+from troy.model.description import PilotJobDescription, WorkUnitDescription
+from troy.model.errors import BadBatchFile, BadDescription, UnknownAttribute
 
 TOP_LEVEL_KEYS = ("coordination", "scheduler", "pilots", "units")
 RESOURCE_KEYS = ("resource", "rm", "service_url")

@@ -9,8 +9,8 @@ import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from troy.api.errors import TroyError
-from troy.api.states import State
+from troy.model.errors import TroyError
+from troy.model.states import State
 
 FINAL_ORDER = (State.Done, State.Failed, State.Canceled)
 
@@ -68,8 +68,8 @@ def _relative_to(url: str, directory: str) -> str:
 
 def _check_plugins(batch: Any, coordination: str | None) -> None:
     """Raise NoSuchPlugin/BackendError now for any plugin the run would need and lacks."""
-    from troy.core import registry
     from troy.core.pilot_manager import backend_class
+    from troy.plugins import registry
 
     registry.load("scheduler", batch.scheduler)
     if coordination:
@@ -79,8 +79,8 @@ def _check_plugins(batch: Any, coordination: str | None) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from troy.core import batch_run
-    from troy.core.batchfile import load_batch_file
+    from troy.cli import batch_run
+    from troy.cli.batchfile import load_batch_file
 
     resume: str | bool | None = args.resume
     if isinstance(resume, str) and args.file is None and os.path.isfile(resume):
@@ -156,9 +156,10 @@ def _when(timestamp: float | None) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from troy.core import config, inspect
+    from troy.cli import inspect
     from troy.core.pilot_manager import absolute_url
-    from troy.core.registry import open_coordination
+    from troy.model import config
+    from troy.plugins.registry import open_coordination
 
     coordination = open_coordination(  # troy status only reads: it never serves
         absolute_url(args.coordination or config.default_coordination_url())
@@ -199,10 +200,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from troy.api.errors import NoSuchObject
-    from troy.core import config, inspect, report
+    from troy.cli import inspect, report
     from troy.core.pilot_manager import absolute_url
-    from troy.core.registry import open_coordination
+    from troy.model import config
+    from troy.model.errors import NoSuchObject
+    from troy.plugins.registry import open_coordination
 
     coordination = open_coordination(  # like troy status: only reads
         absolute_url(args.coordination or config.default_coordination_url())
@@ -226,7 +228,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    from troy.core import registry
+    from troy.plugins import registry
 
     for kind, group in registry.KINDS.items():
         print(f"{group}:")

@@ -9,12 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from troy.api.description import WorkUnitDescription
-from troy.api.errors import NoSuchObject
 from troy.api.objects import _Stateful
-from troy.api.states import STATE_RANK, State
-from troy.core import protocol
 from troy.core.transitions import advance, steps
+from troy.model import protocol
+from troy.model.description import WorkUnitDescription
+from troy.model.errors import NoSuchObject
+from troy.model.states import STATE_RANK, State
 from troy.plugins.coordination.base import Coordination
 
 

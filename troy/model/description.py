@@ -14,8 +14,8 @@ import math
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
-from troy.api.errors import BadDescription, UnknownAttribute
-from troy.api.workflow_fields import WORKFLOW_FIELDS
+from troy.model.errors import BadDescription, UnknownAttribute
+from troy.model.workflow_fields import WORKFLOW_FIELDS
 
 Validator = Callable[[str, Any], Any]
 

@@ -17,7 +17,7 @@ Streams
     ``pilot/<id>/control``  requests to the agent: cancel units, terminate
 Queues
     ``pilot/<id>``          units placed on that pilot: {"id", "service", "d", "a", "t"}
-                            ("t": earlier tries, see troy.core.retry)
+                            ("t": earlier tries, see troy.model.retry)
     ``tasks/<pjs-id>``      the same, for late-binding pilots (the diane backend): every
                             such pilot of the pilot-job service claims from it, one unit per
                             free slot; the pilot record's "queue" names it, "pull" is true

@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from troy.api.errors import TroyError
 from troy.api.services import PilotJobService, WorkUnitService
-from troy.api.states import State
-from troy.core import config
-from troy.core.batchfile import BatchFile, load_batch_file
+from troy.cli.batchfile import BatchFile, load_batch_file
+from troy.model import config
+from troy.model.errors import TroyError
+from troy.model.states import State
 
 
 class NoRun(TroyError):

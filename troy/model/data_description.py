@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from troy.api.description import (
+from troy.model.description import (
     Validator,
     _Description,
     _non_negative_number,

@@ -13,7 +13,7 @@ from functools import cache
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from troy.api.errors import BadPlugin, NoSuchPlugin
+from troy.model.errors import BadPlugin, NoSuchPlugin
 
 KINDS: dict[str, str] = {
     "backend": "troy.backends",
