@@ -31,7 +31,7 @@ def test_a_unit_is_queued_once_however_often_placement_runs(
         submitted = units.submit([{"executable": "/bin/true"} for _ in range(100)])
         manager = units._manager
         for _ in range(3):  # as the monitor does when pilots change
-            manager._place(submitted)
+            manager.placement.place(submitted)
         coordination = open_coordination(coordination_url)
         items = coordination.claim(protocol.pilot_key(pilot.id), "inspector", 10_000)
         coordination.close()

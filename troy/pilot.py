@@ -119,7 +119,7 @@ class PilotCompute:
         """Run a unit on this pilot (not placed elsewhere)."""
         if self._units is None:
             self._units = WorkUnitService(coordination=self._service.service.coordination)
-            self._units._manager.only_pilots = frozenset({self.pilot.id})
+            self._units._manager.placement.only_pilots = frozenset({self.pilot.id})
             self._units.add(self._service.service)
         return ComputeUnit(self._units.submit(_plain(compute_unit_description, "compute unit")))
 

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from troy.model.data_description import PilotDataDescription
+from troy.model.data_description import PilotDataDescription, local_paths
 from troy.model.errors import BadDescription, StoreError, Timeout
 from troy.model.states import State
 from troy.plugins import (
@@ -34,34 +34,14 @@ if TYPE_CHECKING:
 _WAIT_POLL = 0.05
 
 
-def local_paths(file_urls: Sequence[str], field: str = "file_urls") -> list[str]:
-    """Absolute paths of ``file_urls`` (paths or file:// URLs); BadDescription if not files."""
-    paths = []
-    for index, url in enumerate(file_urls):
-        path = url
-        if url.startswith("file://"):
-            path = url[len("file://") :]
-            if not path.startswith("/"):  # file://localhost/path
-                path = "/" + path.partition("/")[2]
-        elif "://" in url:
-            raise BadDescription(
-                f"{field}[{index}]", f"{url!r}: only local files (paths or file:// URLs) can be put"
-            )
-        path = os.path.abspath(os.path.expanduser(path))
-        if not os.path.isfile(path):
-            raise BadDescription(f"{field}[{index}]", f"{url!r} is not a readable file")
-        paths.append(path)
-    names = [os.path.basename(path) for path in paths]
-    for name in {name for name in names if names.count(name) > 1}:
-        raise BadDescription(field, f"two files are named {name!r}: a data unit is flat")
-    return paths
-
-
 class PilotData:
     """A store that holds data units (BigJob's Pilot-Data)."""
 
     def __init__(
-        self, manager: DataManager, pilot_data_id: str, description: PilotDataDescription
+        self,
+        manager: DataManager[PilotData, DataUnit],
+        pilot_data_id: str,
+        description: PilotDataDescription,
     ) -> None:
         self._manager = manager
         self.id = pilot_data_id

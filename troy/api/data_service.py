@@ -12,7 +12,7 @@ from troy.model.errors import BadDescription
 from troy.model.states import State
 
 
-class PilotDataService(_Service[DataManager]):
+class PilotDataService(_Service[DataManager[PilotData, DataUnit]]):
     """Creates and lists Pilot-Data; ``PilotDataService(id=...)`` reconnects.
 
     ``coordination`` defaults to ``$TROY_COORDINATION``, else a file store in
@@ -21,7 +21,7 @@ class PilotDataService(_Service[DataManager]):
     """
 
     def __init__(self, id: str | None = None, coordination: str | None = None) -> None:
-        self._manager = DataManager(id, coordination)
+        self._manager = DataManager(id, coordination, PilotData, DataUnit)
 
     @property
     def state(self) -> State:

@@ -63,6 +63,23 @@ class _Stateful:
             return
         self._callbacks.remove(member)
 
+    # -- called by the managing service (troy.core.tracked.Tracked) -------------------
+    def _fire(self, member: str, value: Any) -> None:
+        if self._callbacks:
+            self._callbacks.fire(self, member, value)
+
+    def _settle(self) -> bool:
+        if self._settled:
+            return False
+        self._settled = True
+        return True
+
+    def _unsettle(self) -> None:
+        self._settled = False
+
+    def _is_settled(self) -> bool:
+        return self._settled
+
     def timestamp(self, state: State | str) -> float | None:
         """When the object (last) entered ``state``, or None."""
         for entered, when in reversed(self.history):
@@ -104,7 +121,7 @@ class PilotJob(_Stateful):
 
     def __init__(
         self,
-        manager: PilotManager,
+        manager: PilotManager[PilotJob],
         pilot_id: str,
         rm: str,
         description: PilotJobDescription,
@@ -158,7 +175,7 @@ class WorkUnit(_Stateful):
     )
 
     def __init__(
-        self, manager: UnitManager, unit_id: str, description: WorkUnitDescription
+        self, manager: UnitManager[WorkUnit], unit_id: str, description: WorkUnitDescription
     ) -> None:
         super().__init__(unit_id)
         self._manager = manager

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Generic, Self, TypeVar, overload
 
+from troy.api.data_objects import DataUnit, PilotData
 from troy.api.objects import PilotJob, WorkUnit
 from troy.core.data_manager import DataManager
 from troy.core.pilot_manager import PilotManager
@@ -20,7 +21,9 @@ def _overall_state(members: Sequence[PilotJob] | Sequence[WorkUnit]) -> State:
     return State.Done if members else State.New
 
 
-Manager = TypeVar("Manager", PilotManager, UnitManager, DataManager)
+Manager = TypeVar(
+    "Manager", PilotManager[PilotJob], UnitManager[WorkUnit], DataManager[PilotData, DataUnit]
+)
 
 
 class _Service(Generic[Manager]):
@@ -51,7 +54,7 @@ class _Service(Generic[Manager]):
         return f"<{type(self).__name__} {self.id}>"
 
 
-class PilotJobService(_Service[PilotManager]):
+class PilotJobService(_Service[PilotManager[PilotJob]]):
     """Creates and manages pilots (the Pilot-Manager of the P* model).
 
     ``PilotJobService()`` starts a new service; ``PilotJobService(id=...)``
@@ -61,7 +64,7 @@ class PilotJobService(_Service[PilotManager]):
     """
 
     def __init__(self, id: str | None = None, coordination: str | None = None) -> None:
-        self._manager = PilotManager(id, coordination)
+        self._manager = PilotManager(id, coordination, PilotJob)
 
     @property
     def state(self) -> State:
@@ -106,7 +109,7 @@ class PilotJobService(_Service[PilotManager]):
             pilot.wait(remaining)
 
 
-class WorkUnitService(_Service[UnitManager]):
+class WorkUnitService(_Service[UnitManager[WorkUnit]]):
     """Where the application submits work units; places them on pilots with a scheduler.
 
     ``WorkUnitService(id=...)`` reconnects (also from a new process) and sees
@@ -119,7 +122,7 @@ class WorkUnitService(_Service[UnitManager]):
         coordination: str | None = None,
         scheduler: str | None = None,
     ) -> None:
-        self._manager = UnitManager(id, coordination, scheduler)
+        self._manager = UnitManager(id, coordination, scheduler, WorkUnit, PilotJob)
 
     @property
     def scheduler(self) -> str:

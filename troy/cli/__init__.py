@@ -157,7 +157,7 @@ def _when(timestamp: float | None) -> str:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from troy.cli import inspect
-    from troy.core.pilot_manager import absolute_url
+    from troy.core.service import absolute_url
     from troy.model import config
     from troy.plugins.registry import open_coordination
 
@@ -201,7 +201,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from troy.cli import inspect, report
-    from troy.core.pilot_manager import absolute_url
+    from troy.core.service import absolute_url
     from troy.model import config
     from troy.model.errors import NoSuchObject
     from troy.plugins.registry import open_coordination

@@ -10,45 +10,56 @@ why).
 from __future__ import annotations
 
 import os
-import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
-from troy.api.data_objects import DataUnit, PilotData, local_paths
-from troy.core.pilot_manager import absolute_url
+from troy.core.service import ServiceManager
 from troy.model import config, protocol
-from troy.model.data_description import DataUnitDescription, PilotDataDescription
+from troy.model.data_description import DataUnitDescription, PilotDataDescription, local_paths
 from troy.model.errors import BadDescription, NoSuchObject, StoreError
 from troy.model.states import State
-from troy.plugins import (
-    data_records,
-    registry,
-)
+from troy.plugins import data_records, registry
+from troy.plugins.coordination.base import Coordination
 
 
-class DataManager:
-    """The Pilot-Data and data units of one Pilot-Data service."""
+class TrackedPilotData(Protocol):
+    """What the data manager needs of a Pilot-Data object (troy.PilotData)."""
 
-    def __init__(self, service_id: str | None, coordination_url: str | None) -> None:
-        self.coordination_url = absolute_url(coordination_url or config.default_coordination_url())
-        self.coordination = registry.open_coordination(self.coordination_url, serve=True)
-        self.lock = threading.Lock()
-        self._pilots: dict[str, PilotData] = {}
-        self._units: dict[str, DataUnit] = {}
+    id: str
+
+    @property
+    def state(self) -> State: ...
+
+
+PD = TypeVar("PD", bound=TrackedPilotData)
+DU = TypeVar("DU")
+
+
+class DataManager(ServiceManager, Generic[PD, DU]):
+    """The Pilot-Data and data units of one Pilot-Data service.
+
+    ``new_pilot_data(manager, id, description)`` and ``new_data_unit(coordination,
+    id)`` make the objects that stand for them (troy.PilotData, troy.DataUnit).
+    """
+
+    kind: ClassVar[str] = "pilotdata"
+    id_prefix: ClassVar[str] = "pds"
+    noun: ClassVar[str] = "Pilot-Data service"
+
+    def __init__(
+        self,
+        service_id: str | None,
+        coordination_url: str | None,
+        new_pilot_data: Callable[[DataManager[PD, DU], str, PilotDataDescription], PD],
+        new_data_unit: Callable[[Coordination, str], DU],
+    ) -> None:
+        super().__init__(service_id, coordination_url)
+        self.new_pilot_data = new_pilot_data
+        self.new_data_unit = new_data_unit
+        self._pilots: dict[str, PD] = {}
+        self._units: dict[str, DU] = {}
         self._cursor: Any = None
-        if service_id is None:
-            self.service_id = config.new_id("pds")
-            self.coordination.put_record(
-                protocol.service_key(self.service_id),
-                {"id": self.service_id, "kind": "pilotdata", "created": time.time()},
-            )
-        else:
-            record = self.coordination.get_record(protocol.service_key(service_id))
-            if record is None or record.get("kind") != "pilotdata":
-                raise NoSuchObject(
-                    f"no Pilot-Data service '{service_id}' in {self.coordination_url}"
-                )
-            self.service_id = service_id
         self._load()
 
     def _load(self) -> None:
@@ -61,12 +72,12 @@ class DataManager:
             if kind == "pd" and object_id not in self._pilots:
                 record = data_records.read_pilot_data(self.coordination, object_id)
                 description = PilotDataDescription(record["description"])
-                self._pilots[object_id] = PilotData(self, object_id, description)
+                self._pilots[object_id] = self.new_pilot_data(self, object_id, description)
             elif kind == "du" and object_id not in self._units:
-                self._units[object_id] = DataUnit(self.coordination, object_id)
+                self._units[object_id] = self.new_data_unit(self.coordination, object_id)
 
     # -- Pilot-Data ----------------------------------------------------------------------
-    def create(self, description: PilotDataDescription | dict[str, Any]) -> PilotData:
+    def create(self, description: PilotDataDescription | dict[str, Any]) -> PD:
         description = PilotDataDescription(description)
         description.validate()
         url = str(description.service_url)
@@ -85,17 +96,17 @@ class DataManager:
         self.coordination.append(
             protocol.service_key(self.service_id), [{"ev": "pd", "id": pilot_data_id}]
         )
-        pilot = PilotData(self, pilot_data_id, description)
+        pilot = self.new_pilot_data(self, pilot_data_id, description)
         with self.lock:
             self._pilots[pilot_data_id] = pilot
         return pilot
 
-    def pilots(self) -> list[PilotData]:
+    def pilots(self) -> list[PD]:
         with self.lock:
             self._load()
             return list(self._pilots.values())
 
-    def get(self, pilot_data_id: str) -> PilotData:
+    def get(self, pilot_data_id: str) -> PD:
         with self.lock:
             self._load()
             try:
@@ -106,14 +117,12 @@ class DataManager:
                 ) from None
 
     # -- data units ----------------------------------------------------------------------
-    def units(self) -> list[DataUnit]:
+    def units(self) -> list[DU]:
         with self.lock:
             self._load()
             return list(self._units.values())
 
-    def submit(
-        self, pilot: PilotData, description: DataUnitDescription | dict[str, Any]
-    ) -> DataUnit:
+    def submit(self, pilot: PD, description: DataUnitDescription | dict[str, Any]) -> DU:
         """Record a data unit in ``pilot`` and put its files there."""
         description = DataUnitDescription(description)
         paths = local_paths(description.file_urls or [])
@@ -157,10 +166,7 @@ class DataManager:
                 data_records.event("state", s=str(State.Running)),
             ],
         )
-        unit = DataUnit(self.coordination, unit_id)
+        unit = self.new_data_unit(self.coordination, unit_id)
         with self.lock:
             self._units[unit_id] = unit
         return unit
-
-    def close(self) -> None:
-        self.coordination.close()

@@ -12,14 +12,14 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, ClassVar, Generic, TypeVar
 
-from troy.api.objects import PilotJob
-from troy.core import hooks
 from troy.core.monitor import Monitor
-from troy.core.transitions import Change, advance
+from troy.core.service import ServiceManager
+from troy.core.tracked import Change, TrackedPilot
+from troy.core.transitions import advance
 from troy.model import config, protocol
 from troy.model.description import PilotJobDescription
 from troy.model.errors import BackendError, CoordinationError, NoSuchObject, TroyError
@@ -58,41 +58,40 @@ def backend_class(rm: str, pj_type: Any) -> type[Backend]:
     return loaded
 
 
-def absolute_url(url: str) -> str:
-    """A coordination URL an agent in another directory can use (plain paths made absolute)."""
-    if urlsplit(url).scheme:
-        return url
-    return Path(url).expanduser().absolute().as_uri()
+P = TypeVar("P", bound=TrackedPilot)
+
+#: Makes the object for a pilot: (manager, id, rm, description, pj_type, working directory).
+PilotFactory = Callable[["PilotManager[P]", str, str, PilotJobDescription, str, str], P]
 
 
-class PilotManager:
-    """Creates, tracks and cancels the pilots of one pilot-job service."""
+class PilotManager(ServiceManager, Generic[P]):
+    """Creates, tracks and cancels the pilots of one pilot-job service.
 
-    def __init__(self, service_id: str | None, coordination_url: str | None) -> None:
-        self.coordination_url = absolute_url(coordination_url or config.default_coordination_url())
-        self.coordination = registry.open_coordination(self.coordination_url, serve=True)
-        self.lock = threading.RLock()
-        self.settled = threading.Condition(self.lock)
-        self._pilots: dict[str, PilotJob] = {}
+    ``new_pilot`` makes the object that stands for a pilot (troy.PilotJob).
+    """
+
+    kind: ClassVar[str] = "pilotjob"
+    id_prefix: ClassVar[str] = "pjs"
+    noun: ClassVar[str] = "pilot-job service"
+    state_hook: ClassVar[str | None] = "troy_pilot_state_changed"
+    hook_id: ClassVar[str] = "pilot_id"
+
+    def __init__(
+        self,
+        service_id: str | None,
+        coordination_url: str | None,
+        new_pilot: PilotFactory[P],
+    ) -> None:
+        super().__init__(service_id, coordination_url)
+        self.new_pilot = new_pilot
+        self._pilots: dict[str, P] = {}
         self._cursors: dict[str, Any] = {}
         self._backends: dict[str, Backend] = {}
         self._last_backend_poll = 0.0
         #: Per pilot: the last heartbeat seen and when (this process' monotonic clock).
         self._beats: dict[str, tuple[Any, float]] = {}
         self._service_cursor: Any = None
-        if service_id is None:
-            self.service_id = config.new_id("pjs")
-            self.coordination.put_record(
-                protocol.service_key(self.service_id),
-                {"id": self.service_id, "kind": "pilotjob", "created": time.time()},
-            )
-        else:
-            record = self.coordination.get_record(protocol.service_key(service_id))
-            if record is None or record.get("kind") != "pilotjob":
-                raise NoSuchObject(
-                    f"no pilot-job service '{service_id}' in {self.coordination_url}"
-                )
-            self.service_id = service_id
+        if service_id is not None:
             self._load_pilots()
         self.monitor = Monitor(f"troy-pilots-{self.service_id}", self._poll)
         self.monitor.start()
@@ -109,7 +108,7 @@ class PilotManager:
             record = self.coordination.get_record(protocol.pilot_key(event["id"]))
             if record is None:
                 continue
-            pilot = PilotJob(
+            pilot = self.new_pilot(
                 self,
                 record["id"],
                 record["rm"],
@@ -125,11 +124,11 @@ class PilotManager:
                 self._pilots[pilot.id] = pilot
 
     # -- queries -------------------------------------------------------------------
-    def pilots(self) -> list[PilotJob]:
+    def pilots(self) -> list[P]:
         with self.lock:
             return list(self._pilots.values())
 
-    def get(self, pilot_id: str) -> PilotJob:
+    def get(self, pilot_id: str) -> P:
         with self.lock:
             try:
                 return self._pilots[pilot_id]
@@ -143,7 +142,7 @@ class PilotManager:
         description: PilotJobDescription | dict[str, Any],
         pj_type: Any = None,
         context: Any = None,
-    ) -> PilotJob:
+    ) -> P:
         if not isinstance(rm, str) or not rm.strip():
             raise TroyError(f"rm must be a resource URL such as fork://localhost, not {rm!r}")
         description = PilotJobDescription(description)
@@ -157,7 +156,7 @@ class PilotManager:
             directory = str(Path(directory).expanduser().absolute())
         else:
             directory = config.default_pilot_directory(pilot_id)
-        pilot = PilotJob(self, pilot_id, rm, description, plugin.name, directory)
+        pilot = self.new_pilot(self, pilot_id, rm, description, plugin.name, directory)
         if plugin.late_binding:
             pilot.queue = protocol.task_queue(self.service_id)
         pilot.context = context
@@ -173,7 +172,7 @@ class PilotManager:
         self._launch(pilot, backend)
         return pilot
 
-    def _write_record(self, pilot: PilotJob) -> None:
+    def _write_record(self, pilot: P) -> None:
         self.coordination.put_record(
             protocol.pilot_key(pilot.id),
             {
@@ -196,7 +195,7 @@ class PilotManager:
             },
         )
 
-    def _launch(self, pilot: PilotJob, backend: Backend) -> None:
+    def _launch(self, pilot: P, backend: Backend) -> None:
         command = [
             sys.executable,
             "-m",
@@ -222,21 +221,21 @@ class PilotManager:
         self._write_record(pilot)
         self._record_state(pilot, State.Pending, "")
 
-    def _record_state(self, pilot: PilotJob, state: State, detail: str) -> None:
+    def _record_state(self, pilot: P, state: State, detail: str) -> None:
         """Write a pilot state event as the manager, and apply it here at once."""
         event = protocol.pilot_state_event(str(state), pilot.attempt, detail=detail or None)
         self.coordination.append(protocol.pilot_key(pilot.id), [event])
         self._apply(pilot, [event])
 
     # -- state tracking -------------------------------------------------------------
-    def _backend_for(self, pilot: PilotJob) -> Backend:
+    def _backend_for(self, pilot: P) -> Backend:
         backend = self._backends.get(pilot.id)
         if backend is None:
             backend = backend_class(pilot.rm, pilot.pj_type)(pilot.rm, pilot.context)
             self._backends[pilot.id] = backend
         return backend
 
-    def _apply(self, pilot: PilotJob, events: list[dict[str, Any]]) -> None:
+    def _apply(self, pilot: P, events: list[dict[str, Any]]) -> None:
         changes: list[Change] = []
         with self.lock:
             for event in events:
@@ -255,28 +254,9 @@ class PilotManager:
                     or []
                 )
         if changes:
-            self.monitor.notify(lambda: self._deliver(changes))
+            self.monitor.notify(lambda: self.deliver(changes))
 
-    def _deliver(self, changes: list[Change]) -> None:
-        observed = hooks.has_observers("troy_pilot_state_changed")
-        for obj, member, value, ts in changes:
-            if obj._callbacks:
-                obj._callbacks.fire(obj, member, value)
-            if observed and member == "state":
-                hooks.notify(
-                    "troy_pilot_state_changed",
-                    service_id=self.service_id,
-                    pilot_id=obj.id,
-                    state=str(value),
-                    detail=obj.state_detail,
-                    timestamp=ts,
-                )
-            if member == "state" and State(value).is_final and obj.state.is_final:
-                with self.settled:
-                    obj._settled = True
-                    self.settled.notify_all()
-
-    def _read_stream(self, pilot: PilotJob) -> bool:
+    def _read_stream(self, pilot: P) -> bool:
         events, self._cursors[pilot.id] = self.coordination.read(
             protocol.pilot_key(pilot.id), self._cursors.get(pilot.id), skip_own=True
         )
@@ -309,7 +289,7 @@ class PilotManager:
         # While a pilot is starting, look often: its Running is then seen at once.
         return busy or any(p.state in (State.New, State.Pending) for p in self.pilots())
 
-    def _check_heartbeat(self, pilot: PilotJob) -> None:
+    def _check_heartbeat(self, pilot: P) -> None:
         """Declare a Running pilot lost when its heartbeat stopped changing for too long.
 
         Changes are timed by this process' clock (hosts' clocks differ), from when
@@ -327,7 +307,7 @@ class PilotManager:
         if silent > pilot.heartbeat_timeout:
             self._lost(pilot, f"agent heartbeat lapsed: no sign of life for {silent:.0f} s")
 
-    def _lost(self, pilot: PilotJob, reason: str) -> None:
+    def _lost(self, pilot: P, reason: str) -> None:
         """Record a pilot whose agent stopped answering as Failed, and try to stop it."""
         self._record_state(pilot, State.Failed, reason)
         self.coordination.append(
@@ -346,7 +326,7 @@ class PilotManager:
 
             threading.Thread(target=stop, name=f"troy-stop-{pilot.id}", daemon=True).start()
 
-    def _check_backend(self, pilot: PilotJob) -> None:
+    def _check_backend(self, pilot: P) -> None:
         try:
             state, detail = self._backend_for(pilot).state(pilot.handle or {})
         except TroyError as exc:
@@ -357,7 +337,7 @@ class PilotManager:
                 # Why it waits (e.g. HTCondor's hold reason): shown, not recorded.
                 pilot.state_detail = detail
                 now = time.time()
-                self.monitor.notify(lambda: self._deliver([(pilot, "state_detail", detail, now)]))
+                self.monitor.notify(lambda: self.deliver([(pilot, "state_detail", detail, now)]))
             return
         if state.is_final:
             # The agent may have reported how it ended just before exiting: read that first.
@@ -366,7 +346,7 @@ class PilotManager:
                 self._record_state(pilot, state, detail)
 
     # -- control ---------------------------------------------------------------------
-    def cancel_pilot(self, pilot: PilotJob, reason: str = "pilot canceled") -> None:
+    def cancel_pilot(self, pilot: P, reason: str = "pilot canceled") -> None:
         """Ask the agent to stop, make the backend end the job, record Canceled."""
         if pilot.state.is_final:
             return
@@ -391,9 +371,7 @@ class PilotManager:
         for pilot in pilots:
             self.cancel_pilot(pilot)
 
-    def reinitialize(
-        self, pilot: PilotJob, description: PilotJobDescription | dict[str, Any]
-    ) -> None:
+    def reinitialize(self, pilot: P, description: PilotJobDescription | dict[str, Any]) -> None:
         """Stop the pilot's agent and start a new one with a new description."""
         new_description = PilotJobDescription(description)
         new_description.validate()
@@ -410,10 +388,10 @@ class PilotManager:
             pilot.state_detail = "reinitialized"
             pilot.history.append((State.New, now))
             pilot.canceling = False
-            pilot._settled = False
+            pilot._unsettle()
             pilot.handle = None
         self.monitor.notify(
-            lambda: self._deliver(
+            lambda: self.deliver(
                 [(pilot, "state", State.New, now), (pilot, "state_detail", "reinitialized", now)]
             )
         )
@@ -429,4 +407,4 @@ class PilotManager:
     def close(self) -> None:
         """Stop watching (pilots keep running)."""
         self.monitor.stop()
-        self.coordination.close()
+        super().close()

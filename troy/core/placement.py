@@ -1,21 +1,20 @@
 """Placing a unit manager's units: dependencies first, then the scheduler, then one commit.
 
-The part of troy.core.unit_manager.UnitManager that decides where waiting
-units go. Units whose dependencies are not met wait (their state_detail says
-for what) or are Canceled when one failed; the rest go to the scheduler as
-plain values (UnitRequest, PilotOffer); its choices are recorded, together
-with the queue items, in one commit.
+Units whose dependencies are not met wait (their state_detail says for
+what) or are Canceled when one failed; the rest go to the scheduler as plain
+values (UnitRequest, PilotOffer); its choices are recorded, together with
+the queue items, in one commit.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from troy.api.objects import PilotJob, WorkUnit
 from troy.core import dependencies
 from troy.core.data_locator import DataLocator
+from troy.core.tracked import TrackedPilot, TrackedUnit
 from troy.model import protocol
 from troy.model.errors import SchedulerError
 from troy.model.states import State
@@ -25,37 +24,55 @@ from troy.plugins.schedulers.base import DataInput, PilotOffer, Scheduler, UnitR
 
 
 class Placement:
-    """Mixin: the placement of units (UnitManager provides the attributes below)."""
+    """Decides where one work-unit service's waiting units go, and records it.
 
-    service_id: str
-    coordination: Coordination
-    scheduler: Scheduler
-    lock: threading.RLock
-    only_pilots: frozenset[str] | None
-    _units: dict[str, WorkUnit]
-    _place_lock: threading.Lock
-    _deps: dependencies.DependencyTracker
-    _locator: DataLocator
+    It reads the manager's units (``units``, guarded by ``lock``) and the
+    pilots units may go to (``pilots()``), asks ``scheduler``, commits the
+    decisions with their queue items to ``coordination``, and hands the
+    events it recorded to ``apply`` (the manager applies them locally).
+    ``place_lock`` serializes placements (and cancels) within the process.
+    """
 
-    def _pilots(self, watched: bool = False) -> list[PilotJob]:
-        raise NotImplementedError
-
-    def _apply(self, events: Iterable[dict[str, Any]]) -> None:
-        raise NotImplementedError
+    def __init__(
+        self,
+        service_id: str,
+        coordination: Coordination,
+        scheduler: Scheduler,
+        units: Mapping[str, TrackedUnit],
+        lock: threading.RLock,
+        pilots: Callable[[], list[TrackedPilot]],
+        apply: Callable[[Iterable[dict[str, Any]]], None],
+        tracker: dependencies.DependencyTracker,
+        locator: DataLocator,
+    ) -> None:
+        self.service_id = service_id
+        self.coordination = coordination
+        self.scheduler = scheduler
+        self._units = units
+        self._lock = lock
+        self._pilots = pilots
+        self._apply = apply
+        self._deps = tracker
+        self.locator = locator
+        self.place_lock = threading.Lock()
+        #: If set, units go only to these pilots (BigJob's PilotCompute.submit_compute_unit).
+        self.only_pilots: frozenset[str] | None = None
 
     # -- dependencies ----------------------------------------------------------------------
     def _state_of(self, unit_id: str) -> State | None:
         unit = self._units.get(unit_id)
         return None if unit is None else unit.state
 
-    def _gate(self, units: Sequence[WorkUnit]) -> tuple[list[WorkUnit], dict[str, dict[str, Any]]]:
+    def gate(
+        self, units: Sequence[TrackedUnit]
+    ) -> tuple[list[TrackedUnit], dict[str, dict[str, Any]]]:
         """The units free to be placed, and Canceled events for those whose dependency failed.
 
         A unit still waiting for a dependency is neither; its state_detail says for what.
         """
         if not self._deps.used:
             return list(units), {}
-        free: list[WorkUnit] = []
+        free: list[TrackedUnit] = []
         canceled: dict[str, dict[str, Any]] = {}
         for unit in units:
             after = unit.description.get("after")
@@ -81,9 +98,9 @@ class Placement:
                 return pilot.queue
         return protocol.pilot_key(pilot_id)
 
-    def _offers(self) -> list[PilotOffer]:
+    def offers(self) -> list[PilotOffer]:
         load: dict[str, int] = {}
-        with self.lock:
+        with self._lock:
             for unit in self._units.values():
                 if unit.pilot is not None and not unit.state.is_final:
                     load[unit.pilot] = load.get(unit.pilot, 0) + 1
@@ -107,8 +124,8 @@ class Placement:
             )
         return offers
 
-    def _placement(
-        self, units: Sequence[WorkUnit], plain: Sequence[dict[str, Any]] | None = None
+    def decide(
+        self, units: Sequence[TrackedUnit], plain: Sequence[dict[str, Any]] | None = None
     ) -> tuple[dict[str, dict[str, Any]], dict[str, list[dict[str, Any]]]]:
         """Decide where units go, writing nothing.
 
@@ -118,7 +135,7 @@ class Placement:
         """
         decided: dict[str, dict[str, Any]] = {}
         by_pilot: dict[str, list[dict[str, Any]]] = {}
-        offers = self._offers()
+        offers = self.offers()
         if not units or not offers:
             for unit in units:
                 if unit.state == State.New:
@@ -151,7 +168,7 @@ class Placement:
                     datacenter=get("affinity_datacenter_label"),
                     machine=get("affinity_machine_label"),
                     input_data=urls,
-                    inputs=self._locator.locate(urls, memo) if urls else (),
+                    inputs=self.locator.locate(urls, memo) if urls else (),
                 )
             )
         placement = self.scheduler.place(requests, offers) if requests else {}
@@ -178,7 +195,7 @@ class Placement:
             by_pilot.setdefault(pilot_id, []).append(item)
         return decided, by_pilot
 
-    def _commit(
+    def commit(
         self, events: list[dict[str, Any]], by_pilot: dict[str, list[dict[str, Any]]]
     ) -> None:
         """Record events and put placed units in their pilots' queues, as one step."""
@@ -187,14 +204,14 @@ class Placement:
             queues.setdefault(self._queue_of(pilot_id), []).extend(items)
         self.coordination.commit(protocol.service_key(self.service_id), events, queues)
 
-    def _place(self, units: Sequence[WorkUnit], withdrawn_from: str | None = None) -> None:
+    def place(self, units: Sequence[TrackedUnit], withdrawn_from: str | None = None) -> None:
         """Place waiting units on live pilots; units no pilot can ever hold fail at once.
 
         Only New units are placed, and Pending ones that were withdrawn from the
         queue of pilot ``withdrawn_from`` (which ended): a unit in a queue must
         never be placed twice.
         """
-        with self._place_lock:
+        with self.place_lock:
             units = [
                 u
                 for u in units
@@ -202,17 +219,17 @@ class Placement:
                 or (withdrawn_from and u.state == State.Pending and u.pilot == withdrawn_from)
             ]
             while True:
-                free, canceled = self._gate(units)
+                free, canceled = self.gate(units)
                 if not canceled:
                     break
                 # A failed dependency: cancel, then look again (their dependents follow).
                 events = list(canceled.values())
-                self._commit(events, {})
+                self.commit(events, {})
                 self._apply(events)
                 units = [u for u in units if u.state == State.New]
-            decided, by_pilot = self._placement(free)
+            decided, by_pilot = self.decide(free)
             if not decided:
                 return
             events = list(decided.values())
-            self._commit(events, by_pilot)
+            self.commit(events, by_pilot)
             self._apply(events)

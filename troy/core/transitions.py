@@ -11,11 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from troy.api.objects import _Stateful
+from troy.core.tracked import Change, Tracked
 from troy.model.states import STATE_RANK, State
-
-#: (object, member, value) changes for callbacks and hooks.
-Change = tuple[_Stateful, str, Any, float]
 
 
 def steps(event: dict[str, Any]) -> list[tuple[State, float, str | None]]:
@@ -31,7 +28,7 @@ def steps(event: dict[str, Any]) -> list[tuple[State, float, str | None]]:
 
 
 def advance(
-    obj: _Stateful, state: State, attempt: int, ts: float, detail: str | None
+    obj: Tracked, state: State, attempt: int, ts: float, detail: str | None
 ) -> list[Change] | None:
     """Apply one state event to ``obj``: None if it is stale, else the changes it made.
 

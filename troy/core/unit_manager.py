@@ -10,19 +10,19 @@ left on a pilot that ended without running them are placed again.
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ClassVar, Generic, TypeVar
 
-from troy.api.objects import PilotJob, WorkUnit
-from troy.core import dependencies, hooks, sweeps
+from troy.core import dependencies, sweeps
 from troy.core.data_locator import DataLocator
 from troy.core.monitor import Monitor
-from troy.core.pilot_manager import PilotManager, absolute_url
+from troy.core.pilot_manager import PilotFactory, PilotManager
 from troy.core.placement import Placement
-from troy.core.transitions import Change, advance, steps
-from troy.model import config, protocol, retry
+from troy.core.service import ServiceManager
+from troy.core.tracked import Change, TrackedPilot, TrackedUnit
+from troy.core.transitions import advance, steps
+from troy.model import protocol, retry
 from troy.model.description import WorkUnitDescription
 from troy.model.errors import BadDescription, NoSuchObject, Timeout, TroyError
 from troy.model.states import State
@@ -33,6 +33,11 @@ log = logging.getLogger("troy.units")
 #: Seconds, at most, a unit claimed from a shared queue may stay Pending on a pilot
 #: that ended before it counts as lost (another worker may have claimed it).
 SHARED_CLAIM_GRACE = 10.0
+
+U = TypeVar("U", bound=TrackedUnit)
+
+#: Makes the object for a unit: (manager, id, description).
+UnitFactory = Callable[["UnitManager[U]", str, WorkUnitDescription], U]
 
 
 def _validated(descriptions: Sequence[Any]) -> list[WorkUnitDescription]:
@@ -50,27 +55,43 @@ def _validated(descriptions: Sequence[Any]) -> list[WorkUnitDescription]:
     return checked
 
 
-class UnitManager(Placement):
-    """Submits, places, tracks and cancels the units of one work-unit service."""
+class UnitManager(ServiceManager, Generic[U]):
+    """Submits, places, tracks and cancels the units of one work-unit service.
+
+    ``new_unit`` makes the object that stands for a unit (troy.U);
+    ``new_pilot`` that of a pilot, for the pilot-job services it finds attached
+    in the service's stream (attached by another process).
+    """
+
+    kind: ClassVar[str] = "workunit"
+    id_prefix: ClassVar[str] = "wus"
+    noun: ClassVar[str] = "work-unit service"
+    state_hook: ClassVar[str | None] = "troy_unit_state_changed"
+    hook_id: ClassVar[str] = "unit_id"
 
     def __init__(
-        self, service_id: str | None, coordination_url: str | None, scheduler: str | None
+        self,
+        service_id: str | None,
+        coordination_url: str | None,
+        scheduler: str | None,
+        new_unit: UnitFactory[U],
+        new_pilot: PilotFactory[Any],
     ) -> None:
-        self.coordination_url = absolute_url(coordination_url or config.default_coordination_url())
-        self.coordination = registry.open_coordination(self.coordination_url, serve=True)
-        self._locator = DataLocator(self.coordination)
+        # An unknown scheduler fails before anything is recorded.
+        plugin = registry.load("scheduler", scheduler) if scheduler else None
+        # A new service records its scheduler; a reconnected one uses the recorded one.
+        super().__init__(service_id, coordination_url, {"scheduler": scheduler or "round_robin"})
+        self.scheduler_name = scheduler or self.record.get("scheduler") or "round_robin"
+        self.scheduler: Scheduler = (plugin or registry.load("scheduler", self.scheduler_name))()
+        self.new_unit = new_unit
+        self.new_pilot = new_pilot
         self._deps = dependencies.DependencyTracker()
-        #: If set, units go only to these pilots (BigJob's PilotCompute.submit_compute_unit).
-        self.only_pilots: frozenset[str] | None = None
-        self.lock = threading.RLock()
-        self.settled = threading.Condition(self.lock)
-        self._place_lock = threading.Lock()
-        self._units: dict[str, WorkUnit] = {}
+        self._units: dict[str, U] = {}
         #: Pilot-job services units may be placed on now.
-        self._pilot_managers: dict[str, PilotManager] = {}
+        self._pilot_managers: dict[str, PilotManager[Any]] = {}
         #: Every one ever attached: units placed before a remove() still need watching.
-        self._watched: dict[str, PilotManager] = {}
-        self._owned_managers: list[PilotManager] = []
+        self._watched: dict[str, PilotManager[Any]] = {}
+        self._owned_managers: list[PilotManager[Any]] = []
         self._pilot_seen: dict[str, tuple[State, int, int | None]] = {}
         self._cursor: Any = None
         #: State events read before the event that submitted their unit.
@@ -81,35 +102,27 @@ class UnitManager(Placement):
         #: id -> (monotonic deadline, that pilot, why, final state if lost).
         self._suspects: dict[str, tuple[float, str, str, str]] = {}
         self._unsettled = 0
-        if service_id is None:
-            self.service_id = config.new_id("wus")
-            self.scheduler_name = scheduler or "round_robin"
-            self.scheduler: Scheduler = registry.load("scheduler", self.scheduler_name)()
-            self.coordination.put_record(
-                protocol.service_key(self.service_id),
-                {
-                    "id": self.service_id,
-                    "kind": "workunit",
-                    "created": time.time(),
-                    "scheduler": self.scheduler_name,
-                },
-            )
-        else:
-            record = self.coordination.get_record(protocol.service_key(service_id))
-            if record is None or record.get("kind") != "workunit":
-                raise NoSuchObject(
-                    f"no work-unit service '{service_id}' in {self.coordination_url}"
-                )
-            self.service_id = service_id
-            self.scheduler_name = scheduler or record.get("scheduler") or "round_robin"
-            self.scheduler = registry.load("scheduler", self.scheduler_name)()
+        self.placement = Placement(
+            self.service_id,
+            self.coordination,
+            self.scheduler,
+            self._units,
+            self.lock,
+            self._pilots,
+            self._apply,
+            self._deps,
+            DataLocator(self.coordination),
+        )
         self._next_number = 0
-        self._read_stream()
         self.monitor = Monitor(f"troy-units-{self.service_id}", self._poll)
+        # What a reconnect reads is delivered in the constructing thread, before it returns.
+        self._reconnecting = True
+        self._read_stream()
+        self._reconnecting = False
         self.monitor.start()
 
     # -- pilot-job services ---------------------------------------------------------
-    def add(self, manager: PilotManager, record: bool = True) -> None:
+    def add(self, manager: PilotManager[Any], record: bool = True) -> None:
         with self.lock:
             if manager.service_id in self._pilot_managers:
                 return
@@ -119,8 +132,7 @@ class UnitManager(Placement):
             self.coordination.append(
                 protocol.service_key(self.service_id), [{"ev": "add", "pjs": manager.service_id}]
             )
-        if hasattr(self, "monitor"):
-            self.monitor.wake()
+        self.monitor.wake()
 
     def remove(self, service_id: str) -> None:
         with self.lock:
@@ -130,22 +142,22 @@ class UnitManager(Placement):
             protocol.service_key(self.service_id), [{"ev": "remove", "pjs": service_id}]
         )
 
-    def pilot_services(self) -> list[PilotManager]:
+    def pilot_services(self) -> list[PilotManager[Any]]:
         with self.lock:
             return list(self._pilot_managers.values())
 
-    def _pilots(self, watched: bool = False) -> list[PilotJob]:
+    def _pilots(self, watched: bool = False) -> list[TrackedPilot]:
         """Pilots units may be placed on; with ``watched``, also those of removed services."""
         with self.lock:
             managers = list((self._watched if watched else self._pilot_managers).values())
         return [pilot for manager in managers for pilot in manager.pilots()]
 
     # -- queries -----------------------------------------------------------------------
-    def units(self) -> list[WorkUnit]:
+    def units(self) -> list[U]:
         with self.lock:
             return list(self._units.values())
 
-    def get(self, unit_id: str) -> WorkUnit:
+    def get(self, unit_id: str) -> U:
         with self.lock:
             try:
                 return self._units[unit_id]
@@ -153,11 +165,11 @@ class UnitManager(Placement):
                 raise NoSuchObject(f"no unit '{unit_id}' in service {self.service_id}") from None
 
     # -- submit --------------------------------------------------------------------------
-    def submit(self, descriptions: Sequence[Any]) -> list[WorkUnit]:
+    def submit(self, descriptions: Sequence[Any]) -> list[U]:
         checked = sweeps.expand_all(_validated(descriptions))
-        self._locator.check(checked)
+        self.placement.locator.check(checked)
         now = time.time()
-        with self._place_lock:
+        with self.placement.place_lock:
             with self.lock:
                 first = self._next_number
                 ids = [f"{self.service_id}.{first + n}" for n in range(len(checked))]
@@ -167,7 +179,7 @@ class UnitManager(Placement):
             for unit_id, description in new:
                 if unit_id in resolved:
                     description.after = resolved[unit_id]
-                unit = WorkUnit(self, unit_id, description)
+                unit = self.new_unit(self, unit_id, description)
                 unit.history.append((State.New, now))
                 units.append(unit)
             try:
@@ -184,17 +196,17 @@ class UnitManager(Placement):
             self._apply(decided.values())
         return units
 
-    def _record_new(self, units: list[WorkUnit], now: float) -> dict[str, dict[str, Any]]:
+    def _record_new(self, units: list[U], now: float) -> dict[str, dict[str, Any]]:
         """Decide where new units go and record them with that, in one commit."""
         # Each description becomes a plain dict once: recorded, and handed to an agent.
         plain = [unit.description.as_dict() for unit in units]
-        free, canceled = self._gate(units)
+        free, canceled = self.placement.gate(units)
         if len(free) != len(units):  # some wait for (or were canceled by) dependencies
             placeable = {unit.id for unit in free}
             free_plain = [p for p, unit in zip(plain, units, strict=True) if unit.id in placeable]
         else:
             free_plain = plain
-        decided, by_pilot = self._placement(free, free_plain)
+        decided, by_pilot = self.placement.decide(free, free_plain)
         decided.update(canceled)
         events = []
         for unit, values in zip(units, plain, strict=True):
@@ -204,7 +216,7 @@ class UnitManager(Placement):
             events.append(event)
         # Recorded and handed to the pilots in one step: nothing is half-recorded, and
         # once submit returns, a new process sees every unit and where it is.
-        self._commit(events, by_pilot)
+        self.placement.commit(events, by_pilot)
         return decided
 
     # -- events ---------------------------------------------------------------------------
@@ -227,7 +239,7 @@ class UnitManager(Placement):
                         self._sent_back = True  # units waiting for it may be free now
                     changes += made or []
                 elif kind == "unit" and event["id"] not in self._units:
-                    unit = WorkUnit(self, event["id"], WorkUnitDescription(event["d"]))
+                    unit = self.new_unit(self, event["id"], WorkUnitDescription(event["d"]))
                     self._deps.note(unit.id, event["d"])
                     unit.history.append((State.New, event["ts"]))
                     self._units[unit.id] = unit
@@ -247,7 +259,7 @@ class UnitManager(Placement):
             with self.lock:
                 manager = self._watched.get(service_id)
             if manager is None:
-                manager = PilotManager(service_id, self.coordination_url)
+                manager = PilotManager(service_id, self.coordination_url, self.new_pilot)
                 self._owned_managers.append(manager)
                 with self.lock:
                     self._watched[service_id] = manager
@@ -260,7 +272,7 @@ class UnitManager(Placement):
             self.monitor_notify(changes)
 
     @staticmethod
-    def _advance_unit(unit: WorkUnit, event: dict[str, Any]) -> list[Change] | None:
+    def _advance_unit(unit: U, event: dict[str, Any]) -> list[Change] | None:
         """Apply one state event to a unit (and its pilot, exit code, sandbox); None if stale."""
         made: list[Change] | None = None
         for state, ts, detail in steps(event):
@@ -281,36 +293,13 @@ class UnitManager(Placement):
         return made
 
     def monitor_notify(self, changes: list[Change]) -> None:
-        monitor = getattr(self, "monitor", None)
-        if monitor is None:  # still reconnecting: deliver when the monitor starts
-            self._deliver(changes)
+        if self._reconnecting:
+            self.deliver(changes)
         else:
-            monitor.notify(lambda: self._deliver(changes))
+            self.monitor.notify(lambda: self.deliver(changes))
 
-    def _deliver(self, changes: list[Change]) -> None:
-        observed = hooks.has_observers("troy_unit_state_changed")
-        settled = 0
-        for obj, member, value, ts in changes:
-            if obj._callbacks:
-                obj._callbacks.fire(obj, member, value)
-            if member != "state":
-                continue
-            if observed:
-                hooks.notify(
-                    "troy_unit_state_changed",
-                    service_id=self.service_id,
-                    unit_id=obj.id,
-                    state=str(value),
-                    detail=obj.state_detail,
-                    timestamp=ts,
-                )
-            if State(value).is_final and not obj._settled:
-                obj._settled = True
-                settled += 1
-        if settled:
-            with self.settled:
-                self._unsettled -= settled
-                self.settled.notify_all()
+    def _settled(self, count: int) -> None:
+        self._unsettled -= count
 
     def _read_stream(self) -> bool:
         events, self._cursor = self.coordination.read(
@@ -339,13 +328,13 @@ class UnitManager(Placement):
             with self.lock:
                 waiting = [u for u in self._units.values() if u.state == State.New]
             if waiting:
-                self._place(waiting)
+                self.placement.place(waiting)
         # While units are out on pilots, look often: a finished run is noticed at once.
         return busy or (
             self._unsettled > 0 and any(not p.state.is_final for p in self._pilots(watched=True))
         )
 
-    def _pilot_ended(self, pilot: PilotJob) -> None:
+    def _pilot_ended(self, pilot: TrackedPilot) -> None:
         """Deal with the units a pilot left behind when it ended.
 
         Units it never claimed are withdrawn from its queue and placed on another
@@ -362,7 +351,7 @@ class UnitManager(Placement):
         reason = f": {pilot.state_detail}" if pilot.state_detail else ""
         why = f"pilot {pilot.id} ended ({pilot.state}{reason})"
         final = "Canceled" if pilot.state == State.Canceled else "Failed"
-        live = bool(self._offers())
+        live = bool(self.placement.offers())
         events = []
         again = []
         shared = pilot.queue != protocol.pilot_key(pilot.id)
@@ -380,7 +369,7 @@ class UnitManager(Placement):
                 continue
             events.append(self._left_behind(unit, why, final, live))
         if again:
-            self._place(again, withdrawn_from=pilot.id)
+            self.placement.place(again, withdrawn_from=pilot.id)
             unplaced = [u for u in again if u.pilot == pilot.id and not u.state.is_final]
             events += [
                 protocol.unit_state_event(
@@ -396,7 +385,7 @@ class UnitManager(Placement):
             self._apply(events)
 
     @staticmethod
-    def _left_behind(unit: WorkUnit, why: str, final: str, live: bool) -> dict[str, Any]:
+    def _left_behind(unit: U, why: str, final: str, live: bool) -> dict[str, Any]:
         """The event for a unit its pilot's end cut off: back to run again, or final."""
         retries = unit.description.get("retries")
         if final == "Failed" and live and retry.again(unit.tries, "lost", retries):
@@ -422,15 +411,15 @@ class UnitManager(Placement):
                 del self._suspects[unit_id]  # another worker reported it: not lost
             elif now >= deadline:
                 del self._suspects[unit_id]
-                events.append(self._left_behind(unit, why, final, bool(self._offers())))
+                events.append(self._left_behind(unit, why, final, bool(self.placement.offers())))
         if events:
             self.coordination.append(protocol.service_key(self.service_id), events)
             self._apply(events)
 
     # -- cancel and wait -----------------------------------------------------------------
-    def cancel_units(self, units: Sequence[WorkUnit]) -> None:
+    def cancel_units(self, units: Sequence[U]) -> None:
         """Cancel units: withdraw the queued ones, ask agents to stop the claimed ones."""
-        with self._place_lock:
+        with self.placement.place_lock:
             live = [u for u in units if not u.state.is_final]
             if not live:
                 return
@@ -439,7 +428,7 @@ class UnitManager(Placement):
                 for u in live
                 if u.pilot is None
             ]
-            by_pilot: dict[str, list[WorkUnit]] = {}
+            by_pilot: dict[str, list[U]] = {}
             for unit in live:
                 if unit.pilot is not None:
                     by_pilot.setdefault(unit.pilot, []).append(unit)
@@ -465,7 +454,7 @@ class UnitManager(Placement):
     def cancel_all(self) -> None:
         self.cancel_units(self.units())
 
-    def wait(self, units: Sequence[WorkUnit] | None, timeout: float | None) -> None:
+    def wait(self, units: Sequence[U] | None, timeout: float | None) -> None:
         """Block until the units (default: all) are final and their callbacks ran."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self.settled:
@@ -473,11 +462,15 @@ class UnitManager(Placement):
                 if units is None:
                     if self._unsettled <= 0:
                         return
-                elif all(u._settled for u in units):
+                elif all(u._is_settled() for u in units):
                     return
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
-                    left = self._unsettled if units is None else sum(not u._settled for u in units)
+                    left = (
+                        self._unsettled
+                        if units is None
+                        else sum(not u._is_settled() for u in units)
+                    )
                     raise Timeout(
                         f"{left} unit(s) of {self.service_id} not finished after {timeout:g} s"
                     )
@@ -488,7 +481,7 @@ class UnitManager(Placement):
         self.monitor.stop()
         for manager in self._owned_managers:
             manager.close()
-        self.coordination.close()
+        super().close()
 
 
 __all__ = ["TroyError", "UnitManager"]

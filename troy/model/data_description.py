@@ -7,6 +7,8 @@ BigJob's Pilot-Data names: a PilotDataDescription says where a store is
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from troy.model.description import (
@@ -17,6 +19,7 @@ from troy.model.description import (
     _string,
     _string_list,
 )
+from troy.model.errors import BadDescription
 
 #: Fields whose values are secrets: never shown in repr, messages or logs.
 SECRET_FIELDS = frozenset({"secret_access_key", "password"})
@@ -93,3 +96,26 @@ class DataUnitDescription(_Description):
     file_urls: list[str] | None
     affinity_datacenter_label: str | None
     affinity_machine_label: str | None
+
+
+def local_paths(file_urls: Sequence[str], field: str = "file_urls") -> list[str]:
+    """Absolute paths of ``file_urls`` (paths or file:// URLs); BadDescription if not files."""
+    paths = []
+    for index, url in enumerate(file_urls):
+        path = url
+        if url.startswith("file://"):
+            path = url[len("file://") :]
+            if not path.startswith("/"):  # file://localhost/path
+                path = "/" + path.partition("/")[2]
+        elif "://" in url:
+            raise BadDescription(
+                f"{field}[{index}]", f"{url!r}: only local files (paths or file:// URLs) can be put"
+            )
+        path = os.path.abspath(os.path.expanduser(path))
+        if not os.path.isfile(path):
+            raise BadDescription(f"{field}[{index}]", f"{url!r} is not a readable file")
+        paths.append(path)
+    names = [os.path.basename(path) for path in paths]
+    for name in {name for name in names if names.count(name) > 1}:
+        raise BadDescription(field, f"two files are named {name!r}: a data unit is flat")
+    return paths
