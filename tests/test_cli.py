@@ -78,6 +78,7 @@ def test_plugins_lists_the_built_ins(troy_home: Path) -> None:
         ("troy.coordination", "file"),
         ("troy.schedulers", "round_robin"),
         ("troy.stores", "file"),
+        ("troy.launchers", "srun"),
     ]:
         start = lines.index(f"{group}:")
         block = []

@@ -22,7 +22,7 @@ EXTRAS = {"affinity_datacenter_label", "affinity_machine_label", "input_data", "
 @pytest.mark.parametrize(
     ("kind", "troy_extensions"),
     [
-        (PilotJobDescription, {"agent_python"}),
+        (PilotJobDescription, {"agent_python", "launcher"}),
         (WorkUnitDescription, {"retries", "cores", "name", "after", "iterations", "iteration"}),
     ],
 )

@@ -12,11 +12,11 @@ import pytest
 
 import troy
 from troy import State, WorkUnitDescription
-from troy.agent import mpi
-from troy.agent.launcher import prepare
+from troy.agent.launcher import allocation_facts, load_launcher, prepare
 from troy.agent.resources import Allocation
 from troy.model.description import unit_cores
 from troy.model.errors import BadDescription
+from troy.plugins.launchers.base import LauncherMissing
 
 ARGV = ["./solver", "--steps", "10"]
 NONE = Allocation("none", (("me", 4),))
@@ -144,9 +144,14 @@ def test_unit_cores(values: dict[str, Any], cores: int) -> None:
     ],
 )  # fmt: skip
 def test_wrap(description: dict[str, Any], allocation: Allocation, argv: list[str]) -> None:
-    assert mpi.wrap(ARGV, description, allocation) == argv
-    expected_launcher = None if argv == ARGV else argv[0]
-    assert mpi.launcher(description, allocation) == expected_launcher
+    # The launcher of a pilot that names none: the allocation's default.
+    launcher = load_launcher(None, allocation)
+    facts = allocation_facts(allocation)
+    wraps = launcher.applies(description, facts)
+    assert wraps == (argv != ARGV)
+    if wraps:
+        assert launcher.name == argv[0]
+        assert launcher.wrap(ARGV, description, unit_cores(description), facts) == argv
 
 
 # -- prepare(): environment and launchers -------------------------------------------------------
@@ -197,8 +202,24 @@ def test_prepare_wraps_with_the_agents_allocation(tmp_path: Path) -> None:
     assert prepare("u", parallel, str(tmp_path), base).argv[:3] == ["mpirun", "-n", "2"]
     assert prepare("u", parallel, str(tmp_path), base, SLURM1).argv[:2] == ["srun", "--ntasks=2"]
     # The unit's PATH is searched, not the agent's.
-    with pytest.raises(mpi.LauncherMissing):
+    with pytest.raises(LauncherMissing):
         prepare("u", {**parallel, "environment": {"PATH": "/nowhere"}}, str(tmp_path), base)
+
+
+def test_prepare_uses_the_launcher_it_is_given(tmp_path: Path) -> None:
+    parallel = {"executable": "/bin/hostname", "spmd_variation": "mpi", "number_of_processes": 2}
+    srun = load_launcher("srun")  # outside SLURM: the pilot chose it
+    launchers = tmp_path / "bin"
+    launchers.mkdir()
+    (launchers / "srun").write_text("#!/bin/sh\n")
+    (launchers / "srun").chmod(0o755)
+    base = {"PATH": str(launchers)}
+    outside = prepare("u", parallel, str(tmp_path), base, launcher=srun).argv
+    assert outside[:2] == ["srun", "--ntasks=2"]
+    none = load_launcher("none", SLURM2)
+    assert prepare("u", parallel, str(tmp_path), base, SLURM2, launcher=none).argv == [
+        "/bin/hostname"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -283,3 +304,26 @@ def test_mpi_unit_runs_its_ranks_through_mpirun(
     assert no_launcher.wait(timeout=60) == State.Failed
     assert no_launcher.state_detail is not None
     assert no_launcher.state_detail.startswith("cannot start mpirun: not found on PATH")
+
+
+def test_the_agent_starts_units_through_the_pilots_launcher(
+    pilots: troy.PilotJobService, units: troy.WorkUnitService, tmp_path: Path
+) -> None:
+    # With the default launcher this MPI unit fails: no mpirun on its PATH (see above).
+    units.add(pilots)
+    pilots.create(
+        "fork://localhost",
+        {"number_of_processes": 2, "launcher": "none", "working_directory": str(tmp_path / "p")},
+    )
+    unit = units.submit(
+        {
+            "executable": "/bin/echo",
+            "arguments": ["as it is"],
+            "spmd_variation": "mpi",
+            "number_of_processes": 2,
+            "environment": {"PATH": str(tmp_path / "empty")},
+        }
+    )
+    assert unit.wait(timeout=60) == State.Done, unit.state_detail
+    assert unit.sandbox is not None
+    assert Path(unit.sandbox, "stdout").read_text() == "as it is\n"

@@ -88,6 +88,9 @@ def test_built_ins_register_through_entry_points() -> None:
     assert registry.load("coordination", "file").__name__ == "FileCoordination"
     assert registry.load("scheduler", "round_robin").__name__ == "RoundRobinScheduler"
     assert registry.load("store", "file").__name__ == "FileStore"
+    assert registry.load("launcher", "srun").__name__ == "SrunLauncher"
+    assert registry.load("launcher", "mpirun").__name__ == "MpirunLauncher"
+    assert registry.load("launcher", "none").__name__ == "DirectLauncher"
     infos = {(i.kind, i.name): i for i in registry.installed("backend")}
     assert infos[("backend", "local")].distribution == "troy"
     assert infos[("backend", "local")].version == troy.__version__
@@ -160,6 +163,19 @@ def test_unknown_scheduler_is_rejected_before_anything_is_recorded(
     with pytest.raises(troy.NoSuchPlugin, match="fastest"):
         troy.WorkUnitService(coordination=coordination_url, scheduler="fastest")
     assert not (tmp_path / "coordination" / "records" / "service").exists()
+
+
+def test_unknown_launcher_is_rejected_before_anything_is_recorded(
+    pilots: troy.PilotJobService, tmp_path: Path
+) -> None:
+    with pytest.raises(troy.NoSuchPlugin) as error:
+        pilots.create("fork://localhost", {"number_of_processes": 1, "launcher": "aprun"})
+    assert error.value.group == "troy.launchers"
+    assert error.value.name == "aprun"
+    assert {"mpirun", "none", "srun"} <= set(error.value.installed)
+    assert all(word in str(error.value) for word in ("troy.launchers", "mpirun", "none", "srun"))
+    assert pilots.list() == []
+    assert not (tmp_path / "coordination" / "records" / "pilot").exists()
 
 
 def test_observer_with_a_wrong_signature_or_name_is_refused() -> None:

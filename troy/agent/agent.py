@@ -25,7 +25,7 @@ import time
 import traceback
 from typing import Any
 
-from troy.agent.launcher import describe_exit, prepare, start
+from troy.agent.launcher import describe_exit, load_launcher, prepare, start
 from troy.agent.reporter import Reporter
 from troy.agent.resources import discover, pilot_slots
 from troy.agent.slots import Job, SlotPool
@@ -87,6 +87,8 @@ class Agent:
             else None
         )
         self.slots: int = pilot_slots(self.allocation, description.get("number_of_processes"), host)
+        #: Wraps units for parallel launch: the pilot's ``launcher``, else the allocation's default.
+        self.launcher = load_launcher(description.get("launcher"), self.allocation)
         self.claimer = re.sub(
             r"[^A-Za-z0-9._-]", "_", f"{pilot_id}.{self.attempt}.{host}.{os.getpid()}"
         )
@@ -157,6 +159,7 @@ class Agent:
                 self.base_environment,
                 self.allocation,
                 cores=job.granted,
+                launcher=self.launcher,
             )
             if description.get("input_data"):
                 transfers = self.stager.stage_in(description, prepared.sandbox)

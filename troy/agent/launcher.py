@@ -4,8 +4,10 @@ Units run without a shell.  ``$VAR`` and ``${VAR}`` in the executable, the
 arguments and the input/output/error names are expanded from the unit's own
 environment (the agent's environment plus the unit's ``environment``);
 unknown variables are left as they are, like the shell's ``set +u`` would not.
-MPI units, and single units in a SLURM allocation of several nodes, start
-through the allocation's launcher (see troy.agent.mpi).
+Units that need it start through the pilot's launcher plugin (``troy.launchers``):
+the one the pilot description's ``launcher`` names, else the allocation's
+default, ``srun`` inside SLURM and ``mpirun`` elsewhere.  With the defaults,
+MPI units, and single units in a SLURM allocation of several nodes, are wrapped.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ import re
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from troy.agent import mpi
 from troy.agent.resources import Allocation
 from troy.model.description import unit_cores
+from troy.plugins import registry
+from troy.plugins.launchers.base import AllocationFacts, Launcher
 
 _VARIABLE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 
@@ -38,6 +42,28 @@ def expand(text: str, environment: Mapping[str, str]) -> str:
 
 #: Stands for "no allocation": only its kind is looked at.
 _OUTSIDE = Allocation("none", (("localhost", 1),))
+
+
+def default_launcher(allocation: Allocation) -> str:
+    """The launcher of a pilot that names none: ``srun`` inside SLURM, ``mpirun`` elsewhere."""
+    return "srun" if allocation.kind == "slurm" else "mpirun"
+
+
+def load_launcher(name: str | None, allocation: Allocation | None = None) -> Launcher:
+    """The launcher plugin ``name`` (None: `default_launcher`), through the registry.
+
+    Raises NoSuchPlugin for a name that is not installed, BadPlugin for a broken one.
+    """
+    plugin: type[Launcher] = registry.load(
+        "launcher", name or default_launcher(allocation or _OUTSIDE)
+    )
+    return plugin()
+
+
+@lru_cache(maxsize=16)
+def allocation_facts(allocation: Allocation) -> AllocationFacts:
+    """What a launcher is told of ``allocation``."""
+    return AllocationFacts(allocation.kind, allocation.nodes, allocation.hostfile)
 
 
 @dataclass
@@ -60,6 +86,7 @@ def prepare(
     base_environment: Mapping[str, str],
     allocation: Allocation | None = None,
     cores: int = 0,
+    launcher: Launcher | None = None,
 ) -> Prepared:
     """Work out argv, sandbox, environment and redirections of one unit.
 
@@ -70,8 +97,9 @@ def prepare(
     A unit with ``cores`` gets ``TROY_CORES``: ``cores``, the slots it was
     given (0: its `unit_cores`), which for a ranged unit says how many of them it
     got; troy's value wins over the unit's ``environment``.
-    ``allocation`` is the agent's (None: outside any).  Raises
-    mpi.LauncherMissing (an OSError) if the launcher the unit needs is missing.
+    ``allocation`` is the agent's (None: outside any), ``launcher`` the
+    pilot's (None: the allocation's default).  Raises LauncherMissing (an
+    OSError) if the unit needs the launcher and it is not on the unit's PATH.
     """
     extra: Mapping[str, str] | None = description.get("environment")
     threads = description.get("threads_per_process")
@@ -89,11 +117,11 @@ def prepare(
         sandbox = os.path.join(pilot_directory, unit_id)
     argv = [expand(description["executable"], environment)]
     argv.extend(expand(argument, environment) for argument in description.get("arguments") or ())
-    allocation = allocation or _OUTSIDE
-    launcher = mpi.launcher(description, allocation)
-    if launcher is not None:
-        mpi.require(launcher, environment.get("PATH", os.defpath))
-        argv = mpi.wrap(argv, description, allocation, cores)
+    facts = allocation_facts(allocation or _OUTSIDE)
+    launcher = launcher or load_launcher(None, allocation)
+    if launcher.applies(description, facts):
+        launcher.require(environment.get("PATH", os.defpath))
+        argv = launcher.wrap(argv, description, cores or unit_cores(description), facts)
 
     def in_sandbox(name: str | None, default: str | None) -> str | None:
         if not name:

@@ -82,7 +82,7 @@ class PilotJobService(_Service[PilotManager[PilotJob]]):
 
         ``pj_type`` is a PILOTJOB_TYPE or a backend plugin name; when None, the
         backend is chosen from the scheme of ``rm``.  Raises BadDescription for a
-        bad description, NoSuchPlugin for an unknown type, BackendError if the
+        bad description, NoSuchPlugin for an unknown type or launcher, BackendError if the
         backend cannot launch it.
         """
         return self._manager.create(rm, pilotjob_desc, pj_type, context)

@@ -147,6 +147,8 @@ class PilotManager(ServiceManager, Generic[P]):
             raise TroyError(f"rm must be a resource URL such as fork://localhost, not {rm!r}")
         description = PilotJobDescription(description)
         description.validate()
+        if description.launcher is not None:  # NoSuchPlugin before anything is recorded
+            registry.load("launcher", description.launcher)
         plugin = backend_class(rm, pj_type)
         backend = plugin(rm, context)
         backend.check(description)
@@ -375,6 +377,8 @@ class PilotManager(ServiceManager, Generic[P]):
         """Stop the pilot's agent and start a new one with a new description."""
         new_description = PilotJobDescription(description)
         new_description.validate()
+        if new_description.launcher is not None:
+            registry.load("launcher", new_description.launcher)
         backend = self._backend_for(pilot)
         old_handle = pilot.handle
         now = time.time()

@@ -454,7 +454,11 @@ class PilotJobDescription(_Description):
     """
 
     __slots__ = ()
-    _FIELDS: ClassVar[dict[str, Validator]] = {**SAGA_FIELDS, "agent_python": _nonempty_string}
+    _FIELDS: ClassVar[dict[str, Validator]] = {
+        **SAGA_FIELDS,
+        "agent_python": _nonempty_string,
+        "launcher": _nonempty_string,
+    }
     _ALIASES: ClassVar[dict[str, str]] = {"walltime": "wall_time_limit"}
 
     executable: str | None
@@ -487,6 +491,7 @@ class PilotJobDescription(_Description):
     input_data: list[Any] | None
     output_data: list[dict[str, list[str]]] | None
     agent_python: str | None
+    launcher: str | None
 
 
 class WorkUnitDescription(_Description):

@@ -20,6 +20,7 @@ KINDS: dict[str, str] = {
     "scheduler": "troy.schedulers",
     "store": "troy.stores",
     "coordination": "troy.coordination",
+    "launcher": "troy.launchers",
 }
 
 T = TypeVar("T")
@@ -51,6 +52,10 @@ def _contract(kind: str) -> type:
         from troy.plugins.stores.base import Store
 
         return Store
+    if kind == "launcher":
+        from troy.plugins.launchers.base import Launcher
+
+        return Launcher
     from troy.plugins.coordination.base import Coordination
 
     return Coordination

@@ -17,6 +17,7 @@ import pytest
 pytest.register_assert_rewrite(
     "troy.testing.backends",
     "troy.testing.coordination",
+    "troy.testing.launchers",
     "troy.testing.schedulers",
     "troy.testing.stores",
 )

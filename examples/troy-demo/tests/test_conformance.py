@@ -6,6 +6,7 @@ import pytest
 
 from troy.testing.backends import BackendSuite
 from troy.testing.coordination import CoordinationSuite
+from troy.testing.launchers import LauncherSuite
 from troy.testing.schedulers import SchedulerSuite
 from troy.testing.stores import StoreSuite
 
@@ -38,3 +39,9 @@ class TestMemoryCoordination(CoordinationSuite):
     @pytest.fixture
     def coordination_url(self, tmp_path: Path) -> str:
         return f"memory://{tmp_path.name}"
+
+
+class TestMpiexecLauncher(LauncherSuite):
+    @pytest.fixture
+    def launcher_name(self) -> str:
+        return "mpiexec"

@@ -4,6 +4,7 @@
 - scheduler ``least_loaded`` (`troy_demo.scheduler.LeastLoadedScheduler`)
 - store ``memory`` (`troy_demo.store.MemoryStore`)
 - coordination ``memory`` (`troy_demo.coordination.MemoryCoordination`)
+- launcher ``mpiexec`` (`troy_demo.launcher.MpiexecLauncher`)
 - observer ``counter`` (the module `troy_demo.observer`)
 
 Nothing is imported here: troy loads each plugin by its entry point.
