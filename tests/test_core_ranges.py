@@ -10,7 +10,7 @@ import pytest
 import troy
 from troy import PilotJobDescription, State, WorkUnitDescription
 from troy.agent.launcher import prepare
-from troy.model.description import unit_core_range, unit_cores
+from troy.model.cores import unit_core_range, unit_cores
 from troy.model.errors import BadDescription, UnknownAttribute
 from troy.testing.backends import wait_until
 

@@ -14,7 +14,7 @@ import troy
 from troy import State, WorkUnitDescription
 from troy.agent.launcher import allocation_facts, load_launcher, prepare
 from troy.agent.resources import Allocation
-from troy.model.description import unit_cores
+from troy.model.cores import unit_cores
 from troy.model.errors import BadDescription
 from troy.plugins.launchers.base import LauncherMissing
 

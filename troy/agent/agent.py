@@ -31,7 +31,7 @@ from troy.agent.resources import discover, pilot_slots
 from troy.agent.slots import Job, SlotPool
 from troy.agent.staging import Stager, StagingError
 from troy.model import protocol, retry
-from troy.model.description import unit_core_range
+from troy.model.cores import unit_core_range
 from troy.model.errors import CoordinationError
 from troy.plugins.coordination.base import Coordination
 

@@ -21,7 +21,7 @@ from functools import lru_cache
 from typing import Any
 
 from troy.agent.resources import Allocation
-from troy.model.description import unit_cores
+from troy.model.cores import unit_cores
 from troy.plugins import registry
 from troy.plugins.launchers.base import AllocationFacts, Launcher
 

@@ -11,15 +11,15 @@ import os
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from troy.model.description import (
-    Validator,
-    _Description,
-    _non_negative_number,
-    _nonempty_string,
-    _string,
-    _string_list,
-)
+from troy.model.description import _Description
 from troy.model.errors import BadDescription
+from troy.model.validators import (
+    Validator,
+    non_negative_number,
+    nonempty_string,
+    string,
+    string_list,
+)
 
 #: Fields whose values are secrets: never shown in repr, messages or logs.
 SECRET_FIELDS = frozenset({"secret_access_key", "password"})
@@ -40,17 +40,17 @@ class PilotDataDescription(_Description):
     __slots__ = ()
     _REQUIRED: ClassVar[tuple[str, ...]] = ("service_url",)
     _FIELDS: ClassVar[dict[str, Validator]] = {
-        "service_url": _nonempty_string,
-        "size": _non_negative_number,
-        "userkey": _nonempty_string,
-        "access_key_id": _nonempty_string,
-        "secret_access_key": _nonempty_string,
-        "endpoint_url": _nonempty_string,
-        "region": _nonempty_string,
-        "user": _nonempty_string,
-        "password": _nonempty_string,
-        "affinity_datacenter_label": _string,
-        "affinity_machine_label": _string,
+        "service_url": nonempty_string,
+        "size": non_negative_number,
+        "userkey": nonempty_string,
+        "access_key_id": nonempty_string,
+        "secret_access_key": nonempty_string,
+        "endpoint_url": nonempty_string,
+        "region": nonempty_string,
+        "user": nonempty_string,
+        "password": nonempty_string,
+        "affinity_datacenter_label": string,
+        "affinity_machine_label": string,
     }
 
     service_url: str | None
@@ -88,9 +88,9 @@ class DataUnitDescription(_Description):
 
     __slots__ = ()
     _FIELDS: ClassVar[dict[str, Validator]] = {
-        "file_urls": _string_list,
-        "affinity_datacenter_label": _string,
-        "affinity_machine_label": _string,
+        "file_urls": string_list,
+        "affinity_datacenter_label": string,
+        "affinity_machine_label": string,
     }
 
     file_urls: list[str] | None

@@ -10,309 +10,14 @@ Unset attributes read as None.
 from __future__ import annotations
 
 import difflib
-import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
+from troy.model.cores import cores_value, unit_cores
 from troy.model.errors import BadDescription, UnknownAttribute
+from troy.model.saga_fields import SAGA_FIELDS, SagaAttributes
+from troy.model.validators import Validator, non_negative_int, nonempty_string, type_name
 from troy.model.workflow_fields import WORKFLOW_FIELDS
-
-Validator = Callable[[str, Any], Any]
-
-
-def _type_name(value: Any) -> str:
-    return type(value).__name__
-
-
-def _string(field: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise BadDescription(field, f"expected a string, got {_type_name(value)} {value!r}")
-    return value
-
-
-def _nonempty_string(field: str, value: Any) -> str:
-    text = _string(field, value)
-    if not text.strip():
-        raise BadDescription(field, "must not be empty")
-    return text
-
-
-def _boolean(field: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise BadDescription(field, f"expected true or false, got {_type_name(value)} {value!r}")
-    return value
-
-
-def _integer(field: str, value: Any, minimum: int) -> int:
-    is_int = isinstance(value, int) and not isinstance(value, bool)
-    # BigJob descriptions often carry "4" for 4.
-    if not is_int and not (isinstance(value, str) and value.strip().lstrip("-").isdigit()):
-        raise BadDescription(field, f"expected an integer, got {_type_name(value)} {value!r}")
-    number = int(value)
-    if number < minimum:
-        raise BadDescription(field, f"must be at least {minimum}, got {number}")
-    return number
-
-
-def _positive_int(field: str, value: Any) -> int:
-    return _integer(field, value, 1)
-
-
-def _non_negative_int(field: str, value: Any) -> int:
-    return _integer(field, value, 0)
-
-
-def _number(field: str, value: Any, positive: bool) -> float | int:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise BadDescription(field, f"expected a number, got {_type_name(value)} {value!r}")
-    if math.isnan(value) or math.isinf(value):
-        raise BadDescription(field, f"must be a finite number, got {value}")
-    if value < 0 or (positive and value == 0):
-        raise BadDescription(
-            field, f"must be {'positive' if positive else 'at least 0'}, got {value}"
-        )
-    return value
-
-
-def _positive_number(field: str, value: Any) -> float | int:
-    return _number(field, value, positive=True)
-
-
-def _non_negative_number(field: str, value: Any) -> float | int:
-    return _number(field, value, positive=False)
-
-
-def _string_list(field: str, value: Any) -> list[str]:
-    if isinstance(value, str) or not isinstance(value, list | tuple):
-        raise BadDescription(
-            field, f"expected a list of strings, got {_type_name(value)} {value!r}"
-        )
-    for index, item in enumerate(value):
-        if not isinstance(item, str):
-            raise BadDescription(
-                f"{field}[{index}]", f"expected a string, got {_type_name(item)} {item!r}"
-            )
-    return list(value)
-
-
-def _arguments(field: str, value: Any) -> list[str]:
-    if isinstance(value, str) or not isinstance(value, list | tuple):
-        raise BadDescription(
-            field, f"expected a list of arguments, got {_type_name(value)} {value!r}"
-        )
-    arguments: list[str] = []
-    for index, item in enumerate(value):
-        if isinstance(item, bool) or not isinstance(item, str | int | float):
-            raise BadDescription(
-                f"{field}[{index}]",
-                f"expected a string or number, got {_type_name(item)} {item!r}",
-            )
-        arguments.append(str(item))
-    # BigJob wrote ``"arguments": [""]`` for "no arguments" (it joined them into a
-    # shell command line, where an empty word vanished); keep those descriptions working.
-    return [] if arguments == [""] else arguments
-
-
-def _environment(field: str, value: Any) -> dict[str, str]:
-    if isinstance(value, Mapping):
-        items = list(value.items())
-    elif isinstance(value, list | tuple):
-        items = []
-        for index, entry in enumerate(value):
-            if not isinstance(entry, str) or "=" not in entry:
-                raise BadDescription(
-                    f"{field}[{index}]", f"expected a 'NAME=value' string, got {entry!r}"
-                )
-            name, _, text = entry.partition("=")
-            items.append((name, text))
-    else:
-        raise BadDescription(
-            field,
-            f"expected a mapping or a list of 'NAME=value' strings, got {_type_name(value)}",
-        )
-    environment: dict[str, str] = {}
-    for name, text in items:
-        if not isinstance(name, str) or not name or "=" in name:
-            raise BadDescription(field, f"bad variable name {name!r}")
-        if isinstance(text, bool) or not isinstance(text, str | int | float):
-            raise BadDescription(f"{field}.{name}", f"expected a string, got {_type_name(text)}")
-        environment[name] = str(text)
-    return environment
-
-
-#: The values ``spmd_variation`` accepts (any case); stored in lowercase.
-SPMD_VARIATIONS = ("single", "mpi", "openmpi")
-#: The variations started through an MPI launcher (srun, mpirun).
-MPI_VARIATIONS = frozenset({"mpi", "openmpi"})
-
-
-def _spmd_variation(field: str, value: Any) -> str:
-    text = _string(field, value).strip().lower()
-    if text not in SPMD_VARIATIONS:
-        allowed = ", ".join(repr(name) for name in SPMD_VARIATIONS)
-        raise BadDescription(field, f"expected one of {allowed} (any case), got {value!r}")
-    return text
-
-
-def runs_mpi(values: Mapping[str, Any]) -> bool:
-    """Whether a unit with these attributes (a description or its raw dict) is an MPI unit."""
-    variation = values.get("spmd_variation")
-    return isinstance(variation, str) and variation.strip().lower() in MPI_VARIATIONS
-
-
-def _core_bound(field: str, value: Any, what: str) -> int:
-    """One end of a ``cores`` value: a whole number ≥ 1 (also ``"4"``)."""
-    if isinstance(value, str) and value.strip().lstrip("-").isdecimal():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise BadDescription(
-            field, f"{what} must be a whole number, got {_type_name(value)} {value!r}"
-        )
-    if value < 1:
-        raise BadDescription(field, f"{what} must be at least 1, got {value}")
-    return value
-
-
-def _core_range(field: str, value: Any) -> tuple[int, int]:
-    """The fewest and most slots a ``cores`` value allows (both the same for a number)."""
-    if isinstance(value, Mapping):
-        if set(value) != {"min", "max"}:
-            raise BadDescription(field, f"a range is {{'min': m, 'max': n}}, got {dict(value)!r}")
-        low = _core_bound(field, value["min"], "min")
-        high = _core_bound(field, value["max"], "max")
-    elif isinstance(value, str) and ".." in value:
-        low_text, _, high_text = value.partition("..")
-        if not (low_text.strip().isdecimal() and high_text.strip().isdecimal()):
-            raise BadDescription(field, f"expected a range 'min..max', got {value!r}")
-        low = _core_bound(field, low_text, "min")
-        high = _core_bound(field, high_text, "max")
-    elif isinstance(value, int | str) and not isinstance(value, bool):
-        low = high = _core_bound(field, value, "the number of cores")
-    else:
-        raise BadDescription(
-            field,
-            "expected a number of cores, a range 'min..max' or {'min': m, 'max': n}, "
-            f"got {_type_name(value)} {value!r}",
-        )
-    if high < low:
-        raise BadDescription(field, f"max ({high}) must not be less than min ({low})")
-    return low, high
-
-
-def _cores(field: str, value: Any) -> int | dict[str, int]:
-    low, high = _core_range(field, value)
-    exact = not isinstance(value, Mapping) and not (isinstance(value, str) and ".." in value)
-    return low if exact else {"min": low, "max": high}
-
-
-def unit_cores(values: Mapping[str, Any]) -> int:
-    """Slots a unit with these attributes (a description or its raw dict) needs on a pilot.
-
-    ``cores`` if set (a range's minimum: placement counts what the unit needs
-    to start); else ``total_cpu_count``; else, for an MPI unit,
-    ``number_of_processes`` times ``threads_per_process``; else
-    ``number_of_processes``; default 1.
-    """
-    if values.get("cores") is not None:
-        return unit_core_range(values)[0]
-    total = values.get("total_cpu_count")
-    if total:
-        return int(total)
-    processes = int(values.get("number_of_processes") or 1)
-    if runs_mpi(values):
-        return processes * int(values.get("threads_per_process") or 1)
-    return processes
-
-
-def unit_core_range(values: Mapping[str, Any]) -> tuple[int, int]:
-    """The fewest and most slots a unit with these attributes can run on.
-
-    A ranged ``cores`` (``{"min": 2, "max": 8}`` or ``"2..8"``) gives its two
-    ends; any other unit needs exactly `unit_cores` slots (both ends the same).
-    """
-    cores = values.get("cores")
-    if cores is None:
-        count = unit_cores(values)
-        return count, count
-    if type(cores) is int:  # the stored form of an exact count
-        return cores, cores
-    return _core_range("cores", cores)
-
-
-def _start_time(field: str, value: Any) -> float | int | str:
-    if isinstance(value, str):
-        return value
-    return _non_negative_number(field, value)
-
-
-def _input_data(field: str, value: Any) -> list[Any]:
-    if isinstance(value, str) or not isinstance(value, list | tuple):
-        raise BadDescription(field, f"expected a list of data-unit URLs, got {_type_name(value)}")
-    for index, item in enumerate(value):
-        if not isinstance(item, str | Mapping):
-            raise BadDescription(
-                f"{field}[{index}]", f"expected a data-unit URL, got {_type_name(item)} {item!r}"
-            )
-    return list(value)
-
-
-def _output_data(field: str, value: Any) -> list[dict[str, list[str]]]:
-    if isinstance(value, str) or not isinstance(value, list | tuple):
-        raise BadDescription(
-            field, f"expected a list of {{data-unit URL: [globs]}}, got {_type_name(value)}"
-        )
-    result: list[dict[str, list[str]]] = []
-    for index, item in enumerate(value):
-        if not isinstance(item, Mapping):
-            raise BadDescription(
-                f"{field}[{index}]", f"expected {{data-unit URL: [globs]}}, got {item!r}"
-            )
-        entry: dict[str, list[str]] = {}
-        for url, globs in item.items():
-            entry[_string(f"{field}[{index}]", url)] = _string_list(
-                f"{field}[{index}][{url!r}]", globs
-            )
-        result.append(entry)
-    return result
-
-
-#: The SAGA job-description attributes named by the TROY API, plus BigJob's additions.
-SAGA_FIELDS: dict[str, Validator] = {
-    # pilot / agent or action
-    "executable": _nonempty_string,
-    "arguments": _arguments,
-    "cleanup": _boolean,
-    "environment": _environment,
-    "interactive": _boolean,
-    "contact": _string,
-    "project": _string,
-    "start_time": _start_time,
-    "working_directory": _nonempty_string,
-    # I/O
-    "input": _nonempty_string,
-    "error": _nonempty_string,
-    "output": _nonempty_string,
-    "file_transfer": _string_list,
-    # concurrency
-    "number_of_processes": _positive_int,
-    "processes_per_host": _positive_int,
-    "threads_per_process": _positive_int,
-    "total_cpu_count": _positive_int,
-    "spmd_variation": _spmd_variation,
-    # requirements
-    "candidate_hosts": _string_list,
-    "cpu_architecture": _nonempty_string,
-    "total_physical_memory": _non_negative_int,
-    "operating_system_type": _nonempty_string,
-    "total_cpu_time": _non_negative_number,
-    "wall_time_limit": _positive_number,
-    "queue": _nonempty_string,
-    # BigJob / Pilot-API additions
-    "affinity_datacenter_label": _string,
-    "affinity_machine_label": _string,
-    "input_data": _input_data,
-    "output_data": _output_data,
-}
 
 
 class _Description:
@@ -335,7 +40,7 @@ class _Description:
         elif values is not None and not isinstance(values, Mapping):
             raise BadDescription(
                 type(self).__name__,
-                f"expected a mapping of attributes, got {_type_name(values)}",
+                f"expected a mapping of attributes, got {type_name(values)}",
             )
         merged = {**(values or {}), **fields}
         checked: dict[str, Any] = {}
@@ -442,7 +147,7 @@ def _copy(value: Any) -> Any:
     return value
 
 
-class PilotJobDescription(_Description):
+class PilotJobDescription(SagaAttributes, _Description):
     """What kind of pilot the application needs: a SAGA job description.
 
     ``number_of_processes`` is the pilot's slot count (default: the cores the
@@ -456,45 +161,16 @@ class PilotJobDescription(_Description):
     __slots__ = ()
     _FIELDS: ClassVar[dict[str, Validator]] = {
         **SAGA_FIELDS,
-        "agent_python": _nonempty_string,
-        "launcher": _nonempty_string,
+        "agent_python": nonempty_string,
+        "launcher": nonempty_string,
     }
     _ALIASES: ClassVar[dict[str, str]] = {"walltime": "wall_time_limit"}
 
-    executable: str | None
-    arguments: list[str] | None
-    cleanup: bool | None
-    environment: dict[str, str] | None
-    interactive: bool | None
-    contact: str | None
-    project: str | None
-    start_time: float | int | str | None
-    working_directory: str | None
-    input: str | None
-    error: str | None
-    output: str | None
-    file_transfer: list[str] | None
-    number_of_processes: int | None
-    processes_per_host: int | None
-    threads_per_process: int | None
-    total_cpu_count: int | None
-    spmd_variation: str | None
-    candidate_hosts: list[str] | None
-    cpu_architecture: str | None
-    total_physical_memory: int | None
-    operating_system_type: str | None
-    total_cpu_time: float | int | None
-    wall_time_limit: float | int | None
-    queue: str | None
-    affinity_datacenter_label: str | None
-    affinity_machine_label: str | None
-    input_data: list[Any] | None
-    output_data: list[dict[str, list[str]]] | None
     agent_python: str | None
     launcher: str | None
 
 
-class WorkUnitDescription(_Description):
+class WorkUnitDescription(SagaAttributes, _Description):
     """One task: what to run, with what, where its output goes, how many slots.
 
     A unit takes ``cores`` slots if set (a troy extension: a number, or a range
@@ -513,40 +189,11 @@ class WorkUnitDescription(_Description):
     #: troy's extensions: ``retries``, how often a unit that fails runs again.
     _FIELDS: ClassVar[dict[str, Validator]] = {
         **SAGA_FIELDS,
-        "retries": _non_negative_int,
-        "cores": _cores,
+        "retries": non_negative_int,
+        "cores": cores_value,
         **WORKFLOW_FIELDS,
     }
 
-    executable: str | None
-    arguments: list[str] | None
-    cleanup: bool | None
-    environment: dict[str, str] | None
-    interactive: bool | None
-    contact: str | None
-    project: str | None
-    start_time: float | int | str | None
-    working_directory: str | None
-    input: str | None
-    error: str | None
-    output: str | None
-    file_transfer: list[str] | None
-    number_of_processes: int | None
-    processes_per_host: int | None
-    threads_per_process: int | None
-    total_cpu_count: int | None
-    spmd_variation: str | None
-    candidate_hosts: list[str] | None
-    cpu_architecture: str | None
-    total_physical_memory: int | None
-    operating_system_type: str | None
-    total_cpu_time: float | int | None
-    wall_time_limit: float | int | None
-    queue: str | None
-    affinity_datacenter_label: str | None
-    affinity_machine_label: str | None
-    input_data: list[Any] | None
-    output_data: list[dict[str, list[str]]] | None
     retries: int | None
     name: str | None
     after: list[Any] | None

@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from troy.model.description import runs_mpi
+from troy.model.cores import runs_mpi
 from troy.plugins import registry
 from troy.plugins.launchers.base import AllocationFacts, Launcher, LauncherMissing
 

@@ -67,7 +67,7 @@ class Launcher(ABC):
 
         ``unit`` is the unit's description as a dict (as the agent claimed it:
         values validated, but ``spmd_variation`` in any case; use
-        `troy.model.description.runs_mpi`).  False: the unit runs as it is,
+        `troy.model.cores.runs_mpi`).  False: the unit runs as it is,
         and neither `require` nor `wrap` is called for it.
         """
 

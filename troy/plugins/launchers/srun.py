@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from troy.model.description import runs_mpi
+from troy.model.cores import runs_mpi
 from troy.plugins.launchers.base import AllocationFacts, Launcher
 
 
