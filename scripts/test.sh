@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what the tests need, start the services they use, and run the whole suite:
-# lint (ruff), types (mypy on troy/), then pytest.  Arguments, if any, replace
+# lint (ruff), layers (import-linter), types (mypy on troy/), then pytest.  Arguments, if any, replace
 # pytest's default (the project's tests and the demo plugin package's).
 #
 #   bash scripts/test.sh                       # everything
@@ -56,6 +56,8 @@ export TROY_REQUIRE_SERVICES=1
 echo "== ruff"
 "$venv/bin/ruff" check troy tests bench examples
 "$venv/bin/ruff" format --check troy tests bench examples
+echo "== layers (import-linter: the contracts in pyproject.toml)"
+"$venv/bin/lint-imports" --no-cache
 echo "== mypy"
 "$venv/bin/mypy" troy
 "$venv/bin/mypy" --strict examples/troy-demo/src

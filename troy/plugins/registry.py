@@ -14,6 +14,11 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from troy.model.errors import BadPlugin, NoSuchPlugin
+from troy.plugins.backends.base import Backend
+from troy.plugins.coordination.base import Coordination
+from troy.plugins.launchers.base import Launcher
+from troy.plugins.schedulers.base import Scheduler
+from troy.plugins.stores.base import Store
 
 KINDS: dict[str, str] = {
     "backend": "troy.backends",
@@ -21,6 +26,14 @@ KINDS: dict[str, str] = {
     "store": "troy.stores",
     "coordination": "troy.coordination",
     "launcher": "troy.launchers",
+}
+#: The contract (base class) each kind's plugins must subclass.
+_CONTRACTS: dict[str, type] = {
+    "backend": Backend,
+    "scheduler": Scheduler,
+    "store": Store,
+    "coordination": Coordination,
+    "launcher": Launcher,
 }
 
 T = TypeVar("T")
@@ -39,26 +52,7 @@ class PluginInfo:
 
 
 def _contract(kind: str) -> type:
-    # Imported lazily: the contracts import the API, which must not import the registry eagerly.
-    if kind == "backend":
-        from troy.plugins.backends.base import Backend
-
-        return Backend
-    if kind == "scheduler":
-        from troy.plugins.schedulers.base import Scheduler
-
-        return Scheduler
-    if kind == "store":
-        from troy.plugins.stores.base import Store
-
-        return Store
-    if kind == "launcher":
-        from troy.plugins.launchers.base import Launcher
-
-        return Launcher
-    from troy.plugins.coordination.base import Coordination
-
-    return Coordination
+    return _CONTRACTS[kind]
 
 
 def _group(kind: str) -> str:

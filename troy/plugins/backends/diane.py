@@ -28,7 +28,6 @@ from urllib.parse import urlsplit
 
 from troy.model.description import PilotJobDescription
 from troy.model.states import State
-from troy.plugins import registry
 from troy.plugins.backends.base import Backend, PilotLaunch
 
 #: Schemes whose workers start as local processes; every other goes through saga.
@@ -38,6 +37,17 @@ _LOCAL_SCHEMES = ("fork", "local")
 def worker_backend_name(rm: str) -> str:
     """The backend that starts a diane worker for resource URL ``rm``."""
     return "local" if urlsplit(rm).scheme.lower() in _LOCAL_SCHEMES else "saga"
+
+
+def _worker_backend_class(name: str) -> type[Backend]:
+    # Its siblings, imported when needed (saga's radical.saga is an optional extra).
+    if name == "local":
+        from troy.plugins.backends.local import LocalBackend
+
+        return LocalBackend
+    from troy.plugins.backends.saga import SagaBackend
+
+    return SagaBackend
 
 
 class DianeBackend(Backend):
@@ -50,8 +60,7 @@ class DianeBackend(Backend):
     def __init__(self, rm: str, context: Any = None) -> None:
         super().__init__(rm, context)
         self.worker_backend = worker_backend_name(rm)
-        plugin = registry.load("backend", self.worker_backend)
-        self.inner: Backend = plugin(rm, context)
+        self.inner: Backend = _worker_backend_class(self.worker_backend)(rm, context)
 
     def check(self, description: PilotJobDescription) -> None:
         self.inner.check(description)
