@@ -40,16 +40,12 @@ from troy.model.errors import BackendError
 from troy.model.states import PILOTJOB_TYPE, PILOTJOB_TYPE_PLUGIN, State
 from troy.plugins.backends import bootstrap
 from troy.plugins.backends.base import PilotLaunch
-from troy.plugins.backends.condor import (
-    CANCEL_REASON,
-    JOB_PROJECTION,
-    CondorBackend,
-    job_state,
-    pick_schedd,
-)
+from troy.plugins.backends.condor import CANCEL_REASON, JOB_PROJECTION, CondorBackend
 from troy.plugins.backends.condor_submit import (
     classad_string,
+    job_state,
     parse_condor_url,
+    pick_schedd,
     quote_arguments,
     quote_environment,
     submit_description,
@@ -526,24 +522,6 @@ def test_a_removal_at_the_wall_time_is_an_end_not_a_cancel(bindings: Any) -> Non
     )
 
 
-def test_a_completed_job_fails_the_pilot_with_the_agents_stderr(
-    bindings: Any, tmp_path: Path
-) -> None:
-    err = tmp_path / "agent.err"
-    err.write_text("troy bootstrap: no Python at '/opt/py' on n7 (agent_python)\n")
-    state, detail = job_state(ad(JobStatus=4, ExitCode=1), str(err))
-    assert state == State.Failed
-    assert detail == (
-        "agent job ended without the agent reporting its end (exit code 1):"
-        " troy bootstrap: no Python at '/opt/py' on n7 (agent_python)"
-    )
-    killed = ad(JobStatus=4, ExitBySignal=True, ExitSignal=9)
-    assert job_state(killed, str(tmp_path / "missing.err")) == (
-        State.Failed,
-        "agent job ended without the agent reporting its end (killed by signal 9)",
-    )
-
-
 def test_a_status_troy_does_not_know_is_unknown(bindings: Any) -> None:
     assert job_state(classad2.parseOne("[JobStatus = undefined]"))[0] == State.Unknown
     assert job_state({"JobStatus": 9})[0] == State.Unknown
@@ -633,10 +611,10 @@ def fake_schedd(bindings: Any) -> Iterator[Any]:
         CondorBackend._schedds[("condor://", None)] = (schedd, None)
         return CondorBackend("condor://")
 
-    CondorBackend._ads.clear()
+    CondorBackend._states.clear()
     yield install
     CondorBackend._schedds.pop(("condor://", None), None)
-    CondorBackend._ads.clear()
+    CondorBackend._states.clear()
 
 
 HANDLE = {"cluster": 17, "schedd": None, "working_directory": "/nonexistent", "submitted": 0.0}
@@ -646,7 +624,7 @@ def test_state_asks_the_queue_then_the_history(fake_schedd: Any) -> None:
     schedd = FakeSchedd([ad(JobStatus=2)])
     assert fake_schedd(schedd).state(HANDLE) == (State.Running, "")
     assert schedd.calls == [("query", "ClusterId == 17 && ProcId == 0", tuple(JOB_PROJECTION))]
-    CondorBackend._ads.clear()
+    CondorBackend._states.clear()
     gone = FakeSchedd([], [ad(JobStatus=4, ExitCode=0)])
     state, detail = fake_schedd(gone).state(HANDLE)
     assert (state, detail) == (
@@ -663,6 +641,27 @@ def test_a_job_in_neither_queue_nor_history_is_unknown(fake_schedd: Any) -> None
     assert "neither the queue nor the history" in detail
 
 
+def test_a_completed_job_fails_the_pilot_with_the_agents_stderr(
+    fake_schedd: Any, tmp_path: Path
+) -> None:
+    (tmp_path / "agent.err").write_text(
+        "troy bootstrap: no Python at '/opt/py' on n7 (agent_python)\n"
+    )
+    handle = {**HANDLE, "working_directory": str(tmp_path)}
+    backend = fake_schedd(FakeSchedd([], [ad(JobStatus=4, ExitCode=1)]))
+    assert backend.state(handle) == (
+        State.Failed,
+        "agent job ended without the agent reporting its end (exit code 1):"
+        " troy bootstrap: no Python at '/opt/py' on n7 (agent_python)",
+    )
+    CondorBackend._states.clear()
+    killed = FakeSchedd([ad(JobStatus=4, ExitBySignal=True, ExitSignal=9)])
+    assert fake_schedd(killed).state(HANDLE) == (  # no agent.err in /nonexistent
+        State.Failed,
+        "agent job ended without the agent reporting its end (killed by signal 9)",
+    )
+
+
 def test_cancel_removes_a_waiting_job_at_once(fake_schedd: Any) -> None:
     schedd = FakeSchedd([ad(JobStatus=5, HoldReason="x")])
     fake_schedd(schedd).cancel(HANDLE)
@@ -672,7 +671,7 @@ def test_cancel_removes_a_waiting_job_at_once(fake_schedd: Any) -> None:
         "ClusterId == 17",
         CANCEL_REASON,
     )
-    CondorBackend._ads.clear()
+    CondorBackend._states.clear()
     assert fake_schedd(schedd).state(HANDLE) == (
         State.Canceled,
         f"the agent job was removed: {CANCEL_REASON}",

@@ -1,16 +1,22 @@
-"""The saga (BigJob-native) backend against real resources: fork, sshd and SLURM.
+"""The saga (BigJob-native) backend: offline what SAGA makes of it, then real resources.
 
-The conformance suite runs once per resource URL; the tests after it check
-what only this backend does: the agent inside a SLURM job, MPI units, the
-bootstrap (a named Python, or troy shipped as a wheel into a venv) and its
-failures.  sshd and SLURM are started by ``scripts/services.sh`` (see
-tests/services.py); without them these tests skip, saying why.
+The offline tests need radical.saga but no resource: the registry picks this
+backend, SAGA takes the job descriptions troy maps (the mapping itself is
+tested in test_saga_mapping.py), SAGA job states reach the pilot through the
+batch template, and SAGA's file calls stage the wheel and read ``agent.err``
+on this host.  Then the conformance suite runs once per resource URL; the
+tests after it check what only this backend does: the agent inside a SLURM
+job, MPI units, the bootstrap (a named Python, or troy shipped as a wheel into
+a venv) and its failures.  sshd and SLURM are started by
+``scripts/services.sh`` (see tests/services.py); without them these tests
+skip, saying why.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -21,8 +27,13 @@ import pytest
 from services import have_mpicc, slurm_url, ssh_url
 
 from troy import PilotJobService, WorkUnitService
+from troy.core.pilot_manager import backend_class
+from troy.model.description import PilotJobDescription
 from troy.model.errors import BackendError
 from troy.model.states import State
+from troy.plugins.backends import bootstrap
+from troy.plugins.backends.base import PilotLaunch
+from troy.plugins.backends.saga import SagaBackend
 from troy.testing.backends import START_TIMEOUT, BackendSuite
 
 pytest.importorskip("radical.saga", reason="radical.saga is not installed (pip install troy[saga])")
@@ -89,6 +100,137 @@ class TestSagaSlurm(SagaSuite):
             "queue": "debug",
             "wall_time_limit": 10,
         }
+
+
+# -- offline: SAGA without a resource --------------------------------------------------------
+AGENT = [sys.executable, "-m", "troy.agent", "--coordination", "file:///c", "--pilot", "p-1"]
+
+
+def launch_of(description: dict[str, Any], rm: str, directory: str = "/scratch/p-1") -> PilotLaunch:
+    return PilotLaunch("p-1", rm, PilotJobDescription(description), directory, AGENT)
+
+
+@pytest.mark.parametrize(
+    "rm",
+    [
+        "ssh://host",
+        "slurm://localhost",
+        "slurm+ssh://login.example.org",
+        "pbs://x",
+        "pbspro+ssh://x",
+        "torque://x",
+        "sge://x",
+        "lsf+ssh://x",
+    ],
+)
+def test_scheme_picks_the_saga_backend(rm: str) -> None:
+    assert backend_class(rm, None) is SagaBackend
+
+
+@pytest.mark.parametrize("pj_type", ["bigjob", "saga", "BIGJOB", 1])
+def test_bigjob_names_pick_the_saga_backend(pj_type: Any) -> None:
+    assert backend_class("fork://localhost", pj_type) is SagaBackend
+
+
+def test_the_backend_refuses_what_its_resource_cannot_take() -> None:
+    with pytest.raises(BackendError, match=r"gopher.*slurm"):
+        SagaBackend("gopher://host")
+    with pytest.raises(BackendError, match="queue"):
+        SagaBackend("slurm://localhost").check(PilotJobDescription({"number_of_processes": 2}))
+    SagaBackend("slurm://localhost").check(PilotJobDescription({"queue": "debug"}))
+
+
+def test_saga_takes_the_job_description_troy_maps() -> None:
+    description = {
+        "number_of_processes": 8,
+        "processes_per_host": 4,
+        "wall_time_limit": 2.5,
+        "queue": "debug",
+        "project": "chem42",
+        "candidate_hosts": ["n1", "n2"],
+        "total_physical_memory": 2048,
+        "cpu_architecture": "x86_64",
+    }
+    backend = SagaBackend("slurm://localhost")
+    jd = backend.job_description(launch_of(description, "slurm://localhost"), ["-c", "echo it's"])
+    assert jd.executable == "/bin/sh"
+    assert jd.arguments == ["-c", shlex.quote("echo it's")]
+    assert jd.working_directory == "/scratch/p-1"
+    assert (jd.output, jd.error) == ("agent.out", "agent.err")
+    assert jd.name == "p-1"
+    assert (jd.number_of_processes, jd.total_cpu_count, jd.processes_per_host) == (8, 8, 4)
+    assert jd.wall_time_limit == 3
+    assert (jd.queue, jd.project, jd.candidate_hosts) == ("debug", "chem42", ["n1", "n2"])
+    assert jd.total_physical_memory == 2048
+    assert jd.system_architecture == {"cpu": "x86_64"}
+    ssh = SagaBackend("ssh://host").job_description(
+        launch_of(description, "ssh://host"), ["-c", "true"]
+    )
+    assert not ssh.number_of_processes
+    assert not ssh.queue
+
+
+@pytest.fixture
+def saga_says(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A SagaBackend for slurm://localhost whose job is in the SAGA state given."""
+
+    def backend(saga_state: str) -> SagaBackend:
+        made = SagaBackend("slurm://localhost")
+        monkeypatch.setattr(made, "query", lambda handle, look_back: saga_state)
+        return made
+
+    SagaBackend._states.clear()
+    yield backend
+    SagaBackend._states.clear()
+
+
+@pytest.mark.parametrize(
+    ("saga_state", "state"),
+    [
+        ("New", State.Pending),
+        ("Pending", State.Pending),
+        ("Suspended", State.Pending),
+        ("Running", State.Running),
+        ("Unknown", State.Unknown),
+    ],
+)
+def test_live_states_map(saga_says: Any, saga_state: str, state: State) -> None:
+    handle = {"job_id": "[slurm://localhost]-[6]", "submitted": time.time()}
+    assert saga_says(saga_state).state(handle)[0] == state
+
+
+def test_cancel_at_the_wall_time_is_an_end_not_a_cancel(saga_says: Any) -> None:
+    """SLURM reports a job killed at its time limit as canceled: troy tells them apart."""
+    handle = {"job_id": "[slurm://localhost]-[7]", "submitted": time.time() - 61}
+    handle["wall_time_limit"] = 1
+    state, detail = saga_says("Canceled").state(handle)
+    assert state == State.Done
+    assert "wall time limit of 1 min reached" in detail
+    SagaBackend._states.clear()
+    handle["submitted"] = time.time() - 10
+    assert saga_says("Canceled").state(handle) == (
+        State.Canceled,
+        "the resource manager canceled the agent job",
+    )
+
+
+def test_failed_job_reports_the_agents_stderr(saga_says: Any, tmp_path: Path) -> None:
+    (tmp_path / "agent.err").write_text("Traceback ...\nImportError: no module named troy\n")
+    handle = {"job_id": "[slurm://localhost]-[8]", "working_directory": str(tmp_path)}
+    state, detail = saga_says("Failed").state(handle)
+    assert state == State.Failed
+    assert detail == "agent job failed: Traceback ...\nImportError: no module named troy"
+
+
+def test_the_wheel_is_staged_once_through_saga(tmp_path: Path) -> None:
+    wheel = bootstrap.troy_wheel()
+    backend = SagaBackend("fork://localhost")
+    where = backend.ship_wheel(launch_of({}, "fork://localhost", str(tmp_path)), wheel)
+    assert where == f"{tmp_path}/.troy/{wheel.digest}/{wheel.path.name}"
+    assert Path(where).read_bytes() == wheel.path.read_bytes()
+    Path(where).write_bytes(b"left alone")
+    backend.ship_wheel(launch_of({}, "fork://localhost", str(tmp_path)), wheel)
+    assert Path(where).read_bytes() == b"left alone"
 
 
 # -- helpers -----------------------------------------------------------------------------

@@ -1,8 +1,11 @@
-"""The condor backend's mappings, without HTCondor: URL to target, pilot to submit description.
+"""The condor backend's mappings, without HTCondor: URL to target, pilot to submit description,
+job ad to pilot state.
 
 Everything here is pure (no schedd, no bindings): `parse_condor_url` reads a
-``condor://`` URL, and `submit_description` turns a PilotLaunch and the
-bootstrap's arguments into the dict that ``htcondor2.Submit`` takes.
+``condor://`` URL, `submit_description` turns a PilotLaunch and the
+bootstrap's arguments into the dict that ``htcondor2.Submit`` takes,
+`job_state` turns a job's ClassAd into a pilot state, and `pick_schedd`
+chooses among a collector's schedd ads.
 
 Values go through the submit language, which is line-based and expands
 ``$(NAME)`` macros: a value may not hold a line break, and a ``$`` that would
@@ -20,10 +23,12 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from troy.model.description import PilotJobDescription
 from troy.model.errors import BackendError
+from troy.model.states import State
 from troy.plugins.backends.base import PilotLaunch
 
 #: The collector port of an HTCondor pool when the URL names none.
@@ -36,6 +41,8 @@ URL_PARAMETERS = ("schedd", "universe", "grid_resource")
 WALL_TIME_REASON = "troy: wall time limit"
 #: The agent's files in the pilot's working directory on the submit side.
 AGENT_OUTPUT, AGENT_ERROR, AGENT_LOG = "agent.out", "agent.err", "agent.log"
+#: HTCondor's JobStatus values.
+IDLE, RUNNING, REMOVED, COMPLETED, HELD, TRANSFERRING_OUTPUT, SUSPENDED = range(1, 8)
 
 # A "$" that the submit language would expand: "$(NAME)", "$ENV(...)", "$RANDOM_CHOICE(...)".
 _MACRO_DOLLAR = re.compile(r"\$(?=[A-Za-z0-9_]*\()")
@@ -230,3 +237,71 @@ def submit_description(
     if launch.environment:
         submit["environment"] = quote_environment(launch.environment)
     return submit
+
+
+def ad_text(ad: Mapping[str, Any], name: str) -> str:
+    """A string attribute of a ClassAd, stripped; "" when it is missing or not a string."""
+    value = ad.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _integer(ad: Mapping[str, Any], name: str) -> int | None:
+    value = ad.get(name)
+    # Exactly int: classad2 reads undefined and error as Value members, an IntEnum (2 and 1).
+    return value if type(value) is int else None
+
+
+def job_state(ad: Mapping[str, Any]) -> tuple[State, str]:
+    """The pilot state, and a detail, for a job's ClassAd (a classad2.ClassAd or a dict).
+
+    Idle, Held (with its HoldReason) and Suspended are Pending; Running and
+    Transferring output are Running; Removed is Done at the wall time (troy's
+    periodic_remove says so in RemoveReason), else Canceled; Completed is
+    Failed, with the exit code, since the agent reports its own end and this
+    is read only when it did not.
+    """
+    status = _integer(ad, "JobStatus")
+    if status == IDLE:
+        return State.Pending, "idle: waiting for a matching slot"
+    if status in (RUNNING, TRANSFERRING_OUTPUT):
+        return State.Running, ""
+    if status == HELD:
+        return State.Pending, f"held: {ad_text(ad, 'HoldReason') or 'no reason given'}"
+    if status == SUSPENDED:
+        return State.Pending, "suspended by HTCondor"
+    if status == REMOVED:
+        reason = ad_text(ad, "RemoveReason")
+        if reason.startswith(WALL_TIME_REASON):
+            return State.Done, reason.removeprefix("troy: ")
+        return State.Canceled, f"the agent job was removed: {reason or 'no reason given'}"
+    if status == COMPLETED:
+        if ad.get("ExitBySignal") is True:
+            how = f"killed by signal {_integer(ad, 'ExitSignal')}"
+        else:
+            how = f"exit code {_integer(ad, 'ExitCode')}"
+        return State.Failed, f"agent job ended without the agent reporting its end ({how})"
+    return State.Unknown, f"unknown JobStatus {ad.get('JobStatus')!r}"
+
+
+def pick_schedd(ads: list[Any], host: str | None, where: str) -> Any:
+    """The schedd ad among a collector's ``ads`` that runs on ``host``, else the only one."""
+    if not ads:
+        raise BackendError(f"the collector at {where} knows no schedd")
+    if host:
+        wanted = host.lower()
+
+        def on_host(ad: Any) -> bool:
+            names = [ad_text(ad, "Name").lower(), ad_text(ad, "Machine").lower()]
+            return any(n == wanted or n.startswith(wanted + ".") for n in names if n)
+
+        matching = [ad for ad in ads if on_host(ad)]
+        if len(matching) == 1:
+            return matching[0]
+        if matching:
+            ads = matching
+    if len(ads) == 1:
+        return ads[0]
+    names = ", ".join(sorted(ad_text(ad, "Name") for ad in ads))
+    raise BackendError(
+        f"the collector at {where} knows several schedds ({names}): name one with ?schedd=NAME"
+    )

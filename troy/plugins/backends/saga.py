@@ -6,56 +6,39 @@ scheme: ``ssh://``, ``slurm://``, ``pbs://``, ``pbspro://``, ``torque://``,
 reached through ssh).  ``fork://localhost`` works too when the pj_type is
 given (by scheme alone fork:// is the local backend).
 
-The pilot description becomes a SAGA job description (processes, wall time,
-queue, project, candidate hosts, memory ...); the job runs the bootstrap (see
+The pilot description becomes a SAGA job description, and SAGA job states
+become pilot states, in saga_mapping.py; the job runs the bootstrap (see
 troy.plugins.backends.bootstrap), which execs the agent in the pilot's working
 directory.  The agent's stdout/stderr are ``agent.out``/``agent.err`` there.
-
-SAGA job states map to pilot states: New/Pending/Suspended = Pending,
-Running = Running, Failed = Failed with the tail of ``agent.err``, and
-Canceled by the resource manager = Done with "wall time limit reached" when
-the job's wall time had run out (SLURM reports a timeout as a cancel), else
-Canceled.  The agent also stops itself shortly before its wall time.
+A Canceled job whose wall time had run out is Done (SLURM reports a timeout
+as a cancel).  The agent also stops itself shortly before its wall time.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import os
-import shlex
 import threading
-import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 from troy.model import config
 from troy.model.description import PilotJobDescription
 from troy.model.errors import BackendError
-from troy.model.states import State
+from troy.model.states import FINAL_STATES, State
 from troy.plugins.backends import bootstrap
-from troy.plugins.backends.base import Backend, PilotLaunch
-
-_BATCH_SCHEMES = ("slurm", "pbs", "pbspro", "torque", "sge", "lsf")
-#: Schemes whose jobs are started by a batch system (they need a queue on SLURM).
-BATCH_SCHEMES = frozenset((*_BATCH_SCHEMES, *(f"{s}+ssh" for s in _BATCH_SCHEMES)))
-#: Seconds cancel gives the agent to stop by itself (it was asked to) before the job is killed.
-CANCEL_GRACE = 8.0
-#: Seconds a job's SAGA state is cached (each query is a round trip to the resource).
-STATE_CACHE = 1.0
-#: Seconds of slack when telling a wall-time end from a cancel.
-_WALL_TIME_SLACK = 5.0
-
-_SAGA_TO_TROY = {
-    "New": State.Pending,
-    "Pending": State.Pending,
-    "Suspended": State.Pending,
-    "Running": State.Running,
-    "Done": State.Done,
-    "Failed": State.Failed,
-    "Canceled": State.Canceled,
-}
+from troy.plugins.backends.base import PilotLaunch
+from troy.plugins.backends.batch import ERROR_TAIL, BatchBackend, first_line
+from troy.plugins.backends.saga_mapping import (
+    AGENT_ERROR,
+    SCHEMES,
+    check_description,
+    files_url,
+    job_attributes,
+    job_state,
+    saga_scheme,
+)
 
 
 def _saga() -> Any:
@@ -75,20 +58,6 @@ def _saga() -> Any:
     return rs
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:500]
-
-
-def files_url(rm: str) -> str:
-    """Where the resource's files are reached from here: sftp:// for ssh forms, else local."""
-    parts = urlsplit(rm)
-    scheme = parts.scheme.lower()
-    if scheme == "ssh" or scheme.endswith("+ssh"):
-        return f"sftp://{parts.netloc}"
-    return "file://localhost"
-
-
 @dataclass
 class _Connection:
     """One SAGA job service (costly to open: seconds) shared by the pilots of one URL."""
@@ -97,35 +66,28 @@ class _Connection:
     lock: threading.Lock
 
 
-class SagaBackend(Backend):
+class SagaBackend(BatchBackend):
     """Submits the agent as a SAGA job to the resource manager the URL names."""
 
     name: ClassVar[str] = "saga"
-    schemes: ClassVar[tuple[str, ...]] = ("ssh", *sorted(BATCH_SCHEMES))
+    schemes: ClassVar[tuple[str, ...]] = SCHEMES
     capabilities: ClassVar[frozenset[str]] = frozenset({"mpi"})
+    cancel_poll: ClassVar[float] = 0.2
+    #: Any job not yet final gets cancel's grace, a queued one too.
+    cancel_waits_for: ClassVar[frozenset[State]] = frozenset(State) - FINAL_STATES
+    timeout_is_cancel: ClassVar[bool] = True
 
     _connections: ClassVar[dict[tuple[str, int], _Connection]] = {}
     _connections_lock: ClassVar[threading.Lock] = threading.Lock()
-    #: job id -> (when asked, state, saga job object)
-    _states: ClassVar[dict[str, tuple[float, str, Any]]] = {}
+    #: job id -> its SAGA job object (found again through the job service otherwise)
+    _jobs: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, rm: str, context: Any = None) -> None:
         super().__init__(rm, context)
-        scheme = urlsplit(rm).scheme.lower()
-        if scheme not in (*self.schemes, "fork", "local"):
-            raise BackendError(
-                f"the saga backend does not take '{scheme}://' URLs ({rm}); it takes"
-                f" fork, {', '.join(self.schemes)}"
-            )
-        self.batch = scheme in BATCH_SCHEMES
-        self.scheme = scheme
+        saga_scheme(rm)
 
-    # -- checks before anything is recorded --------------------------------------------
     def check(self, description: PilotJobDescription) -> None:
-        if self.scheme.startswith("slurm") and not description.queue:
-            raise BackendError(
-                f"a slurm pilot needs a queue (the SLURM partition) in its description ({self.rm})"
-            )
+        check_description(self.rm, description)
 
     # -- SAGA plumbing ----------------------------------------------------------------
     def _connection(self) -> _Connection:
@@ -143,85 +105,38 @@ class SagaBackend(Backend):
                         service = rs.job.Service(self.rm)
                 except Exception as exc:
                     raise BackendError(
-                        f"cannot open a SAGA job service for {self.rm}: {_first_line(exc)}"
+                        f"cannot open a SAGA job service for {self.rm}: {first_line(exc)}"
                     ) from exc
                 connection = _Connection(service, threading.Lock())
                 self._connections[key] = connection
             return connection
 
     def _job(self, job_id: str) -> Any:
-        cached = self._states.get(job_id)
-        if cached is not None:
-            return cached[2]
+        job = self._jobs.get(job_id)
+        if job is not None:
+            return job
         connection = self._connection()
         with connection.lock:
             try:
-                return connection.service.get_job(job_id)
+                job = connection.service.get_job(job_id)
             except Exception as exc:
-                raise BackendError(f"cannot find job {job_id}: {_first_line(exc)}") from exc
+                raise BackendError(f"cannot find job {job_id}: {first_line(exc)}") from exc
+        self._jobs[job_id] = job
+        return job
 
-    def _saga_state(self, job_id: str, fresh: bool = False) -> str:
-        cached = self._states.get(job_id)
-        now = time.monotonic()
-        if cached is not None and not fresh and now - cached[0] < STATE_CACHE:
-            return cached[1]
-        job = self._job(job_id)
-        connection = self._connection()
-        with connection.lock:
-            try:
-                state = str(job.state)
-            except Exception as exc:
-                raise BackendError(f"cannot get the state of {job_id}: {_first_line(exc)}") from exc
-        self._states[job_id] = (now, state, job)
-        return state
-
-    # -- the contract -------------------------------------------------------------------
     def job_description(self, launch: PilotLaunch, arguments: list[str]) -> Any:
         """The SAGA job description that runs ``/bin/sh arguments`` for this pilot."""
-        rs = _saga()
-        pilot = launch.description
-        jd = rs.job.Description()
-        jd.name = launch.pilot_id
-        jd.executable = "/bin/sh"
-        # SAGA joins arguments into a shell command line as they are: quote them here.
-        jd.arguments = [shlex.quote(argument) for argument in arguments]
-        jd.working_directory = launch.working_directory
-        jd.output = "agent.out"
-        jd.error = "agent.err"
-        if launch.environment:
-            jd.environment = dict(launch.environment)
-        if not self.batch:
-            return jd  # fork/ssh start one process: the agent sizes its slots itself
-        processes = pilot.number_of_processes or 1
-        jd.number_of_processes = processes
-        jd.total_cpu_count = pilot.total_cpu_count or processes
-        if pilot.processes_per_host:
-            jd.processes_per_host = pilot.processes_per_host
-        if pilot.wall_time_limit:
-            jd.wall_time_limit = math.ceil(pilot.wall_time_limit)
-        for name in ("queue", "project", "candidate_hosts", "operating_system_type"):
-            value = getattr(pilot, name)
-            if value:
-                setattr(jd, name, value)
-        if pilot.total_physical_memory:
-            jd.total_physical_memory = pilot.total_physical_memory
-        if pilot.total_cpu_time:
-            jd.total_cpu_time = int(pilot.total_cpu_time)
-        if pilot.cpu_architecture:
-            jd.system_architecture = {"cpu": pilot.cpu_architecture}
+        jd = _saga().job.Description()
+        for name, value in job_attributes(launch, arguments).items():
+            setattr(jd, name, value)
         return jd
 
-    def _bootstrap_arguments(self, launch: PilotLaunch) -> list[str]:
-        """``-c SCRIPT troy-bootstrap MODE ...``: the bootstrap, then the agent's argv."""
-        python = bootstrap.agent_python(launch.description.agent_python)
-        if python is not None:
-            return bootstrap.use_arguments(python, launch.agent_command)
-        wheel = bootstrap.troy_wheel()
+    # -- the template's hooks -----------------------------------------------------------
+    def ship_wheel(self, launch: PilotLaunch, wheel: bootstrap.Wheel) -> str:
+        """Copy the wheel to ``WORKDIR/.troy/DIGEST/`` on the resource (SFTP for ssh forms)."""
         staging = f"{launch.working_directory}/{bootstrap.STAGING_DIRECTORY}/{wheel.digest}"
         self._stage(wheel.path.as_uri().replace("file:///", "file://localhost/"), staging)
-        return bootstrap.ship_arguments(
-            launch.working_directory, wheel, f"{staging}/{wheel.path.name}", launch.agent_command
-        )
+        return f"{staging}/{wheel.path.name}"
 
     def _stage(self, source: str, directory: str) -> None:
         """Copy one file into ``directory`` on the resource, unless it is there already."""
@@ -238,11 +153,13 @@ class SagaBackend(Backend):
                 target.close()
         except Exception as exc:
             raise BackendError(
-                f"cannot copy {name} to {directory} on {self.rm}: {_first_line(exc)}"
+                f"cannot copy {name} to {directory} on {self.rm}: {first_line(exc)}"
             ) from exc
 
-    def launch(self, launch: PilotLaunch) -> dict[str, Any]:
-        jd = self.job_description(launch, self._bootstrap_arguments(launch))
+    def submit(
+        self, launch: PilotLaunch, arguments: list[str], wheel: Path | None
+    ) -> dict[str, Any]:
+        jd = self.job_description(launch, arguments)
         connection = self._connection()
         with connection.lock:
             try:
@@ -251,20 +168,38 @@ class SagaBackend(Backend):
                 job_id = str(job.id)
             except Exception as exc:
                 raise BackendError(
-                    f"SAGA could not submit the agent to {self.rm}: {_first_line(exc)}"
+                    f"SAGA could not submit the agent to {self.rm}: {first_line(exc)}"
                 ) from exc
-        self._states[job_id] = (0.0, "Pending", job)
-        return {
-            "job_id": job_id,
-            "working_directory": launch.working_directory,
-            "submitted": time.time(),
-            "wall_time_limit": launch.description.wall_time_limit,
-        }
+        self._jobs[job_id] = job
+        return {"job_id": job_id}
 
-    def _error_tail(self, handle: dict[str, Any], limit: int = 2000) -> str:
-        """The end of the agent's stderr on the resource, or "" if it cannot be read."""
+    def query(self, handle: dict[str, Any], look_back: bool) -> str:
+        job_id = handle["job_id"]
+        job = self._job(job_id)
+        connection = self._connection()
+        with connection.lock:
+            try:
+                return str(job.state)
+            except Exception as exc:
+                raise BackendError(f"cannot get the state of {job_id}: {first_line(exc)}") from exc
+
+    def remove(self, handle: dict[str, Any]) -> None:
+        job = self._job(handle["job_id"])
+        connection = self._connection()
+        # An error here means the job already ended: nothing to cancel.
+        with connection.lock, contextlib.suppress(Exception):
+            job.cancel()
+        self._jobs.pop(handle["job_id"], None)
+
+    def job_state(self, record: Any) -> tuple[State, str]:
+        return job_state(str(record))
+
+    def error_tail(self, handle: dict[str, Any]) -> str:
+        """The end of the agent's stderr on the resource (through SAGA), or "" if unreadable."""
+        if not handle.get("working_directory"):
+            return ""
         rs = _saga()
-        url = f"{files_url(self.rm)}{handle['working_directory']}/agent.err"
+        url = f"{files_url(self.rm)}{handle['working_directory']}/{AGENT_ERROR}"
         try:
             remote = rs.filesystem.File(url)
             try:
@@ -275,37 +210,4 @@ class SagaBackend(Backend):
             return ""
         if isinstance(text, bytes):
             text = text.decode(errors="replace")
-        return str(text).strip()[-limit:]
-
-    def state(self, handle: dict[str, Any]) -> tuple[State, str]:
-        saga_state = self._saga_state(handle["job_id"])
-        state = _SAGA_TO_TROY.get(saga_state, State.Unknown)
-        if state == State.Pending and saga_state == "Suspended":
-            return state, "suspended by the resource manager"
-        if state == State.Failed:
-            reason = self._error_tail(handle) or "no output on stderr"
-            return state, f"agent job failed: {reason}"
-        if state == State.Canceled:
-            limit = handle.get("wall_time_limit")
-            ran = time.time() - handle.get("submitted", time.time())
-            if limit and ran >= limit * 60 - _WALL_TIME_SLACK:
-                return State.Done, f"wall time limit of {limit:g} min reached"
-            return state, "the resource manager canceled the agent job"
-        if state == State.Done:
-            return State.Failed, "agent job ended without the agent reporting its end"
-        return state, ""
-
-    def cancel(self, handle: dict[str, Any]) -> None:
-        job_id = handle["job_id"]
-        # The agent was asked to stop (it ends its units and reports): give it the time.
-        deadline = time.monotonic() + CANCEL_GRACE
-        while time.monotonic() < deadline:
-            if _SAGA_TO_TROY.get(self._saga_state(job_id, fresh=True), State.Unknown).is_final:
-                return
-            time.sleep(0.2)
-        job = self._job(job_id)
-        connection = self._connection()
-        # An error here means the job already ended: nothing to cancel.
-        with connection.lock, contextlib.suppress(Exception):
-            job.cancel()
-        self._states.pop(job_id, None)
+        return str(text).strip()[-ERROR_TAIL:]
