@@ -1,4 +1,11 @@
-"""Shared fixtures: every test gets its own troy home and coordination directory."""
+"""Shared fixtures: every test gets its own troy home and coordination directory.
+
+The tests come in three layers: ``unit/`` (pure logic, no services, no agents or
+pilots: fast), ``integration/`` (agents, pilots, real services) and
+``conformance/`` (troy's plugins against the suites of `troy.testing`).  Everything
+that starts agents or needs a service is marked ``integration``, so
+``pytest -m "not integration"`` runs the fast set.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,35 @@ from pathlib import Path
 import pytest
 
 from troy import PilotJobService, WorkUnitService
+from troy.testing.backends import BackendFixtures
+
+INTEGRATION = Path(__file__).parent / "integration"
+
+#: Markers that imply ``integration``: the live tiers (each needs a real service) and
+#: the long end-to-end runs.
+LIVE_MARKERS = ("redis", "ssh", "slurm", "s3", "condor", "irods", "slow")
+
+
+def starts_agents(item: pytest.Item) -> bool:
+    """Whether the test starts real pilots: the backend suite does, and so does a test
+    that asks for both services (pilots to run its units on)."""
+    cls = getattr(item, "cls", None)
+    if cls is not None and issubclass(cls, BackendFixtures):
+        return True
+    fixtures = getattr(item, "fixturenames", ())
+    return "services" in fixtures or ("pilots" in fixtures and "units" in fixtures)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Marks ``integration`` every test under tests/integration/, and any other test that
+    needs a live service or starts agents (the local and DIANE backend suites, say)."""
+    for item in items:
+        if (
+            INTEGRATION in item.path.parents
+            or any(item.get_closest_marker(name) for name in LIVE_MARKERS)
+            or starts_agents(item)
+        ):
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(autouse=True)

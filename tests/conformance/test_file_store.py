@@ -23,7 +23,7 @@ class TestFileStoreByPath(StoreSuite):
         return str(tmp_path / "pd")
 
 
-# What only the file store does; kept here because tests/test_file_store.py is not ours to add.
+# What only the file store does; kept here because tests/unit/test_file_store.py is not ours to add.
 
 
 def _store(root: Path) -> FileStore:

@@ -2,7 +2,8 @@
 
 Each module holds, for one plugin kind, a fixtures base class whose few
 must-override fixtures say how to reach the plugin under test, and mixins
-holding only tests.  A plugin runs the whole suite with a one-line subclass::
+holding only tests (`coordination` is a package: its fixtures in ``base``, a
+module of mixins per group of operations).  A plugin runs the whole suite with a one-line subclass::
 
     from troy.testing.coordination import CoordinationSuite
 

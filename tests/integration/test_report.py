@@ -1,80 +1,25 @@
-"""`troy report`: the summary, the timeline layout, the JSON and the PNG of a work-unit service.
+"""`troy report` of a real workload: the summary, the timeline, the JSON and the PNG.
 
-The live tests run a real workload on a two-slot local pilot and check what
+These tests run a real workload on a two-slot local pilot and check what
 the report says against numbers computed here from the units' own
-histories, and the PNG's pixels against the recorded timestamps.
+histories, and the PNG's pixels against the recorded timestamps.  The layout
+rules on made-up views and the command's error messages are in
+tests/unit/test_report_layout.py.
 """
 
 from __future__ import annotations
 
 import json
-import struct
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from png_pixels import Pixels, decode_png
 
 from troy import PilotJobService, WorkUnitService
 from troy.cli import main, report
-from troy.cli.inspect import PilotView, RunView, ServiceView, UnitView
-from troy.cli.png import Canvas
 from troy.model.states import State
-
-Pixels = list[list[tuple[int, int, int]]]
-
-
-def decode_png(data: bytes) -> Pixels:
-    """An 8-bit RGB PNG as rows of pixels: chunks checked, IDAT inflated, scanlines unfiltered."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    offset, idat, header = 8, b"", b""
-    while offset < len(data):
-        (length,) = struct.unpack(">I", data[offset : offset + 4])
-        kind = data[offset + 4 : offset + 8]
-        body = data[offset + 8 : offset + 8 + length]
-        (crc,) = struct.unpack(">I", data[offset + 8 + length : offset + 12 + length])
-        assert zlib.crc32(kind + body) & 0xFFFFFFFF == crc, kind
-        if kind == b"IHDR":
-            header = body
-        elif kind == b"IDAT":
-            idat += body
-        offset += 12 + length
-        if kind == b"IEND":
-            break
-    width, height, depth, color, compression, filtering, interlace = struct.unpack(
-        ">IIBBBBB", header
-    )
-    assert (depth, color, compression, filtering, interlace) == (8, 2, 0, 0, 0)
-    raw = zlib.decompress(idat)
-    stride = width * 3
-    assert len(raw) == height * (stride + 1)
-    rows: list[bytearray] = []
-    previous = bytearray(stride)
-    for y in range(height):
-        kind = raw[y * (stride + 1)]
-        line = bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
-        for i in range(stride):
-            left = line[i - 3] if i >= 3 else 0
-            up = previous[i]
-            corner = previous[i - 3] if i >= 3 else 0
-            if kind == 1:
-                line[i] = (line[i] + left) & 0xFF
-            elif kind == 2:
-                line[i] = (line[i] + up) & 0xFF
-            elif kind == 3:
-                line[i] = (line[i] + (left + up) // 2) & 0xFF
-            elif kind == 4:
-                p = left + up - corner
-                pa, pb, pc = abs(p - left), abs(p - up), abs(p - corner)
-                guess = left if pa <= pb and pa <= pc else up if pb <= pc else corner
-                line[i] = (line[i] + guess) & 0xFF
-            else:
-                assert kind == 0, f"unknown filter type {kind} on row {y}"
-        rows.append(line)
-        previous = line
-    return [[(r[x * 3], r[x * 3 + 1], r[x * 3 + 2]) for x in range(width)] for r in rows]
-
 
 # --- a real workload ----------------------------------------------------------------------
 
@@ -254,144 +199,6 @@ def test_printed_summary_names_the_numbers_and_files(reported: Reported) -> None
     assert str(reported.output / f"timeline-{reported.service}.png") in out
 
 
-# --- user mistakes ------------------------------------------------------------------------
-
-
-def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    assert err.count("\n") == 1 and err.startswith("troy: error: ")
-    return err
-
-
-def test_unknown_service_is_one_error_line(
-    coordination_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert main(["report", "wus-nosuch", "--coordination", coordination_url]) == 2
-    assert "no service 'wus-nosuch'" in one_error_line(capsys)
-
-
-def test_pilot_job_service_is_one_error_line(
-    pilots: PilotJobService, coordination_url: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert main(["report", pilots.id, "--coordination", coordination_url]) == 2
-    assert "is a pilot-job service, not a work-unit service" in one_error_line(capsys)
-
-
-def test_unwritable_output_is_one_error_line(
-    units: WorkUnitService,
-    coordination_url: str,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    blocker = tmp_path / "a-file"
-    blocker.write_text("not a directory")
-    args = ["report", units.id, "--coordination", coordination_url]
-    assert main([*args, "--output", str(blocker / "sub")]) == 2
-    assert f"cannot write the report into {blocker / 'sub'}" in one_error_line(capsys)
-    assert main([*args, "--output", str(tmp_path), "--buckets", "0"]) == 2
-    assert "buckets" in one_error_line(capsys)
-
-
-def test_empty_service_reports_without_units(
-    units: WorkUnitService,
-    coordination_url: str,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    args = ["report", units.id, "--coordination", coordination_url, "--output", str(tmp_path)]
-    assert main(args) == 0
-    data = json.loads((tmp_path / f"report-{units.id}.json").read_text())
-    assert (data["summary"]["units"], data["bars"], data["summary"]["mean_wait"]) == (0, [], None)
-    assert "0 units (none)" in capsys.readouterr().out
-
-
-# --- layout rules on made-up views ---------------------------------------------------------
-
-
-def pilot_view(pilot_id: str, slots: int | None, up: float = 0.0) -> PilotView:
-    history = [(State.Pending, 0.0), (State.Running, up), (State.Canceled, 100.0)]
-    return PilotView(pilot_id, "fork://localhost", "local", State.Canceled, "", slots, "/", history)
-
-
-def unit_view(
-    unit_id: str, pilot: str, start: float, end: float | None, cores: int = 1
-) -> UnitView:
-    state = State.Running if end is None else State.Done
-    history = [(State.New, 0.0), (State.Pending, 0.0), (State.Running, start)]
-    if end is not None:
-        history.append((State.Done, end))
-    run = RunView(pilot, start, end, state, cores)
-    return UnitView(unit_id, state, "", pilot, None, history, cores, [run])
-
-
-def test_runs_overlapping_more_than_the_slots_get_overflow_rows() -> None:
-    view = ServiceView("wus-x", "workunit", 0.0, [pilot_view("p", 1)])
-    view.units = [unit_view("wus-x.0", "p", 1.0, 5.0), unit_view("wus-x.1", "p", 2.0, 4.0)]
-    timeline = report.layout(view)
-    assert [(b.unit_id, b.row) for b in timeline.bars] == [("wus-x.0", 0), ("wus-x.1", 1)]
-    assert (timeline.pilots[0].rows, timeline.pilots[0].overflow) == (2, 1)
-    summary = report.summarize(view, timeline, buckets=5)
-    assert summary.notes and "overflow" in summary.notes[0]
-    assert summary.pilots[0].utilisation == pytest.approx(6.0 / (1 * 5.0))  # over 100%
-    pixels = decode_png(report.render(timeline, report.picture(timeline)))
-    overflow_top = report.TOP + report.ROW_HEIGHT + report.ROW_GAP
-    assert pixels[overflow_top + 1][report.LEFT + 1] == report.OVERFLOW_LANE
-    assert pixels[overflow_top + 1][report.LEFT - 4] == report.OVERFLOW_TAB
-
-
-def test_pilot_of_unknown_slots_gets_its_max_concurrent_cores_as_rows() -> None:
-    view = ServiceView("wus-y", "workunit", 0.0, [pilot_view("p", None)])
-    view.units = [
-        unit_view("wus-y.0", "p", 0.0, 2.0),
-        unit_view("wus-y.1", "p", 1.0, 3.0, cores=2),  # 3 cores at once from 1.0 to 2.0
-        unit_view("wus-y.2", "p", 2.0, 4.0),  # takes row 0, freed by wus-y.0 at 2.0
-    ]
-    timeline = report.layout(view)
-    assert (timeline.pilots[0].rows, timeline.pilots[0].overflow) == (3, 0)
-    assert [(b.unit_id, b.row) for b in timeline.bars] == [
-        ("wus-y.0", 0),
-        ("wus-y.1", 1),
-        ("wus-y.1", 2),
-        ("wus-y.2", 0),
-    ]
-    summary = report.summarize(view, timeline, buckets=4)  # slices of one second
-    assert summary.buckets == pytest.approx([1 / 3, 1.0, 1.0, 1 / 3])
-    assert summary.utilisation == pytest.approx(8.0 / (3 * 4.0))
-
-
-def test_running_unit_ends_at_now_and_is_blue() -> None:
-    view = ServiceView("wus-z", "workunit", 0.0, [pilot_view("p", 2)])
-    view.units = [unit_view("wus-z.0", "p", 1.0, 3.0), unit_view("wus-z.1", "p", 2.0, None)]
-    timeline = report.layout(view, now=10.0)
-    assert (timeline.start, timeline.end, timeline.finished) == (0.0, 10.0, False)
-    running = timeline.bars[1]
-    assert (running.end, running.state) == (10.0, State.Running)
-    summary = report.summarize(view, timeline)
-    assert summary.makespan == 10.0 and summary.mean_run == pytest.approx(2.0)
-    lines = report.summary_lines(summary)
-    assert "so far" in lines[1]
-    geometry = report.picture(timeline)
-    pixels = decode_png(report.render(timeline, geometry))
-    _, y0, x1, y1 = geometry.rects[1]
-    assert x1 == report.LEFT + geometry.plot_width
-    assert pixels[(y0 + y1) // 2][x1 - 1] == report.COLORS[State.Running]
-
-
-def test_pilots_are_stacked_with_a_line_between_them() -> None:
-    view = ServiceView("wus-s", "workunit", 0.0, [pilot_view("a", 1), pilot_view("b", 2)])
-    view.units = [unit_view("wus-s.0", "b", 0.0, 1.0), unit_view("wus-s.1", "a", 0.0, 1.0)]
-    timeline = report.layout(view)
-    assert [(p.id, p.first_row, p.rows) for p in timeline.pilots] == [("a", 0, 1), ("b", 1, 2)]
-    assert {b.unit_id: b.row for b in timeline.bars} == {"wus-s.1": 0, "wus-s.0": 1}
-    geometry = report.picture(timeline)
-    (line,) = geometry.separators
-    assert geometry.row_tops[0] + report.ROW_HEIGHT < line < geometry.row_tops[1]
-    pixels = decode_png(report.render(timeline, geometry))
-    assert pixels[line][report.LEFT + 100] == report.INK
-    assert pixels[line - 1][report.LEFT + 100] == report.BACKGROUND
-
-
 def test_retried_unit_has_a_bar_per_run(
     pilots: PilotJobService, units: WorkUnitService, coordination_url: str
 ) -> None:
@@ -418,16 +225,3 @@ def test_retried_unit_has_a_bar_per_run(
     timeline = report.layout(view)
     assert [(b.row, b.state) for b in timeline.bars] == [(0, State.New), (0, State.Done)]
     assert report.summarize(view, timeline).pilots[0].units_run == 1
-
-
-def test_canvas_fill_is_clipped_and_encoded_row_by_row() -> None:
-    canvas = Canvas(4, 3, (0, 0, 0))
-    canvas.fill(-5, 1, 2, 99, (9, 8, 7))
-    pixels = decode_png(canvas.to_png())
-    assert pixels == [
-        [(0, 0, 0)] * 4,
-        [(9, 8, 7), (9, 8, 7), (0, 0, 0), (0, 0, 0)],
-        [(9, 8, 7), (9, 8, 7), (0, 0, 0), (0, 0, 0)],
-    ]
-    with pytest.raises(ValueError):
-        Canvas(0, 1)

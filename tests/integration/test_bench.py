@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "throughput.py"
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "throughput.py"
 
 
 def test_throughput_benchmark_runs_every_workload(tmp_path: Path) -> None:

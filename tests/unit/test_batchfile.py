@@ -12,7 +12,7 @@ from troy.cli.batchfile import BatchFile, load_batch_file
 from troy.model.description import PilotJobDescription, WorkUnitDescription
 from troy.model.errors import BadBatchFile
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 GOOD = """\
 # a comment on line 1

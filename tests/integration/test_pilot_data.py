@@ -245,7 +245,7 @@ def test_an_unknown_data_unit_is_refused_at_submit(
 
 
 def test_the_data_example_runs(tmp_path: Path) -> None:
-    example = Path(__file__).resolve().parent.parent / "examples" / "data_staging.py"
+    example = Path(__file__).resolve().parents[2] / "examples" / "data_staging.py"
     run = subprocess.run(
         [sys.executable, str(example)], cwd=tmp_path, capture_output=True, text=True, timeout=120
     )

@@ -20,7 +20,7 @@ import pytest
 from redis_fixtures import RedisServer, redis_server
 from services import ssh_url
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "bigjob"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "bigjob"
 BIGJOB_URL = 'COORDINATION_URL = "redis://localhost:6379"'
 
 __all__ = ["redis_server"]  # a fixture, used by name

@@ -202,7 +202,7 @@ def test_resume_without_a_run_is_a_clear_error(
     assert "no earlier run of" in capsys.readouterr().err
 
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "workflows"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "workflows"
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.yaml")))

@@ -1,7 +1,7 @@
 """The saga backend's pure mappings: URL to scheme, pilot to SAGA job attributes, states back.
 
 They need neither radical.saga nor a resource; what SAGA itself makes of
-them is checked in test_saga_backend.py.
+them is checked in tests/integration/test_saga_backend.py.
 """
 
 from __future__ import annotations
