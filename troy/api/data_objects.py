@@ -17,8 +17,9 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from troy.core.data_manager import DataManager
 from troy.model.data_description import PilotDataDescription, local_paths
 from troy.model.errors import BadDescription, StoreError, Timeout
 from troy.model.states import State
@@ -26,9 +27,6 @@ from troy.plugins import (
     data_records,
 )
 from troy.plugins.coordination.base import Coordination
-
-if TYPE_CHECKING:
-    from troy.core.data_manager import DataManager
 
 #: Seconds between looks at a data unit's stream while waiting.
 _WAIT_POLL = 0.05

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from troy.api.callbacks import Callback, CallbackFunction, CallbackRegistry
+from troy.core.pilot_manager import PilotManager
+from troy.core.unit_manager import UnitManager
 from troy.model import protocol
 from troy.model.description import PilotJobDescription, WorkUnitDescription
 from troy.model.errors import Timeout
 from troy.model.states import State
-
-if TYPE_CHECKING:
-    from troy.core.pilot_manager import PilotManager
-    from troy.core.unit_manager import UnitManager
 
 
 class _Stateful:
