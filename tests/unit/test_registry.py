@@ -27,6 +27,13 @@ class FirstFitScheduler(Scheduler):
         return {u.id: next((p.id for p in pilots if p.can_hold(u.cores)), None) for u in units}
 
 
+class Unstartable(FirstFitScheduler):
+    name = "unstartable"
+
+    def __init__(self):
+        raise RuntimeError("no licence server")
+
+
 class Misnamed(FirstFitScheduler):
     name = "something_else"
 
@@ -57,6 +64,7 @@ ENTRY_POINTS = """
 [troy.schedulers]
 first_fit = troyfake:FirstFitScheduler
 misnamed = troyfake:Misnamed
+unstartable = troyfake:Unstartable
 not_a_scheduler = troyfake:NotAScheduler
 abstract = troyfake:Abstract
 broken = troyfake_missing_module:Nothing
@@ -162,6 +170,17 @@ def test_unknown_scheduler_is_rejected_before_anything_is_recorded(
 ) -> None:
     with pytest.raises(troy.NoSuchPlugin, match="fastest"):
         troy.WorkUnitService(coordination=coordination_url, scheduler="fastest")
+    assert not (tmp_path / "coordination" / "records" / "service").exists()
+
+
+def test_a_scheduler_that_cannot_start_is_a_bad_plugin_and_nothing_is_recorded(
+    fake_distribution: Path, coordination_url: str, tmp_path: Path
+) -> None:
+    with pytest.raises(troy.BadPlugin) as error:
+        troy.WorkUnitService(coordination=coordination_url, scheduler="unstartable")
+    assert "scheduler 'unstartable'" in str(error.value)
+    assert "troyfake.Unstartable" in str(error.value)
+    assert "RuntimeError: no licence server" in str(error.value)
     assert not (tmp_path / "coordination" / "records" / "service").exists()
 
 

@@ -24,7 +24,7 @@ from troy.core.tracked import Change, TrackedPilot, TrackedUnit
 from troy.core.transitions import advance, steps
 from troy.model import protocol, retry
 from troy.model.description import WorkUnitDescription
-from troy.model.errors import BadDescription, NoSuchObject, Timeout, TroyError
+from troy.model.errors import BadDescription, BadPlugin, NoSuchObject, Timeout, TroyError
 from troy.model.states import State
 from troy.plugins import registry
 from troy.plugins.schedulers.base import Scheduler
@@ -55,6 +55,21 @@ def _validated(descriptions: Sequence[Any]) -> list[WorkUnitDescription]:
     return checked
 
 
+def _start_scheduler(name: str) -> Scheduler:
+    """An instance of the scheduler plugin ``name``; BadPlugin if its constructor fails."""
+    plugin = registry.load("scheduler", name)
+    try:
+        scheduler: Scheduler = plugin()
+    except TroyError:
+        raise
+    except Exception as exc:
+        raise BadPlugin(
+            f"scheduler '{name}' ({plugin.__module__}.{plugin.__qualname__}) failed to start: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    return scheduler
+
+
 class UnitManager(ServiceManager, Generic[U]):
     """Submits, places, tracks and cancels the units of one work-unit service.
 
@@ -77,12 +92,12 @@ class UnitManager(ServiceManager, Generic[U]):
         new_unit: UnitFactory[U],
         new_pilot: PilotFactory[Any],
     ) -> None:
-        # An unknown scheduler fails before anything is recorded.
-        plugin = registry.load("scheduler", scheduler) if scheduler else None
+        # A scheduler that is unknown or cannot start fails before anything is recorded.
+        named = _start_scheduler(scheduler) if scheduler else None
         # A new service records its scheduler; a reconnected one uses the recorded one.
         super().__init__(service_id, coordination_url, {"scheduler": scheduler or "round_robin"})
         self.scheduler_name = scheduler or self.record.get("scheduler") or "round_robin"
-        self.scheduler: Scheduler = (plugin or registry.load("scheduler", self.scheduler_name))()
+        self.scheduler: Scheduler = named or _start_scheduler(self.scheduler_name)
         self.new_unit = new_unit
         self.new_pilot = new_pilot
         self._deps = dependencies.DependencyTracker()
