@@ -22,8 +22,11 @@ EXTRAS = {"affinity_datacenter_label", "affinity_machine_label", "input_data", "
 @pytest.mark.parametrize(
     ("kind", "troy_extensions"),
     [
-        (PilotJobDescription, {"agent_python", "launcher"}),
-        (WorkUnitDescription, {"retries", "cores", "name", "after", "iterations", "iteration"}),
+        (PilotJobDescription, {"agent_python", "launcher", "hints"}),
+        (
+            WorkUnitDescription,
+            {"retries", "cores", "hints", "name", "after", "iterations", "iteration"},
+        ),
     ],
 )
 def test_every_troy_attribute_exists_and_reads_none_when_unset(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Generic, Self, TypeVar, overload
 
 from troy.api.data_objects import DataUnit, PilotData
@@ -112,8 +112,13 @@ class PilotJobService(_Service[PilotManager[PilotJob]]):
 class WorkUnitService(_Service[UnitManager[WorkUnit]]):
     """Where the application submits work units; places them on pilots with a scheduler.
 
-    ``WorkUnitService(id=...)`` reconnects (also from a new process) and sees
-    every unit of the service with its current state.
+    ``scheduler`` names the scheduler plugin (default ``round_robin``);
+    ``scheduler_options`` are its options (see docs/scheduling.md), plus
+    ``seed`` and ``on_error`` ("fail", the default: a scheduler error fails the
+    units it was placing; "wait": they keep waiting).  A wrong option is a
+    BadDescription naming it, and nothing is recorded.  ``WorkUnitService(id=...)``
+    reconnects (also from a new process) with the scheduler and options recorded,
+    and sees every unit of the service with its current state.
     """
 
     def __init__(
@@ -121,13 +126,21 @@ class WorkUnitService(_Service[UnitManager[WorkUnit]]):
         id: str | None = None,
         coordination: str | None = None,
         scheduler: str | None = None,
+        scheduler_options: Mapping[str, Any] | None = None,
     ) -> None:
-        self._manager = UnitManager(id, coordination, scheduler, WorkUnit, PilotJob)
+        self._manager = UnitManager(
+            id, coordination, scheduler, WorkUnit, PilotJob, scheduler_options
+        )
 
     @property
     def scheduler(self) -> str:
         """Name of the scheduler plugin that places this service's units."""
         return self._manager.scheduler_name
+
+    @property
+    def scheduler_options(self) -> dict[str, Any]:
+        """The options its scheduler runs with, as given (seed and on_error included)."""
+        return dict(self._manager.scheduler_options)
 
     @property
     def state(self) -> State:

@@ -8,7 +8,9 @@ the queue items, in one commit.
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -20,7 +22,51 @@ from troy.model.errors import SchedulerError
 from troy.model.states import State
 from troy.plugins import data_records
 from troy.plugins.coordination.base import Coordination
-from troy.plugins.schedulers.base import DataInput, PilotOffer, Scheduler, UnitRequest
+from troy.plugins.schedulers.base import (
+    NO_HINTS,
+    DataInput,
+    PilotOffer,
+    Scheduler,
+    UnitRequest,
+)
+
+log = logging.getLogger("troy.units")
+
+
+class PilotLoads:
+    """Per pilot: units queued on it (not started), units running on it, and their slots.
+
+    Kept up to date as units move (`move`), so offering pilots to the scheduler
+    costs nothing per unit of the service.
+    """
+
+    __slots__ = ("busy", "queued", "running")
+
+    def __init__(self) -> None:
+        self.queued: dict[str, int] = {}
+        self.running: dict[str, int] = {}
+        self.busy: dict[str, int] = {}
+
+    def move(
+        self,
+        cores: int,
+        before: tuple[str | None, State],
+        after: tuple[str | None, State],
+    ) -> None:
+        """A unit of ``cores`` slots went from (pilot, state) ``before`` to ``after``."""
+        if before != after:
+            self._count(cores, before, -1)
+            self._count(cores, after, 1)
+
+    def _count(self, cores: int, where: tuple[str | None, State], sign: int) -> None:
+        pilot, state = where
+        if pilot is None:
+            return
+        if state == State.Pending:
+            self.queued[pilot] = self.queued.get(pilot, 0) + sign
+        elif state == State.Running:
+            self.running[pilot] = self.running.get(pilot, 0) + sign
+            self.busy[pilot] = self.busy.get(pilot, 0) + sign * cores
 
 
 class Placement:
@@ -57,6 +103,11 @@ class Placement:
         self.place_lock = threading.Lock()
         #: If set, units go only to these pilots (BigJob's PilotCompute.submit_compute_unit).
         self.only_pilots: frozenset[str] | None = None
+        self.loads = PilotLoads()
+        #: "fail": a scheduler error fails the units of that call; "wait": they keep waiting.
+        self.on_error = "fail"
+        #: Monotonic time at which the scheduler asked to be called again, if it did.
+        self.next_call_at: float | None = None
 
     # -- dependencies ----------------------------------------------------------------------
     def _state_of(self, unit_id: str) -> State | None:
@@ -91,19 +142,9 @@ class Placement:
         return free, canceled
 
     # -- placement ------------------------------------------------------------------------
-    def _queue_of(self, pilot_id: str) -> str:
-        """The queue a unit placed on that pilot goes to (shared by late-binding pilots)."""
-        for pilot in self._pilots():
-            if pilot.id == pilot_id:
-                return pilot.queue
-        return protocol.pilot_key(pilot_id)
-
     def offers(self) -> list[PilotOffer]:
-        load: dict[str, int] = {}
-        with self._lock:
-            for unit in self._units.values():
-                if unit.pilot is not None and not unit.state.is_final:
-                    load[unit.pilot] = load.get(unit.pilot, 0) + 1
+        """Every live pilot units may go to, with its load as the counters know it."""
+        loads = self.loads
         offers = []
         for pilot in self._pilots():
             if self.only_pilots is not None and pilot.id not in self.only_pilots:
@@ -111,32 +152,63 @@ class Placement:
             state = State.Canceled if pilot.canceling else pilot.state
             if state.is_final:
                 continue
-            description = pilot.description
+            get = pilot.description.get
             offers.append(
                 PilotOffer(
                     id=pilot.id,
                     state=state,
                     slots=pilot.slots,
-                    queued=load.get(pilot.id, 0),
-                    datacenter=description.get("affinity_datacenter_label"),
-                    machine=description.get("affinity_machine_label"),
+                    queued=loads.queued.get(pilot.id, 0),
+                    datacenter=get("affinity_datacenter_label"),
+                    machine=get("affinity_machine_label"),
+                    running=loads.running.get(pilot.id, 0),
+                    busy=loads.busy.get(pilot.id, 0),
+                    hints=get("hints") or NO_HINTS,
                 )
             )
         return offers
 
+    def _request(
+        self, unit: TrackedUnit, memo: dict[str, DataInput | None], queued_on: str | None = None
+    ) -> UnitRequest:
+        description = unit.description
+        get = description.get
+        urls = data_records.data_urls(get("input_data"))
+        return UnitRequest(
+            id=unit.id,
+            cores=description.cores,
+            datacenter=get("affinity_datacenter_label"),
+            machine=get("affinity_machine_label"),
+            input_data=urls,
+            inputs=self.locator.locate(urls, memo) if urls else (),
+            wall_time_limit=get("wall_time_limit"),
+            total_cpu_time=get("total_cpu_time"),
+            hints=get("hints") or NO_HINTS,
+            order=int(unit.id.rpartition(".")[2]),
+            queued_on=queued_on,
+        )
+
     def decide(
-        self, units: Sequence[TrackedUnit], plain: Sequence[dict[str, Any]] | None = None
+        self,
+        units: Sequence[TrackedUnit],
+        plain: Sequence[dict[str, Any]] | None = None,
+        queued: Sequence[TrackedUnit] = (),
     ) -> tuple[dict[str, dict[str, Any]], dict[str, list[dict[str, Any]]]]:
-        """Decide where units go, writing nothing.
+        """Decide where units go, writing nothing; SchedulerError if the scheduler errs.
 
         Returns the state event decided per unit id (Pending on a pilot, or Failed
-        for a unit no pilot can ever hold) and the queue items per pilot id.
-        ``plain`` are the units' descriptions as dicts, if the caller has them.
+        for a unit no pilot can ever hold) and the queue items per pilot id, in
+        the order the scheduler gave.  ``plain`` are the units' descriptions as
+        dicts, if the caller has them.  ``queued`` are Pending units offered for
+        rebalancing: one the scheduler moves gets a Pending event at its next
+        attempt (the caller must withdraw it from its old queue first).
         """
         decided: dict[str, dict[str, Any]] = {}
         by_pilot: dict[str, list[dict[str, Any]]] = {}
         offers = self.offers()
-        if not units or not offers:
+        if not units and not queued:
+            return decided, by_pilot
+        if not offers:
             for unit in units:
                 if unit.state == State.New:
                     unit.state_detail = "waiting for a pilot: this service has no live pilot"
@@ -144,7 +216,9 @@ class Placement:
         largest = max((o.slots for o in offers if o.slots is not None), default=None)
         if any(o.slots is None for o in offers):
             largest = None  # a pilot of unknown size may hold anything
-        fitting = []
+        memo: dict[str, DataInput | None] = {}
+        #: unit id -> (index in units, or -1 for a queued one; the unit; its request)
+        offered: dict[str, tuple[int, TrackedUnit, UnitRequest]] = {}
         for index, unit in enumerate(units):
             cores = unit.description.cores
             if largest is not None and cores > largest:
@@ -155,61 +229,104 @@ class Placement:
                     detail=f"needs {cores} slots; the largest pilot has {largest}",
                 )
             else:
-                fitting.append((index, unit))
-        requests = []
-        memo: dict[str, DataInput | None] = {}
-        for _, unit in fitting:
-            get = unit.description.get
-            urls = data_records.data_urls(get("input_data"))
-            requests.append(
-                UnitRequest(
-                    id=unit.id,
-                    cores=unit.description.cores,
-                    datacenter=get("affinity_datacenter_label"),
-                    machine=get("affinity_machine_label"),
-                    input_data=urls,
-                    inputs=self.locator.locate(urls, memo) if urls else (),
-                )
-            )
-        placement = self.scheduler.place(requests, offers) if requests else {}
-        known = {offer.id for offer in offers}
-        for position, (index, unit) in enumerate(fitting):
-            pilot_id = placement.get(unit.id)
-            if pilot_id is None:
-                if unit.state == State.New:  # say why it waits (not recorded: it may change)
-                    unit.state_detail = self.scheduler.waiting_reason(requests[position], offers)
-                continue
-            if pilot_id not in known:
+                offered[unit.id] = (index, unit, self._request(unit, memo))
+        for unit in queued:
+            offered[unit.id] = (-1, unit, self._request(unit, memo, unit.pilot))
+        if not offered:
+            return decided, by_pilot
+        requests = [request for _, _, request in offered.values()]
+        placement = self._ask(requests, offers)
+        offers_by_id = {offer.id: offer for offer in offers}
+        name = self.scheduler.name
+        for unit_id, pilot_id in placement.items():
+            entry = offered.get(unit_id) if isinstance(unit_id, str) else None
+            if entry is None:
                 raise SchedulerError(
-                    f"scheduler '{self.scheduler.name}' placed {unit.id} on unknown pilot "
-                    f"{pilot_id!r}"
+                    f"scheduler '{name}' placed unit {unit_id!r}, which it was not offered"
                 )
+            if pilot_id is None:
+                continue
+            index, unit, request = entry
+            if not isinstance(pilot_id, str):
+                raise SchedulerError(
+                    f"scheduler '{name}' gave {type(pilot_id).__name__} {pilot_id!r} for unit "
+                    f"{unit_id}; expected a pilot id (str) or None"
+                )
+            offer = offers_by_id.get(pilot_id)
+            if offer is None:
+                raise SchedulerError(
+                    f"scheduler '{name}' placed {unit_id} on unknown pilot {pilot_id!r}"
+                )
+            if not offer.can_hold(request.cores):
+                raise SchedulerError(
+                    f"scheduler '{name}' placed {unit_id} ({request.cores} slots) on pilot "
+                    f"{pilot_id}, which cannot hold it ({offer.slots} slots, {offer.state})"
+                )
+            if pilot_id == request.queued_on:
+                continue  # stays where it is
             attempt = unit.attempt + (1 if unit.state == State.Pending else 0)
-            decided[unit.id] = protocol.unit_state_event(
-                unit.id, "Pending", attempt, pilot=pilot_id
+            decided[unit_id] = protocol.unit_state_event(
+                unit_id, "Pending", attempt, pilot=pilot_id
             )
-            values = plain[index] if plain is not None else unit.description.as_dict()
-            item = {"id": unit.id, "service": self.service_id, "d": values, "a": attempt}
+            values = plain[index] if plain is not None and index >= 0 else None
+            item = {
+                "id": unit_id,
+                "service": self.service_id,
+                "d": values if values is not None else unit.description.as_dict(),
+                "a": attempt,
+            }
             if unit.tries:
                 item["t"] = unit.tries
             by_pilot.setdefault(pilot_id, []).append(item)
+        for _, unit, request in offered.values():
+            if unit.state == State.New and unit.id not in decided:
+                # Say why it waits (not recorded: it may change).
+                unit.state_detail = self.scheduler.waiting_reason(request, offers)
         return decided, by_pilot
+
+    def _ask(self, requests: list[UnitRequest], offers: list[PilotOffer]) -> Mapping[Any, Any]:
+        """The scheduler's placement; SchedulerError if it raised or returned no mapping."""
+        name = self.scheduler.name
+        try:
+            placement = self.scheduler.place(requests, offers)
+        except Exception as exc:
+            raise SchedulerError(f"scheduler '{name}' failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            delay = self.scheduler.next_call()
+            self.next_call_at = None if delay is None else time.monotonic() + max(0.0, delay)
+        if not isinstance(placement, Mapping):
+            raise SchedulerError(
+                f"scheduler '{name}' returned {type(placement).__name__}, not a mapping "
+                "of unit id to pilot id or None"
+            )
+        return placement
 
     def commit(
         self, events: list[dict[str, Any]], by_pilot: dict[str, list[dict[str, Any]]]
     ) -> None:
         """Record events and put placed units in their pilots' queues, as one step."""
         queues: dict[str, list[dict[str, Any]]] = {}
-        for pilot_id, items in by_pilot.items():
-            queues.setdefault(self._queue_of(pilot_id), []).extend(items)
+        if by_pilot:
+            queue_of = {pilot.id: pilot.queue for pilot in self._pilots()}
+            for pilot_id, items in by_pilot.items():
+                queue = queue_of.get(pilot_id) or protocol.pilot_key(pilot_id)
+                queues.setdefault(queue, []).extend(items)
         self.coordination.commit(protocol.service_key(self.service_id), events, queues)
 
-    def place(self, units: Sequence[TrackedUnit], withdrawn_from: str | None = None) -> None:
+    def place(
+        self,
+        units: Sequence[TrackedUnit],
+        withdrawn_from: str | None = None,
+        queued: Sequence[TrackedUnit] = (),
+    ) -> None:
         """Place waiting units on live pilots; units no pilot can ever hold fail at once.
 
         Only New units are placed, and Pending ones that were withdrawn from the
         queue of pilot ``withdrawn_from`` (which ended): a unit in a queue must
-        never be placed twice.
+        never be placed twice.  ``queued`` are Pending units offered for
+        rebalancing: one the scheduler moves is withdrawn from its queue first,
+        and moves only if the agent had not claimed it.  A scheduler error fails
+        the units of the call, or (``on_error`` "wait") leaves them waiting.
         """
         with self.place_lock:
             units = [
@@ -227,9 +344,60 @@ class Placement:
                 self.commit(events, {})
                 self._apply(events)
                 units = [u for u in units if u.state == State.New]
-            decided, by_pilot = self.decide(free)
+            queued = [u for u in queued if u.state == State.Pending and u.pilot is not None]
+            try:
+                decided, by_pilot = self.decide(free, queued=queued)
+            except SchedulerError as exc:
+                self._scheduler_failed(free, exc)
+                return
             if not decided:
                 return
+            moved = [u for u in queued if u.id in decided]
+            if moved:
+                self._withdraw_moved(moved, decided, by_pilot)
             events = list(decided.values())
             self.commit(events, by_pilot)
+            self._apply(events)
+
+    def _withdraw_moved(
+        self,
+        moved: Sequence[TrackedUnit],
+        decided: dict[str, dict[str, Any]],
+        by_pilot: dict[str, list[dict[str, Any]]],
+    ) -> None:
+        """Take moved units out of their old queues; those an agent claimed stay put."""
+        queue_of = {pilot.id: pilot.queue for pilot in self._pilots()}
+        by_queue: dict[str, list[str]] = {}
+        for unit in moved:
+            old = str(unit.pilot)
+            by_queue.setdefault(queue_of.get(old) or protocol.pilot_key(old), []).append(unit.id)
+        withdrawn: set[str] = set()
+        for queue, ids in by_queue.items():
+            withdrawn.update(self.coordination.withdraw(queue, ids))
+        stay = {unit.id for unit in moved} - withdrawn
+        for unit_id in stay:
+            del decided[unit_id]
+        if stay:
+            for pilot_id, items in list(by_pilot.items()):
+                kept = [item for item in items if item["id"] not in stay]
+                if kept:
+                    by_pilot[pilot_id] = kept
+                else:
+                    del by_pilot[pilot_id]
+
+    def _scheduler_failed(self, units: Sequence[TrackedUnit], error: SchedulerError) -> None:
+        """After a scheduler error outside submit: the units fail, or wait if asked to."""
+        if self.on_error == "wait":
+            log.warning("%s; its units keep waiting (on_error: wait)", error)
+            for unit in units:
+                if unit.state == State.New:
+                    unit.state_detail = f"waiting: {error}"
+            return
+        events = [
+            protocol.unit_state_event(unit.id, "Failed", unit.attempt, detail=str(error))
+            for unit in units
+            if unit.state == State.New
+        ]
+        if events:
+            self.commit(events, {})
             self._apply(events)

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 from troy.core import dependencies, sweeps
 from troy.core.data_locator import DataLocator
-from troy.core.monitor import Monitor
+from troy.core.monitor import SLOW_POLL, Monitor
 from troy.core.pilot_manager import PilotFactory, PilotManager
 from troy.core.placement import Placement
 from troy.core.service import ServiceManager
@@ -24,7 +24,14 @@ from troy.core.tracked import Change, TrackedPilot, TrackedUnit
 from troy.core.transitions import advance, steps
 from troy.model import protocol, retry
 from troy.model.description import WorkUnitDescription
-from troy.model.errors import BadDescription, BadPlugin, NoSuchObject, Timeout, TroyError
+from troy.model.errors import (
+    BadDescription,
+    BadPlugin,
+    NoSuchObject,
+    SchedulerError,
+    Timeout,
+    TroyError,
+)
 from troy.model.states import State
 from troy.plugins import registry
 from troy.plugins.schedulers.base import Scheduler
@@ -55,11 +62,17 @@ def _validated(descriptions: Sequence[Any]) -> list[WorkUnitDescription]:
     return checked
 
 
-def _start_scheduler(name: str) -> Scheduler:
-    """An instance of the scheduler plugin ``name``; BadPlugin if its constructor fails."""
+def _start_scheduler(name: str, options: Mapping[str, Any]) -> Scheduler:
+    """The scheduler plugin ``name`` made with ``options`` (checked by the plugin first).
+
+    BadDescription names an option the plugin does not take; BadPlugin says that
+    its constructor failed.
+    """
     plugin = registry.load("scheduler", name)
+    plugin.check_options(options)
+    own = {key: value for key, value in options.items() if key != "seed"}
     try:
-        scheduler: Scheduler = plugin()
+        scheduler: Scheduler = plugin(options.get("seed"), **own) if options else plugin()
     except TroyError:
         raise
     except Exception as exc:
@@ -70,10 +83,27 @@ def _start_scheduler(name: str) -> Scheduler:
     return scheduler
 
 
+def _split_options(options: Mapping[str, Any] | None) -> tuple[dict[str, Any], str]:
+    """(the scheduler's own options, on_error): ``on_error`` is the manager's, not the plugin's."""
+    if options is None:
+        return {}, "fail"
+    if not isinstance(options, Mapping):
+        raise BadDescription(
+            "scheduler_options", f"expected a mapping, got {type(options).__name__}"
+        )
+    own = {str(key): value for key, value in options.items() if key != "on_error"}
+    on_error = options.get("on_error", "fail")
+    if on_error not in ("fail", "wait"):
+        raise BadDescription(
+            "scheduler_options.on_error", f"expected 'fail' or 'wait', got {on_error!r}"
+        )
+    return own, str(on_error)
+
+
 class UnitManager(ServiceManager, Generic[U]):
     """Submits, places, tracks and cancels the units of one work-unit service.
 
-    ``new_unit`` makes the object that stands for a unit (troy.U);
+    ``new_unit`` makes the object that stands for a unit (troy.WorkUnit);
     ``new_pilot`` that of a pilot, for the pilot-job services it finds attached
     in the service's stream (attached by another process).
     """
@@ -91,13 +121,32 @@ class UnitManager(ServiceManager, Generic[U]):
         scheduler: str | None,
         new_unit: UnitFactory[U],
         new_pilot: PilotFactory[Any],
+        scheduler_options: Mapping[str, Any] | None = None,
     ) -> None:
-        # A scheduler that is unknown or cannot start fails before anything is recorded.
-        named = _start_scheduler(scheduler) if scheduler else None
-        # A new service records its scheduler; a reconnected one uses the recorded one.
-        super().__init__(service_id, coordination_url, {"scheduler": scheduler or "round_robin"})
-        self.scheduler_name = scheduler or self.record.get("scheduler") or "round_robin"
-        self.scheduler: Scheduler = named or _start_scheduler(self.scheduler_name)
+        own, on_error = _split_options(scheduler_options)
+        if service_id is None:
+            # A scheduler that is unknown, takes other options or cannot start fails
+            # before anything is recorded.
+            name = scheduler or "round_robin"
+            started = _start_scheduler(name, own)
+            record: dict[str, Any] = {"scheduler": name}
+            if scheduler_options:
+                record["scheduler_options"] = dict(scheduler_options)
+            super().__init__(None, coordination_url, record)
+        else:
+            # A reconnected service runs the recorded scheduler, unless told otherwise.
+            super().__init__(service_id, coordination_url)
+            name = scheduler or self.record.get("scheduler") or "round_robin"
+            if scheduler is None and scheduler_options is None:
+                own, on_error = _split_options(self.record.get("scheduler_options"))
+            started = _start_scheduler(name, own)
+        self.scheduler_name = name
+        self.scheduler: Scheduler = started
+        #: The options the scheduler runs with (and ``on_error``, if not the default).
+        self.scheduler_options: dict[str, Any] = {
+            **own,
+            **({"on_error": on_error} if on_error != "fail" else {}),
+        }
         self.new_unit = new_unit
         self.new_pilot = new_pilot
         self._deps = dependencies.DependencyTracker()
@@ -111,8 +160,12 @@ class UnitManager(ServiceManager, Generic[U]):
         self._cursor: Any = None
         #: State events read before the event that submitted their unit.
         self._orphans: dict[str, list[dict[str, Any]]] = {}
-        #: Set when a unit came back New (failed with retries left, or lost): place again.
-        self._sent_back = False
+        #: Set when placement should run again: a unit came back New (failed with retries
+        #: left, or lost), or a unit ended (its slots are free; units may wait for it).
+        self._place_again = False
+        #: Units waiting to be placed (New), and units queued on a pilot (Pending).
+        self._waiting: dict[str, U] = {}
+        self._queued: dict[str, U] = {}
         #: Units claimed from a shared queue when a late-binding pilot ended:
         #: id -> (monotonic deadline, that pilot, why, final state if lost).
         self._suspects: dict[str, tuple[float, str, str, str]] = {}
@@ -128,6 +181,8 @@ class UnitManager(ServiceManager, Generic[U]):
             self._deps,
             DataLocator(self.coordination),
         )
+        self.placement.on_error = on_error
+        self._rebalance = "rebalance" in self.scheduler.capabilities
         self._next_number = 0
         self.monitor = Monitor(f"troy-units-{self.service_id}", self._poll)
         # What a reconnect reads is delivered in the constructing thread, before it returns.
@@ -207,6 +262,7 @@ class UnitManager(ServiceManager, Generic[U]):
                 self._next_number = max(self._next_number, first + len(units))
                 for unit in units:
                     self._units[unit.id] = unit
+                    self._waiting[unit.id] = unit
                 self._unsettled += len(units)
             self._apply(decided.values())
         return units
@@ -221,7 +277,15 @@ class UnitManager(ServiceManager, Generic[U]):
             free_plain = [p for p, unit in zip(plain, units, strict=True) if unit.id in placeable]
         else:
             free_plain = plain
-        decided, by_pilot = self.placement.decide(free, free_plain)
+        try:
+            decided, by_pilot = self.placement.decide(free, free_plain)
+        except SchedulerError as exc:
+            if self.placement.on_error != "wait":
+                raise  # nothing is recorded
+            log.warning("%s; the units submitted wait (on_error: wait)", exc)
+            for unit in free:
+                unit.state_detail = f"waiting: {exc}"
+            decided, by_pilot = {}, {}
         decided.update(canceled)
         events = []
         for unit, values in zip(units, plain, strict=True):
@@ -248,16 +312,15 @@ class UnitManager(ServiceManager, Generic[U]):
                         self._orphans.setdefault(event["id"], []).append(event)
                         continue
                     made = self._advance_unit(unit, event)
-                    if made is not None and unit.state == State.New:
-                        self._sent_back = True  # a unit back to be placed again
-                    elif made is not None and unit.state.is_final and self._deps.used:
-                        self._sent_back = True  # units waiting for it may be free now
+                    if made is not None and (unit.state == State.New or unit.state.is_final):
+                        self._place_again = True  # back to be placed, or its slots are free
                     changes += made or []
                 elif kind == "unit" and event["id"] not in self._units:
                     unit = self.new_unit(self, event["id"], WorkUnitDescription(event["d"]))
                     self._deps.note(unit.id, event["d"])
                     unit.history.append((State.New, event["ts"]))
                     self._units[unit.id] = unit
+                    self._waiting[unit.id] = unit
                     self._unsettled += 1
                     number = int(event["id"].rpartition(".")[2])
                     self._next_number = max(self._next_number, number + 1)
@@ -286,9 +349,27 @@ class UnitManager(ServiceManager, Generic[U]):
         if changes:
             self.monitor_notify(changes)
 
+    def _advance_unit(self, unit: U, event: dict[str, Any]) -> list[Change] | None:
+        """Apply one state event to a unit (and its pilot, exit code, sandbox); None if stale.
+
+        Keeps the pilots' load counters and the waiting and queued sets up to date.
+        """
+        before = (unit.pilot, unit.state)
+        made = self._step_unit(unit, event)
+        if made is not None:
+            after = (unit.pilot, unit.state)
+            if after != before:
+                self.placement.loads.move(unit.description.cores, before, after)
+                self._waiting.pop(unit.id, None)
+                self._queued.pop(unit.id, None)
+                if unit.state == State.New:
+                    self._waiting[unit.id] = unit
+                elif unit.state == State.Pending:
+                    self._queued[unit.id] = unit
+        return made
+
     @staticmethod
-    def _advance_unit(unit: U, event: dict[str, Any]) -> list[Change] | None:
-        """Apply one state event to a unit (and its pilot, exit code, sandbox); None if stale."""
+    def _step_unit(unit: U, event: dict[str, Any]) -> list[Change] | None:
         made: list[Change] | None = None
         for state, ts, detail in steps(event):
             step = advance(unit, state, event.get("a", 0), ts, detail)
@@ -338,15 +419,27 @@ class UnitManager(ServiceManager, Generic[U]):
                 self._pilot_ended(pilot)
         if self._suspects:
             self._check_suspects()
-        if changed or self._sent_back:
-            self._sent_back = False
+        called_for = self.placement.next_call_at
+        due = called_for is not None and time.monotonic() >= called_for
+        if changed or self._place_again or due:
+            self._place_again = False
             with self.lock:
-                waiting = [u for u in self._units.values() if u.state == State.New]
-            if waiting:
-                self.placement.place(waiting)
-        # While units are out on pilots, look often: a finished run is noticed at once.
-        return busy or (
-            self._unsettled > 0 and any(not p.state.is_final for p in self._pilots(watched=True))
+                waiting = list(self._waiting.values())
+                queued = list(self._queued.values()) if self._rebalance else []
+            if waiting or queued:
+                self.placement.place(waiting, queued=queued)
+            elif due:
+                self.placement.next_call_at = None
+        # While units are out on pilots, look often: a finished run is noticed at once;
+        # and so is the time the scheduler asked to be called again.
+        called_for = self.placement.next_call_at
+        return (
+            busy
+            or (called_for is not None and called_for - time.monotonic() < SLOW_POLL)
+            or (
+                self._unsettled > 0
+                and any(not p.state.is_final for p in self._pilots(watched=True))
+            )
         )
 
     def _pilot_ended(self, pilot: TrackedPilot) -> None:

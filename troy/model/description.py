@@ -16,7 +16,13 @@ from typing import Any, ClassVar
 from troy.model.cores import cores_value, unit_cores
 from troy.model.errors import BadDescription, UnknownAttribute
 from troy.model.saga_fields import SAGA_FIELDS, SagaAttributes
-from troy.model.validators import Validator, non_negative_int, nonempty_string, type_name
+from troy.model.validators import (
+    Validator,
+    json_object,
+    non_negative_int,
+    nonempty_string,
+    type_name,
+)
 from troy.model.workflow_fields import WORKFLOW_FIELDS
 
 
@@ -155,7 +161,8 @@ class PilotJobDescription(SagaAttributes, _Description):
     where unit sandboxes are made (default: a directory under the troy home).
     ``agent_python`` (a troy extension) is a Python on the target that has
     troy installed; without it, backends that start agents elsewhere ship
-    troy there (see docs/backends.md).
+    troy there (see docs/backends.md).  ``hints`` (a troy extension) are
+    free-form JSON values a scheduler may use (e.g. {"speed": 2.0}).
     """
 
     __slots__ = ()
@@ -163,11 +170,13 @@ class PilotJobDescription(SagaAttributes, _Description):
         **SAGA_FIELDS,
         "agent_python": nonempty_string,
         "launcher": nonempty_string,
+        "hints": json_object,
     }
     _ALIASES: ClassVar[dict[str, str]] = {"walltime": "wall_time_limit"}
 
     agent_python: str | None
     launcher: str | None
+    hints: dict[str, Any] | None
 
 
 class WorkUnitDescription(SagaAttributes, _Description):
@@ -181,7 +190,8 @@ class WorkUnitDescription(SagaAttributes, _Description):
     in it are expanded from the unit's environment.  ``spmd_variation`` "mpi"
     (or "openmpi") starts it through the allocation's MPI launcher.
     ``retries`` (a troy extension, default 0) is how many more times a unit
-    that fails runs, on any pilot.
+    that fails runs, on any pilot.  ``hints`` (a troy extension) are free-form
+    JSON values a scheduler may rank by (e.g. {"runtime": 3.2}, in seconds).
     """
 
     __slots__ = ()
@@ -191,10 +201,12 @@ class WorkUnitDescription(SagaAttributes, _Description):
         **SAGA_FIELDS,
         "retries": non_negative_int,
         "cores": cores_value,
+        "hints": json_object,
         **WORKFLOW_FIELDS,
     }
 
     retries: int | None
+    hints: dict[str, Any] | None
     name: str | None
     after: list[Any] | None
     iterations: dict[str, int] | list[Any] | None

@@ -169,3 +169,29 @@ def output_data(field: str, value: Any) -> list[dict[str, list[str]]]:
             )
         result.append(entry)
     return result
+
+
+def json_object(field: str, value: Any) -> dict[str, Any]:
+    """A mapping with string keys whose values JSON can hold (a copy)."""
+    if not isinstance(value, Mapping):
+        raise BadDescription(field, f"expected a mapping, got {type_name(value)} {value!r}")
+    result: dict[str, Any] = {}
+    for key, item in value.items():
+        if not isinstance(key, str):
+            raise BadDescription(field, f"keys must be strings, got {type_name(key)} {key!r}")
+        result[key] = _json_value(f"{field}.{key}", item)
+    return result
+
+
+def _json_value(field: str, value: Any) -> Any:
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise BadDescription(field, f"expected a finite number, got {value!r}")
+        return value
+    if isinstance(value, Mapping):
+        return json_object(field, value)
+    if isinstance(value, list | tuple):
+        return [_json_value(f"{field}[{index}]", item) for index, item in enumerate(value)]
+    raise BadDescription(field, f"expected a JSON value, got {type_name(value)} {value!r}")

@@ -1,18 +1,61 @@
-"""The scheduler contract: pure placement of work units on pilots.
+"""The scheduler contract, version 2: placement of work units on pilots, driven by events.
 
 A scheduler sees plain values, never services or I/O, so strategies can be
-compared offline and at scale, and the same seed gives the same placement.
-The unit manager calls `place` whenever units wait or pilots change.
+compared offline and at scale (the same plugin class drives a real run and a
+simulation), and the same seed gives the same placement.
+
+When `place` is called
+    The unit manager calls it when units arrive (``submit``), when a unit
+    ends (its slots are free again), when a pilot changes (starts, ends, is
+    canceled, learns its size), and when the time `next_call` asked for has
+    come.  Each call offers every unit that waits to be placed (New), in the
+    order it came to wait, and every live pilot.  A scheduler may leave any
+    unit waiting (None) and place it in a later call: a *just-in-time*
+    strategy places units only into free slots (`PilotOffer.free`).
+
+Order
+    The units one call places on a pilot start there in the order of the
+    returned mapping, after those placed on it by earlier calls.  To decide
+    the order later, leave units waiting and place them just in time.
+
+Rebalancing
+    A scheduler with the capability ``"rebalance"`` is also offered the units
+    queued on a pilot that have not started (`UnitRequest.queued_on` names
+    that pilot).  Returning another pilot for such a unit moves it there: the
+    manager withdraws it from the first pilot's queue, atomically against the
+    agent's claim, so a unit an agent claimed meanwhile stays where it is and
+    never runs twice.  None, or the same pilot, leaves it where it is.
+
+Options
+    A scheduler declares the options it takes in ``option_specs``; the manager
+    checks the user's ``scheduler_options`` against them (an unknown or wrong
+    one is a BadDescription naming it) and passes them to the constructor as
+    keywords, with ``seed`` always accepted.  They are recorded with the
+    service.
+
+What the manager checks
+    The result must be a mapping whose keys are ids of units given, and whose
+    values are None or the id of an offered pilot that can hold the unit.
+    Anything else, or an exception from `place`, is a SchedulerError naming
+    the scheduler and what was wrong; nothing of that call is recorded.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import ClassVar
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, ClassVar
 
+from troy.model.errors import BadDescription
 from troy.model.states import State
+
+#: The version of this contract; a scheduler written for it says so in ``contract_version``.
+CONTRACT_VERSION = 2
+
+#: An empty, read-only mapping: the default ``hints``.
+NO_HINTS: Mapping[str, Any] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,9 +79,10 @@ class DataInput:
 
 @dataclass(frozen=True, slots=True)
 class UnitRequest:
-    """What a unit asks of a pilot."""
+    """What a unit asks of a pilot, and what a strategy may rank it by."""
 
     id: str
+    #: Slots it needs (a ranged unit: its minimum).
     cores: int = 1
     datacenter: str | None = None
     machine: str | None = None
@@ -46,6 +90,27 @@ class UnitRequest:
     input_data: tuple[str, ...] = ()
     #: The same data units with sizes and replica locations (unknown URLs are left out).
     inputs: tuple[DataInput, ...] = ()
+    #: Its description's ``wall_time_limit`` (minutes) and ``total_cpu_time``, if given.
+    wall_time_limit: float | None = None
+    total_cpu_time: float | None = None
+    #: Its description's ``hints``: free-form JSON values, e.g. {"runtime": 3.2} (seconds).
+    hints: Mapping[str, Any] = field(default_factory=lambda: NO_HINTS, compare=False)
+    #: Its place in submission order within the service (0, 1, 2, ...).
+    order: int = 0
+    #: The pilot it is queued on and has not started on (rebalancing only), else None.
+    queued_on: str | None = None
+
+    def estimate(self) -> float | None:
+        """Its expected run time in seconds: ``hints.runtime``, else the wall time limit.
+
+        None when neither is given (``total_cpu_time`` is CPU seconds, not a duration).
+        """
+        runtime = self.hints.get("runtime")
+        if isinstance(runtime, int | float) and not isinstance(runtime, bool) and runtime >= 0:
+            return float(runtime)
+        if self.wall_time_limit is not None:
+            return self.wall_time_limit * 60.0
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,14 +121,72 @@ class PilotOffer:
     state: State
     #: Total slots; None while unknown (agent not up, no number_of_processes given).
     slots: int | None = None
-    #: Units already placed on it and not yet final (a load hint).
+    #: Units placed on it that have not started (in its queue, or claimed and starting).
     queued: int = 0
     datacenter: str | None = None
     machine: str | None = None
+    #: Units running on it now, and the slots they take.
+    running: int = 0
+    busy: int = 0
+    #: The pilot description's ``hints``, e.g. {"speed": 2.0}.
+    hints: Mapping[str, Any] = field(default_factory=lambda: NO_HINTS, compare=False)
+
+    @property
+    def free(self) -> int | None:
+        """Slots not taken by running units (None while the size is unknown)."""
+        return None if self.slots is None else max(0, self.slots - self.busy)
+
+    @property
+    def load(self) -> int:
+        """Units on it that have not ended: queued and running."""
+        return self.queued + self.running
 
     def can_hold(self, cores: int) -> bool:
         """True if the pilot is not final and is (or may be) large enough."""
         return not self.state.is_final and (self.slots is None or self.slots >= cores)
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One option a scheduler takes: its default, what it means, what values it accepts.
+
+    ``check`` gets the value given and returns it as the scheduler uses it;
+    it raises ValueError or TypeError with a message for a value it refuses.
+    """
+
+    default: Any
+    help: str
+    check: Callable[[Any], Any] | None = None
+
+
+def choice(*allowed: str) -> Callable[[Any], Any]:
+    """An Option check that accepts one of ``allowed`` strings."""
+
+    def check(value: Any) -> Any:
+        if value not in allowed:
+            raise ValueError(f"expected one of {', '.join(map(repr, allowed))}, got {value!r}")
+        return value
+
+    return check
+
+
+def number(minimum: float = 0.0) -> Callable[[Any], Any]:
+    """An Option check that accepts a number of at least ``minimum``."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"expected a number, got {type(value).__name__} {value!r}")
+        if value < minimum:
+            raise ValueError(f"expected at least {minimum:g}, got {value!r}")
+        return value
+
+    return check
+
+
+def _seed(value: Any) -> Any:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise TypeError(f"expected a whole number, got {type(value).__name__} {value!r}")
+    return value
 
 
 class Scheduler(ABC):
@@ -72,18 +195,56 @@ class Scheduler(ABC):
     #: Entry-point name, as given in ``WorkUnitService(scheduler=...)``.
     name: ClassVar[str]
     capabilities: ClassVar[frozenset[str]] = frozenset()
+    #: The contract version it was written for.
+    contract_version: ClassVar[int] = CONTRACT_VERSION
+    #: The options it takes besides ``seed``: name -> Option.
+    option_specs: ClassVar[Mapping[str, Option]] = MappingProxyType({})
 
-    def __init__(self, seed: int | None = None) -> None:
+    def __init__(self, seed: int | None = None, **options: Any) -> None:
         self.seed = seed
+        #: Every option's value (defaults filled in), as checked by `check_options`.
+        self.options = self.check_options(options)
+
+    @classmethod
+    def check_options(cls, given: Mapping[str, Any]) -> dict[str, Any]:
+        """The options as used, defaults filled in; BadDescription names one that is wrong.
+
+        ``seed`` is accepted by every scheduler (a whole number or None).
+        """
+        specs = {"seed": Option(None, "seed of the strategy's random choices", _seed)}
+        specs.update(cls.option_specs)
+        for option in given:
+            if option not in specs:
+                known = ", ".join(sorted(specs))
+                raise BadDescription(
+                    f"scheduler_options.{option}",
+                    f"scheduler '{cls.name}' has no option {option!r}; its options: {known}",
+                )
+        checked: dict[str, Any] = {}
+        for option, spec in specs.items():
+            value = given.get(option, spec.default)
+            if option in given and spec.check is not None:
+                try:
+                    value = spec.check(value)
+                except (TypeError, ValueError) as exc:
+                    raise BadDescription(
+                        f"scheduler_options.{option}", f"scheduler '{cls.name}': {exc}"
+                    ) from None
+            if option != "seed":  # the seed has a constructor argument of its own
+                checked[option] = value
+        return checked
 
     @abstractmethod
     def place(
         self, units: Sequence[UnitRequest], pilots: Sequence[PilotOffer]
     ) -> Mapping[str, str | None]:
-        """Return, for every unit id given, a pilot id or None (leave it waiting).
+        """Return, for units given, a pilot id or None (leave it waiting, or where it is).
 
-        Must only choose pilots for which ``can_hold(unit.cores)`` is true, and must
-        be deterministic for the same seed, inputs and call history.
+        Must only choose offered pilots for which ``can_hold(unit.cores)`` is
+        true, and must be deterministic for the same seed, options, inputs and
+        call history (never iterate a set of strings: its order changes from
+        one process to the next).  A unit left out counts as None.  On each
+        pilot, the units it gets start in the order of the returned mapping.
         """
 
     def waiting_reason(self, unit: UnitRequest, pilots: Sequence[PilotOffer]) -> str:
@@ -91,3 +252,10 @@ class Scheduler(ABC):
         if not any(pilot.can_hold(unit.cores) for pilot in pilots):
             return f"waiting for a pilot with {unit.cores} free slot(s)"
         return f"waiting: scheduler '{self.name}' placed it nowhere yet"
+
+    def next_call(self) -> float | None:
+        """Seconds after which `place` should be called again even if nothing happens.
+
+        Asked after every call; None (the default) means only on events.
+        """
+        return None

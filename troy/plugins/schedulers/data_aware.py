@@ -75,7 +75,7 @@ class _Placement:
 
     def __init__(self, pilots: Sequence[PilotOffer]) -> None:
         self.pilots = pilots
-        self.free = [(offer.slots or 0) - offer.queued for offer in pilots]
+        self.free = [(offer.slots or 0) - offer.load for offer in pilots]
         self.candidates: dict[tuple[int, str | None, str | None], tuple[int, ...]] = {}
         #: The candidates of each key above, as a set.
         self.allowed: dict[tuple[int, ...], frozenset[int]] = {}

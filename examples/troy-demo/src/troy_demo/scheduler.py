@@ -14,7 +14,7 @@ class LeastLoadedScheduler(Scheduler):
     def place(
         self, units: Sequence[UnitRequest], pilots: Sequence[PilotOffer]
     ) -> Mapping[str, str | None]:
-        load = {pilot.id: pilot.queued for pilot in pilots}
+        load = {pilot.id: pilot.load for pilot in pilots}
         placement: dict[str, str | None] = {}
         for unit in units:
             fitting = [pilot for pilot in pilots if pilot.can_hold(unit.cores)]
