@@ -137,3 +137,38 @@ def test_relative_coordination_path_is_relative_to_the_batch_file(
     result = troy_cmd("run", "experiment/run.yaml", cwd=tmp_path, env_home=troy_home)
     assert result.returncode == 0, result.stdout + result.stderr
     assert (folder / "state" / "records").is_dir()
+
+
+def test_the_strategy_and_its_options_are_shown_by_run_status_and_report(
+    tmp_path: Path, troy_home: Path
+) -> None:
+    batch = tmp_path / "seeded.yaml"
+    batch.write_text(
+        "scheduler: {name: round_robin, options: {seed: 7}}\n"
+        "pilots:\n  - resource: fork://localhost\n    number_of_processes: 1\n"
+        "units:\n  - executable: /bin/true\n    count: 2\n    hints: {runtime: 0.1}\n"
+    )
+    run = troy_cmd("run", str(batch), env_home=troy_home)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert 'scheduler     round_robin {"seed": 7}' in run.stdout
+    service = next(line.split()[2] for line in run.stdout.splitlines() if "units service" in line)
+    shown = troy_cmd("status", service, env_home=troy_home)
+    assert 'scheduler round_robin {"seed": 7}' in shown.stdout, shown.stdout
+    report = troy_cmd("report", service, "--output", str(tmp_path), env_home=troy_home)
+    assert report.returncode == 0, report.stderr
+    assert 'scheduler    round_robin {"seed": 7}' in report.stdout
+
+
+def test_an_unknown_scheduler_option_stops_the_run_before_anything_starts(
+    tmp_path: Path, troy_home: Path
+) -> None:
+    batch = tmp_path / "bad-option.yaml"
+    batch.write_text(
+        "scheduler: {name: round_robin, options: {speed: 2}}\n"
+        "pilots:\n  - resource: fork://localhost\nunits:\n  - executable: /bin/true\n"
+    )
+    result = troy_cmd("run", str(batch), env_home=troy_home)
+    assert result.returncode == 2
+    assert f"{batch}:1: scheduler.options.speed:" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (troy_home / "coordination").exists()

@@ -492,3 +492,65 @@ def test_coordination_not_a_string(tmp_path: Path) -> None:
     coordination: 42
     """
     check(load_error(tmp_path, text), 3, "coordination", "non-empty string", "42")
+
+
+SCHEDULED = """\
+scheduler: {scheduler}
+pilots:
+  - resource: fork://localhost
+units:
+  - executable: /bin/true
+    hints: {{runtime: 2.5, tag: short}}
+"""
+
+
+def test_a_scheduler_with_options_and_units_with_hints(tmp_path: Path) -> None:
+    text = SCHEDULED.format(scheduler="{name: round_robin, options: {seed: 7, on_error: wait}}")
+    batch = load_batch_file(write(tmp_path, text))
+    assert batch.scheduler == "round_robin"
+    assert batch.scheduler_options == {"seed": 7, "on_error": "wait"}
+    assert batch.unit_descriptions()[0]["hints"] == {"runtime": 2.5, "tag": "short"}
+
+
+def test_a_plain_scheduler_name_still_works(tmp_path: Path) -> None:
+    batch = load_batch_file(write(tmp_path, SCHEDULED.format(scheduler="round_robin")))
+    assert (batch.scheduler, batch.scheduler_options) == ("round_robin", None)
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "field", "fragments"),
+    [
+        (
+            "{name: round_robin, options: {speed: 2}}",
+            "scheduler.options.speed",
+            ("no option 'speed'", "seed"),
+        ),
+        (
+            "{name: round_robin, options: {seed: lots}}",
+            "scheduler.options.seed",
+            ("whole number",),
+        ),
+        (
+            "{name: round_robin, options: {on_error: ignore}}",
+            "scheduler.options.on_error",
+            ("'fail' or 'wait'",),
+        ),
+        ("{name: round_robin, option: {seed: 1}}", "scheduler.option", ("unknown key",)),
+        ("{options: {seed: 1}}", "scheduler", ("missing 'name'",)),
+        ("{name: round_robin, options: [1]}", "scheduler.options", ("mapping",)),
+    ],
+)
+def test_scheduler_options_are_checked_by_the_plugin_with_file_line_and_field(
+    tmp_path: Path, scheduler: str, field: str, fragments: tuple[str, ...]
+) -> None:
+    error = load_error(tmp_path, SCHEDULED.format(scheduler=scheduler))
+    check(error, 1, field, *fragments)
+
+
+def test_hints_must_be_json_values(tmp_path: Path) -> None:
+    text = SCHEDULED.format(scheduler="round_robin").replace(
+        "{runtime: 2.5, tag: short}", "{when: 2026-12-04}"
+    )
+    error = load_error(tmp_path, text)
+    assert error.field is not None and error.field.startswith("units[0].hints")
+    assert "JSON value" in str(error)

@@ -187,6 +187,11 @@ def cmd_status(args: argparse.Namespace) -> int:
                 print(f", {busy} in use, {free} free", end="")
             print()
         if view.kind == "workunit":
+            from troy.cli.batch_run import describe_scheduler
+
+            print(
+                f"  scheduler {describe_scheduler(view.scheduler or '?', view.scheduler_options)}"
+            )
             counts = view.counts()
             print(f"  {len(view.units)} units: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
             if args.units:

@@ -22,7 +22,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from troy.api.services import PilotJobService, WorkUnitService
 from troy.cli.batchfile import BatchFile, load_batch_file
@@ -53,6 +53,11 @@ def _runs_file(batch_path: str) -> Path:
     return config.troy_home() / "runs" / f"{digest}.json"
 
 
+def describe_scheduler(name: str, options: dict[str, Any] | None) -> str:
+    """``random {"seed": 7}``: the strategy and the options it ran with."""
+    return f"{name} {json.dumps(options, sort_keys=True)}" if options else name
+
+
 def start_pilots(run: Run, batch: BatchFile, out: TextIO) -> None:
     for spec in batch.pilots:
         pilot = run.pilots.create(spec.resource, spec.description, spec.pj_type)
@@ -63,11 +68,18 @@ def start(batch: BatchFile, coordination: str | None, out: TextIO) -> Run:
     """Start a new run of ``batch``: services, pilots, one submit of every unit."""
     descriptions = batch.unit_descriptions()
     pilots = PilotJobService(coordination=coordination)
-    units = WorkUnitService(coordination=coordination, scheduler=batch.scheduler)
+    units = WorkUnitService(
+        coordination=coordination,
+        scheduler=batch.scheduler,
+        scheduler_options=batch.scheduler_options,
+    )
     run = Run(units, pilots, time.time())
     print(f"troy run {batch.path}", file=out)
     print(f"  coordination  {units.coordination}", file=out)
     print(f"  units service {units.id} ({len(descriptions)} units)", file=out)
+    print(
+        f"  scheduler     {describe_scheduler(units.scheduler, units.scheduler_options)}", file=out
+    )
     units.add(pilots)
     record = {"file": os.path.abspath(batch.path), "pilots": pilots.id, "units": units.id}
     coordination_client = units._manager.coordination

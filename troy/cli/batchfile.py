@@ -3,7 +3,8 @@
 A batch file is YAML (or JSON with the same structure)::
 
     coordination: file:///tmp/x   # optional; if absent the runtime picks its default
-    scheduler: round_robin        # optional; default round_robin
+    scheduler: round_robin        # optional; default round_robin; or with options:
+                                  #   scheduler: {name: random, options: {seed: 7}}
     pilots:                       # a non-empty list
       - resource: fork://localhost   # required: resource manager URL (alias: rm, service_url)
         pj_type: local               # optional: backend plugin name
@@ -43,6 +44,7 @@ from typing import Any
 import yaml
 
 from troy.core import dependencies
+from troy.core.unit_manager import check_scheduler
 from troy.model.description import PilotJobDescription, WorkUnitDescription
 from troy.model.errors import BadBatchFile, BadDescription, UnknownAttribute
 
@@ -93,6 +95,8 @@ class BatchFile:
     scheduler: str
     pilots: list[PilotSpec]
     units: list[UnitSpec]
+    #: The scheduler's options (``scheduler: {name, options}``), checked by the plugin.
+    scheduler_options: dict[str, Any] | None = None
 
     @property
     def pilot_count(self) -> int:
@@ -364,8 +368,7 @@ class _Checker:
         coordination = data.get("coordination")
         if coordination is not None:
             coordination = self.text(("coordination",), coordination)
-        scheduler = data.get("scheduler")
-        scheduler = DEFAULT_SCHEDULER if scheduler is None else self.text(("scheduler",), scheduler)
+        scheduler, scheduler_options = self.scheduler(data.get("scheduler"))
         pilots = [
             pilot
             for index, entry in enumerate(self.entries(data, "pilots"))
@@ -376,7 +379,39 @@ class _Checker:
             for index, entry in enumerate(self.entries(data, "units"))
         ]
         self.dependencies(units)
-        return BatchFile(self.name, coordination, scheduler, pilots, units)
+        return BatchFile(self.name, coordination, scheduler, pilots, units, scheduler_options)
+
+    def scheduler(self, value: Any) -> tuple[str, dict[str, Any] | None]:
+        """The scheduler's name and options: a name, or ``{name: NAME, options: {...}}``.
+
+        The options are checked by the plugin itself, so it must be installed.
+        """
+        if value is None:
+            return DEFAULT_SCHEDULER, None
+        if not isinstance(value, dict):
+            return self.text(("scheduler",), value), None
+        for key in value:
+            if key not in ("name", "options"):
+                raise self.fail(
+                    ("scheduler", key), f"unknown key '{key}'; expected 'name' and 'options'"
+                )
+        if "name" not in value:
+            raise self.fail(("scheduler",), "missing 'name': the scheduler plugin's name")
+        name = self.text(("scheduler", "name"), value["name"])
+        options = value.get("options")
+        if options is None:
+            return name, None
+        if not isinstance(options, dict):
+            raise self.fail(
+                ("scheduler", "options"), f"expected a mapping of options, got {_kind(options)}"
+            )
+        try:
+            check_scheduler(name, options)
+        except BadDescription as exc:
+            option = exc.field.partition(".")[2]
+            location = ("scheduler", "options", option) if option in options else ("scheduler",)
+            raise self.fail(location, str(exc).partition(": ")[2]) from None
+        return name, dict(options)
 
     def dependencies(self, units: list[UnitSpec]) -> None:
         """Every ``after`` names units of the file, and they form no cycle."""

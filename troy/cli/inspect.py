@@ -71,6 +71,9 @@ class ServiceView:
     created: float
     pilots: list[PilotView] = field(default_factory=list)
     units: list[UnitView] = field(default_factory=list)
+    #: A work-unit service's scheduler and the options it was given (as recorded).
+    scheduler: str | None = None
+    scheduler_options: dict[str, Any] = field(default_factory=dict)
 
     def counts(self) -> dict[State, int]:
         """Units per state."""
@@ -141,6 +144,8 @@ def service_view(coordination: Coordination, service_id: str) -> ServiceView:
     if record is None:
         raise NoSuchObject(f"no service '{service_id}' in {coordination.url}")
     view = ServiceView(service_id, record.get("kind", "?"), record.get("created", 0.0))
+    view.scheduler = record.get("scheduler")
+    view.scheduler_options = dict(record.get("scheduler_options") or {})
     events = _read_all(coordination, protocol.service_key(service_id))
     pilot_services: list[str] = []
     units: dict[str, tuple[_Stateful, dict[str, Any]]] = {}

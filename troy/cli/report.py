@@ -144,6 +144,9 @@ class Summary:
     #: Fraction of all pilots' slot-seconds busy in each of equal slices of the makespan.
     buckets: list[float]
     notes: list[str] = field(default_factory=list)
+    #: The strategy that placed the units, and the options it ran with.
+    scheduler: str | None = None
+    scheduler_options: dict[str, Any] = field(default_factory=dict)
 
 
 def _bounds(view: ServiceView, now: float | None) -> tuple[float, float, bool]:
@@ -280,6 +283,8 @@ def summarize(view: ServiceView, timeline: Timeline, buckets: int = 20) -> Summa
         bucket_seconds=(end - start) / buckets,
         buckets=_buckets(timeline, buckets),
         notes=notes,
+        scheduler=view.scheduler,
+        scheduler_options=view.scheduler_options,
     )
 
 
@@ -439,6 +444,9 @@ def summary_lines(summary: Summary, levels: int = 4) -> list[str]:
         f"  mean run     {_seconds(summary.mean_run)} (Running to final)",
         f"  utilisation  {_percent(summary.utilisation)} of the pilots' slots while they were up",
     ]
+    if summary.scheduler is not None:
+        options = json.dumps(summary.scheduler_options, sort_keys=True)
+        lines.insert(1, f"  scheduler    {summary.scheduler} {options}")
     for pilot in summary.pilots:
         slots = (
             f"{pilot.slots} slots" if pilot.slots is not None else f"? slots ({pilot.rows} rows)"

@@ -83,6 +83,12 @@ def _start_scheduler(name: str, options: Mapping[str, Any]) -> Scheduler:
     return scheduler
 
 
+def check_scheduler(name: str, options: Mapping[str, Any] | None) -> None:
+    """Raise now what a service would: NoSuchPlugin for the name, BadDescription for an option."""
+    own, _ = _split_options(options)
+    registry.load("scheduler", name).check_options(own)
+
+
 def _split_options(options: Mapping[str, Any] | None) -> tuple[dict[str, Any], str]:
     """(the scheduler's own options, on_error): ``on_error`` is the manager's, not the plugin's."""
     if options is None:
