@@ -19,7 +19,7 @@ from troy.core.data_locator import DataLocator
 from troy.core.tracked import TrackedPilot, TrackedUnit
 from troy.model import protocol
 from troy.model.errors import SchedulerError
-from troy.model.states import State
+from troy.model.states import FINAL_STATES, State
 from troy.plugins import data_records
 from troy.plugins.coordination.base import Coordination
 from troy.plugins.schedulers.base import (
@@ -104,6 +104,8 @@ class Placement:
         #: If set, units go only to these pilots (BigJob's PilotCompute.submit_compute_unit).
         self.only_pilots: frozenset[str] | None = None
         self.loads = PilotLoads()
+        #: Per pilot id: (what its offer was made from, the offer); see `_offers`.
+        self._offer_cache: dict[str, tuple[tuple[Any, ...], PilotOffer]] = {}
         #: "fail": a scheduler error fails the units of that call; "wait": they keep waiting.
         self.on_error = "fail"
         #: Monotonic time at which the scheduler asked to be called again, if it did.
@@ -144,29 +146,60 @@ class Placement:
     # -- placement ------------------------------------------------------------------------
     def offers(self) -> list[PilotOffer]:
         """Every live pilot units may go to, with its load as the counters know it."""
+        return self._offers()[0]
+
+    def _offers(self) -> tuple[list[PilotOffer], dict[str, PilotOffer]]:
+        """The offers, and the same by pilot id.
+
+        An offer is made again only when what it says changed: the pilot's state,
+        size or description (replaced, not changed, when it is reinitialized) or
+        its counters.  With thousands of pilots, making every offer anew took
+        most of a placement's time.
+        """
         loads = self.loads
-        offers = []
+        queued_of, running_of, busy_of = loads.queued.get, loads.running.get, loads.busy.get
+        only = self.only_pilots
+        cache = self._offer_cache
+        offers: list[PilotOffer] = []
+        by_id: dict[str, PilotOffer] = {}
         for pilot in self._pilots():
-            if self.only_pilots is not None and pilot.id not in self.only_pilots:
+            pilot_id = pilot.id
+            if only is not None and pilot_id not in only:
                 continue
             state = State.Canceled if pilot.canceling else pilot.state
-            if state.is_final:
+            if state in FINAL_STATES:
                 continue
-            get = pilot.description.get
-            offers.append(
-                PilotOffer(
-                    id=pilot.id,
+            description = pilot.description
+            key = (
+                state,
+                pilot.slots,
+                queued_of(pilot_id, 0),
+                running_of(pilot_id, 0),
+                busy_of(pilot_id, 0),
+                description,
+            )
+            cached = cache.get(pilot_id)
+            if cached is not None and cached[0] == key:
+                offer = cached[1]
+            else:
+                get = description.get
+                offer = PilotOffer(
+                    id=pilot_id,
                     state=state,
-                    slots=pilot.slots,
-                    queued=loads.queued.get(pilot.id, 0),
+                    slots=key[1],
+                    queued=key[2],
                     datacenter=get("affinity_datacenter_label"),
                     machine=get("affinity_machine_label"),
-                    running=loads.running.get(pilot.id, 0),
-                    busy=loads.busy.get(pilot.id, 0),
+                    running=key[3],
+                    busy=key[4],
                     hints=get("hints") or NO_HINTS,
                 )
-            )
-        return offers
+                cache[pilot_id] = (key, offer)
+            offers.append(offer)
+            by_id[pilot_id] = offer
+        if len(cache) > 2 * len(by_id) + 64:  # forget pilots that ended or went away
+            self._offer_cache = {pilot_id: cache[pilot_id] for pilot_id in by_id}
+        return offers, by_id
 
     def _request(
         self, unit: TrackedUnit, memo: dict[str, DataInput | None], queued_on: str | None = None
@@ -205,7 +238,7 @@ class Placement:
         """
         decided: dict[str, dict[str, Any]] = {}
         by_pilot: dict[str, list[dict[str, Any]]] = {}
-        offers = self.offers()
+        offers, offers_by_id = self._offers()
         if not units and not queued:
             return decided, by_pilot
         if not offers:
@@ -236,7 +269,6 @@ class Placement:
             return decided, by_pilot
         requests = [request for _, _, request in offered.values()]
         placement = self._ask(requests, offers)
-        offers_by_id = {offer.id: offer for offer in offers}
         name = self.scheduler.name
         for unit_id, pilot_id in placement.items():
             entry = offered.get(unit_id) if isinstance(unit_id, str) else None
