@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what the tests need, start the services they use, and run the whole suite:
 # lint (ruff), layers (import-linter), types (mypy on troy/), then pytest.  Arguments, if any, replace
-# pytest's default (the project's tests and the demo plugin package's).
+# pytest's default (the project's tests and those of the example plugin packages).
 #
 #   bash scripts/test.sh                       # everything
 #   bash scripts/test.sh tests -k reconnect
@@ -17,6 +17,8 @@ fi
 # A third-party plugin package, installed as users install one: the conformance
 # suites run against its plugins exactly as against troy's own.
 "$venv/bin/python" -m pip install --quiet -e examples/troy-demo
+# The scheduler of docs/scheduling.md ("a strategy in under 50 lines"), tested the same way.
+"$venv/bin/python" -m pip install --quiet -e examples/troy-lpt
 
 # Services: the Redis tests start their own redis-server processes (on free
 # loopback ports, stopped by PID) from the binary installed here; the ZeroMQ
@@ -61,9 +63,10 @@ echo "== layers (import-linter: the contracts in pyproject.toml)"
 echo "== mypy"
 "$venv/bin/mypy" troy
 "$venv/bin/mypy" --strict examples/troy-demo/src
+"$venv/bin/mypy" --strict examples/troy-lpt/src
 echo "== pytest"
 # Keep test runs out of the user's ~/.troy.
 TROY_HOME=$(mktemp -d -t troy-test-home.XXXXXX)
 export TROY_HOME
-[ $# -gt 0 ] || set -- tests examples/troy-demo/tests
+[ $# -gt 0 ] || set -- tests examples/troy-demo/tests examples/troy-lpt/tests
 "$venv/bin/pytest" -q -rs -p no:cacheprovider "$@"

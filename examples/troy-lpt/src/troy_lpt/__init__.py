@@ -1,0 +1,1 @@
+"""troy-lpt: the ``longest_first`` scheduler, a complete troy scheduler package."""

@@ -1,0 +1,96 @@
+"""The fixtures base of the scheduler suite, and the helpers its test mixins share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import pytest
+
+from troy.model.states import State
+from troy.plugins import registry
+from troy.plugins.schedulers.base import PilotOffer, Scheduler, UnitRequest
+
+#: Makes a fresh scheduler instance with the given seed.
+MakeScheduler = Callable[[int | None], Scheduler]
+
+
+def units_of(count: int, cores: int = 1, prefix: str = "u") -> list[UnitRequest]:
+    """``count`` units of ``cores`` cores each, with ids ``<prefix>0``, ``<prefix>1``, ..."""
+    return [UnitRequest(f"{prefix}{index}", cores=cores, order=index) for index in range(count)]
+
+
+def pilot(pilot_id: str, slots: int | None = 8, state: State = State.Running) -> PilotOffer:
+    """A pilot offer with nothing queued."""
+    return PilotOffer(pilot_id, state, slots=slots)
+
+
+def labelled(
+    pilot_id: str, datacenter: str | None, machine: str | None, slots: int | None = 8
+) -> PilotOffer:
+    """A running pilot offer with affinity labels and nothing queued."""
+    return PilotOffer(pilot_id, State.Running, slots=slots, datacenter=datacenter, machine=machine)
+
+
+def check_placement(
+    placement: Mapping[str, str | None],
+    units: Sequence[UnitRequest],
+    pilots: Sequence[PilotOffer],
+) -> None:
+    """Assert the contract: one entry per unit, each None or a pilot that can hold the unit."""
+    assert isinstance(placement, Mapping), (
+        f"place returned {type(placement).__name__}, not a mapping of unit id to pilot id"
+    )
+    assert sorted(placement) == sorted(unit.id for unit in units), "not one entry per unit"
+    offers = {offer.id: offer for offer in pilots}
+    for unit in units:
+        chosen = placement[unit.id]
+        if chosen is None:
+            continue
+        assert chosen in offers, f"unit {unit.id} placed on {chosen!r}, which was not offered"
+        assert offers[chosen].can_hold(unit.cores), (
+            f"unit {unit.id} ({unit.cores} cores) placed on {offers[chosen]}, which cannot hold it"
+        )
+
+
+def order_per_pilot(placement: Mapping[str, str | None]) -> dict[str, list[str]]:
+    """For each pilot chosen, its units in the order they will start there (the mapping's)."""
+    order: dict[str, list[str]] = {}
+    for unit_id, pilot_id in placement.items():
+        if pilot_id is not None:
+            order.setdefault(pilot_id, []).append(unit_id)
+    return order
+
+
+def require_capability(scheduler: Scheduler | type[Scheduler], capability: str) -> None:
+    """Skips the test, saying why, unless the scheduler declares ``capability``."""
+    cls = scheduler if isinstance(scheduler, type) else type(scheduler)
+    if capability not in cls.capabilities:
+        pytest.skip(f"{cls.__name__} does not declare capability {capability!r}")
+
+
+class SchedulerFixtures:
+    """Fixtures of the scheduler suite; a subclass must override ``scheduler_name``."""
+
+    @pytest.fixture
+    def scheduler_name(self) -> str:
+        """The entry-point name of the scheduler under test; override this."""
+        pytest.fail(
+            "the scheduler conformance suite needs a scheduler: override the "
+            "'scheduler_name' fixture in your SchedulerSuite subclass to return its "
+            "entry-point name in 'troy.schedulers'"
+        )
+
+    @pytest.fixture
+    def scheduler_class(self, scheduler_name: str) -> type[Scheduler]:
+        """The scheduler's class, loaded by name through the registry as troy loads it."""
+        plugin: type[Scheduler] = registry.load("scheduler", scheduler_name)
+        return plugin
+
+    @pytest.fixture
+    def make_scheduler(self, scheduler_class: type[Scheduler]) -> MakeScheduler:
+        """Makes fresh instances of the scheduler (default options) with a given seed."""
+
+        def make(seed: int | None = 0) -> Scheduler:
+            return scheduler_class(seed=seed)
+
+        return make
