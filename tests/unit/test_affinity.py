@@ -4,6 +4,7 @@ from collections import Counter
 
 import pytest
 
+from troy.model.errors import BadDescription
 from troy.model.states import State
 from troy.plugins import registry
 from troy.plugins.schedulers.affinity import AffinityScheduler, matches_affinity
@@ -186,3 +187,49 @@ def test_a_hundred_thousand_units_on_ten_pilots_are_all_placed() -> None:
     waiting = 100_000 // 10
     assert load[None] == waiting
     assert sum(load[f"p{i}"] for i in range(10)) == len(units) - waiting
+
+
+# -- binding: late -------------------------------------------------------------------------
+
+
+def test_binding_is_an_option_early_by_default() -> None:
+    assert AffinityScheduler().late is False
+    assert AffinityScheduler(binding="late").late is True
+    assert AffinityScheduler.check_options({"binding": "late"}) == {"binding": "late"}
+    with pytest.raises(BadDescription, match="expected one of 'early', 'late'"):
+        AffinityScheduler.check_options({"binding": "lazy"})
+
+
+def test_late_binding_deals_round_robin_only_into_open_slots() -> None:
+    pilots = [
+        labelled("a1", "dc-a", "m1", slots=2),
+        PilotOffer("a2", State.Running, 4, running=3, busy=3, datacenter="dc-a", machine="m2"),
+        labelled("b3", "dc-b", "m3", slots=4),
+    ]
+    units = [UnitRequest(f"dca-{i}", datacenter="dc-a") for i in range(5)]
+
+    early = AffinityScheduler().place(units, pilots)
+    late = AffinityScheduler(binding="late").place(units, pilots)
+
+    assert list(early.values()) == ["a1", "a2", "a1", "a2", "a1"]
+    # a1 has 2 open slots, a2 1; b3 is idle but in the wrong datacenter.
+    assert list(late.values()) == ["a1", "a2", "a1", None, None]
+
+
+def test_late_binding_keeps_its_cycle_between_calls() -> None:
+    scheduler = AffinityScheduler(binding="late")
+    pilots = [pilot("p1", 1), pilot("p2", 1), pilot("p3", 1)]
+
+    assert scheduler.place(units_of(1, prefix="a"), pilots) == {"a0": "p1"}
+    # p1's unit runs; the next unit goes on round the cycle, to p2.
+    running = [PilotOffer("p1", State.Running, 1, running=1, busy=1), *pilots[1:]]
+    assert scheduler.place(units_of(1, prefix="b"), running) == {"b0": "p2"}
+
+
+def test_late_binding_says_why_a_unit_waits() -> None:
+    scheduler = AffinityScheduler(binding="late")
+    full = [PilotOffer("a1", State.Running, 1, queued=1, datacenter="dc-a", machine="m1")]
+    unit = UnitRequest("u", machine="m1")
+
+    assert scheduler.place([unit], full) == {"u": None}
+    assert "open slot" in scheduler.waiting_reason(unit, full)

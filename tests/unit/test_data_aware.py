@@ -4,6 +4,7 @@ from collections import Counter
 
 import pytest
 
+from troy.model.errors import BadDescription
 from troy.model.states import State
 from troy.plugins import registry
 from troy.plugins.schedulers.base import DataInput, PilotOffer, Replica, UnitRequest
@@ -100,25 +101,35 @@ def test_two_copies_on_one_machine_save_their_bytes_once() -> None:
     assert place([reading("u", twice_on_m1, on("m2", 150))]) == {"u": "p2"}
 
 
-def test_ties_go_to_the_pilot_with_more_free_slots_then_the_one_offered_first() -> None:
+def test_ties_go_to_the_pilot_with_the_highest_free_fraction_then_the_one_offered_first() -> None:
     pilots = [
         PilotOffer("p1", State.Running, 4, queued=1, machine="m1"),
         PilotOffer("p2", State.Running, 4, queued=0, machine="m2"),
-        PilotOffer("p3", State.Running, 8, queued=5, machine="m3"),
+        PilotOffer("p3", State.Running, 8, queued=2, running=3, machine="m3"),
     ]
     nowhere = on("m9", 100)  # costs the same on every pilot
     units = [reading(f"u{i}", nowhere) for i in range(6)]
 
-    # free: p1 3, p2 4, p3 3; each choice takes one slot of the chosen pilot.
-    assert list(place(units, pilots).values()) == ["p2", "p1", "p2", "p3", "p1", "p2"]
+    # (slots - load) / slots: p1 3/4, p2 4/4, p3 3/8 (3 free slots, like p1, but of 8);
+    # each choice adds one unit to the chosen pilot's load.
+    assert list(place(units, pilots).values()) == ["p2", "p1", "p2", "p1", "p2", "p3"]
 
 
-def test_free_slots_count_the_cores_placed_in_the_same_call() -> None:
+def test_with_a_backlog_a_pilot_gets_units_in_proportion_to_its_slots() -> None:
+    pilots = [pilot("one-slot", 1), pilot("three-slots", 3)]
+
+    load = Counter(place(units_of(40), pilots).values())
+
+    # The old rule (slots - queued) gave the 1-slot pilot 19 of 40 units.
+    assert load == {"one-slot": 10, "three-slots": 30}
+
+
+def test_the_free_fraction_counts_the_units_placed_in_the_same_call() -> None:
     pilots = [pilot("a", 8), pilot("b", 6)]
     units = [reading("wide", cores=4), reading("one"), reading("two")]
 
-    # a: 8 -> 4 after "wide"; then b (6) is freer than a (4) for "one", and still for "two".
-    assert place(units, pilots) == {"wide": "a", "one": "b", "two": "b"}
+    # a: 8/8 -> 7/8 after "wide"; b (6/6) is freer for "one"; then a (7/8) beats b (5/6).
+    assert place(units, pilots) == {"wide": "a", "one": "b", "two": "a"}
 
 
 def test_inputs_of_unknown_size_do_not_pull_a_unit() -> None:
@@ -136,16 +147,16 @@ def test_inputs_without_replicas_cost_the_same_everywhere() -> None:
     assert place([reading("u", nowhere)], busy_p1) == {"u": "p2"}
 
 
-def test_units_without_inputs_go_to_the_pilot_with_most_free_slots() -> None:
+def test_units_without_inputs_go_to_the_pilot_with_the_highest_free_fraction() -> None:
     pilots = [
         PilotOffer("known", State.Running, 4, queued=1),
-        PilotOffer("unknown", State.Pending, None),  # free counts as 0 while its size is unknown
+        PilotOffer("unknown", State.Pending, None),  # counts as one slot while its size is unknown
         PilotOffer("idle", State.Running, 4),
     ]
 
-    # free: known 3, unknown 0, idle 4; equal free goes to the pilot offered first.
+    # free fraction: known 3/4, unknown 1/1, idle 4/4; ties go to the pilot offered first.
     assert list(place(units_of(9), pilots).values()) == [
-        "idle", "known", "idle", "known", "idle", "known", "idle", "known", "unknown"
+        "unknown", "idle", "known", "idle", "known", "idle", "known", "idle", "known"
     ]  # fmt: skip
 
 
@@ -197,3 +208,52 @@ def test_a_hundred_thousand_units_on_ten_pilots_are_all_placed() -> None:
     load = Counter(placement.values())
     assert None not in load
     assert sum(load.values()) == len(units)
+
+
+# -- binding: late -------------------------------------------------------------------------
+
+
+def late() -> DataAwareScheduler:
+    return DataAwareScheduler(binding="late")
+
+
+def test_binding_is_an_option_early_by_default() -> None:
+    assert DataAwareScheduler().late is False
+    assert late().late is True
+    with pytest.raises(BadDescription, match="binding"):
+        DataAwareScheduler(binding="never")
+
+
+def test_late_binding_places_only_into_open_slots() -> None:
+    pilots = [
+        PilotOffer("p1", State.Running, 4, running=3, busy=3, machine="m1"),  # 1 open
+        PilotOffer("p2", State.Running, 2, queued=1, machine="m2"),  # 2 free, 1 queued: 1 open
+    ]
+    units = [reading(f"u{i}", on("m1", 500)) for i in range(4)]
+
+    # Early binding queues all four where their bytes are; late binding starts what fits.
+    assert set(place(units, pilots).values()) == {"p1"}
+    assert late().place(units, pilots) == {"u0": "p1", "u1": "p2", "u2": None, "u3": None}
+
+
+def test_late_binding_keeps_locality_among_the_pilots_with_room() -> None:
+    pilots = [labelled("p1", "dc-a", "m1", slots=2), labelled("p2", "dc-a", "m2", slots=2)]
+    units = [
+        reading("a", on("m2", 900)),
+        reading("b", on("m1", 900)),
+        reading("c", on("m2", 900)),
+        reading("d", on("m2", 900)),  # p2 is full by now: d starts on p1 rather than wait
+        reading("e", on("m1", 900)),  # nothing open: waits
+    ]
+
+    assert late().place(units, pilots) == {"a": "p2", "b": "p1", "c": "p2", "d": "p1", "e": None}
+
+
+def test_late_binding_remembers_the_cores_of_the_units_it_queued() -> None:
+    scheduler = late()
+    first = scheduler.place([reading("wide", cores=3)], [pilot("p", 4)])
+    assert first == {"wide": "p"}
+
+    # "wide" is still queued (not started): 4 free slots less its 3 leave room for one.
+    queued = [PilotOffer("p", State.Running, 4, queued=1)]
+    assert scheduler.place([reading("x"), reading("y")], queued) == {"x": "p", "y": None}

@@ -23,10 +23,10 @@ class TestNiceBackend(BackendSuite):
         return "nice"
 
 
-class TestLeastLoadedScheduler(SchedulerSuite):
+class TestFewestUnitsScheduler(SchedulerSuite):
     @pytest.fixture
     def scheduler_name(self) -> str:
-        return "least_loaded"
+        return "fewest_units"
 
 
 class TestMemoryStore(StoreSuite):

@@ -9,6 +9,16 @@ may go to any pilot. Among the pilots a unit may use, units are dealt round
 robin; a unit no matching pilot can hold waits, and `waiting_reason` says
 which labels it waits for and what was offered.
 
+Option ``binding``: ``"early"`` (the default, BigJob's behaviour) places every
+unit at once, into the queue of its next matching pilot. ``"late"`` places a
+unit only when a matching pilot has open slots for it (free slots less those
+of queued units: `troy.plugins.schedulers.just_in_time`), dealing round robin
+among the matching pilots that have; the others wait, so units are bound to a
+pilot as late as possible (late binding, as in pilot-job systems that pull
+work when a slot frees: Turilli, Santcroos and Jha, "A comprehensive
+perspective on pilot-job systems", ACM Computing Surveys 51(2), 2018) while
+their labels still hold.
+
 `matches_affinity` and `affinity_waiting_reason` are the rule and its
 explanation, shared with the ``data_aware`` scheduler.
 """
@@ -16,9 +26,11 @@ explanation, shared with the ``data_aware`` scheduler.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import ClassVar
 
-from troy.plugins.schedulers.base import PilotOffer, Scheduler, UnitRequest
+from troy.plugins.schedulers.base import Option, PilotOffer, Scheduler, UnitRequest, choice
+from troy.plugins.schedulers.just_in_time import QueuedSlots
 from troy.plugins.schedulers.round_robin import RoundRobinScheduler
 
 #: A unit's affinity labels, as (machine, datacenter).
@@ -26,6 +38,13 @@ Labels = tuple[str | None, str | None]
 
 #: At most this many pilots are named in a waiting reason.
 NAMED_PILOTS = 5
+
+#: The ``binding`` option of ``affinity`` and ``data_aware``.
+BINDING = Option(
+    "early",
+    "early: queue every unit on a pilot at once; late: only into open slots (just in time)",
+    choice("early", "late"),
+)
 
 
 def matches_affinity(unit: UnitRequest, pilot: PilotOffer) -> bool:
@@ -63,15 +82,20 @@ class AffinityScheduler(Scheduler):
 
     name: ClassVar[str] = "affinity"
     capabilities: ClassVar[frozenset[str]] = frozenset({"affinity"})
+    option_specs: ClassVar[Mapping[str, Option]] = MappingProxyType({"binding": BINDING})
 
-    def __init__(self, seed: int | None = None) -> None:
-        super().__init__(seed)
+    def __init__(self, seed: int | None = None, binding: str = "early") -> None:
+        super().__init__(seed, binding=binding)
+        self.late = self.options["binding"] == "late"
         self._cycles: dict[Labels, RoundRobinScheduler] = {}
+        self._queued = QueuedSlots()
 
     def place(
         self, units: Sequence[UnitRequest], pilots: Sequence[PilotOffer]
     ) -> Mapping[str, str | None]:
         """For every unit id given, the next matching pilot that can hold it, or None."""
+        if self.late:
+            return self._place_late(units, pilots)
         groups: dict[Labels, list[UnitRequest]] = {}
         for unit in units:
             key = (unit.machine, unit.datacenter)
@@ -92,9 +116,46 @@ class AffinityScheduler(Scheduler):
         # In the order the units were given, like every other scheduler's answer.
         return {unit.id: chosen[unit.id] for unit in units}
 
+    def _place_late(
+        self, units: Sequence[UnitRequest], pilots: Sequence[PilotOffer]
+    ) -> dict[str, str | None]:
+        """Each unit, in order, round robin among the matching pilots with open slots for it."""
+        room = self._queued.room(pilots)
+        matching: dict[Labels, list[int]] = {}
+        #: Per labels, the fewest cores for which no matching pilot had room (room only shrinks).
+        no_room: dict[Labels, int] = {}
+        chosen: dict[str, str | None] = {}
+        for unit in units:
+            key = (unit.machine, unit.datacenter)
+            full = no_room.get(key)
+            if room.left <= 0 or (full is not None and unit.cores >= full):
+                chosen[unit.id] = None
+                continue
+            indices = matching.get(key)
+            if indices is None:
+                indices = matching[key] = [
+                    index for index, offer in enumerate(pilots) if _matches(key, offer)
+                ]
+            fitting = [index for index in indices if room.fits(index, unit.cores)]
+            if not fitting:
+                no_room[key] = unit.cores if full is None else min(full, unit.cores)
+                chosen[unit.id] = None
+                continue
+            cycle = self._cycles.get(key)
+            if cycle is None:
+                cycle = self._cycles[key] = RoundRobinScheduler(self.seed)
+            pilot_id = cycle.place([unit], [pilots[index] for index in fitting])[unit.id]
+            index = next(index for index in fitting if pilots[index].id == pilot_id)
+            room.take(index, unit.cores)
+            chosen[unit.id] = pilot_id
+        return chosen
+
     def waiting_reason(self, unit: UnitRequest, pilots: Sequence[PilotOffer]) -> str:
         """Why ``unit`` waits: its labels, if no matching pilot can hold it, else the default."""
-        return affinity_waiting_reason(unit, pilots) or super().waiting_reason(unit, pilots)
+        reason = affinity_waiting_reason(unit, pilots)
+        if reason is None and self.late and any(p.can_hold(unit.cores) for p in pilots):
+            return f"waiting for {unit.cores} open slot(s) on a matching pilot (binding: late)"
+        return reason or super().waiting_reason(unit, pilots)
 
 
 def _matches(labels: Labels, pilot: PilotOffer) -> bool:

@@ -2,12 +2,27 @@
 
 For a pilot P, a unit's cost is the sum over its inputs D of 0 if some replica
 of D is local to P (`is_local`), else ``D.size``. The unit goes to the pilot of
-least cost; ties go to the pilot with the most free slots, ``(slots or 0) -
-queued - cores placed on it by this call``, then to the pilot offered first.
+least cost; ties go to the pilot with the highest fraction of free capacity,
+``(slots - load) / slots``, where load is its units that have not ended
+(``PilotOffer.load``) plus the units this call placed on it, and a pilot of
+unknown size counts as one slot; then to the pilot offered first. So with a
+backlog a 3-slot pilot gets three units for each one a 1-slot pilot gets.
 Only pilots that can hold the unit and carry its affinity labels (as the
 ``affinity`` scheduler reads them: `matches_affinity`) are considered. A unit
 without inputs, or whose inputs cost the same everywhere (sizes unknown, 0),
-goes to the pilot with the most free slots.
+goes to the pilot with the highest fraction of free capacity.
+
+This is locality-aware placement as in Pilot-Data (Luckow, Santcroos, Zebrowski
+and Jha, "Pilot-Data: an abstraction for distributed data", Journal of Parallel
+and Distributed Computing 79-80, 2015): move the computation to the data.
+
+Option ``binding``: ``"early"`` (the default) places every unit at once.
+``"late"`` places a unit only into open slots (free slots less those of queued
+units: `troy.plugins.schedulers.just_in_time`): among the candidates that have
+room for it now, the cheapest, then by the same tie-breaks; a unit none has
+room for waits. Late binding does not hold a unit back for a busy pilot where
+its data is (that would be delay scheduling): it trades some locality for
+starting at once, and decides with the pilots' load as it is when slots free.
 
 `is_local` is the locality rule itself; the agent's staging uses it too, so
 the scheduler and the transfer records can never disagree about what is local.
@@ -17,16 +32,24 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Mapping, Sequence
+from fractions import Fraction
+from types import MappingProxyType
 from typing import ClassVar
 
-from troy.plugins.schedulers.affinity import affinity_waiting_reason, matches_affinity
+from troy.plugins.schedulers.affinity import (
+    BINDING,
+    affinity_waiting_reason,
+    matches_affinity,
+)
 from troy.plugins.schedulers.base import (
     DataInput,
+    Option,
     PilotOffer,
     Replica,
     Scheduler,
     UnitRequest,
 )
+from troy.plugins.schedulers.just_in_time import QueuedSlots, Room
 
 
 def is_local(replica: Replica, pilot_datacenter: str | None, pilot_machine: str | None) -> bool:
@@ -43,44 +66,63 @@ def is_local(replica: Replica, pilot_datacenter: str | None, pilot_machine: str 
 
 
 class DataAwareScheduler(Scheduler):
-    """Places each unit on the pilot that minimises the input bytes to move, then by free slots.
+    """Places each unit on the pilot that minimises the input bytes to move, then by free capacity.
 
-    Holds no state between calls: the load of earlier calls arrives as
-    ``PilotOffer.queued``. The seed is not used; placement is deterministic.
+    Early binding holds no state between calls: the load of earlier calls
+    arrives as ``PilotOffer.load``. The seed is not used; placement is
+    deterministic.
     """
 
     name: ClassVar[str] = "data_aware"
     capabilities: ClassVar[frozenset[str]] = frozenset({"affinity"})
+    option_specs: ClassVar[Mapping[str, Option]] = MappingProxyType({"binding": BINDING})
+
+    def __init__(self, seed: int | None = None, binding: str = "early") -> None:
+        super().__init__(seed, binding=binding)
+        self.late = self.options["binding"] == "late"
+        self._queued = QueuedSlots()
 
     def place(
         self, units: Sequence[UnitRequest], pilots: Sequence[PilotOffer]
     ) -> Mapping[str, str | None]:
         """For every unit id given, the pilot where the fewest of its bytes move, or None."""
+        if self.late:
+            return _Placement(pilots).place_late(units, self._queued.room(pilots))
         return _Placement(pilots).place(units)
 
     def waiting_reason(self, unit: UnitRequest, pilots: Sequence[PilotOffer]) -> str:
         """Why ``unit`` waits: its labels, if no matching pilot can hold it, else the default."""
-        return affinity_waiting_reason(unit, pilots) or super().waiting_reason(unit, pilots)
+        reason = affinity_waiting_reason(unit, pilots)
+        if reason is None and self.late and any(p.can_hold(unit.cores) for p in pilots):
+            return f"waiting for {unit.cores} open slot(s) on a matching pilot (binding: late)"
+        return reason or super().waiting_reason(unit, pilots)
 
 
 class _Placement:
-    """One ``place`` call: the pilots, their free slots, and what was worked out so far.
+    """One ``place`` call: the pilots, their loads, and what was worked out so far.
 
-    A unit's choice is the pilot of most free slots among its *tier*: the
+    A unit's choice is the pilot of highest free fraction among its *tier*: the
     candidates (can hold it, labels match) of least cost. Tiers are few, so each
-    keeps a heap of (-free, index); free slots only shrink during a call, so an
-    entry that is out of date only overstates a pilot and is corrected on the
-    way, and each unit costs O(log pilots) once its tier is known.
+    keeps a heap of (-free fraction, index); fractions only shrink during a
+    call, so an entry that is out of date only overstates a pilot and is
+    corrected on the way, and each unit costs O(log pilots) once its tier is
+    known. Late binding (`place_late`) looks at the candidates with open slots
+    for a unit one by one.
     """
 
     def __init__(self, pilots: Sequence[PilotOffer]) -> None:
         self.pilots = pilots
-        self.free = [(offer.slots or 0) - offer.load for offer in pilots]
+        self.load = [offer.load for offer in pilots]
+        self.size = [offer.slots or 1 for offer in pilots]
         self.candidates: dict[tuple[int, str | None, str | None], tuple[int, ...]] = {}
         #: The candidates of each key above, as a set.
         self.allowed: dict[tuple[int, ...], frozenset[int]] = {}
         self.local: dict[tuple[str | None, str | None], tuple[int, ...]] = {}
-        self.heaps: dict[tuple[int, ...], list[tuple[int, int]]] = {}
+        self.heaps: dict[tuple[int, ...], list[tuple[Fraction, int]]] = {}
+
+    def free(self, index: int) -> Fraction:
+        """The fraction of pilot ``index``'s capacity that is free: (slots - load) / slots."""
+        return Fraction(self.size[index] - self.load[index], self.size[index])
 
     def place(self, units: Sequence[UnitRequest]) -> dict[str, str | None]:
         """Where each unit goes, in order, each choice counting against the pilot's free slots."""
@@ -88,28 +130,52 @@ class _Placement:
         ids = [offer.id for offer in self.pilots]
         free = self.free
         for unit in units:
-            key = (unit.cores, unit.machine, unit.datacenter)
-            candidates = self.candidates.get(key)
-            if candidates is None:
-                candidates = self.candidates[key] = self._candidates(unit)
-                self.allowed[candidates] = frozenset(candidates)
+            candidates = self._candidates_of(unit)
             if not candidates:
                 placement[unit.id] = None
                 continue
             tier = self._cheapest(candidates, unit.inputs) if unit.inputs else candidates
             heap = self.heaps.get(tier)
             if heap is None:
-                heap = self.heaps[tier] = [(-free[index], index) for index in tier]
+                heap = self.heaps[tier] = [(-free(index), index) for index in tier]
                 heapq.heapify(heap)
             while True:
                 stale, index = heap[0]
-                if -stale == free[index]:
+                current = -free(index)
+                if stale == current:
                     break
-                heapq.heapreplace(heap, (-free[index], index))
-            free[index] -= unit.cores
-            heapq.heapreplace(heap, (-free[index], index))
+                heapq.heapreplace(heap, (current, index))
+            self.load[index] += 1
+            heapq.heapreplace(heap, (-free(index), index))
             placement[unit.id] = ids[index]
         return placement
+
+    def place_late(self, units: Sequence[UnitRequest], room: Room) -> dict[str, str | None]:
+        """Like `place`, but only into ``room``'s open slots: a unit none has room for waits."""
+        placement: dict[str, str | None] = {}
+        for unit in units:
+            candidates = self._candidates_of(unit) if room.left > 0 else ()
+            fitting = tuple(index for index in candidates if room.fits(index, unit.cores))
+            if not fitting:
+                placement[unit.id] = None
+                continue
+            if unit.inputs:
+                self.allowed.setdefault(fitting, frozenset(fitting))
+                fitting = self._cheapest(fitting, unit.inputs)
+            index = min(fitting, key=lambda index: (-self.free(index), index))
+            room.take(index, unit.cores)
+            self.load[index] += 1
+            placement[unit.id] = self.pilots[index].id
+        return placement
+
+    def _candidates_of(self, unit: UnitRequest) -> tuple[int, ...]:
+        """The candidates of ``unit``, worked out once per (cores, labels)."""
+        key = (unit.cores, unit.machine, unit.datacenter)
+        candidates = self.candidates.get(key)
+        if candidates is None:
+            candidates = self.candidates[key] = self._candidates(unit)
+            self.allowed[candidates] = frozenset(candidates)
+        return candidates
 
     def _candidates(self, unit: UnitRequest) -> tuple[int, ...]:
         """Indices of the pilots that can hold ``unit`` and carry its labels, in offer order."""

@@ -1,7 +1,7 @@
 """troy-demo: one troy plugin of each kind, registered through entry points.
 
 - backend ``nice`` (`troy_demo.backend.NiceBackend`)
-- scheduler ``least_loaded`` (`troy_demo.scheduler.LeastLoadedScheduler`)
+- scheduler ``fewest_units`` (`troy_demo.scheduler.FewestUnitsScheduler`)
 - store ``memory`` (`troy_demo.store.MemoryStore`)
 - coordination ``memory`` (`troy_demo.coordination.MemoryCoordination`)
 - launcher ``mpiexec`` (`troy_demo.launcher.MpiexecLauncher`)

@@ -1,4 +1,4 @@
-"""The `least_loaded` scheduler: each unit goes to the pilot with the fewest units on it."""
+"""The `fewest_units` scheduler: each unit goes to the pilot with the fewest units on it."""
 
 from collections.abc import Mapping, Sequence
 from typing import ClassVar
@@ -6,10 +6,10 @@ from typing import ClassVar
 from troy.plugins.schedulers.base import PilotOffer, Scheduler, UnitRequest
 
 
-class LeastLoadedScheduler(Scheduler):
+class FewestUnitsScheduler(Scheduler):
     """Places each unit on the pilot that can hold it and has the fewest units queued."""
 
-    name: ClassVar[str] = "least_loaded"
+    name: ClassVar[str] = "fewest_units"
 
     def place(
         self, units: Sequence[UnitRequest], pilots: Sequence[PilotOffer]

@@ -1,0 +1,11 @@
+"""The random scheduler passes the scheduler conformance suite."""
+
+import pytest
+
+from troy.testing.schedulers import SchedulerSuite
+
+
+class TestRandomScheduler(SchedulerSuite):
+    @pytest.fixture
+    def scheduler_name(self) -> str:
+        return "random"
