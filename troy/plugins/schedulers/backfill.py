@@ -70,6 +70,8 @@ class BackfillScheduler(Scheduler):
     """
 
     name: ClassVar[str] = "backfill"
+    #: It keeps a pilot's room free for the head's reservation (see the suite's conventions).
+    capabilities: ClassVar[frozenset[str]] = frozenset({"reserves"})
 
     def __init__(
         self, seed: int | None = None, *, clock: Callable[[], float] = time.monotonic

@@ -23,9 +23,15 @@ Besides the contract in `troy.plugins.schedulers.base`, the suite holds
 schedulers to these conventions:
 
 - *Progress*: a unit without affinity or input data is not left waiting while
-  some offered pilot can hold it and has nothing queued or running. A pilot
-  whose size is unknown (``slots=None``) counts as one that may hold any unit.
-  A just-in-time strategy passes: it places units once slots are free.
+  some offered pilot that can hold it has room for it: free slots less one per
+  queued unit and less what the same call gave it (`waiting_without_room`). A
+  pilot whose size is unknown (``slots=None``) has room for one unit while
+  nothing is on it. A just-in-time strategy passes: it fills the room there is
+  and places the rest once slots are free. A strategy that keeps room free on
+  purpose, for a unit that came earlier (EASY backfilling's reservation),
+  declares the capability ``"reserves"``: in one call it is held only to
+  placing units it may start; over successive calls, every unit must still
+  start.
 - *Spreading*: with equal, idle pilots, no pilot gets more than twice its fair
   share of one-core units. A scheduler that fills pilots one after another on
   purpose declares the capability ``"packing"``, and the spreading test is

@@ -94,3 +94,36 @@ class SchedulerFixtures:
             return scheduler_class(seed=seed)
 
         return make
+
+
+def waiting_without_room(
+    placement: Mapping[str, str | None],
+    units: Sequence[UnitRequest],
+    pilots: Sequence[PilotOffer],
+) -> list[str]:
+    """Units left waiting although some live pilot that fits them still had room after the call.
+
+    The progress convention: a unit may wait only while no pilot that can hold
+    it has room. A pilot's room is its free slots less one slot per unit
+    queued on it and less the slots this call gave it; a pilot of unknown size
+    has room for one unit while nothing is queued, running or placed on it.
+    A just-in-time strategy, which fills only the room there is, passes.
+    """
+    cores = {unit.id: unit.cores for unit in units}
+    given: dict[str, int] = {}
+    for unit_id, pilot_id in placement.items():
+        if pilot_id is not None:
+            given[pilot_id] = given.get(pilot_id, 0) + cores.get(unit_id, 1)
+
+    def room(offer: PilotOffer) -> float:
+        if offer.slots is None:
+            empty = offer.load == 0 and offer.id not in given
+            return float("inf") if empty else 0
+        return (offer.free or 0) - offer.queued - given.get(offer.id, 0)
+
+    return [
+        unit.id
+        for unit in units
+        if placement.get(unit.id) is None
+        and any(o.can_hold(unit.cores) and room(o) >= unit.cores for o in pilots)
+    ]
