@@ -202,14 +202,17 @@ class Placement:
         return offers, by_id
 
     def _request(
-        self, unit: TrackedUnit, memo: dict[str, DataInput | None], queued_on: str | None = None
+        self,
+        unit: TrackedUnit,
+        cores: int,
+        memo: dict[str, DataInput | None],
+        queued_on: str | None = None,
     ) -> UnitRequest:
-        description = unit.description
-        get = description.get
+        get = unit.description.get
         urls = data_records.data_urls(get("input_data"))
         return UnitRequest(
             id=unit.id,
-            cores=description.cores,
+            cores=cores,
             datacenter=get("affinity_datacenter_label"),
             machine=get("affinity_machine_label"),
             input_data=urls,
@@ -262,9 +265,10 @@ class Placement:
                     detail=f"needs {cores} slots; the largest pilot has {largest}",
                 )
             else:
-                offered[unit.id] = (index, unit, self._request(unit, memo))
+                offered[unit.id] = (index, unit, self._request(unit, cores, memo))
         for unit in queued:
-            offered[unit.id] = (-1, unit, self._request(unit, memo, unit.pilot))
+            request = self._request(unit, unit.description.cores, memo, unit.pilot)
+            offered[unit.id] = (-1, unit, request)
         if not offered:
             return decided, by_pilot
         requests = [request for _, _, request in offered.values()]

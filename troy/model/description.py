@@ -105,7 +105,7 @@ class _Description:
     def get(self, name: str, default: Any = None) -> Any:
         """The attribute's value, or ``default`` if it is unset."""
         value = self._values.get(name)
-        if value is None:
+        if value is None and name not in self._FIELDS:
             value = self._values.get(self._canonical(name))  # an alias, or an error
         return default if value is None else value
 
