@@ -110,47 +110,52 @@ class UnitEntry:
         its input sizes, then (a DAG) the units it waits for.  `after` are the ids of the
         units of the entries it names, which every unit waits for (a DAG: its first layer)."""
         hints: Mapping[str, Any] = MappingProxyType(self.hints) if self.hints else NO_HINTS
-        shared: dict[str, Any] = {
-            "name": self.name,
-            "datacenter": self.datacenter,
-            "machine": self.machine,
-            "total_cpu_time": self.total_cpu_time,
-            "retries": self.retries,
-        }
-        name = self.name
+        name, dag, specs, jobs, draw = self.name, self.dag, self.inputs, self.jobs, self.runtime
+        machine, datacenter, cpu, retries = (
+            self.machine,
+            self.datacenter,
+            self.total_cpu_time,
+            self.retries,
+        )
         for index in range(self.count):
             unit_id = f"{name}.{index}"
-            if self.jobs is not None:
-                job = self.jobs[index]
+            if jobs is not None:
+                job = jobs[index]
                 runtime, cores, submit = job.runtime, job.cores, self.submit + job.submit
-                limit = (
-                    self.wall_time_limit
-                    if self.wall_time_limit is not None
-                    else job.wall_time_limit
-                )
+                limit = self.wall_time_limit
+                if limit is None:
+                    limit = job.wall_time_limit
             else:
-                assert self.runtime is not None
+                assert draw is not None
                 runtime, cores, submit, limit = (
-                    self.runtime(rng),
+                    draw(rng),
                     self.cores,
                     self.submit,
                     self.wall_time_limit,
                 )
-            inputs = tuple(spec.draw(rng, unit_id) for spec in self.inputs)
+            inputs = tuple([spec.draw(rng, unit_id) for spec in specs]) if specs else ()
             waits = after
-            if self.dag is not None and index >= self.dag.width:
-                waits = tuple(f"{name}.{parent}" for parent in self.dag.parents(rng, index))
+            if dag is not None and index >= dag.width:
+                waits = tuple([f"{name}.{parent}" for parent in dag.parents(rng, index)])
+            if self.runtime_hint:
+                unit_hints: Mapping[str, Any] = MappingProxyType({**hints, "runtime": runtime})
+            else:
+                unit_hints = hints
             out.append(
                 SimUnit(
-                    id=unit_id,
-                    runtime=runtime,
-                    cores=cores,
-                    submit=submit,
-                    inputs=inputs,
-                    after=waits,
-                    hints={**hints, "runtime": runtime} if self.runtime_hint else hints,
-                    wall_time_limit=limit,
-                    **shared,
+                    unit_id,
+                    name,
+                    runtime,
+                    cores,
+                    submit,
+                    datacenter,
+                    machine,
+                    inputs,
+                    waits,
+                    unit_hints,
+                    limit,
+                    cpu,
+                    retries,
                 )
             )
 
