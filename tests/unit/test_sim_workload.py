@@ -629,6 +629,13 @@ def test_every_problem_names_file_line_and_field(
     check(failure(tmp_path, text), tmp_path / "work.yaml", line, field, fragment)
 
 
+def test_a_seed_given_by_the_caller_still_checks_the_files(tmp_path: Path) -> None:
+    path = write(tmp_path, "seed: 1.5\n" + PILOTS + "units: [{runtime: 1}]\n")
+    with pytest.raises(BadWorkload) as info:
+        load_workload(path, seed=3)
+    check(info.value, path, 1, "seed", "expected an integer, got a number (1.5)")
+
+
 def test_an_empty_file_and_a_missing_file(tmp_path: Path) -> None:
     check(failure(tmp_path, ""), tmp_path / "work.yaml", None, None, "the file is empty")
     with pytest.raises(BadWorkload) as info:

@@ -128,8 +128,8 @@ class _Reader:
             raise fields.fail((), "the file is empty; expected a mapping with 'pilots' and 'units'")
         fields.mapping((), data, "a mapping with 'pilots' and 'units'")
         fields.keys((), data, TOP_LEVEL_KEYS)
-        if seed is None:
-            seed = fields.integer(("seed",), data["seed"]) if "seed" in data else 0
+        own_seed = fields.integer(("seed",), data["seed"]) if "seed" in data else 0
+        seed = own_seed if seed is None else seed
         pilots = self.pilots(self.entries(data, "pilots"))
         stores = self.stores(data.get("stores", []))
         network = self.network(data.get("network"))
