@@ -24,28 +24,27 @@ pilot is resolved against the batch file's directory (one starting with ``~``
 is kept as written); a unit's stays relative, meaning relative to its pilot's
 directory.
 
-Values follow YAML 1.1 as PyYAML reads it, except that exponent numbers
-without a dot (``1e3``) are numbers, as in JSON.  A key given twice in one
-mapping is an error.  Everything is validated before `load_batch_file`
-returns; any problem raises `BadBatchFile` naming the line (1-based) and the
-field, e.g. ``units[2].executable``.
+Values are read as `troy.model.documents` reads them (YAML 1.1, plus JSON's
+``1e3``; a key given twice in one mapping is an error).  Everything is
+validated before `load_batch_file` returns; any problem raises `BadBatchFile`
+naming the line (1-based) and the field, e.g. ``units[2].executable``.
 """
 
 from __future__ import annotations
 
 import difflib
-import json
 import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from troy.core import dependencies
 from troy.core.unit_manager import check_scheduler
 from troy.model.description import PilotJobDescription, WorkUnitDescription
+from troy.model.documents import Document, Location, load_document
+from troy.model.documents import closest as _closest
+from troy.model.documents import field_name as _field
+from troy.model.documents import kind as _kind
 from troy.model.errors import BadBatchFile, BadDescription, UnknownAttribute
 
 TOP_LEVEL_KEYS = ("coordination", "scheduler", "pilots", "units")
@@ -55,12 +54,7 @@ UNIT_KEYS = ("count",)
 DEFAULT_SCHEDULER = "round_robin"
 INDEX_VARIABLE = "TROY_INDEX"
 
-_MAP_TAG = "tag:yaml.org,2002:map"
-_SEQ_TAG = "tag:yaml.org,2002:seq"
-_MERGE_TAG = "tag:yaml.org,2002:merge"
 _SUFFIX_PART = re.compile(r"\[(\d+)\]|\.([^.\[\]]+)")
-
-Location = tuple[Any, ...]
 
 
 @dataclass
@@ -126,221 +120,17 @@ class BatchFile:
 def load_batch_file(path: str | os.PathLike[str]) -> BatchFile:
     """Read, parse and validate a batch file; raise BadBatchFile for any problem in it."""
     name = os.fspath(path)
-    document = _parse(name, _read(name))
+    document = load_document(name)
     return _Checker(name, document).batch_file()
-
-
-# -- reading and parsing ------------------------------------------------------------------
-
-
-def _read(name: str) -> str:
-    try:
-        raw = Path(name).read_bytes()
-    except FileNotFoundError:
-        raise BadBatchFile(name, None, None, "no such file") from None
-    except IsADirectoryError:
-        raise BadBatchFile(name, None, None, "is a directory, not a batch file") from None
-    except OSError as exc:
-        raise BadBatchFile(name, None, None, f"cannot read: {exc.strerror or exc}") from exc
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise BadBatchFile(name, line, None, "not UTF-8 text") from exc
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that reads JSON's ``1e3`` as a float and notes where list aliases are.
-
-    An alias composes to the anchored node itself, whose marks point at the
-    anchor; `alias_lines` keeps the line of each ``- *name`` list item.
-    """
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self.alias_lines: dict[tuple[int, int], int] = {}
-
-    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
-        if isinstance(parent, yaml.SequenceNode) and self.check_event(yaml.AliasEvent):
-            event: yaml.AliasEvent = self.peek_event()  # type: ignore[no-untyped-call]
-            if event.start_mark is not None:
-                self.alias_lines[(id(parent), index)] = event.start_mark.line + 1
-        return super().compose_node(parent, index)
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
-
-
-@dataclass
-class _Document:
-    """Parsed data plus the line of every mapping key and list item, by location."""
-
-    data: Any
-    lines: dict[Location, int]
-
-    def line(self, location: Location) -> int | None:
-        """The line of `location`, or of its nearest enclosing entry that has one."""
-        for end in range(len(location), -1, -1):
-            line = self.lines.get(location[:end])
-            if line is not None:
-                return line
-        return None
-
-
-def _parse(name: str, text: str) -> _Document:
-    try:
-        return _compose(name, text)
-    except yaml.YAMLError as yaml_error:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as json_error:
-            if name.lower().endswith(".json"):
-                message = f"JSON syntax error: {json_error.msg} (column {json_error.colno})"
-                raise BadBatchFile(name, json_error.lineno, None, message) from None
-            raise _syntax_error(name, text, yaml_error) from None
-    # Valid JSON that YAML rejects: in strict JSON a tab can only be whitespace, which
-    # YAML refuses in places; spaces keep every line where it was.
-    try:
-        return _compose(name, text.replace("\t", " "))
-    except yaml.YAMLError:
-        return _Document(data, {})
-
-
-def _syntax_error(name: str, text: str, error: yaml.YAMLError) -> BadBatchFile:
-    if isinstance(error, yaml.MarkedYAMLError):
-        mark = error.problem_mark or error.context_mark
-        what = "; ".join(part for part in (error.context, error.problem) if part)
-        if mark is None:
-            return BadBatchFile(name, None, None, f"YAML syntax error: {what}")
-        message = f"YAML syntax error: {what} (column {mark.column + 1})"
-        return BadBatchFile(name, mark.line + 1, None, message)
-    if isinstance(error, yaml.reader.ReaderError):
-        line = text[: error.position].count("\n") + 1
-        code = error.character if isinstance(error.character, int) else ord(error.character)
-        return BadBatchFile(name, line, None, f"character U+{code:04X} is not allowed")
-    return BadBatchFile(name, None, None, f"YAML syntax error: {error}")
-
-
-def _compose(name: str, text: str) -> _Document:
-    loader = _Loader(text)
-    try:
-        root = loader.get_single_node()
-        builder = _Builder(name, loader)
-        data = None if root is None else builder.value(root, ())
-        return _Document(data, builder.lines)
-    except RecursionError:
-        raise BadBatchFile(name, None, None, "nested too deeply") from None
-    finally:
-        loader.dispose()
-
-
-class _Builder:
-    """Builds plain Python values from YAML nodes, noting each entry's line."""
-
-    def __init__(self, name: str, loader: _Loader) -> None:
-        self.name = name
-        self.loader = loader
-        self.lines: dict[Location, int] = {}
-        self._active: set[int] = set()  # collection nodes being built: catches `&a [*a]`
-        self._explicit: dict[int, set[int]] = {}  # per mapping node: keys not from `<<`
-
-    def value(self, node: yaml.Node, location: Location) -> Any:
-        """The value of `node`, found at `location` in the document."""
-        self.lines.setdefault(location, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode | yaml.SequenceNode) and node.tag in (
-            _MAP_TAG,
-            _SEQ_TAG,
-        ):
-            if id(node) in self._active:
-                raise BadBatchFile(
-                    self.name,
-                    self.lines[location],
-                    _field(location) or None,
-                    "an alias refers to a collection that contains it",
-                )
-            self._active.add(id(node))
-            try:
-                if isinstance(node, yaml.MappingNode):
-                    return self._mapping(node, location)
-                return [self._item(node, index, location) for index in range(len(node.value))]
-            finally:
-                self._active.discard(id(node))
-        return self.loader.construct_object(node, deep=True)
-
-    def _item(self, node: yaml.SequenceNode, index: int, location: Location) -> Any:
-        item = node.value[index]
-        line = self.loader.alias_lines.get((id(node), index), item.start_mark.line + 1)
-        self.lines[(*location, index)] = line
-        return self.value(item, (*location, index))
-
-    def _mapping(self, node: yaml.MappingNode, location: Location) -> dict[Any, Any]:
-        explicit = self._explicit.get(id(node))
-        if explicit is None:
-            explicit = {id(key) for key, _ in node.value if key.tag != _MERGE_TAG}
-            self._explicit[id(node)] = explicit
-        self.loader.flatten_mapping(node)
-        result: dict[Any, Any] = {}
-        first: dict[Any, int] = {}
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                raise BadBatchFile(
-                    self.name,
-                    key_node.start_mark.line + 1,
-                    _field(location) or None,
-                    "a mapping key must be a scalar",
-                )
-            key = self.loader.construct_object(key_node)
-            line = key_node.start_mark.line + 1
-            if key in first and id(key_node) in explicit:
-                raise BadBatchFile(
-                    self.name,
-                    line,
-                    _field((*location, key)),
-                    f"key '{key}' repeats the one on line {first[key]}",
-                )
-            if id(key_node) in explicit:
-                first[key] = line
-            self.lines[(*location, key)] = line
-            result[key] = self.value(value_node, (*location, key))
-        return result
 
 
 # -- validation ---------------------------------------------------------------------------
 
 
-def _field(location: Location) -> str:
-    text = ""
-    for part in location:
-        text += f"[{part}]" if isinstance(part, int) else f"{'.' if text else ''}{part}"
-    return text
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, bool):
-        return f"a boolean ({str(value).lower()})"
-    names = {str: "a string", int: "an integer", float: "a number"}
-    return f"{names.get(type(value), type(value).__name__)} ({value!r})"
-
-
-def _closest(word: str, candidates: tuple[str, ...] | list[str]) -> str | None:
-    matches = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
-    return matches[0] if matches else None
-
-
 class _Checker:
     """Turns a parsed document into a BatchFile, failing at the first problem."""
 
-    def __init__(self, name: str, document: _Document) -> None:
+    def __init__(self, name: str, document: Document) -> None:
         self.name = name
         self.document = document
         self.base = os.path.dirname(os.path.abspath(name))

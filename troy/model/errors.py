@@ -69,6 +69,10 @@ class BadBatchFile(TroyError):
         super().__init__(f"{where}:{what} {message}")
 
 
+class BadWorkload(BadBatchFile):
+    """A workload file for `troy simulate` (or a trace it names) is malformed; as BadBatchFile."""
+
+
 class BackendError(TroyError):
     """A backend could not launch, query or cancel a pilot."""
 
