@@ -74,6 +74,8 @@ _CLEAN = {
     "fix/plugins/base.py": "from fix.model.states import STATES\n",
     "fix/agent/__init__.py": "",
     "fix/agent/agent.py": "from fix.plugins import base\n",
+    "fix/sim/__init__.py": "",
+    "fix/sim/engine.py": "from fix.plugins import base\n",
     "fix/core/__init__.py": "",
     "fix/core/manager.py": "from fix.model import states\n",
     "fix/core/placement.py": "from fix.model import states\n",
