@@ -143,7 +143,8 @@ class _Simulation:
         self.dependents: dict[int, list[int]] = {}
         self.wait_seq = [0] * n
         self.seq = 0
-        self.waiting: dict[int, int] = {}  # unit -> wait_seq, in the order it came to wait
+        #: The waiting units' requests by unit id, in the order they came to wait.
+        self.waiting: dict[str, UnitRequest] = {}
         self.last_seq = -1
         self.unsorted = False
         self.pending: dict[int, None] = {}  # Pending units, for rebalancing
@@ -256,7 +257,11 @@ class _Simulation:
         seq = self.wait_seq[i]
         self.state[i] = _WAITING
         self.where[i] = -1
-        self.waiting[i] = seq
+        cores, largest = self.workload.units[i].cores, self.largest
+        if largest is not None and cores > largest:
+            self._finish(i, _FAILED, checks.too_big(cores, largest))
+            return
+        self.waiting[self.workload.units[i].id] = self._request(i)
         if seq < self.last_seq:
             self.unsorted = True
         else:
@@ -269,7 +274,7 @@ class _Simulation:
         while stack:
             unit, state, why = stack.pop()
             self.state[unit] = state
-            self.waiting.pop(unit, None)
+            self.waiting.pop(self.workload.units[unit].id, None)
             self.need_place = True
             if why is not None:
                 self.detail[unit] = why
@@ -314,23 +319,17 @@ class _Simulation:
     def _place(self) -> int:
         """Ask the scheduler about the waiting (and, rebalancing, queued) units; units placed."""
         if self.unsorted:
-            self.waiting = dict(sorted(self.waiting.items(), key=lambda item: item[1]))
-            self.last_seq = max(self.waiting.values(), default=-1)
+            seq, index = self.wait_seq, self.unit_index
+            ordered = sorted(self.waiting.items(), key=lambda item: seq[index[item[0]]])
+            self.waiting = dict(ordered)
+            self.last_seq = seq[index[ordered[-1][0]]] if ordered else -1
             self.unsorted = False
         offers, by_id = self._offers()
         if not offers:
             return 0
-        largest = self.largest
-        units = self.workload.units
-        requests: dict[str, UnitRequest] = {}
-        for i in list(self.waiting):
-            cores = units[i].cores
-            if largest is not None and cores > largest:
-                self._finish(i, _FAILED, checks.too_big(cores, largest))
-            else:
-                request = self._request(i)
-                requests[request.id] = request
+        requests = self.waiting
         if self.rebalance:
+            requests = dict(requests)
             for i in self.pending:
                 pilot_id = self.workload.pilots[self.where[i]].id
                 request = replace(self._request(i), queued_on=pilot_id)
@@ -358,7 +357,7 @@ class _Simulation:
                 self.dirty[old] = None
                 self.attempt[i] += 1
             else:
-                del self.waiting[i]
+                del self.waiting[unit_id]
             token[i] += 1
             self.queue[k].append((i, token[i]))
             self.queued[k] += 1
@@ -494,6 +493,13 @@ class _Simulation:
         self.ended_at[k] = self.now
         self._live_changed()
         self.need_place = True
+        largest = self.largest
+        if largest is not None:  # units no live pilot can hold any more fail now
+            for unit_id, request in list(self.waiting.items()):
+                if request.cores > largest:
+                    self._finish(
+                        self.unit_index[unit_id], _FAILED, checks.too_big(request.cores, largest)
+                    )
         queued = sorted(i for i, mark in self.queue[k] if self.token[i] == mark)
         lost = sorted(self.running_units[k])
         self.queue[k].clear()
@@ -524,9 +530,10 @@ class _Simulation:
     # -- the end -----------------------------------------------------------------------------
     def _result(self) -> SimResult:
         offers, _ = self._offers()
-        for i in list(self.waiting):
+        for unit_id, request in list(self.waiting.items()):
+            i = self.unit_index[unit_id]
             if offers:
-                why = self.scheduler.waiting_reason(self._request(i), offers)
+                why = self.scheduler.waiting_reason(request, offers)
             else:
                 why = "waiting for a pilot: no pilot is live"
             self._finish(i, _FAILED, f"{why}; nothing else happened")
