@@ -327,7 +327,7 @@ def test_a_pilot_that_cannot_hold_the_unit_is_refused() -> None:
 
 
 def test_make_scheduler_checks_options() -> None:
-    with pytest.raises(BadDescription, match="scheduler_options.bindng"):
+    with pytest.raises(BadDescription, match=r"scheduler_options\.bindng"):
         make_scheduler("affinity", {"bindng": "late"}, 1, VirtualClock())
     scheduler = make_scheduler("affinity", {"binding": "late"}, 1, VirtualClock())
     assert scheduler.options == {"binding": "late"} and scheduler.seed == 1
@@ -335,5 +335,5 @@ def test_make_scheduler_checks_options() -> None:
 
 def test_a_workload_naming_what_it_lacks_is_refused() -> None:
     units = (SimUnit("u1", "u", 1.0, after=("nobody",)),)
-    with pytest.raises(BadDescription, match="units.u1.after"):
+    with pytest.raises(BadDescription, match=r"units\.u1\.after"):
         run(workload(TWO, units), "round_robin")
