@@ -22,6 +22,7 @@ from troy.model.errors import SchedulerError
 from troy.model.states import FINAL_STATES, State
 from troy.plugins import data_records
 from troy.plugins.coordination.base import Coordination
+from troy.plugins.schedulers import checks
 from troy.plugins.schedulers.base import (
     NO_HINTS,
     DataInput,
@@ -249,9 +250,7 @@ class Placement:
                 if unit.state == State.New:
                     unit.state_detail = "waiting for a pilot: this service has no live pilot"
             return decided, by_pilot
-        largest = max((o.slots for o in offers if o.slots is not None), default=None)
-        if any(o.slots is None for o in offers):
-            largest = None  # a pilot of unknown size may hold anything
+        largest = checks.largest_pilot(offers)
         memo: dict[str, DataInput | None] = {}
         #: unit id -> (index in units, or -1 for a queued one; the unit; its request)
         offered: dict[str, tuple[int, TrackedUnit, UnitRequest]] = {}
@@ -259,10 +258,7 @@ class Placement:
             cores = unit.description.cores
             if largest is not None and cores > largest:
                 decided[unit.id] = protocol.unit_state_event(
-                    unit.id,
-                    "Failed",
-                    unit.attempt,
-                    detail=f"needs {cores} slots; the largest pilot has {largest}",
+                    unit.id, "Failed", unit.attempt, detail=checks.too_big(cores, largest)
                 )
             else:
                 offered[unit.id] = (index, unit, self._request(unit, cores, memo))
@@ -271,33 +267,11 @@ class Placement:
             offered[unit.id] = (-1, unit, request)
         if not offered:
             return decided, by_pilot
-        requests = [request for _, _, request in offered.values()]
-        placement = self._ask(requests, offers)
-        name = self.scheduler.name
-        for unit_id, pilot_id in placement.items():
-            entry = offered.get(unit_id) if isinstance(unit_id, str) else None
-            if entry is None:
-                raise SchedulerError(
-                    f"scheduler '{name}' placed unit {unit_id!r}, which it was not offered"
-                )
-            if pilot_id is None:
-                continue
-            index, unit, request = entry
-            if not isinstance(pilot_id, str):
-                raise SchedulerError(
-                    f"scheduler '{name}' gave {type(pilot_id).__name__} {pilot_id!r} for unit "
-                    f"{unit_id}; expected a pilot id (str) or None"
-                )
-            offer = offers_by_id.get(pilot_id)
-            if offer is None:
-                raise SchedulerError(
-                    f"scheduler '{name}' placed {unit_id} on unknown pilot {pilot_id!r}"
-                )
-            if not offer.can_hold(request.cores):
-                raise SchedulerError(
-                    f"scheduler '{name}' placed {unit_id} ({request.cores} slots) on pilot "
-                    f"{pilot_id}, which cannot hold it ({offer.slots} slots, {offer.state})"
-                )
+        requests = {unit_id: request for unit_id, (_, _, request) in offered.items()}
+        placement = self._ask(list(requests.values()), offers)
+        chosen = checks.checked_choices(self.scheduler.name, placement, requests, offers_by_id)
+        for unit_id, pilot_id in chosen:
+            index, unit, request = offered[unit_id]
             if pilot_id == request.queued_on:
                 continue  # stays where it is
             attempt = unit.attempt + (1 if unit.state == State.Pending else 0)
@@ -322,20 +296,11 @@ class Placement:
 
     def _ask(self, requests: list[UnitRequest], offers: list[PilotOffer]) -> Mapping[Any, Any]:
         """The scheduler's placement; SchedulerError if it raised or returned no mapping."""
-        name = self.scheduler.name
         try:
-            placement = self.scheduler.place(requests, offers)
-        except Exception as exc:
-            raise SchedulerError(f"scheduler '{name}' failed: {type(exc).__name__}: {exc}") from exc
+            return checks.call_place(self.scheduler, requests, offers)
         finally:
             delay = self.scheduler.next_call()
             self.next_call_at = None if delay is None else time.monotonic() + max(0.0, delay)
-        if not isinstance(placement, Mapping):
-            raise SchedulerError(
-                f"scheduler '{name}' returned {type(placement).__name__}, not a mapping "
-                "of unit id to pilot id or None"
-            )
-        return placement
 
     def commit(
         self, events: list[dict[str, Any]], by_pilot: dict[str, list[dict[str, Any]]]
