@@ -10,6 +10,7 @@ the service, and the ``next_call`` timer.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import textwrap
@@ -296,6 +297,31 @@ def test_a_just_in_time_scheduler_places_units_as_slots_free_up(
     assert len(waiting) == 4, "the scheduler did not place into the 2 free slots only"
     assert [u.state for u in submitted] == [State.Done] * 6
     assert {u.pilot for u in submitted} == {pilot.id}
+    units.close()
+
+
+def test_units_a_dead_pilot_never_started_wait_for_a_just_in_time_scheduler(
+    pilots: troy.PilotJobService, coordination_url: str, tmp_path: Path
+) -> None:
+    # Units queued on a pilot whose agent dies are withdrawn and offered again; a
+    # just-in-time scheduler finds no room now and leaves them waiting.  They must
+    # wait for the live pilot, not end Failed as if no pilot were live.
+    units = troy.WorkUnitService(coordination=coordination_url, scheduler="just_in_time")
+    units.add(pilots)
+    live = start(pilots, tmp_path / "live", 1)
+    doomed = start(pilots, tmp_path / "doomed", 2)
+    assert doomed.handle is not None
+    os.kill(doomed.handle["pid"], signal.SIGSTOP)  # it claims nothing from now on
+    try:
+        submitted = units.submit([sleeper(0.5) for _ in range(3)])
+        assert {u.pilot for u in submitted} == {live.id, doomed.id}
+        os.kill(doomed.handle["pid"], signal.SIGKILL)
+        units.wait(60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(doomed.handle["pid"], signal.SIGKILL)
+    assert [u.state for u in submitted] == [State.Done] * 3, [u.state_detail for u in submitted]
+    assert {u.pilot for u in submitted} == {live.id}
     units.close()
 
 

@@ -79,7 +79,6 @@ _CLEAN = {
     "fix/core/__init__.py": "",
     "fix/core/manager.py": "from fix.model import states\n",
     "fix/core/placement.py": "from fix.model import states\n",
-    "fix/sim/__init__.py": "from fix.plugins import base\n",
     "fix/api/__init__.py": "",
     "fix/api/objects.py": "from fix.core import manager\n",
     "fix/pilot.py": "from fix.api import objects\n",

@@ -275,7 +275,17 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(func=cmd_report)
     plugins = sub.add_parser("plugins", help="list installed plugins per entry-point group")
     plugins.set_defaults(func=cmd_plugins)
+    from troy.cli import research
+
+    research.add_parsers(sub)
+    for command in ("simulate", "compare"):
+        sub.choices[command].set_defaults(func=_research)
     return parser
+
+
+def _research(args: argparse.Namespace) -> int:
+    code: int = args.research(args, sys.stdout)
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:

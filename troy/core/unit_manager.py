@@ -485,15 +485,29 @@ class UnitManager(ServiceManager, Generic[U]):
         if again:
             self.placement.place(again, withdrawn_from=pilot.id)
             unplaced = [u for u in again if u.pilot == pilot.id and not u.state.is_final]
-            events += [
-                protocol.unit_state_event(
-                    u.id,
-                    final,
-                    u.attempt,
-                    detail=f"{why} before it started; no other pilot is live",
-                )
-                for u in unplaced
-            ]
+            if self.placement.offers():
+                # The scheduler left them waiting (a just-in-time strategy does): they
+                # wait, New again, for a later placement on a live pilot.
+                events += [
+                    protocol.unit_state_event(
+                        u.id,
+                        "New",
+                        u.attempt + 1,
+                        pilot="",
+                        detail=f"{why} before it started; waiting to be placed again",
+                    )
+                    for u in unplaced
+                ]
+            else:
+                events += [
+                    protocol.unit_state_event(
+                        u.id,
+                        final,
+                        u.attempt,
+                        detail=f"{why} before it started; no other pilot is live",
+                    )
+                    for u in unplaced
+                ]
         if events:
             self.coordination.append(protocol.service_key(self.service_id), events)
             self._apply(events)

@@ -1,0 +1,148 @@
+"""``troy simulate`` and ``troy compare``: scheduler plugins on a workload, in a simulation.
+
+Both read a workload file (troy.sim.workload), play it on the virtual clock
+of troy.sim.engine with the installed scheduler plugins, unmodified, and
+write units.csv, summary.csv, summary.json and run.json (troy.sim.results).
+Everything is checked before anything runs: an unknown scheduler, a bad
+option, a workload that does not parse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from troy.model.errors import BadDescription
+from troy.sim.engine import VirtualClock, make_scheduler, simulate
+from troy.sim.results import PilotUse, ResultWriter, Summary, summarize
+from troy.sim.workload import load_workload
+
+
+def parse_options(pairs: Sequence[str], where: str = "--option") -> dict[str, Any]:
+    """``key=value`` pairs as options; a value is JSON if it parses (``seed=3``), else a string."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, equals, text = pair.partition("=")
+        if not equals or not key.strip():
+            raise BadDescription(where, f"expected KEY=VALUE, got {pair!r}")
+        try:
+            options[key.strip()] = json.loads(text)
+        except ValueError:
+            options[key.strip()] = text
+    return options
+
+
+def _per_scheduler(names: Sequence[str], pairs: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``NAME.key=value`` pairs grouped by scheduler name (each NAME must be compared)."""
+    grouped: dict[str, list[str]] = {name: [] for name in names}
+    for pair in pairs:
+        name, dot, rest = pair.partition(".")
+        if not dot or name not in grouped:
+            raise BadDescription(
+                "--option", f"expected SCHEDULER.KEY=VALUE for one of {', '.join(names)}, "
+                f"got {pair!r}"
+            )  # fmt: skip
+        grouped[name].append(rest)
+    return {name: parse_options(group, f"--option {name}") for name, group in grouped.items()}
+
+
+def run_simulations(
+    path: str,
+    schedulers: dict[str, dict[str, Any]],
+    repeat: int,
+    seed: int | None,
+    out: str,
+    stream: TextIO,
+) -> list[Summary]:
+    """Simulate each scheduler ``repeat`` times; repetition r uses the seed plus r."""
+    first = load_workload(path, seed)
+    for name, options in schedulers.items():  # every plugin and option, before anything runs
+        make_scheduler(name, options, _seed(options, first.seed), VirtualClock())
+    writer = ResultWriter(out)
+    for repetition in range(repeat):
+        workload = first if repetition == 0 else load_workload(path, first.seed + repetition)
+        for name, options in schedulers.items():
+            clock = VirtualClock()
+            scheduler = make_scheduler(name, options, _seed(options, workload.seed), clock)
+            result = simulate(workload, scheduler, clock)
+            pilots = {p.id: PilotUse(p.slots, p.up, p.busy) for p in result.pilots}
+            summary = summarize(result.records, pilots, name, "sim", repetition)
+            writer.add(result.records, summary)
+            print(_line(summary), file=stream)
+    writer.close(
+        {
+            "workload": path,
+            "seed": first.seed,
+            "repetitions": repeat,
+            "seeds": [first.seed + r for r in range(repeat)],
+            "schedulers": schedulers,
+            "mode": "sim",
+        }
+    )
+    print(f"  wrote units.csv, summary.csv, summary.json and run.json to {out}", file=stream)
+    return writer.summaries
+
+
+def _seed(options: dict[str, Any], workload_seed: int) -> int | None:
+    """None when a ``seed`` option is given (that one is used), else the workload's seed."""
+    return None if "seed" in options else workload_seed
+
+
+def _line(summary: Summary) -> str:
+    wait = "-" if summary.mean_wait is None else f"{summary.mean_wait:.3f} s"
+    use = "-" if summary.utilisation is None else f"{100 * summary.utilisation:.0f}%"
+    return (
+        f"{summary.scheduler:<16} rep {summary.repetition}: makespan {summary.makespan:.3f} s,"
+        f" mean wait {wait}, utilisation {use}, {summary.done}/{summary.units} Done,"
+        f" {summary.bytes_moved} bytes moved"
+    )
+
+
+def cmd_simulate(args: argparse.Namespace, stream: TextIO) -> int:
+    schedulers = {args.scheduler: parse_options(args.option)}
+    summaries = run_simulations(args.workload, schedulers, 1, args.seed, args.out, stream)
+    return 0 if all(s.failed == 0 for s in summaries) else 1
+
+
+def cmd_compare(args: argparse.Namespace, stream: TextIO) -> int:
+    names = [name.strip() for name in args.schedulers.split(",") if name.strip()]
+    if not names or len(set(names)) != len(names):
+        raise BadDescription("--schedulers", f"expected distinct names, got {args.schedulers!r}")
+    if args.repeat < 1:
+        raise BadDescription("--repeat", f"expected at least 1, got {args.repeat}")
+    schedulers = _per_scheduler(names, args.option)
+    summaries = run_simulations(args.workload, schedulers, args.repeat, args.seed, args.out, stream)
+    return 0 if all(s.failed == 0 for s in summaries) else 1
+
+
+def add_parsers(sub: Any) -> None:
+    """The ``simulate`` and ``compare`` subcommands."""
+    simulate_parser = sub.add_parser(
+        "simulate", help="play a workload file with one scheduler plugin, in a simulation"
+    )
+    simulate_parser.add_argument("workload", help="workload file (YAML or JSON)")
+    simulate_parser.add_argument("--scheduler", default="round_robin", help="scheduler plugin")
+    simulate_parser.add_argument(
+        "--option", action="append", default=[], metavar="KEY=VALUE",
+        help="a scheduler option (repeatable); VALUE is JSON if it parses",
+    )  # fmt: skip
+    simulate_parser.add_argument("--seed", type=int, help="replaces the workload's seed")
+    simulate_parser.add_argument("--out", default=".", help="directory for the files")
+    simulate_parser.set_defaults(research=cmd_simulate)
+    compare_parser = sub.add_parser(
+        "compare", help="simulate a workload with several scheduler plugins, side by side"
+    )
+    compare_parser.add_argument("workload", help="workload file (YAML or JSON)")
+    compare_parser.add_argument(
+        "--schedulers", required=True, help="comma-separated scheduler plugin names"
+    )
+    compare_parser.add_argument(
+        "--option", action="append", default=[], metavar="SCHEDULER.KEY=VALUE",
+        help="an option of one of the schedulers (repeatable)",
+    )  # fmt: skip
+    compare_parser.add_argument("--repeat", type=int, default=1, help="repetitions (seed + r)")
+    compare_parser.add_argument("--seed", type=int, help="replaces the workload's seed")
+    compare_parser.add_argument("--out", default=".", help="directory for the files")
+    compare_parser.set_defaults(research=cmd_compare)
