@@ -1,10 +1,10 @@
 """The affinity scheduler with ``binding: late`` passes the suite, affinity tests included."""
 
+from typing import Any
+
 import pytest
 
-from troy.plugins import registry
-from troy.plugins.schedulers.base import Scheduler
-from troy.testing.schedulers import MakeScheduler, SchedulerSuite
+from troy.testing.schedulers import SchedulerSuite
 
 
 class TestAffinityLateScheduler(SchedulerSuite):
@@ -13,10 +13,5 @@ class TestAffinityLateScheduler(SchedulerSuite):
         return "affinity"
 
     @pytest.fixture
-    def make_scheduler(self, scheduler_name: str) -> MakeScheduler:
-        plugin: type[Scheduler] = registry.load("scheduler", scheduler_name)
-
-        def make(seed: int | None = 0) -> Scheduler:
-            return plugin(seed=seed, binding="late")
-
-        return make
+    def scheduler_options(self) -> dict[str, Any]:
+        return {"binding": "late"}

@@ -26,7 +26,6 @@ from troy.model import protocol, retry
 from troy.model.description import WorkUnitDescription
 from troy.model.errors import (
     BadDescription,
-    BadPlugin,
     NoSuchObject,
     SchedulerError,
     Timeout,
@@ -60,27 +59,6 @@ def _validated(descriptions: Sequence[Any]) -> list[WorkUnitDescription]:
             raise BadDescription(f"[{index}].{exc.field}", str(exc).partition(": ")[2]) from None
         checked.append(description)
     return checked
-
-
-def _start_scheduler(name: str, options: Mapping[str, Any]) -> Scheduler:
-    """The scheduler plugin ``name`` made with ``options`` (checked by the plugin first).
-
-    BadDescription names an option the plugin does not take; BadPlugin says that
-    its constructor failed.
-    """
-    plugin = registry.load("scheduler", name)
-    plugin.check_options(options)
-    own = {key: value for key, value in options.items() if key != "seed"}
-    try:
-        scheduler: Scheduler = plugin(options.get("seed"), **own) if options else plugin()
-    except TroyError:
-        raise
-    except Exception as exc:
-        raise BadPlugin(
-            f"scheduler '{name}' ({plugin.__module__}.{plugin.__qualname__}) failed to start: "
-            f"{type(exc).__name__}: {exc}"
-        ) from exc
-    return scheduler
 
 
 def check_scheduler(name: str, options: Mapping[str, Any] | None) -> None:
@@ -134,7 +112,7 @@ class UnitManager(ServiceManager, Generic[U]):
             # A scheduler that is unknown, takes other options or cannot start fails
             # before anything is recorded.
             name = scheduler or "round_robin"
-            started = _start_scheduler(name, own)
+            started = registry.make_scheduler(name, own)
             record: dict[str, Any] = {"scheduler": name}
             if scheduler_options:
                 record["scheduler_options"] = dict(scheduler_options)
@@ -145,7 +123,7 @@ class UnitManager(ServiceManager, Generic[U]):
             name = scheduler or self.record.get("scheduler") or "round_robin"
             if scheduler is None and scheduler_options is None:
                 own, on_error = _split_options(self.record.get("scheduler_options"))
-            started = _start_scheduler(name, own)
+            started = registry.make_scheduler(name, own)
         self.scheduler_name = name
         self.scheduler: Scheduler = started
         #: The options the scheduler runs with (and ``on_error``, if not the default).

@@ -8,12 +8,14 @@ the entry point and the distribution that ships it.
 from __future__ import annotations
 
 import importlib.metadata as metadata
+import inspect
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from troy.model.errors import BadPlugin, NoSuchPlugin
+from troy.model.errors import BadPlugin, NoSuchPlugin, TroyError
 from troy.plugins.backends.base import Backend
 from troy.plugins.coordination.base import Coordination
 from troy.plugins.launchers.base import Launcher
@@ -190,3 +192,37 @@ def for_url(kind: str, url: str) -> Any:
 def open_coordination(url: str, serve: bool = False) -> Any:
     """A connected coordination plugin for ``url`` (``serve``: see Coordination.__init__)."""
     return for_url("coordination", url)(url, serve=serve)
+
+
+def make_scheduler(
+    name: str,
+    options: Mapping[str, Any] | None = None,
+    seed: int | None = None,
+    clock: Callable[[], float] | None = None,
+) -> Scheduler:
+    """The installed scheduler plugin ``name``, made with ``options``.
+
+    The plugin checks the options first (BadDescription names a wrong one);
+    ``seed``, if given, wins over ``options["seed"]``.  ``clock`` is passed only
+    to a constructor that takes ``clock`` (e.g. ``backfill``; a simulation gives
+    its virtual clock).  NoSuchPlugin for an unknown name; BadPlugin, naming the
+    class, when its constructor fails.
+    """
+    plugin: type[Scheduler] = load("scheduler", name)
+    given = dict(options or {})
+    plugin.check_options(given)
+    own = {key: value for key, value in given.items() if key != "seed"}
+    if clock is not None and "clock" in inspect.signature(plugin).parameters:
+        own["clock"] = clock
+    chosen = seed if seed is not None else given.get("seed")
+    try:
+        # Nothing to pass: call it bare, as a plugin written for contract 1 expects.
+        scheduler: Scheduler = plugin(chosen, **own) if (own or chosen is not None) else plugin()
+    except TroyError:
+        raise
+    except Exception as exc:
+        raise BadPlugin(
+            f"scheduler '{name}' ({plugin.__module__}.{plugin.__qualname__}) failed to start: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    return scheduler

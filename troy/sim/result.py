@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from troy.model.errors import BadPlugin, TroyError
-from troy.plugins import registry
-from troy.plugins.schedulers.base import Scheduler
+from troy.plugins.registry import make_scheduler
 from troy.sim.model import UnitRecord
+
+__all__ = ["PilotUsage", "SimResult", "VirtualClock", "make_scheduler"]
 
 
 class VirtualClock:
@@ -65,35 +63,3 @@ class SimResult:
         """Busy slot-seconds over slot-seconds up, over all pilots."""
         capacity = sum(p.slots * p.up for p in self.pilots)
         return sum(p.busy for p in self.pilots) / capacity if capacity > 0 else 0.0
-
-
-def make_scheduler(
-    name: str,
-    options: Mapping[str, Any] | None = None,
-    seed: int | None = None,
-    clock: VirtualClock | None = None,
-) -> Scheduler:
-    """The installed scheduler plugin ``name``, made as a unit manager makes it.
-
-    ``options`` are checked by the plugin first (BadDescription names a wrong
-    one); ``seed``, if given, wins over ``options["seed"]``.  ``clock`` is passed
-    only to a constructor that takes ``clock`` (e.g. ``backfill``); pass the same
-    clock to `troy.sim.engine.simulate`.  NoSuchPlugin for an unknown name.
-    """
-    plugin = registry.load("scheduler", name)
-    given = dict(options or {})
-    plugin.check_options(given)
-    own = {key: value for key, value in given.items() if key != "seed"}
-    if clock is not None and "clock" in inspect.signature(plugin).parameters:
-        own["clock"] = clock
-    chosen = seed if seed is not None else given.get("seed")
-    try:
-        scheduler: Scheduler = plugin(chosen, **own)
-    except TroyError:
-        raise
-    except Exception as exc:
-        raise BadPlugin(
-            f"scheduler '{name}' ({plugin.__module__}.{plugin.__qualname__}) failed to start: "
-            f"{type(exc).__name__}: {exc}"
-        ) from exc
-    return scheduler

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import pytest
 
@@ -87,11 +88,18 @@ class SchedulerFixtures:
         return plugin
 
     @pytest.fixture
-    def make_scheduler(self, scheduler_class: type[Scheduler]) -> MakeScheduler:
-        """Makes fresh instances of the scheduler (default options) with a given seed."""
+    def scheduler_options(self) -> dict[str, Any]:
+        """Options the scheduler is made with (override to run the suite with others)."""
+        return {}
+
+    @pytest.fixture
+    def make_scheduler(
+        self, scheduler_class: type[Scheduler], scheduler_options: dict[str, Any]
+    ) -> MakeScheduler:
+        """Makes fresh instances of the scheduler (with ``scheduler_options``) and a given seed."""
 
         def make(seed: int | None = 0) -> Scheduler:
-            return scheduler_class(seed=seed)
+            return scheduler_class(seed=seed, **scheduler_options)
 
         return make
 
