@@ -46,6 +46,10 @@ class UnitView:
     cores: int = 1
     #: Every time it ran (a retried or lost unit runs more than once), in order.
     runs: list[RunView] = field(default_factory=list)
+    #: Its description's ``name`` ("" without one).
+    name: str = ""
+    #: Its last run's staging, as the agent reported it (see troy.agent.staging).
+    transfers: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -92,7 +96,7 @@ def _replay(obj: _Stateful, events: list[dict[str, Any]], extra: dict[str, Any])
             change = advance(obj, state, event.get("a", 0), ts, detail)
             accepted = accepted or change is not None
         if accepted:
-            for key in ("pilot", "exit", "slots", "cores"):
+            for key in ("pilot", "exit", "slots", "cores", "transfers"):
                 if key in event:
                     extra[key] = event[key]
 
@@ -161,8 +165,10 @@ def service_view(coordination: Coordination, service_id: str) -> ServiceView:
         elif kind == "unit":
             obj = _Stateful(event["id"])
             obj.history.append((State.New, event["ts"]))
-            cores = WorkUnitDescription(event["d"]).cores
-            units[event["id"]] = (obj, {"cores": cores, "runs": []})
+            description = WorkUnitDescription(event["d"])
+            info: dict[str, Any] = {"cores": description.cores, "runs": []}
+            info["name"] = description.get("name") or ""
+            units[event["id"]] = (obj, info)
             if "state" in event:  # placed (or failed) as it was submitted
                 states.append(event["state"])
         elif kind == "state":
@@ -189,6 +195,8 @@ def service_view(coordination: Coordination, service_id: str) -> ServiceView:
             o.history,
             x["cores"],
             _runs(o.history, x["runs"]),
+            x["name"],
+            list(x.get("transfers") or []),
         )
         for o, x in units.values()
     ]

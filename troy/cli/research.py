@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
+from troy.cli.real_run import RealOptions, check_real, run_real
 from troy.model.errors import BadDescription
 from troy.sim.engine import VirtualClock, make_scheduler, simulate
+from troy.sim.model import Workload
 from troy.sim.results import PilotUse, ResultWriter, Summary, summarize
 from troy.sim.workload import load_workload
 
@@ -55,12 +59,20 @@ def run_simulations(
     seed: int | None,
     out: str,
     stream: TextIO,
+    real: RealOptions | None = None,
 ) -> list[Summary]:
-    """Simulate each scheduler ``repeat`` times; repetition r uses the seed plus r."""
+    """Simulate each scheduler ``repeat`` times (and run it for real, with ``real``).
+
+    Repetition r uses the workload drawn with the seed plus r, in the
+    simulation and in the real run alike.
+    """
     first = load_workload(path, seed)
     for name, options in schedulers.items():  # every plugin and option, before anything runs
         make_scheduler(name, options, _seed(options, first.seed), VirtualClock())
+    if real is not None:
+        check_real(first)
     writer = ResultWriter(out)
+    real_runs: list[dict[str, Any]] = []
     for repetition in range(repeat):
         workload = first if repetition == 0 else load_workload(path, first.seed + repetition)
         for name, options in schedulers.items():
@@ -71,18 +83,53 @@ def run_simulations(
             summary = summarize(result.records, pilots, name, "sim", repetition)
             writer.add(result.records, summary)
             print(_line(summary), file=stream)
-    writer.close(
-        {
-            "workload": path,
-            "seed": first.seed,
-            "repetitions": repeat,
-            "seeds": [first.seed + r for r in range(repeat)],
-            "schedulers": schedulers,
-            "mode": "sim",
-        }
-    )
+            if real is None:
+                continue
+            real_runs.append(_play_real(workload, name, options, repetition, out, real, writer,
+                                        stream))  # fmt: skip
+    run: dict[str, Any] = {
+        "workload": path,
+        "seed": first.seed,
+        "repetitions": repeat,
+        "seeds": [first.seed + r for r in range(repeat)],
+        "schedulers": schedulers,
+        "mode": "sim" if real is None else "sim+real",
+    }
+    if real is not None:
+        run["real"] = {"timeout": real.timeout, "runs": real_runs}
+    writer.close(run)
     print(f"  wrote units.csv, summary.csv, summary.json and run.json to {out}", file=stream)
     return writer.summaries
+
+
+def _play_real(
+    workload: Workload,
+    name: str,
+    options: dict[str, Any],
+    repetition: int,
+    out: str,
+    real: RealOptions,
+    writer: ResultWriter,
+    stream: TextIO,
+) -> dict[str, Any]:
+    """Run ``workload`` for real with scheduler ``name``; what run.json says of that run."""
+    given = options if "seed" in options else {**options, "seed": workload.seed}
+    directory = os.path.join(out, "real", str(repetition), name)
+    coordination = real.coordination or Path(out, "real", "coordination").absolute().as_uri()
+    played = run_real(workload, name, given, directory, coordination, real.timeout)
+    summary = summarize(played.result.records, played.result.pilots, name, "real", repetition)
+    writer.add(played.result.records, summary)
+    print(_line(summary), file=stream)
+    if played.timed_out:
+        print(f"  {played.timed_out} units were not final after {real.timeout:g} s: canceled",
+              file=stream)  # fmt: skip
+    return {
+        "scheduler": name,
+        "repetition": repetition,
+        "service": played.service,
+        "coordination": played.coordination,
+        "directory": directory,
+    }
 
 
 def _seed(options: dict[str, Any], workload_seed: int) -> int | None:
@@ -94,7 +141,8 @@ def _line(summary: Summary) -> str:
     wait = "-" if summary.mean_wait is None else f"{summary.mean_wait:.3f} s"
     use = "-" if summary.utilisation is None else f"{100 * summary.utilisation:.0f}%"
     return (
-        f"{summary.scheduler:<16} rep {summary.repetition}: makespan {summary.makespan:.3f} s,"
+        f"{summary.scheduler:<16} {summary.mode:<4} rep {summary.repetition}:"
+        f" makespan {summary.makespan:.3f} s,"
         f" mean wait {wait}, utilisation {use}, {summary.done}/{summary.units} Done,"
         f" {summary.bytes_moved} bytes moved"
     )
@@ -112,8 +160,13 @@ def cmd_compare(args: argparse.Namespace, stream: TextIO) -> int:
         raise BadDescription("--schedulers", f"expected distinct names, got {args.schedulers!r}")
     if args.repeat < 1:
         raise BadDescription("--repeat", f"expected at least 1, got {args.repeat}")
+    if args.timeout <= 0:
+        raise BadDescription("--timeout", f"expected seconds > 0, got {args.timeout:g}")
     schedulers = _per_scheduler(names, args.option)
-    summaries = run_simulations(args.workload, schedulers, args.repeat, args.seed, args.out, stream)
+    real = RealOptions(args.coordination, args.timeout) if args.real else None
+    summaries = run_simulations(
+        args.workload, schedulers, args.repeat, args.seed, args.out, stream, real
+    )
     return 0 if all(s.failed == 0 for s in summaries) else 1
 
 
@@ -145,4 +198,16 @@ def add_parsers(sub: Any) -> None:
     compare_parser.add_argument("--repeat", type=int, default=1, help="repetitions (seed + r)")
     compare_parser.add_argument("--seed", type=int, help="replaces the workload's seed")
     compare_parser.add_argument("--out", default=".", help="directory for the files")
+    compare_parser.add_argument(
+        "--real", action="store_true",
+        help="also run each scheduler for real, on local pilots built from the workload",
+    )  # fmt: skip
+    compare_parser.add_argument(
+        "--timeout", type=float, default=3600.0,
+        help="seconds a real run may take before its units are canceled (default 3600)",
+    )  # fmt: skip
+    compare_parser.add_argument(
+        "--coordination",
+        help="coordination URL of the real runs (default: file://OUT/real/coordination)",
+    )
     compare_parser.set_defaults(research=cmd_compare)

@@ -31,6 +31,9 @@ class SimPilot:
     wall_time: float | None = None
     #: The pilot description's ``hints``, as the scheduler sees them.
     hints: Mapping[str, Any] = field(default_factory=lambda: NO_HINTS, compare=False)
+    #: Where a real run starts it (``resource``, ``rm`` or ``service_url``), and its ``pj_type``.
+    resource: str | None = field(default=None, compare=False)
+    pj_type: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,8 @@
         wall_time: 3600          # optional: seconds it runs once started
         hints: {}                # optional: JSON values, as the scheduler sees them
         resource: fork://localhost   # optional, with pj_type (or rm/service_url):
-                                     # for a real run; ignored by the simulation
+                                     # for a real run (troy compare --real runs
+                                     # local pilots only); ignored by the simulation
     stores:                      # optional: Pilot-Data stores, placed by labels
       - {name: s1, labels: {machine: m1}}
     network: {bandwidth_mb_s: 100, latency_s: 0.001}   # optional; these are the defaults
@@ -185,9 +186,10 @@ class _Reader:
             hints: Mapping[str, Any] = NO_HINTS
             if "hints" in entry:
                 hints = MappingProxyType(fields.json_object(at("hints"), entry["hints"]))
+            real: dict[str, str] = {}
             for key in REAL_PILOT_KEYS:
                 if key in entry and entry[key] is not None:
-                    fields.text(at(key), entry[key])
+                    real[key] = fields.text(at(key), entry[key])
             if len(pilots) + count > MAX_COUNT:
                 raise fields.fail(at("count"), f"more than {MAX_COUNT:,} pilots in all")
             names = [name] if count == 1 else [f"{name}.{copy}" for copy in range(count)]
@@ -206,6 +208,8 @@ class _Reader:
                 speed=speed,
                 wall_time=wall_time,
                 hints=hints,
+                resource=real.get("resource") or real.get("rm") or real.get("service_url"),
+                pj_type=real.get("pj_type"),
             )
             pilots.extend(replace(shared, id=pilot_id) for pilot_id in names)
         return tuple(pilots)

@@ -1,0 +1,124 @@
+"""A recorded work-unit service as the records of a simulation: units.csv rows, pilots' use.
+
+`troy report` and `troy compare --real` describe a real run with the very
+records `troy simulate` writes (troy.sim.model.UnitRecord, troy.sim.results),
+so one script reads simulated and real runs alike.  Times are seconds from
+``origin`` (by default the first thing recorded: a pilot's or a unit's New).
+
+For each unit: its last run's pilot, start and end (a run starts when the
+unit is Running, after its inputs were staged; it ends with the unit's final
+state), ``tries`` the runs before the last one, ``bytes_in`` the bytes its
+inputs staged in, ``bytes_moved`` those of them that were not local to the
+pilot (the agent's staging records, troy.agent.staging).  A unit that is not
+final yet keeps its state's name.  For each pilot: its slots, the seconds
+from its Running to its end (or to the last unit end, if that comes first),
+and the slot-seconds its units' runs took.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from troy.cli.inspect import PilotView, ServiceView, UnitView
+from troy.model.states import State
+from troy.sim.model import UnitRecord
+from troy.sim.results import PilotUse
+
+
+@dataclass(frozen=True)
+class RealRecords:
+    """A real run as a simulation records one."""
+
+    records: list[UnitRecord]
+    pilots: dict[str, PilotUse]
+    #: Wall-clock time (seconds since the epoch) of time 0.
+    origin: float
+
+
+def first_recorded(view: ServiceView) -> float:
+    """When the first pilot or unit of ``view`` was recorded (its New)."""
+    times = [history[0][1] for history in _histories(view) if history]
+    return min(times, default=view.created)
+
+
+def _histories(view: ServiceView) -> list[list[tuple[State, float]]]:
+    return [pilot.history for pilot in view.pilots] + [unit.history for unit in view.units]
+
+
+def real_records(
+    view: ServiceView,
+    origin: float | None = None,
+    unit_ids: Mapping[str, str] | None = None,
+    unit_names: Mapping[str, str] | None = None,
+    pilot_ids: Mapping[str, str] | None = None,
+) -> RealRecords:
+    """The records of ``view``; the maps rename units and pilots (by troy id) if given.
+
+    ``unit_ids`` maps a unit's description ``name`` to the id its record
+    gets, ``unit_names`` that id to its record's name, ``pilot_ids`` a troy
+    pilot id to the one its records name (`troy compare --real` gives the
+    workload's ids, so a real run's rows line up with the simulation's).
+    """
+    start = first_recorded(view) if origin is None else origin
+    unit_ids = unit_ids or {}
+    unit_names = unit_names or {}
+    pilot_ids = pilot_ids or {}
+    records = []
+    for unit in view.units:
+        record_id = unit_ids.get(unit.name, unit.id)
+        records.append(_record(unit, record_id, unit_names.get(record_id, unit.name), start))
+    ends = [record.end for record in records if record.end is not None]
+    last = max(ends, default=0.0)
+    busy: dict[str, float] = {}
+    for unit in view.units:
+        for run in unit.runs:
+            if run.pilot is not None:
+                until = run.end if run.end is not None else start + last
+                busy[run.pilot] = busy.get(run.pilot, 0.0) + run.cores * (until - run.start)
+    pilots = {
+        pilot_ids.get(pilot.id, pilot.id): _pilot_use(pilot, busy.get(pilot.id, 0.0), start, last)
+        for pilot in view.pilots
+    }
+    renamed = [
+        _renamed(record, pilot_ids) if record.pilot in pilot_ids else record for record in records
+    ]
+    return RealRecords(renamed, pilots, start)
+
+
+def _record(unit: UnitView, record_id: str, name: str, origin: float) -> UnitRecord:
+    submit = unit.history[0][1] - origin if unit.history else 0.0
+    last = unit.runs[-1] if unit.runs else None
+    start = end = None
+    if last is not None:
+        start = last.start - origin
+        end = None if last.end is None else last.end - origin
+    staged = [t for t in unit.transfers if t.get("dir") == "in"]
+    return UnitRecord(
+        id=record_id,
+        name=name,
+        pilot=last.pilot if last is not None else unit.pilot,
+        cores=unit.cores,
+        submit=submit,
+        start=start,
+        end=end,
+        state=str(unit.state),
+        tries=max(0, len(unit.runs) - 1),
+        bytes_in=sum(int(t.get("bytes") or 0) for t in staged),
+        bytes_moved=sum(int(t.get("bytes") or 0) for t in staged if not t.get("local", True)),
+    )
+
+
+def _renamed(record: UnitRecord, pilot_ids: Mapping[str, str]) -> UnitRecord:
+    return replace(record, pilot=pilot_ids[record.pilot or ""])
+
+
+def _pilot_use(pilot: PilotView, busy: float, origin: float, last: float) -> PilotUse:
+    """Its slots, seconds up (Running to its end or ``last``), slot-seconds busy."""
+    running = next((ts for state, ts in pilot.history if state == State.Running), None)
+    ended = next((ts for state, ts in pilot.history if state.is_final), None)
+    up = 0.0
+    if running is not None:
+        until = last if ended is None else min(ended - origin, last)
+        up = max(0.0, until - (running - origin))
+    return PilotUse(pilot.slots or 0, up, busy)

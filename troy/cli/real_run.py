@@ -1,0 +1,274 @@
+"""`troy compare --real`: a workload played for real, on local pilots, recorded as simulated.
+
+Each pilot of the workload becomes a local pilot (``fork://localhost``) with its
+slots, labels, hints and wall time; each store a file-store Pilot-Data with its
+labels, and each input a data unit of its size in that store; each unit a
+work unit with its cores, labels, hints, dependencies and inputs, submitted at
+its submit time, that sleeps its runtime.  What a local machine cannot be, a
+wrapper plays:
+
+- the pilot wrapper (the pilot description's ``executable``, through which the
+  local backend starts the agent, see troy.plugins.backends.local) sleeps the
+  pilot's ``start_delay`` before it execs the agent, and hands the agent (so
+  its units) the pilot's speed and labels in ``TROY_SIM_SPEED``,
+  ``TROY_SIM_MACHINE`` and ``TROY_SIM_DATACENTER``;
+- the unit sleeps ``runtime / speed`` plus, for each input that is not local
+  to its pilot (by the rule of troy.plugins.schedulers.data_aware.is_local),
+  the network's ``latency + size / bandwidth``: the pilots all run on this
+  machine, so the real copy of the input (which the agent does, and records,
+  as for any unit) is local-disk fast;
+- a failure at ``at`` kills the pilot's agent (SIGKILL to its process group),
+  as a node that dies would.
+
+The run is then read back from coordination like any other service
+(`troy.cli.real_records`), with the workload's unit and pilot ids.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from troy.api.data_service import PilotDataService
+from troy.api.objects import PilotJob
+from troy.api.services import PilotJobService, WorkUnitService
+from troy.cli.inspect import service_view
+from troy.cli.real_records import RealRecords, real_records
+from troy.model.errors import BadDescription, Timeout
+from troy.plugins.registry import open_coordination
+from troy.sim.model import SimPilot, SimUnit, Workload
+
+#: Sleeps the pilot's start delay, exports its speed and labels, then execs the agent.
+PILOT_WRAPPER = (
+    'sleep "$1"; TROY_SIM_SPEED="$2"; TROY_SIM_MACHINE="$3"; TROY_SIM_DATACENTER="$4";'
+    ' export TROY_SIM_SPEED TROY_SIM_MACHINE TROY_SIM_DATACENTER; shift 4; exec "$@"'
+)
+#: Computes a unit's seconds: ARGV[1] its runtime, then (machine, datacenter, seconds) per input.
+UNIT_SECONDS = (
+    'BEGIN { speed = ENVIRON["TROY_SIM_SPEED"]; if (speed <= 0) speed = 1;'
+    ' m = ENVIRON["TROY_SIM_MACHINE"]; d = ENVIRON["TROY_SIM_DATACENTER"];'
+    " t = ARGV[1] / speed;"
+    " for (i = 2; i + 2 < ARGC; i += 3) {"
+    ' if (ARGV[i] != "" || m != "") near = (ARGV[i] != "" && ARGV[i] == m);'
+    ' else near = (ARGV[i+1] != "" && ARGV[i+1] == d);'
+    " if (!near) t += ARGV[i+2] }"
+    ' printf "%.6f", t }'
+)
+#: The unit: sleeps what UNIT_SECONDS computes.
+UNIT_SCRIPT = 'program=$1; shift; exec sleep "$(awk "$program" "$@")"'
+
+
+@dataclass(frozen=True)
+class RealRun:
+    """One real run of a workload: its records and where they are kept."""
+
+    result: RealRecords
+    service: str
+    coordination: str
+    #: Units not final when the run's time ran out (then canceled).
+    timed_out: int
+
+
+@dataclass(frozen=True)
+class RealOptions:
+    """How `troy compare --real` runs: its coordination (None: the default) and time limit."""
+
+    coordination: str | None = None
+    #: Seconds a run may take; then its units still not final are canceled.
+    timeout: float = 3600.0
+
+
+def check_real(workload: Workload) -> None:
+    """BadDescription unless every pilot of ``workload`` can run on this machine."""
+    for pilot in workload.pilots:
+        if pilot.pj_type not in (None, "local"):
+            raise BadDescription(
+                f"pilots.{pilot.id}.pj_type",
+                f"--real runs the workload's pilots on this machine (pj_type local);"
+                f" {pilot.pj_type!r} is another backend",
+            )
+        if pilot.resource is None:
+            continue
+        parts = urlsplit(pilot.resource)
+        if parts.scheme not in ("fork", "local") or parts.hostname not in (None, "localhost"):
+            raise BadDescription(
+                f"pilots.{pilot.id}.resource",
+                f"--real runs the workload's pilots on this machine (fork://localhost);"
+                f" {pilot.resource!r} is elsewhere",
+            )
+
+
+def pilot_description(pilot: SimPilot, directory: Path) -> dict[str, Any]:
+    """The local pilot that plays ``pilot``: its wrapper, slots, labels, hints and wall time."""
+    description: dict[str, Any] = {
+        "number_of_processes": pilot.slots,
+        "working_directory": str(directory),
+        "executable": "/bin/sh",
+        "arguments": [
+            "-c",
+            PILOT_WRAPPER,
+            "troy-sim-pilot",
+            repr(pilot.start_delay),
+            repr(pilot.speed),
+            pilot.machine or "",
+            pilot.datacenter or "",
+        ],
+    }
+    if pilot.machine is not None:
+        description["affinity_machine_label"] = pilot.machine
+    if pilot.datacenter is not None:
+        description["affinity_datacenter_label"] = pilot.datacenter
+    if pilot.hints:
+        description["hints"] = dict(pilot.hints)
+    if pilot.wall_time is not None:
+        description["wall_time_limit"] = (pilot.start_delay + pilot.wall_time) / 60.0
+    return description
+
+
+def unit_description(
+    unit: SimUnit, workload: Workload, data_urls: Mapping[str, str]
+) -> dict[str, Any]:
+    """The work unit that plays ``unit``: a sleep of its runtime and emulated transfers."""
+    stores = {store.id: store for store in workload.stores}
+    arguments = ["-c", UNIT_SCRIPT, "troy-sim-unit", UNIT_SECONDS, repr(unit.runtime)]
+    for data in unit.inputs:
+        store = stores[data.store]
+        seconds = workload.network.transfer_seconds(data.size)
+        arguments += [store.machine or "", store.datacenter or "", repr(seconds)]
+    description: dict[str, Any] = {
+        "executable": "/bin/sh",
+        "arguments": arguments,
+        "name": unit.id,
+        "cores": unit.cores,
+    }
+    if unit.after:
+        description["after"] = list(unit.after)
+    if unit.inputs:
+        description["input_data"] = [data_urls[data.url] for data in unit.inputs]
+    if unit.machine is not None:
+        description["affinity_machine_label"] = unit.machine
+    if unit.datacenter is not None:
+        description["affinity_datacenter_label"] = unit.datacenter
+    if unit.hints:
+        description["hints"] = dict(unit.hints)
+    if unit.wall_time_limit is not None:
+        description["wall_time_limit"] = unit.wall_time_limit
+    if unit.total_cpu_time is not None:
+        description["total_cpu_time"] = unit.total_cpu_time
+    if unit.retries:
+        description["retries"] = unit.retries
+    return description
+
+
+def make_inputs(workload: Workload, directory: Path, data: PilotDataService) -> dict[str, str]:
+    """A Pilot-Data per store and a data unit per input of its size: input URL -> DU URL."""
+    stores = {}
+    for store in workload.stores:
+        description: dict[str, Any] = {"service_url": str(directory / "stores" / store.id)}
+        if store.machine is not None:
+            description["affinity_machine_label"] = store.machine
+        if store.datacenter is not None:
+            description["affinity_datacenter_label"] = store.datacenter
+        stores[store.id] = data.create(description)
+    files = directory / "files"
+    urls: dict[str, str] = {}
+    for unit in workload.units:
+        for item in unit.inputs:
+            path = files / f"{len(urls)}.dat"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("wb") as out:
+                out.truncate(item.size)  # sparse: the agent's copy reads it in full
+            du = stores[item.store].submit_data_unit({"file_urls": [str(path)]})
+            urls[item.url] = du.get_url()
+    return urls
+
+
+def _kill_at(pilot: PilotJob, at: float, stop: threading.Event) -> None:
+    """SIGKILL ``pilot``'s agent (its process group) at wall-clock time ``at``."""
+    if stop.wait(max(0.0, at - time.time())):
+        return
+    pid = (pilot.handle or {}).get("pid")
+    if isinstance(pid, int):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+
+
+def run_real(
+    workload: Workload,
+    scheduler: str,
+    options: Mapping[str, Any],
+    directory: str | os.PathLike[str],
+    coordination: str | None = None,
+    timeout: float = 3600.0,
+) -> RealRun:
+    """Play ``workload`` for real with ``scheduler`` (``options`` as given, seed included)."""
+    base = Path(directory)
+    base.mkdir(parents=True, exist_ok=True)
+    data = PilotDataService(coordination=coordination)
+    pilots = PilotJobService(coordination=coordination)
+    units = WorkUnitService(
+        coordination=coordination, scheduler=scheduler, scheduler_options=dict(options)
+    )
+    stop = threading.Event()
+    killers: list[threading.Thread] = []
+    timed_out = 0
+    try:
+        data_urls = make_inputs(workload, base, data)
+        descriptions = [unit_description(unit, workload, data_urls) for unit in workload.units]
+        units.add(pilots)
+        origin = time.time()
+        made: dict[str, PilotJob] = {}
+        for pilot in workload.pilots:
+            made[pilot.id] = pilots.create(
+                "fork://localhost", pilot_description(pilot, base / "pilots" / pilot.id)
+            )
+        for failure in workload.failures:
+            thread = threading.Thread(
+                target=_kill_at,
+                args=(made[failure.pilot], origin + failure.at, stop),
+                name=f"troy-sim-failure-{failure.pilot}",
+                daemon=True,
+            )
+            thread.start()
+            killers.append(thread)
+        order = sorted(range(len(workload.units)), key=lambda i: workload.units[i].submit)
+        position = 0
+        while position < len(order):
+            at = workload.units[order[position]].submit
+            batch = []
+            while position < len(order) and workload.units[order[position]].submit == at:
+                batch.append(descriptions[order[position]])
+                position += 1
+            time.sleep(max(0.0, origin + at - time.time()))
+            units.submit(batch)
+        try:
+            units.wait(timeout=max(0.0, origin + timeout - time.time()))
+        except Timeout:
+            timed_out = sum(1 for unit in units.list() if not unit.state.is_final)
+            units.cancel()
+        pilot_ids = {pilot.id: pilot_id for pilot_id, pilot in made.items()}
+    finally:
+        stop.set()
+        pilots.cancel()
+        for thread in killers:
+            thread.join()
+        units.close()
+        pilots.close()
+        data.close()
+    client = open_coordination(units.coordination)
+    try:
+        view = service_view(client, units.id)
+    finally:
+        client.close()
+    names = {unit.id: unit.name for unit in workload.units}
+    ids = {unit.id: unit.id for unit in workload.units}
+    result = real_records(view, origin, ids, names, pilot_ids)
+    return RealRun(result, units.id, units.coordination, timed_out)
