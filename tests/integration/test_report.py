@@ -225,3 +225,30 @@ def test_retried_unit_has_a_bar_per_run(
     timeline = report.layout(view)
     assert [(b.row, b.state) for b in timeline.bars] == [(0, State.New), (0, State.Done)]
     assert report.summarize(view, timeline).pilots[0].units_run == 1
+
+
+def test_report_writes_the_tables_of_troy_compare(reported: Reported) -> None:
+    import csv
+
+    with (reported.output / "units.csv").open() as stream:
+        table = {row["id"]: row for row in csv.DictReader(stream)}
+    assert set(table) == {unit.id for unit in reported.units}
+    first_unit = reported.units[0]
+    origin = first_unit.history[0][1] - float(table[first_unit.id]["submit"])
+    for unit in reported.units:
+        row = table[unit.id]
+        start, end = run_of(unit)
+        assert row["mode"] == "real" and row["scheduler"] == "round_robin"
+        assert row["state"] == str(unit.state) and row["pilot"] == reported.pilot.id
+        assert float(row["start"]) == pytest.approx(start - origin, abs=1e-6)
+        assert float(row["end"]) == pytest.approx(end - origin, abs=1e-6)
+        assert row["tries"] == "0" and row["cores"] == str(unit.description.cores)
+    [summary] = json.loads((reported.output / "summary.json").read_text())
+    first, last = span(reported)
+    assert summary["makespan"] == pytest.approx(last - first, abs=1e-6)
+    assert (summary["done"], summary["failed"]) == (7, 1)
+    assert summary["units_per_pilot"] == {reported.pilot.id: 8}
+    assert summary["makespan"] == pytest.approx(reported.data["summary"]["makespan"], abs=1e-3)
+    run = json.loads((reported.output / "run.json").read_text())
+    assert run["mode"] == "real" and run["service"] == reported.service
+    assert "tables" in reported.stdout

@@ -206,6 +206,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from troy.cli import inspect, report
+    from troy.cli.real_records import write_results
     from troy.core.service import absolute_url
     from troy.model import config
     from troy.model.errors import NoSuchObject
@@ -225,10 +226,17 @@ def cmd_report(args: argparse.Namespace) -> int:
             " troy report needs a work-unit (wus-...) service id"
         )
     written = report.write_report(view, args.output, now=time.time(), buckets=args.buckets)
+    try:
+        write_results(view, args.output, coordination.url)
+    except OSError as exc:
+        raise report.ReportError(
+            f"cannot write the report into {args.output}: {exc.strerror or exc}"
+        ) from exc
     for line in report.summary_lines(written.summary):
         print(line)
     print(f"  json         {written.json_path}")
     print(f"  png          {written.png_path}")
+    print(f"  tables       units.csv, summary.csv, summary.json, run.json in {args.output}")
     return 0
 
 

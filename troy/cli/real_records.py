@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from troy.cli.inspect import PilotView, ServiceView, UnitView
 from troy.model.states import State
 from troy.sim.model import UnitRecord
-from troy.sim.results import PilotUse
+from troy.sim.results import PilotUse, ResultWriter, summarize
 
 
 @dataclass(frozen=True)
@@ -122,3 +122,21 @@ def _pilot_use(pilot: PilotView, busy: float, origin: float, last: float) -> Pil
         until = last if ended is None else min(ended - origin, last)
         up = max(0.0, until - (running - origin))
     return PilotUse(pilot.slots or 0, up, busy)
+
+
+def write_results(view: ServiceView, directory: str, coordination: str) -> RealRecords:
+    """Write units.csv, summary.csv, summary.json and run.json of ``view`` into ``directory``."""
+    result = real_records(view)
+    writer = ResultWriter(directory)
+    scheduler = view.scheduler or "?"
+    writer.add(result.records, summarize(result.records, result.pilots, scheduler, "real"))
+    writer.close(
+        {
+            "mode": "real",
+            "service": view.id,
+            "coordination": coordination,
+            "schedulers": {scheduler: view.scheduler_options},
+            "origin": result.origin,
+        }
+    )
+    return result
