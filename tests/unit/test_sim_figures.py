@@ -9,11 +9,14 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from troy.cli import main
 from troy.sim.engine import run
 from troy.sim.figure_data import (
     ResultsError,
@@ -24,7 +27,7 @@ from troy.sim.figure_data import (
     slice_means,
     utilisation,
 )
-from troy.sim.figures import write_figures
+from troy.sim.figures import SKIPPED, write_figures
 from troy.sim.lanes import assign_rows
 from troy.sim.model import SimPilot, SimUnit, UnitRecord, Workload
 from troy.sim.results import PilotUse, ResultWriter, Summary, summarize
@@ -310,3 +313,72 @@ def test_missing_result_files_name_the_file(tmp_path: Path) -> None:
     (tmp_path / "summary.json").write_text('[{"scheduler": "x"}]')
     with pytest.raises(ResultsError, match=r"summary\.json: row 0: bad or missing 'mode'"):
         write_figures(tmp_path)
+
+
+ANALYTIC_YAML = """\
+seed: 1
+pilots:
+  - {name: A, slots: 1}
+  - {name: B, slots: 1}
+units:
+  - {name: one, runtime: 1}
+  - {name: two, runtime: 2}
+"""
+
+
+def test_simulate_draws_the_figures_unless_told_not_to(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workload = tmp_path / "w.yaml"
+    workload.write_text(ANALYTIC_YAML)
+
+    assert main(["simulate", str(workload), "--out", str(tmp_path / "a")]) == 0
+    assert main(["compare", str(workload), "--schedulers", "round_robin,random",
+                 "--out", str(tmp_path / "b"), "--no-figures"]) == 0  # fmt: skip
+
+    out = capsys.readouterr().out
+    assert f"wait-cdf.png, makespan.png, figures.json to {tmp_path / 'a'}" in out
+    assert (tmp_path / "a" / "gantt-round_robin-sim-0.png").read_bytes()[:8] == PNG
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [
+        "run.json",
+        "summary.csv",
+        "summary.json",
+        "units.csv",
+    ]
+
+
+BLOCKED = """\
+import sys
+sys.modules["matplotlib"] = None  # as if it were not installed: its import fails
+from troy.cli import main
+from troy.sim.figures import FiguresUnavailable, write_figures
+try:
+    write_figures(sys.argv[2])
+except FiguresUnavailable as exc:
+    print("raised:", exc)
+sys.exit(main(["simulate", sys.argv[1], "--out", sys.argv[2]]))
+"""
+
+
+def test_without_matplotlib_the_figures_are_skipped_with_one_line(tmp_path: Path) -> None:
+    workload = tmp_path / "w.yaml"
+    workload.write_text(ANALYTIC_YAML)
+    out = tmp_path / "out"
+
+    done = subprocess.run(
+        [sys.executable, "-c", BLOCKED, str(workload), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert f"raised: {SKIPPED}\n" in done.stdout
+    assert f"\n  {SKIPPED}\n" in done.stdout and "Traceback" not in done.stderr
+    assert sorted(p.name for p in out.iterdir()) == [
+        "run.json",
+        "summary.csv",
+        "summary.json",
+        "units.csv",
+    ]
