@@ -172,6 +172,7 @@ def draw_utilisation(use: Utilisation) -> Figure:
         axes.fill_between(times, values, step="post", alpha=0.3, color=OTHER)
     axes.set_xlim(left=0.0)
     if use.slots is not None:
+        axes.axhline(1.0, color="black", linewidth=0.8, linestyle="--")  # all slots busy
         axes.set_ylim(0.0, max([1.05, *(v * 1.05 for _, v in use.steps)]))
         axes.set_ylabel(f"busy share of the {use.slots} slots")
     else:
