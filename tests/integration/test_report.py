@@ -252,3 +252,7 @@ def test_report_writes_the_tables_of_troy_compare(reported: Reported) -> None:
     run = json.loads((reported.output / "run.json").read_text())
     assert run["mode"] == "real" and run["service"] == reported.service
     assert "tables" in reported.stdout
+    figures = json.loads((reported.output / "figures.json").read_text())
+    gantt = figures["gantt-round_robin-real-0.png"]
+    assert {bar["unit"] for bar in gantt["bars"]} == {unit.id for unit in reported.units}
+    assert gantt["rows"] == [f"{reported.pilot.id}/0", f"{reported.pilot.id}/1"]

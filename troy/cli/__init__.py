@@ -207,6 +207,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from troy.cli import inspect, report
     from troy.cli.real_records import write_results
+    from troy.cli.research import write_figures_of
     from troy.core.service import absolute_url
     from troy.model import config
     from troy.model.errors import NoSuchObject
@@ -237,6 +238,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(f"  json         {written.json_path}")
     print(f"  png          {written.png_path}")
     print(f"  tables       units.csv, summary.csv, summary.json, run.json in {args.output}")
+    write_figures_of(args.output, sys.stdout)
     return 0
 
 

@@ -2,7 +2,8 @@
 
 Both read a workload file (troy.sim.workload), play it on the virtual clock
 of troy.sim.engine with the installed scheduler plugins, unmodified, and
-write units.csv, summary.csv, summary.json and run.json (troy.sim.results).
+write units.csv, summary.csv, summary.json and run.json (troy.sim.results),
+then the figures (troy.sim.figures) unless ``--no-figures``.
 Everything is checked before anything runs: an unknown scheduler, a bad
 option, a workload that does not parse.
 """
@@ -19,6 +20,7 @@ from typing import Any, TextIO
 from troy.cli.real_run import RealOptions, check_real, run_real
 from troy.model.errors import BadDescription
 from troy.sim.engine import VirtualClock, make_scheduler, simulate
+from troy.sim.figures import FiguresUnavailable, write_figures
 from troy.sim.model import Workload
 from troy.sim.results import PilotUse, ResultWriter, Summary, summarize
 from troy.sim.workload import load_workload
@@ -148,9 +150,23 @@ def _line(summary: Summary) -> str:
     )
 
 
+def write_figures_of(out: str, stream: TextIO) -> None:
+    """Draw the figures of ``out``'s result files (troy.sim.figures), or say why not."""
+    try:
+        paths = write_figures(out)
+    except FiguresUnavailable as exc:
+        print(f"  {exc}", file=stream)
+        return
+    names = [path.name for path in paths]
+    listed = ", ".join(names) if len(names) <= 6 else f"{len(names) - 1} figures and figures.json"
+    print(f"  wrote {listed} to {out}", file=stream)
+
+
 def cmd_simulate(args: argparse.Namespace, stream: TextIO) -> int:
     schedulers = {args.scheduler: parse_options(args.option)}
     summaries = run_simulations(args.workload, schedulers, 1, args.seed, args.out, stream)
+    if args.figures:
+        write_figures_of(args.out, stream)
     return 0 if all(s.failed == 0 for s in summaries) else 1
 
 
@@ -167,6 +183,8 @@ def cmd_compare(args: argparse.Namespace, stream: TextIO) -> int:
     summaries = run_simulations(
         args.workload, schedulers, args.repeat, args.seed, args.out, stream, real
     )
+    if args.figures:
+        write_figures_of(args.out, stream)
     return 0 if all(s.failed == 0 for s in summaries) else 1
 
 
@@ -183,6 +201,10 @@ def add_parsers(sub: Any) -> None:
     )  # fmt: skip
     simulate_parser.add_argument("--seed", type=int, help="replaces the workload's seed")
     simulate_parser.add_argument("--out", default=".", help="directory for the files")
+    simulate_parser.add_argument(
+        "--no-figures", dest="figures", action="store_false",
+        help="do not draw the figures (PNG files and figures.json; they need troy[plot])",
+    )  # fmt: skip
     simulate_parser.set_defaults(research=cmd_simulate)
     compare_parser = sub.add_parser(
         "compare", help="simulate a workload with several scheduler plugins, side by side"
@@ -210,4 +232,8 @@ def add_parsers(sub: Any) -> None:
         "--coordination",
         help="coordination URL of the real runs (default: file://OUT/real/coordination)",
     )
+    compare_parser.add_argument(
+        "--no-figures", dest="figures", action="store_false",
+        help="do not draw the figures (PNG files and figures.json; they need troy[plot])",
+    )  # fmt: skip
     compare_parser.set_defaults(research=cmd_compare)

@@ -83,6 +83,8 @@ class Summary:
     units_per_pilot: dict[str, int]
     #: Jain's index of the units per pilot: 1 when equal, 1/n when one pilot got them all.
     fairness: float | None
+    #: The pilots, in order: ``{"id", "slots"}`` each (summary.json only).
+    pilots: list[dict[str, Any]]
 
 
 def percentile(values: Sequence[float], fraction: float) -> float | None:
@@ -135,6 +137,7 @@ def summarize(
         bytes_moved=sum(r.bytes_moved for r in records),
         units_per_pilot=per_pilot,
         fairness=jain([float(count) for count in per_pilot.values()]),
+        pilots=[{"id": pilot_id, "slots": use.slots} for pilot_id, use in pilots.items()],
     )
 
 
@@ -189,7 +192,7 @@ class ResultWriter:
         """Write the summaries and run.json (``run`` describes what produced them)."""
         self._units.close()
         rows = [asdict(summary) for summary in self.summaries]
-        columns = [field for field in rows[0] if field != "units_per_pilot"] if rows else []
+        columns = [f for f in rows[0] if f not in ("units_per_pilot", "pilots")] if rows else []
         with (self.directory / "summary.csv").open("w", newline="", encoding="utf-8") as out:
             writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n",
                                     extrasaction="ignore")  # fmt: skip
