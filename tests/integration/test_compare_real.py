@@ -119,3 +119,20 @@ def test_a_pilot_elsewhere_is_refused_before_anything_runs(
     assert "pilots.quick.resource" in err and "ssh://example.org" in err
     assert "Traceback" not in err
     assert not out.exists()  # nothing was simulated, run or written
+
+
+def test_an_entry_with_an_executable_runs_it_for_real(tmp_path: Path) -> None:
+    text = """\
+pilots:
+  - {name: p, slots: 2}
+units:
+  - {name: modelled, runtime: 0.1}
+  - {name: broken, runtime: 0.1, executable: /bin/sh, arguments: [-c, 'exit 3']}
+"""
+    code, out = compare(tmp_path, text, "round_robin")
+
+    assert code == 1  # a unit did not end Done (in the real run)
+    table = rows(out)
+    assert table["sim", "broken.0"]["state"] == "Done"  # the simulation models its runtime only
+    assert table["real", "broken.0"]["state"] == "Failed"
+    assert table["real", "modelled.0"]["state"] == "Done"

@@ -4,7 +4,8 @@ Each pilot of the workload becomes a local pilot (``fork://localhost``) with its
 slots, labels, hints and wall time; each store a file-store Pilot-Data with its
 labels, and each input a data unit of its size in that store; each unit a
 work unit with its cores, labels, hints, dependencies and inputs, submitted at
-its submit time, that sleeps its runtime.  What a local machine cannot be, a
+its submit time, that sleeps its runtime (or runs its workload entry's
+``executable``, if it gives one).  What a local machine cannot be, a
 wrapper plays:
 
 - the pilot wrapper (the pilot description's ``executable``, through which the
@@ -136,19 +137,21 @@ def pilot_description(pilot: SimPilot, directory: Path) -> dict[str, Any]:
 def unit_description(
     unit: SimUnit, workload: Workload, data_urls: Mapping[str, str]
 ) -> dict[str, Any]:
-    """The work unit that plays ``unit``: a sleep of its runtime and emulated transfers."""
+    """The work unit that plays ``unit``: a sleep of its runtime and emulated transfers.
+
+    A unit whose workload entry gives an ``executable`` runs that instead (with
+    the entry's other description attributes); its runtime is then its own.
+    """
     stores = {store.id: store for store in workload.stores}
     arguments = ["-c", UNIT_SCRIPT, "troy-sim-unit", UNIT_SECONDS, repr(unit.runtime)]
     for data in unit.inputs:
         store = stores[data.store]
         seconds = workload.network.transfer_seconds(data.size)
         arguments += [store.machine or "", store.datacenter or "", repr(seconds)]
-    description: dict[str, Any] = {
-        "executable": "/bin/sh",
-        "arguments": arguments,
-        "name": unit.id,
-        "cores": unit.cores,
-    }
+    description: dict[str, Any] = dict(unit.command or {})
+    if "executable" not in description:
+        description.update(executable="/bin/sh", arguments=arguments)
+    description.update(name=unit.id, cores=unit.cores)
     if unit.after:
         description["after"] = list(unit.after)
     if unit.inputs:

@@ -97,6 +97,9 @@ class SimUnit:
     total_cpu_time: float | None = None
     #: How many more times it runs after it failed (failures are not simulated; kept for fidelity).
     retries: int = 0
+    #: Unit-description attributes (``executable``, ``arguments`` ...) a real run uses instead
+    #: of sleeping ``runtime``; None: a real run sleeps it.  Not simulated.
+    command: Mapping[str, Any] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

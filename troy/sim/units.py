@@ -100,6 +100,8 @@ class UnitEntry:
     jobs: list[TraceJob] | None = None
     #: The trace file its jobs come from (their lines are in `jobs`).
     trace: str | None = None
+    #: An explicit entry's unit-description attributes (executable ...), for a real run.
+    command: Mapping[str, Any] | None = None
 
     def ids(self) -> list[str]:
         """Its units' ids: ``NAME.0`` ... ``NAME.<count-1>``."""
@@ -156,6 +158,7 @@ class UnitEntry:
                     limit,
                     cpu,
                     retries,
+                    self.command,
                 )
             )
 
@@ -192,6 +195,8 @@ def _explicit(
                 raise fields.fail((*location, key), str(exc).partition(": ")[2]) from None
     unit = _common(fields, location, entry, stores, f"unit{location[-1]}")
     unit.runtime = lambda rng: runtime
+    if description.as_dict():
+        unit.command = MappingProxyType(description.as_dict())
     if "cores" not in entry:
         unit.cores = description.cores  # number_of_processes etc., as a real run counts
     return unit

@@ -33,7 +33,9 @@ explicit
     (default 1, or as ``number_of_processes``/``total_cpu_count`` count for a
     real run), ``submit`` (seconds, default 0); any other unit-description
     attribute (``executable``, ``arguments`` ...) is checked and kept for a
-    real run, not simulated.  Default name ``unit<i>`` (i: its index in units).
+    real run, not simulated: ``troy compare --real`` runs an entry's
+    ``executable`` instead of sleeping its runtime.  Default name
+    ``unit<i>`` (i: its index in units).
 generator
     ``generator: fixed | uniform | lognormal | pareto`` with that
     distribution's parameters (`troy.sim.generators`), ``count``, ``cores``,
