@@ -93,3 +93,59 @@ def test_a_bad_workload_names_its_file_line_and_field(
 
     assert main(["simulate", str(path), "--out", str(tmp_path / "x")]) == 2
     assert f"{path}:7: units[1].runtime" in capsys.readouterr().err
+
+
+def test_labels_compare_one_plugin_with_itself_under_other_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "slow.yaml"
+    path.write_text(
+        "pilots:\n  - {name: fast, slots: 1}\n  - {name: slow, slots: 1, speed: 0.25}\n"
+        "units:\n  - {name: u, runtime: 1, count: 4}\n"
+    )
+    code = main(
+        [
+            "compare", str(path), "--schedulers", "early=affinity, late=affinity",
+            "--option", "late.binding=late", "--out", str(tmp_path / "c"), "--no-figures",
+        ]
+    )  # fmt: skip
+
+    assert code == 0
+    rows = json.loads((tmp_path / "c" / "summary.json").read_text())
+    # early: two units each (the slow pilot: 4 + 4 s); late: the fast pilot takes 3
+    # (1 + 1 + 1 s) while the slow one runs one (4 s)
+    assert [(row["scheduler"], row["makespan"]) for row in rows] == [("early", 8.0), ("late", 4.0)]
+    assert [row["units_per_pilot"] for row in rows] == [
+        {"fast": 2, "slow": 2},
+        {"fast": 3, "slow": 1},
+    ]
+    run = json.loads((tmp_path / "c" / "run.json").read_text())
+    assert run["plugins"] == {"early": "affinity", "late": "affinity"}
+    assert run["schedulers"] == {"early": {}, "late": {"binding": "late"}}
+    assert "late             sim  rep 0: makespan 4.000 s" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("schedulers", "message"),
+    [
+        ("affinity,affinity", "'affinity' is given twice; give it a label"),
+        ("a=", "expected NAME or LABEL=NAME, got 'a='"),
+        ("x.y=affinity", "expected NAME or LABEL=NAME"),
+        (" , ", "expected scheduler names"),
+        ("a=nosuch", "no plugin 'nosuch'"),
+    ],
+)
+def test_bad_labels_stop_before_anything_runs(
+    workload: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    schedulers: str,
+    message: str,
+) -> None:
+    out = tmp_path / "x"
+    code = main(["compare", str(workload), "--schedulers", schedulers, "--out", str(out)])
+
+    assert code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not out.exists()

@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -40,23 +41,52 @@ def parse_options(pairs: Sequence[str], where: str = "--option") -> dict[str, An
     return options
 
 
-def _per_scheduler(names: Sequence[str], pairs: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """``NAME.key=value`` pairs grouped by scheduler name (each NAME must be compared)."""
-    grouped: dict[str, list[str]] = {name: [] for name in names}
+@dataclass(frozen=True)
+class Strategy:
+    """A scheduler plugin with its options, under the label its rows carry."""
+
+    label: str
+    plugin: str
+    options: dict[str, Any]
+
+
+def strategies(text: str, pairs: Sequence[str]) -> list[Strategy]:
+    """``--schedulers`` (``NAME`` or ``LABEL=NAME`` items) with ``LABEL.key=value`` options.
+
+    A label lets one plugin be compared with itself under other options
+    (``early=affinity,late=affinity --option late.binding=late``).
+    """
+    plugins: dict[str, str] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        label, equals, plugin = item.partition("=")
+        label, plugin = (label.strip(), plugin.strip()) if equals else (item, item)
+        if not label or not plugin or "." in label:
+            raise BadDescription("--schedulers", f"expected NAME or LABEL=NAME, got {item!r}")
+        if label in plugins:
+            raise BadDescription("--schedulers", f"{label!r} is given twice; give it a label")
+        plugins[label] = plugin
+    if not plugins:
+        raise BadDescription("--schedulers", f"expected scheduler names, got {text!r}")
+    grouped: dict[str, list[str]] = {label: [] for label in plugins}
     for pair in pairs:
-        name, dot, rest = pair.partition(".")
-        if not dot or name not in grouped:
+        label, dot, rest = pair.partition(".")
+        if not dot or label not in grouped:
             raise BadDescription(
-                "--option", f"expected SCHEDULER.KEY=VALUE for one of {', '.join(names)}, "
+                "--option", f"expected SCHEDULER.KEY=VALUE for one of {', '.join(plugins)}, "
                 f"got {pair!r}"
             )  # fmt: skip
-        grouped[name].append(rest)
-    return {name: parse_options(group, f"--option {name}") for name, group in grouped.items()}
+        grouped[label].append(rest)
+    return [
+        Strategy(label, plugin, parse_options(grouped[label], f"--option {label}"))
+        for label, plugin in plugins.items()
+    ]
 
 
 def run_simulations(
     path: str,
-    schedulers: dict[str, dict[str, Any]],
+    schedulers: Sequence[Strategy],
     repeat: int,
     seed: int | None,
     out: str,
@@ -69,32 +99,33 @@ def run_simulations(
     simulation and in the real run alike.
     """
     first = load_workload(path, seed)
-    for name, options in schedulers.items():  # every plugin and option, before anything runs
-        make_scheduler(name, options, _seed(options, first.seed), VirtualClock())
+    for each in schedulers:  # every plugin and option, before anything runs
+        make_scheduler(each.plugin, each.options, _seed(each.options, first.seed), VirtualClock())
     if real is not None:
         check_real(first)
     writer = ResultWriter(out)
     real_runs: list[dict[str, Any]] = []
     for repetition in range(repeat):
         workload = first if repetition == 0 else load_workload(path, first.seed + repetition)
-        for name, options in schedulers.items():
+        for each in schedulers:
             clock = VirtualClock()
-            scheduler = make_scheduler(name, options, _seed(options, workload.seed), clock)
+            seeded = _seed(each.options, workload.seed)
+            scheduler = make_scheduler(each.plugin, each.options, seeded, clock)
             result = simulate(workload, scheduler, clock)
             pilots = {p.id: PilotUse(p.slots, p.up, p.busy) for p in result.pilots}
-            summary = summarize(result.records, pilots, name, "sim", repetition)
+            summary = summarize(result.records, pilots, each.label, "sim", repetition)
             writer.add(result.records, summary)
             print(_line(summary), file=stream)
             if real is None:
                 continue
-            real_runs.append(_play_real(workload, name, options, repetition, out, real, writer,
-                                        stream))  # fmt: skip
+            real_runs.append(_play_real(workload, each, repetition, out, real, writer, stream))
     run: dict[str, Any] = {
         "workload": path,
         "seed": first.seed,
         "repetitions": repeat,
         "seeds": [first.seed + r for r in range(repeat)],
-        "schedulers": schedulers,
+        "schedulers": {each.label: each.options for each in schedulers},
+        "plugins": {each.label: each.plugin for each in schedulers},
         "mode": "sim" if real is None else "sim+real",
     }
     if real is not None:
@@ -106,19 +137,19 @@ def run_simulations(
 
 def _play_real(
     workload: Workload,
-    name: str,
-    options: dict[str, Any],
+    strategy: Strategy,
     repetition: int,
     out: str,
     real: RealOptions,
     writer: ResultWriter,
     stream: TextIO,
 ) -> dict[str, Any]:
-    """Run ``workload`` for real with scheduler ``name``; what run.json says of that run."""
+    """Run ``workload`` for real with ``strategy``; what run.json says of that run."""
+    options, name = strategy.options, strategy.label
     given = options if "seed" in options else {**options, "seed": workload.seed}
     directory = os.path.join(out, "real", str(repetition), name)
     coordination = real.coordination or Path(out, "real", "coordination").absolute().as_uri()
-    played = run_real(workload, name, given, directory, coordination, real.timeout)
+    played = run_real(workload, strategy.plugin, given, directory, coordination, real.timeout)
     summary = summarize(played.result.records, played.result.pilots, name, "real", repetition)
     writer.add(played.result.records, summary)
     print(_line(summary), file=stream)
@@ -163,22 +194,19 @@ def write_figures_of(out: str, stream: TextIO) -> None:
 
 
 def cmd_simulate(args: argparse.Namespace, stream: TextIO) -> int:
-    schedulers = {args.scheduler: parse_options(args.option)}
-    summaries = run_simulations(args.workload, schedulers, 1, args.seed, args.out, stream)
+    strategy = Strategy(args.scheduler, args.scheduler, parse_options(args.option))
+    summaries = run_simulations(args.workload, [strategy], 1, args.seed, args.out, stream)
     if args.figures:
         write_figures_of(args.out, stream)
     return 0 if all(s.failed == 0 for s in summaries) else 1
 
 
 def cmd_compare(args: argparse.Namespace, stream: TextIO) -> int:
-    names = [name.strip() for name in args.schedulers.split(",") if name.strip()]
-    if not names or len(set(names)) != len(names):
-        raise BadDescription("--schedulers", f"expected distinct names, got {args.schedulers!r}")
+    schedulers = strategies(args.schedulers, args.option)
     if args.repeat < 1:
         raise BadDescription("--repeat", f"expected at least 1, got {args.repeat}")
     if args.timeout <= 0:
         raise BadDescription("--timeout", f"expected seconds > 0, got {args.timeout:g}")
-    schedulers = _per_scheduler(names, args.option)
     real = RealOptions(args.coordination, args.timeout) if args.real else None
     summaries = run_simulations(
         args.workload, schedulers, args.repeat, args.seed, args.out, stream, real
@@ -211,8 +239,9 @@ def add_parsers(sub: Any) -> None:
     )
     compare_parser.add_argument("workload", help="workload file (YAML or JSON)")
     compare_parser.add_argument(
-        "--schedulers", required=True, help="comma-separated scheduler plugin names"
-    )
+        "--schedulers", required=True,
+        help="comma-separated scheduler plugin names, or LABEL=NAME (one plugin, other options)",
+    )  # fmt: skip
     compare_parser.add_argument(
         "--option", action="append", default=[], metavar="SCHEDULER.KEY=VALUE",
         help="an option of one of the schedulers (repeatable)",
