@@ -1,0 +1,88 @@
+"""A recorded service as simulation records (troy.cli.real_records), on made-up views.
+
+The same conversion on real runs is checked in tests/integration/test_report.py
+and tests/integration/test_compare_real.py.
+"""
+
+from __future__ import annotations
+
+from troy.cli.inspect import PilotView, RunView, ServiceView, UnitView
+from troy.cli.real_records import first_recorded, real_records
+from troy.model.states import State
+
+T0 = 1000.0
+
+
+def pilot(pilot_id: str, running: float, ended: float | None, slots: int = 2) -> PilotView:
+    history = [(State.New, T0), (State.Pending, T0 + 0.1), (State.Running, T0 + running)]
+    if ended is not None:
+        history.append((State.Canceled, T0 + ended))
+    state = State.Canceled if ended is not None else State.Running
+    return PilotView(pilot_id, "fork://localhost", "local", state, "", slots, "/", history)
+
+
+def unit(
+    unit_id: str,
+    name: str,
+    runs: list[RunView],
+    transfers: list[dict[str, object]] | None = None,
+    submit: float = 0.5,
+) -> UnitView:
+    history = [(State.New, T0 + submit)]
+    for run in runs:
+        history.append((State.Running, run.start))
+        if run.end is not None:
+            history.append((run.state, run.end))
+    state = history[-1][0]
+    last = runs[-1].pilot if runs else None
+    return UnitView(unit_id, state, "", last, None, history, runs[-1].cores if runs else 1,
+                    runs, name, list(transfers or []))  # fmt: skip
+
+
+def test_times_tries_and_bytes_come_from_the_histories_and_staging() -> None:
+    lost = RunView("pilot-a", T0 + 1.0, T0 + 2.0, State.New)
+    again = RunView("pilot-b", T0 + 3.0, T0 + 5.0, State.Done)
+    staged = [
+        {"dir": "in", "bytes": 300, "local": False},
+        {"dir": "in", "bytes": 200, "local": True},
+        {"dir": "out", "bytes": 9999, "local": False},  # staging out is not an input
+    ]
+    view = ServiceView("wus-x", "workunit", T0, [pilot("pilot-a", 0.5, 2.0),
+                                                 pilot("pilot-b", 0.5, None)])  # fmt: skip
+    view.units = [unit("wu.1", "task.7", [lost, again], staged)]
+
+    result = real_records(view, unit_ids={"task.7": "task.7"}, pilot_ids={"pilot-b": "B"})
+
+    assert first_recorded(view) == T0 == result.origin
+    [record] = result.records
+    assert (record.id, record.name, record.pilot) == ("task.7", "task.7", "B")
+    assert (record.submit, record.start, record.end) == (0.5, 3.0, 5.0)
+    assert (record.state, record.tries, record.bytes_in, record.bytes_moved) == (
+        "Done",
+        1,
+        500,
+        300,
+    )
+    # pilot-a: up from 0.5 to its end at 2.0, busy 1 s (the lost run); pilot-b: up to the last
+    # unit end (5.0), busy 2 s; keyed by the ids the records use
+    assert result.pilots["pilot-a"].up == 1.5 and result.pilots["pilot-a"].busy == 1.0
+    assert result.pilots["B"].up == 4.5 and result.pilots["B"].busy == 2.0
+    assert result.pilots["B"].slots == 2
+
+
+def test_a_unit_that_never_ran_and_one_still_running() -> None:
+    view = ServiceView("wus-x", "workunit", T0, [pilot("p", 1.0, None)])
+    view.units = [
+        unit("wu.1", "", []),
+        unit("wu.2", "", [RunView("p", T0 + 2.0, None, State.Running, 2)]),
+        unit("wu.3", "", [RunView("p", T0 + 1.0, T0 + 4.0, State.Done)]),
+    ]
+
+    result = real_records(view, origin=T0)
+
+    waiting, running, done = result.records
+    assert (waiting.id, waiting.pilot, waiting.start, waiting.state) == ("wu.1", None, None, "New")
+    assert (running.start, running.end, running.state, running.cores) == (2.0, None, "Running", 2)
+    assert (done.start, done.end) == (1.0, 4.0)
+    # the running run counts as busy up to the last end (4.0): 2 cores x 2 s, plus 3 s
+    assert result.pilots["p"].busy == 7.0 and result.pilots["p"].up == 3.0
