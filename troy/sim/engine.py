@@ -49,21 +49,25 @@ from typing import Any
 
 from troy.plugins.schedulers.base import Scheduler
 from troy.sim.model import Workload
-from troy.sim.play import Simulation
+from troy.sim.play import POLL, Simulation
 from troy.sim.result import PilotUsage, SimResult, VirtualClock, make_scheduler
 
-__all__ = ["PilotUsage", "SimResult", "VirtualClock", "make_scheduler", "run", "simulate"]
+__all__ = ["POLL", "PilotUsage", "SimResult", "VirtualClock", "make_scheduler", "run", "simulate"]
 
 
 def simulate(
-    workload: Workload, scheduler: Scheduler, clock: VirtualClock | None = None
+    workload: Workload,
+    scheduler: Scheduler,
+    clock: VirtualClock | None = None,
+    interval: float = POLL,
 ) -> SimResult:
     """Play ``workload`` with ``scheduler``; SchedulerError if the scheduler misbehaves.
 
     A scheduler that reads the time must have been made with ``clock``
     (`make_scheduler`); BadDescription for a workload that names what it lacks.
+    ``interval``: the placement interval, virtual seconds (see the module docstring).
     """
-    return Simulation(workload, scheduler, clock or VirtualClock()).run()
+    return Simulation(workload, scheduler, clock or VirtualClock(), interval).run()
 
 
 def run(
@@ -71,8 +75,9 @@ def run(
     scheduler: str,
     options: dict[str, Any] | None = None,
     seed: int | None = None,
+    interval: float = POLL,
 ) -> SimResult:
     """Simulate ``workload`` with the installed scheduler ``scheduler`` (seed: the workload's)."""
     clock = VirtualClock()
     chosen = make_scheduler(scheduler, options, workload.seed if seed is None else seed, clock)
-    return simulate(workload, chosen, clock)
+    return simulate(workload, chosen, clock, interval)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -27,6 +28,7 @@ from troy.plugins.schedulers.base import (
 from troy.plugins.schedulers.data_aware import is_local
 from troy.sim.model import UnitRecord, Workload
 from troy.sim.result import PilotUsage, SimResult, VirtualClock
+from troy.sim.waiting import WaitingUnits
 
 #: Seconds after which a timer of 0 s fires (the unit manager's fastest poll).
 POLL = 0.01
@@ -41,8 +43,15 @@ _END, _PILOT_START, _PILOT_END = range(3)
 class Simulation:
     """One run: per-unit and per-pilot counters in lists indexed by position."""
 
-    def __init__(self, workload: Workload, scheduler: Scheduler, clock: VirtualClock) -> None:
+    def __init__(
+        self,
+        workload: Workload,
+        scheduler: Scheduler,
+        clock: VirtualClock,
+        interval: float = POLL,
+    ) -> None:
         self.workload = workload
+        self.interval = interval
         self.scheduler = scheduler
         self.clock = clock
         self.rebalance = "rebalance" in scheduler.capabilities
@@ -81,7 +90,8 @@ class Simulation:
         self.wait_seq = [0] * n
         self.seq = 0
         #: The waiting units' requests by unit id, in the order they came to wait.
-        self.waiting: dict[str, UnitRequest] = {}
+        key = None if self.rebalance else scheduler.unit_order()
+        self.waiting = WaitingUnits(key, self._still_waiting)
         self.last_seq = -1
         self.unsorted = False
         self.pending: dict[int, None] = {}  # Pending units, for rebalancing
@@ -109,6 +119,9 @@ class Simulation:
         self.now = 0.0
         self.timer_at: float | None = None
         self.need_place = False
+        self.timer_fired = False
+        #: No call before this time (the placement interval after the last call).
+        self.calm_until = -1.0
         self.calls = 0
         self.events = 0
         for k, pilot in enumerate(pilots):
@@ -137,6 +150,9 @@ class Simulation:
             timer = self.timer_at
             if timer is not None and timer < at:
                 at = timer
+            asked = self.need_place or self.timer_fired
+            if asked and self.calm_until < at:
+                at = max(self.calm_until, self.now)  # a call deferred by the interval
             if at == infinity:
                 break
             self.now = self.clock.now = at
@@ -152,12 +168,12 @@ class Simulation:
                     self._pilot_started(what)
                 else:
                     self._pilot_ended(what, extra)
-            due = timer is not None and timer <= at
-            if due:
+            if timer is not None and timer <= at:
                 self.events += 1
                 self.timer_at = None
-            if self.need_place or due:
-                self.need_place = False
+                self.timer_fired = True
+            if (self.need_place or self.timer_fired) and at >= self.calm_until:
+                due, self.timer_fired, self.need_place = self.timer_fired, False, False
                 placed = 0
                 if self.waiting or (self.rebalance and self.pending):
                     placed = self._place()
@@ -198,12 +214,15 @@ class Simulation:
         if largest is not None and cores > largest:
             self._finish(i, _FAILED, checks.too_big(cores, largest))
             return
-        self.waiting[self.workload.units[i].id] = self._request(i)
+        self.waiting.add(i, seq, self._request(i))
         if seq < self.last_seq:
             self.unsorted = True
         else:
             self.last_seq = seq
         self.need_place = True
+
+    def _still_waiting(self, i: int, seq: int) -> bool:
+        return self.state[i] == _WAITING and self.wait_seq[i] == seq
 
     def _finish(self, i: int, final: int, detail: str | None = None) -> None:
         """Unit ``i`` ends ``final``; the units waiting for it go on or are Canceled."""
@@ -211,7 +230,7 @@ class Simulation:
         while stack:
             unit, state, why = stack.pop()
             self.state[unit] = state
-            self.waiting.pop(self.workload.units[unit].id, None)
+            self.waiting.remove(self.workload.units[unit].id)
             self.need_place = True
             if why is not None:
                 self.detail[unit] = why
@@ -257,26 +276,30 @@ class Simulation:
         """Ask the scheduler about the waiting (and, rebalancing, queued) units; units placed."""
         if self.unsorted:
             seq, index = self.wait_seq, self.unit_index
-            ordered = sorted(self.waiting.items(), key=lambda item: seq[index[item[0]]])
-            self.waiting = dict(ordered)
+            ordered = sorted(self.waiting.requests.items(), key=lambda item: seq[index[item[0]]])
+            self.waiting.requests = dict(ordered)
             self.last_seq = seq[index[ordered[-1][0]]] if ordered else -1
             self.unsorted = False
         offers, by_id = self._offers()
         if not offers:
             return 0
-        requests = self.waiting
+        requests: dict[str, UnitRequest] = self.waiting.requests
+        units: Sequence[UnitRequest] = self.waiting
         if self.rebalance:
             requests = dict(requests)
             for i in self.pending:
                 pilot_id = self.workload.pilots[self.where[i]].id
                 request = replace(self._request(i), queued_on=pilot_id)
                 requests[request.id] = request
+            units = list(requests.values())
         if not requests:
             return 0
         self.calls += 1
+        self.calm_until = self.now + self.interval
         try:
-            placement = checks.call_place(self.scheduler, list(requests.values()), offers)
+            placement = checks.call_place(self.scheduler, units, offers)
         finally:
+            self.waiting.settle()
             delay = self.scheduler.next_call()
             if delay is not None:
                 self.timer_at = self.now + (delay if delay > 0 else POLL)
@@ -294,7 +317,7 @@ class Simulation:
                 self.dirty[old] = None
                 self.attempt[i] += 1
             else:
-                del self.waiting[unit_id]
+                self.waiting.remove(unit_id)
             token[i] += 1
             self.queue[k].append((i, token[i]))
             self.queued[k] += 1
@@ -432,7 +455,7 @@ class Simulation:
         self.need_place = True
         largest = self.largest
         if largest is not None:  # units no live pilot can hold any more fail now
-            for unit_id, request in list(self.waiting.items()):
+            for unit_id, request in list(self.waiting.requests.items()):
                 if request.cores > largest:
                     self._finish(
                         self.unit_index[unit_id], _FAILED, checks.too_big(request.cores, largest)
@@ -467,7 +490,7 @@ class Simulation:
     # -- the end -----------------------------------------------------------------------------
     def _result(self) -> SimResult:
         offers, _ = self._offers()
-        for unit_id, request in list(self.waiting.items()):
+        for unit_id, request in list(self.waiting.requests.items()):
             i = self.unit_index[unit_id]
             if offers:
                 why = self.scheduler.waiting_reason(request, offers)
