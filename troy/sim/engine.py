@@ -49,8 +49,9 @@ from typing import Any
 
 from troy.plugins.schedulers.base import Scheduler
 from troy.sim.model import Workload
-from troy.sim.play import POLL, Simulation
+from troy.sim.play import Simulation
 from troy.sim.result import PilotUsage, SimResult, VirtualClock, make_scheduler
+from troy.sim.state import POLL
 
 __all__ = ["POLL", "PilotUsage", "SimResult", "VirtualClock", "make_scheduler", "run", "simulate"]
 
