@@ -34,6 +34,7 @@ class WaitingUnits(SortedUnits):
         self._taken: list[tuple[Any, int, int, UnitRequest]] = []
         #: The whole order, made only if someone indexes.
         self._all: list[UnitRequest] | None = None
+        self._removed = 0
 
     def add(self, i: int, seq: int, request: UnitRequest) -> None:
         """Unit ``i`` comes to wait as number ``seq``."""
@@ -46,6 +47,12 @@ class WaitingUnits(SortedUnits):
         """The unit no longer waits (its heap entry is dropped when met)."""
         if self.requests.pop(unit_id, None) is not None:
             self._all = None
+            self._removed += 1
+            if self._removed > 1024 + len(self.requests):
+                # A dict never shrinks: iterating from the front would step over every
+                # unit removed since it was made; a copy has no such holes.
+                self.requests = dict(self.requests)
+                self._removed = 0
 
     def settle(self) -> None:
         """After a call: the entries popped and still waiting go back in the heap."""
