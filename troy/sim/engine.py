@@ -24,6 +24,13 @@ units in the order they came to wait and every live pilot, offered as the
 manager offers them (`UnitRequest`, `PilotOffer`); its result is checked with
 the manager's own checks (troy.plugins.schedulers.checks: SchedulerError, which
 ends the simulation).  A unit bigger than every live pilot fails at once.
+``place`` is called at most once per *placement interval* (``interval``, 10 ms
+of virtual time by default, the manager's fastest poll): what happens within the
+interval after a call is placed in one call at its end (0 calls at every
+instant).  The waiting units are handed as `SortedUnits`, in the scheduler's
+`Scheduler.unit_order` and produced one at a time, so a just-in-time scheduler
+that stops once no slot is open costs what it looked at, not every unit that
+waits; the result is that of the plain list.
 
 Each pilot runs its queue first in, first out, in the order placed: the head
 starts as soon as its pilot has started and has enough free slots.  A unit
@@ -33,9 +40,9 @@ the data-aware scheduler and of the agent's staging).
 
 Differences from a real run: troy's agent lets a unit pass a head that does
 not fit for up to 2 s (troy.agent.slots: bounded backfill), here no unit
-passes the head; there are no poll intervals, claim or start-up latencies
-(a placed unit starts at once in free slots; a timer of 0 s fires after 10 ms,
-the manager's fastest poll); units never fail on their own (``retries`` and
+passes the head; there are no claim or start-up latencies and no poll but
+the placement interval (a placed unit starts at once in free slots; a timer of
+0 s fires after 10 ms, the manager's fastest poll); units never fail on their own (``retries`` and
 ``wall_time_limit`` are not enforced); the units a pilot's end gives back are
 placed together with the other waiting units in one call (the manager first
 places those it withdrew from the queue in a call of their own); ``bytes_moved``
