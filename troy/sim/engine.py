@@ -24,6 +24,13 @@ units in the order they came to wait and every live pilot, offered as the
 manager offers them (`UnitRequest`, `PilotOffer`); its result is checked with
 the manager's own checks (troy.plugins.schedulers.checks: SchedulerError, which
 ends the simulation).  A unit bigger than every live pilot fails at once.
+``place`` is called at most once per *placement interval* (``interval``, 10 ms
+of virtual time by default, the manager's fastest poll): what happens within the
+interval after a call is placed in one call at its end (0 calls at every
+instant).  The waiting units are handed as `SortedUnits`, in the scheduler's
+`Scheduler.unit_order` and produced one at a time, so a just-in-time scheduler
+that stops once no slot is open costs what it looked at, not every unit that
+waits; the result is that of the plain list.
 
 Each pilot runs its queue first in, first out, in the order placed: the head
 starts as soon as its pilot has started and has enough free slots.  A unit
@@ -33,9 +40,9 @@ the data-aware scheduler and of the agent's staging).
 
 Differences from a real run: troy's agent lets a unit pass a head that does
 not fit for up to 2 s (troy.agent.slots: bounded backfill), here no unit
-passes the head; there are no poll intervals, claim or start-up latencies
-(a placed unit starts at once in free slots; a timer of 0 s fires after 10 ms,
-the manager's fastest poll); units never fail on their own (``retries`` and
+passes the head; there are no claim or start-up latencies and no poll but
+the placement interval (a placed unit starts at once in free slots; a timer of
+0 s fires after 10 ms, the manager's fastest poll); units never fail on their own (``retries`` and
 ``wall_time_limit`` are not enforced); the units a pilot's end gives back are
 placed together with the other waiting units in one call (the manager first
 places those it withdrew from the queue in a call of their own); ``bytes_moved``
@@ -51,19 +58,24 @@ from troy.plugins.schedulers.base import Scheduler
 from troy.sim.model import Workload
 from troy.sim.play import Simulation
 from troy.sim.result import PilotUsage, SimResult, VirtualClock, make_scheduler
+from troy.sim.state import POLL
 
-__all__ = ["PilotUsage", "SimResult", "VirtualClock", "make_scheduler", "run", "simulate"]
+__all__ = ["POLL", "PilotUsage", "SimResult", "VirtualClock", "make_scheduler", "run", "simulate"]
 
 
 def simulate(
-    workload: Workload, scheduler: Scheduler, clock: VirtualClock | None = None
+    workload: Workload,
+    scheduler: Scheduler,
+    clock: VirtualClock | None = None,
+    interval: float = POLL,
 ) -> SimResult:
     """Play ``workload`` with ``scheduler``; SchedulerError if the scheduler misbehaves.
 
     A scheduler that reads the time must have been made with ``clock``
     (`make_scheduler`); BadDescription for a workload that names what it lacks.
+    ``interval``: the placement interval, virtual seconds (see the module docstring).
     """
-    return Simulation(workload, scheduler, clock or VirtualClock()).run()
+    return Simulation(workload, scheduler, clock or VirtualClock(), interval).run()
 
 
 def run(
@@ -71,8 +83,9 @@ def run(
     scheduler: str,
     options: dict[str, Any] | None = None,
     seed: int | None = None,
+    interval: float = POLL,
 ) -> SimResult:
     """Simulate ``workload`` with the installed scheduler ``scheduler`` (seed: the workload's)."""
     clock = VirtualClock()
     chosen = make_scheduler(scheduler, options, workload.seed if seed is None else seed, clock)
-    return simulate(workload, chosen, clock)
+    return simulate(workload, chosen, clock, interval)

@@ -13,7 +13,8 @@ Option ``binding``: ``"early"`` (the default, BigJob's behaviour) places every
 unit at once, into the queue of its next matching pilot. ``"late"`` places a
 unit only when a matching pilot has open slots for it (free slots less those
 of queued units: `troy.plugins.schedulers.just_in_time`), dealing round robin
-among the matching pilots that have; the others wait, so units are bound to a
+among the matching pilots that have; the others wait (given as `SortedUnits`,
+once no slot is open the units not looked at are left out), so units are bound to a
 pilot as late as possible (late binding, as in pilot-job systems that pull
 work when a slot frees: Turilli, Santcroos and Jha, "A comprehensive
 perspective on pilot-job systems", ACM Computing Surveys 51(2), 2018) while
@@ -29,7 +30,14 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import ClassVar
 
-from troy.plugins.schedulers.base import Option, PilotOffer, Scheduler, UnitRequest, choice
+from troy.plugins.schedulers.base import (
+    Option,
+    PilotOffer,
+    Scheduler,
+    SortedUnits,
+    UnitRequest,
+    choice,
+)
 from troy.plugins.schedulers.just_in_time import QueuedSlots
 from troy.plugins.schedulers.round_robin import RoundRobinScheduler
 
@@ -121,22 +129,22 @@ class AffinityScheduler(Scheduler):
     ) -> dict[str, str | None]:
         """Each unit, in order, round robin among the matching pilots with open slots for it."""
         room = self._queued.room(pilots)
-        matching: dict[Labels, list[int]] = {}
         #: Per labels, the fewest cores for which no matching pilot had room (room only shrinks).
         no_room: dict[Labels, int] = {}
         chosen: dict[str, str | None] = {}
+        lazy = isinstance(units, SortedUnits)
         for unit in units:
-            key = (unit.machine, unit.datacenter)
-            full = no_room.get(key)
-            if room.left <= 0 or (full is not None and unit.cores >= full):
+            if room.left <= 0:  # nothing more fits now: the others wait
+                if lazy:
+                    break  # left out: the caller need not produce them
                 chosen[unit.id] = None
                 continue
-            indices = matching.get(key)
-            if indices is None:
-                indices = matching[key] = [
-                    index for index, offer in enumerate(pilots) if _matches(key, offer)
-                ]
-            fitting = [index for index in indices if room.fits(index, unit.cores)]
+            key = (unit.machine, unit.datacenter)
+            full = no_room.get(key)
+            if full is not None and unit.cores >= full:
+                chosen[unit.id] = None
+                continue
+            fitting = [index for index in room.open_for(unit.cores) if _matches(key, pilots[index])]
             if not fitting:
                 no_room[key] = unit.cores if full is None else min(full, unit.cores)
                 chosen[unit.id] = None

@@ -41,12 +41,20 @@ ends and no pilot changes.
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
-from troy.plugins.schedulers.base import PilotOffer, Scheduler, UnitRequest
+from troy.plugins.schedulers.base import (
+    PilotOffer,
+    Scheduler,
+    SortedUnits,
+    UnitKey,
+    UnitRequest,
+    in_order,
+)
 from troy.plugins.schedulers.just_in_time import QueuedSlots, Room
 
 INFINITY = float("inf")
@@ -62,11 +70,21 @@ class Reservation:
     extra: int
 
 
+def submission_order(unit: UnitRequest) -> int:
+    """The key backfill walks the units by: first come, first served."""
+    return unit.order
+
+
 class BackfillScheduler(Scheduler):
     """First come, first served, with EASY backfilling behind the first unit that must wait.
 
     ``clock`` (seconds, monotonic) is for tests and simulators; troy runs it
     with `time.monotonic`.
+
+    What a call works out is kept for the next one, per pilot: the expected ends
+    of its recorded units, worked out again only when its offer or record
+    changed or one of them is due; and, per unit size, a heap of the pilots by
+    when a unit of that size could start there (the reservation is its top).
     """
 
     name: ClassVar[str] = "backfill"
@@ -84,22 +102,33 @@ class BackfillScheduler(Scheduler):
         #: The reservation of the last call, if any.
         self.reservation: Reservation | None = None
         self._wake: float | None = None
+        # By offer index, kept between calls: the expected ends as worked out (trimmed,
+        # sorted, then those placed appended), a version per pilot, a heap of when the
+        # first expected end of each is due, and per unit size a heap of the pilots by
+        # (when such a unit could start there, -inf for now; index; version).
+        self._expected: list[list[tuple[float, int]]] = []
+        self._version: list[int] = []
+        self._due: list[tuple[float, int, int]] = []
+        self._starts: dict[int, list[tuple[float, int, int]]] = {}
 
     def place(
         self, units: Sequence[UnitRequest], pilots: Sequence[PilotOffer]
     ) -> Mapping[str, str | None]:
-        """Every unit id given, in submission order, with a pilot where it starts now, or None."""
+        """Unit ids, in submission order, with a pilot where each starts now, or None (waits)."""
         now = self.clock()
         room = self._queued.room(pilots)
         ends = self._expected_ends(pilots, room, now)
         chosen: dict[str, str | None] = {}
         reservation: Reservation | None = None
-        for unit in sorted(units, key=lambda unit: unit.order):
+        lazy = isinstance(units, SortedUnits)
+        for unit in in_order(units, submission_order):
+            if lazy and reservation is not None and room.left <= 0:
+                break  # nothing more fits now: the others wait (left out)
             estimate = unit.estimate()
             if reservation is None:
                 index = room.roomiest(unit.cores)
                 if index is None:
-                    reservation = self._reserve(unit, pilots, room, ends, now)
+                    reservation = self._reserve(unit, pilots, now)
                     chosen[unit.id] = None
                     continue
             else:
@@ -112,10 +141,8 @@ class BackfillScheduler(Scheduler):
             room.take(index, unit.cores)
             end = INFINITY if estimate is None else now + estimate
             ends[index].append((end, unit.cores))
+            self._bump(index, pilots[index], now)
             chosen[unit.id] = pilots[index].id
-        # Pilots not offered this time keep their record: a call may offer only some.
-        for index, offer in enumerate(pilots):
-            self._ends[offer.id] = ends[index]
         self.reservation = reservation
         self._wake = reservation.at if reservation is not None else None
         # In submission order: units one call places on a pilot start there in that order.
@@ -127,6 +154,10 @@ class BackfillScheduler(Scheduler):
             return None
         delay = self._wake - self.clock()
         return delay if delay > 0 else None
+
+    def unit_order(self) -> UnitKey:
+        """Units are looked at by `submission_order`."""
+        return submission_order
 
     def waiting_reason(self, unit: UnitRequest, pilots: Sequence[PilotOffer]) -> str:
         """Why ``unit`` waits: no pilot can hold it, it holds the reservation, or is behind it."""
@@ -144,46 +175,69 @@ class BackfillScheduler(Scheduler):
     ) -> list[list[tuple[float, int]]]:
         """Per pilot, the (expected end, slots) of recorded units still expected to run.
 
-        Trimmed to the slots the pilot has taken (see the module docstring).
+        Trimmed to the slots the pilot has taken (see the module docstring); worked
+        out again for the pilots whose offer or record changed or whose first
+        expected end has come, the others are as the last call left them.
         """
-        result: list[list[tuple[float, int]]] = []
-        for index, offer in enumerate(pilots):
+        count = len(pilots)
+        if count != len(self._expected):
+            self._expected = [[] for _ in range(count)]
+            self._version = [0] * count
+            self._due = []
+            self._starts = {}
+        again = set(room.changed)
+        due, version = self._due, self._version
+        while due and due[0][0] <= now:
+            _, index, mark = heapq.heappop(due)
+            if mark == version[index]:
+                again.add(index)
+        for index in again:
+            offer = pilots[index]
             recorded = sorted(e for e in self._ends.get(offer.id, []) if e[0] > now)
             if offer.slots is not None:
                 taken = offer.slots - (room.open[index] or 0)
-                while recorded and sum(slots for _, slots in recorded) > taken:
-                    recorded.pop(0)  # ended early: most likely those expected to end first
-            result.append(recorded)
-        return result
+                explained = sum(slots for _, slots in recorded)
+                while recorded and explained > taken:
+                    explained -= recorded.pop(0)[1]  # ended early: most likely the first
+            # Pilots not offered this time keep their record: a call may offer only some.
+            self._ends[offer.id] = self._expected[index] = recorded
+            self._bump(index, offer, now)
+        return self._expected
+
+    def _bump(self, index: int, offer: PilotOffer, now: float) -> None:
+        """Pilot ``index``'s expected ends changed: new version, due time and start times."""
+        self._version[index] += 1
+        mark = self._version[index]
+        recorded = self._expected[index]
+        if recorded:
+            heapq.heappush(self._due, (min(recorded)[0], index, mark))
+        for cores, heap in self._starts.items():
+            start = _start(offer, recorded, cores, now)
+            if start is not None:
+                heapq.heappush(heap, (start[0], index, mark))
 
     def _reserve(
-        self,
-        unit: UnitRequest,
-        pilots: Sequence[PilotOffer],
-        room: Room,
-        ends: list[list[tuple[float, int]]],
-        now: float,
+        self, unit: UnitRequest, pilots: Sequence[PilotOffer], now: float
     ) -> Reservation | None:
         """The head's reservation: the pilot where ``unit`` can start first, and when."""
-        best: Reservation | None = None
-        for index, offer in enumerate(pilots):
-            if offer.slots is None or not offer.can_hold(unit.cores):
-                continue
-            recorded = ends[index]
-            explained = sum(slots for _, slots in recorded)
-            # Open now, plus taken slots the record does not explain (assumed to free now).
-            available = offer.slots - explained
-            at = now
-            for end, slots in sorted(recorded):
-                if available >= unit.cores:
-                    break
-                available += slots
-                at = end
-            if available < unit.cores:
-                continue
-            if best is None or at < best.at:
-                best = Reservation(unit.id, index, at, available - unit.cores)
-        return best
+        cores = unit.cores
+        heap = self._starts.get(cores)
+        if heap is None:
+            heap = self._starts[cores] = []
+            for index, offer in enumerate(pilots):
+                start = _start(offer, self._expected[index], cores, now)
+                if start is not None:
+                    heap.append((start[0], index, self._version[index]))
+            heapq.heapify(heap)
+        version = self._version
+        while heap and heap[0][2] != version[heap[0][1]]:
+            heapq.heappop(heap)  # the pilot's expected ends changed since
+        if not heap:
+            return None
+        at, index, _ = heap[0]
+        start = _start(pilots[index], self._expected[index], cores, now)
+        assert start is not None
+        return Reservation(unit.id, index, now if at == -INFINITY else at, start[1])
 
     @staticmethod
     def _backfill(
@@ -196,7 +250,7 @@ class BackfillScheduler(Scheduler):
         """The pilot of most open slots where ``unit`` starts now and does not delay the head."""
         best: int | None = None
         most = -1
-        for index in range(len(room.pilots)):
+        for index in room.with_room() if unit.cores > 0 else range(len(room.pilots)):
             if not room.fits(index, unit.cores):
                 continue
             if (
@@ -209,6 +263,29 @@ class BackfillScheduler(Scheduler):
             if slots > most:
                 best, most = index, slots
         return best
+
+
+def _start(
+    offer: PilotOffer, recorded: list[tuple[float, int]], cores: int, now: float
+) -> tuple[float, int] | None:
+    """When a unit of ``cores`` could start on ``offer`` (-inf: now), and the slots left over.
+
+    None if the pilot is of unknown size or cannot hold it. Taken slots that the
+    record does not explain are assumed to free up now.
+    """
+    if offer.slots is None or not offer.can_hold(cores):
+        return None
+    available = offer.slots - sum(slots for _, slots in recorded)
+    at = -INFINITY
+    for end, slots in sorted(recorded):
+        if available >= cores:
+            break
+        available += slots
+        at = end
+    if available < cores:
+        return None
+    # Now stays now as time passes; a later time is an expected end, due before it passes.
+    return -INFINITY if at <= now else at, available - cores
 
 
 def _ends_by(now: float, estimate: float | None, at: float) -> bool:

@@ -38,12 +38,21 @@ What the manager checks
     values are None or the id of an offered pilot that can hold the unit.
     Anything else, or an exception from `place`, is a SchedulerError naming
     the scheduler and what was wrong; nothing of that call is recorded.
+
+Walking order (optional)
+    A scheduler that looks at the units in an order of its own says so in
+    `Scheduler.unit_order` (a sort key).  A caller that keeps its waiting
+    units sorted by that key may hand them as `SortedUnits`, which yields them
+    in that order one at a time; a scheduler that walks them with `in_order`
+    and stops once nothing more can be placed then pays only for the units it
+    looked at, not for every unit that waits (the simulator does this).  The
+    result is the same as for a plain list of the same units.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, ClassVar
@@ -144,6 +153,29 @@ class PilotOffer:
     def can_hold(self, cores: int) -> bool:
         """True if the pilot is not final and is (or may be) large enough."""
         return not self.state.is_final and (self.slots is None or self.slots >= cores)
+
+
+#: A sort key for units (see `Scheduler.unit_order`).
+UnitKey = Callable[[UnitRequest], Any]
+
+
+class SortedUnits(Sequence[UnitRequest], ABC):
+    """The units of one call, kept by the caller sorted by ``key``: iterating yields that order.
+
+    ``key`` is the scheduler's `Scheduler.unit_order` (None: the order the units
+    came to wait); units of equal key come in the order they came to wait, as a
+    stable sort of the plain list would give them.  Iteration produces each unit
+    only when it is asked for, so stopping early costs only what was looked at.
+    """
+
+    key: UnitKey | None
+
+
+def in_order(units: Sequence[UnitRequest], key: UnitKey) -> Iterable[UnitRequest]:
+    """``units`` sorted by ``key`` (stable): as they are if the caller kept them so."""
+    if isinstance(units, SortedUnits) and units.key is key:
+        return units
+    return sorted(units, key=key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +284,13 @@ class Scheduler(ABC):
         if not any(pilot.can_hold(unit.cores) for pilot in pilots):
             return f"waiting for a pilot with {unit.cores} free slot(s)"
         return f"waiting: scheduler '{self.name}' placed it nowhere yet"
+
+    def unit_order(self) -> UnitKey | None:
+        """The sort key by which `place` looks at the units; None: the order given.
+
+        Always the same function object (see "Walking order" in the module docstring).
+        """
+        return None
 
     def next_call(self) -> float | None:
         """Seconds after which `place` should be called again even if nothing happens.

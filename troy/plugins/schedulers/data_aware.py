@@ -23,6 +23,8 @@ room for it now, the cheapest, then by the same tie-breaks; a unit none has
 room for waits. Late binding does not hold a unit back for a busy pilot where
 its data is (that would be delay scheduling): it trades some locality for
 starting at once, and decides with the pilots' load as it is when slots free.
+Given as `SortedUnits`, once no slot is open the units not looked at are
+left out (they wait).
 
 `is_local` is the locality rule itself; the agent's staging uses it too, so
 the scheduler and the transfer records can never disagree about what is local.
@@ -47,6 +49,7 @@ from troy.plugins.schedulers.base import (
     PilotOffer,
     Replica,
     Scheduler,
+    SortedUnits,
     UnitRequest,
 )
 from troy.plugins.schedulers.just_in_time import QueuedSlots, Room
@@ -106,23 +109,27 @@ class _Placement:
     keeps a heap of (-free fraction, index); fractions only shrink during a
     call, so an entry that is out of date only overstates a pilot and is
     corrected on the way, and each unit costs O(log pilots) once its tier is
-    known. Late binding (`place_late`) looks at the candidates with open slots
-    for a unit one by one.
+    known. Late binding (`place_late`) keeps such a heap per (cores, labels) of
+    the candidates with open slots, dropping those whose room is gone; a unit
+    with inputs looks at the candidates with open slots one by one.
     """
 
     def __init__(self, pilots: Sequence[PilotOffer]) -> None:
         self.pilots = pilots
-        self.load = [offer.load for offer in pilots]
-        self.size = [offer.slots or 1 for offer in pilots]
+        #: Units this call placed on each pilot (by index), besides its offer's load.
+        self.placed: dict[int, int] = {}
         self.candidates: dict[tuple[int, str | None, str | None], tuple[int, ...]] = {}
         #: The candidates of each key above, as a set.
         self.allowed: dict[tuple[int, ...], frozenset[int]] = {}
         self.local: dict[tuple[str | None, str | None], tuple[int, ...]] = {}
         self.heaps: dict[tuple[int, ...], list[tuple[Fraction, int]]] = {}
+        self.open_heaps: dict[tuple[int, str | None, str | None], list[tuple[Fraction, int]]] = {}
 
     def free(self, index: int) -> Fraction:
         """The fraction of pilot ``index``'s capacity that is free: (slots - load) / slots."""
-        return Fraction(self.size[index] - self.load[index], self.size[index])
+        offer = self.pilots[index]
+        size = offer.slots or 1
+        return Fraction(size - offer.load - self.placed.get(index, 0), size)
 
     def place(self, units: Sequence[UnitRequest]) -> dict[str, str | None]:
         """Where each unit goes, in order, each choice counting against the pilot's free slots."""
@@ -145,7 +152,7 @@ class _Placement:
                 if stale == current:
                     break
                 heapq.heapreplace(heap, (current, index))
-            self.load[index] += 1
+            self.placed[index] = self.placed.get(index, 0) + 1
             heapq.heapreplace(heap, (-free(index), index))
             placement[unit.id] = ids[index]
         return placement
@@ -153,20 +160,63 @@ class _Placement:
     def place_late(self, units: Sequence[UnitRequest], room: Room) -> dict[str, str | None]:
         """Like `place`, but only into ``room``'s open slots: a unit none has room for waits."""
         placement: dict[str, str | None] = {}
+        pilots = self.pilots
+        lazy = isinstance(units, SortedUnits)
         for unit in units:
-            candidates = self._candidates_of(unit) if room.left > 0 else ()
-            fitting = tuple(index for index in candidates if room.fits(index, unit.cores))
-            if not fitting:
+            if room.left <= 0:  # nothing more fits now: the others wait
+                if lazy:
+                    break  # left out: the caller need not produce them
                 placement[unit.id] = None
                 continue
             if unit.inputs:
+                fitting = tuple(
+                    index
+                    for index in room.open_for(unit.cores)
+                    if pilots[index].can_hold(unit.cores) and matches_affinity(unit, pilots[index])
+                )
+                if not fitting:
+                    placement[unit.id] = None
+                    continue
                 self.allowed.setdefault(fitting, frozenset(fitting))
                 fitting = self._cheapest(fitting, unit.inputs)
-            index = min(fitting, key=lambda index: (-self.free(index), index))
+                index = min(fitting, key=lambda index: (-self.free(index), index))
+            else:
+                freest = self._freest_open(unit, room)
+                if freest is None:
+                    placement[unit.id] = None
+                    continue
+                index = freest
             room.take(index, unit.cores)
-            self.load[index] += 1
+            self.placed[index] = self.placed.get(index, 0) + 1
             placement[unit.id] = self.pilots[index].id
         return placement
+
+    def _freest_open(self, unit: UnitRequest, room: Room) -> int | None:
+        """The candidate of ``unit`` with room for it and the highest free fraction (then index).
+
+        One heap per (cores, labels) of the candidates that had room when first asked;
+        room only shrinks during a call, so one that has none any more is dropped.
+        """
+        key = (unit.cores, unit.machine, unit.datacenter)
+        heap = self.open_heaps.get(key)
+        if heap is None:
+            pilots, cores = self.pilots, unit.cores
+            heap = self.open_heaps[key] = [
+                (-self.free(index), index)
+                for index in room.open_for(cores)
+                if pilots[index].can_hold(cores) and matches_affinity(unit, pilots[index])
+            ]
+            heapq.heapify(heap)
+        while heap:
+            stale, index = heap[0]
+            if not room.fits(index, unit.cores):
+                heapq.heappop(heap)
+                continue
+            current = -self.free(index)
+            if stale == current:
+                return index
+            heapq.heapreplace(heap, (current, index))
+        return None
 
     def _candidates_of(self, unit: UnitRequest) -> tuple[int, ...]:
         """The candidates of ``unit``, worked out once per (cores, labels)."""

@@ -21,7 +21,9 @@ open slots does not hold back a longer narrow one). Units are placed only
 into open slots, so the decision is made as late as possible: a shorter unit
 that arrives while the pilots are busy still overtakes the longer ones
 waiting. The returned mapping is in the sorted order, so units one call
-places on a pilot also start there shortest first.
+places on a pilot also start there shortest first. Given as `SortedUnits`,
+the walk stops once no slot is open: the units not looked at are left out
+(they wait).
 """
 
 from __future__ import annotations
@@ -29,7 +31,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
-from troy.plugins.schedulers.base import PilotOffer, Scheduler, UnitRequest
+from troy.plugins.schedulers.base import (
+    PilotOffer,
+    Scheduler,
+    SortedUnits,
+    UnitKey,
+    UnitRequest,
+    in_order,
+)
 from troy.plugins.schedulers.just_in_time import QueuedSlots
 
 #: A sort key: (no estimate, estimate, no CPU time, CPU time, order).
@@ -64,10 +73,16 @@ class ShortestFirstScheduler(Scheduler):
     def place(
         self, units: Sequence[UnitRequest], pilots: Sequence[PilotOffer]
     ) -> Mapping[str, str | None]:
-        """Every unit id given, shortest first, with a pilot where it starts now, or None."""
+        """Unit ids, shortest first, with a pilot where each starts now, or None (waits)."""
         room = self._queued.room(pilots)
         placement: dict[str, str | None] = {}
-        for unit in sorted(units, key=shortest_key):
+        lazy = isinstance(units, SortedUnits)
+        for unit in in_order(units, shortest_key):
+            if room.left <= 0:  # nothing more fits now: the others wait
+                if lazy:
+                    break  # left out: the caller need not produce them
+                placement[unit.id] = None
+                continue
             index = room.roomiest(unit.cores)
             if index is None:
                 placement[unit.id] = None
@@ -75,6 +90,10 @@ class ShortestFirstScheduler(Scheduler):
             room.take(index, unit.cores)
             placement[unit.id] = pilots[index].id
         return placement
+
+    def unit_order(self) -> UnitKey:
+        """Units are looked at by `shortest_key`."""
+        return shortest_key
 
     def waiting_reason(self, unit: UnitRequest, pilots: Sequence[PilotOffer]) -> str:
         """Why ``unit`` waits: no pilot can hold it, or none has open slots for it now."""
