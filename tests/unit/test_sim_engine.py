@@ -18,6 +18,7 @@ from troy.sim.engine import VirtualClock, make_scheduler, run, simulate
 from troy.sim.model import (
     Failure,
     Network,
+    Overheads,
     SimInput,
     SimPilot,
     SimStore,
@@ -42,6 +43,20 @@ def spans(
 
 
 TWO = (SimPilot("A", 1), SimPilot("B", 1))
+
+
+def test_overheads_delay_the_pilots_and_hold_each_units_slots_longer() -> None:
+    overheads = Overheads(pilot_start_s=0.5, unit_start_s=0.25)
+    result = run(workload(TWO, units_of(1, 2, 3, 4), overheads=overheads), "round_robin")
+
+    # A: 0.5 + 0.25 + 1 = 1.75, then + 0.25 + 3 = 5.0; B: 0.5 + 0.25 + 2 = 2.75, + 0.25 + 4
+    assert result.makespan == 7.0
+    assert spans(result.records) == {
+        "u1": ("A", 0.5, 1.75),
+        "u2": ("B", 0.5, 2.75),
+        "u3": ("A", 1.75, 5.0),
+        "u4": ("B", 2.75, 7.0),
+    }
 
 
 def test_round_robin_on_two_one_slot_pilots_takes_six_seconds() -> None:

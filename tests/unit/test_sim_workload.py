@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from troy.model.errors import BadBatchFile, BadWorkload
-from troy.sim.model import Failure, Network, SimInput, SimPilot, SimStore, Workload
+from troy.sim.model import Failure, Network, Overheads, SimInput, SimPilot, SimStore, Workload
 from troy.sim.workload import load_workload
 
 REPO = Path(__file__).resolve().parents[2]
@@ -95,7 +95,7 @@ def test_the_issue_example_expands_pilots_failures_and_units(tmp_path: Path) -> 
 def test_defaults(tmp_path: Path) -> None:
     workload = load(tmp_path, PILOTS + "units: [{runtime: 1}]\n")
     assert (workload.seed, workload.stores, workload.failures) == (0, (), ())
-    assert workload.network == Network()
+    assert workload.network == Network() and workload.overheads == Overheads(0.0, 0.0)
     assert workload.pilots == (SimPilot("p", 4),)
     (unit,) = workload.units
     assert (unit.id, unit.name, unit.cores, unit.submit, unit.after, unit.inputs) == (
@@ -107,6 +107,11 @@ def test_defaults(tmp_path: Path) -> None:
         (),
     )
     assert dict(unit.hints) == {} and unit.wall_time_limit is None and unit.retries == 0
+
+
+def test_overheads(tmp_path: Path) -> None:
+    text = PILOTS + "overheads: {pilot_start_s: 0.25}\nunits: [{runtime: 1}]\n"
+    assert load(tmp_path, text).overheads == Overheads(0.25, 0.0)
 
 
 def test_pilot_fields_and_real_run_keys(tmp_path: Path) -> None:
@@ -393,6 +398,19 @@ def test_a_trace_with_another_extension_needs_a_format(tmp_path: Path) -> None:
 # -- errors -------------------------------------------------------------------------------
 
 ERRORS = [
+    (
+        PILOTS + "overheads: {unit_start_s: -0.1}\nunits: [{runtime: 1}]\n",
+        2,
+        "overheads.unit_start_s",
+        ">= 0",
+    ),
+    (
+        PILOTS + "overheads: {pilot_start: 1}\nunits: [{runtime: 1}]\n",
+        2,
+        "overheads.pilot_start",
+        "did you mean 'pilot_start_s'?",
+    ),
+    (PILOTS + "overheads: 0.3\nunits: [{runtime: 1}]\n", 2, "overheads", "expected a mapping"),
     ("units: [{runtime: 1}]\npilotz: []\n", 2, "pilotz", "did you mean 'pilots'?"),
     ("units: [{runtime: 1}]\n", 1, "pilots", "missing 'pilots'"),
     ("pilots: []\nunits: [{runtime: 1}]\n", 1, "pilots", "got an empty list"),
@@ -712,7 +730,9 @@ def test_a_trace_with_nothing_to_replay(tmp_path: Path) -> None:
 # -- the examples ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["bag.yaml", "longtail.yaml", "dag.yaml", "replay.yaml"])
+@pytest.mark.parametrize(
+    "name", ["bag.yaml", "longtail.yaml", "dag.yaml", "slowpilot.yaml", "replay.yaml"]
+)
 def test_the_example_workloads_load(name: str) -> None:
     workload = load_workload(REPO / "examples" / "workloads" / name)
     assert workload.units and workload.pilots

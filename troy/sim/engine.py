@@ -10,8 +10,9 @@ troy.core.unit_manager):
 - *A unit arrives* at ``SimUnit.submit``; one with ``after`` waits until every
   unit it names is Done, and is Canceled as soon as one of them ends Failed or
   Canceled (naming it), as are in turn the units waiting for it.
-- *A pilot starts* at ``start_delay`` (its offer goes from Pending to Running)
-  and *ends* Failed at ``start_delay + wall_time`` or at a `Failure`.  Its queued
+- *A pilot starts* at ``start_delay`` plus the workload's
+  ``overheads.pilot_start_s`` (its offer goes from Pending to Running) and
+  *ends* Failed at ``start_delay + wall_time`` or at a `Failure`.  Its queued
   units go back to be placed (no try counted: they never started); its running
   units are lost: they go back with one more try while troy.model.retry allows
   (``MAX_LOSSES``), else they are Failed.  With no live pilot left, both are Failed.
@@ -34,15 +35,17 @@ waits; the result is that of the plain list.
 
 Each pilot runs its queue first in, first out, in the order placed: the head
 starts as soon as its pilot has started and has enough free slots.  A unit
-takes ``staging + runtime / speed`` seconds, staging being the network's
-transfer time of each input not local to the pilot (`is_local`, the rule of
-the data-aware scheduler and of the agent's staging).
+holds its slots for ``overheads.unit_start_s + staging + runtime / speed``
+seconds, staging being the network's transfer time of each input not local
+to the pilot (`is_local`, the rule of the data-aware scheduler and of the
+agent's staging).
 
 Differences from a real run: troy's agent lets a unit pass a head that does
 not fit for up to 2 s (troy.agent.slots: bounded backfill), here no unit
-passes the head; there are no claim or start-up latencies and no poll but
-the placement interval (a placed unit starts at once in free slots; a timer of
-0 s fires after 10 ms, the manager's fastest poll); units never fail on their own (``retries`` and
+passes the head; claim and start-up latencies are only the workload's
+``overheads`` (none by default), and there is no poll but the placement
+interval (a timer of 0 s fires after 10 ms, the manager's fastest poll);
+units never fail on their own (``retries`` and
 ``wall_time_limit`` are not enforced); the units a pilot's end gives back are
 placed together with the other waiting units in one call (the manager first
 places those it withdrew from the queue in a call of their own); ``bytes_moved``

@@ -68,6 +68,21 @@ class Network:
 
 
 @dataclass(frozen=True, slots=True)
+class Overheads:
+    """The pilot system's own latencies, which a real run has and a model may leave out (0).
+
+    ``troy compare --real`` does not play them: its agents and units have their
+    own.  bench/validate_sim.py measures troy's on a machine (docs/research.md).
+    """
+
+    #: Seconds a pilot's agent takes to start after its ``start_delay`` (still Pending).
+    pilot_start_s: float = 0.0
+    #: Seconds from a unit taking its slots until it runs: the agent's claim, the
+    #: sandbox, the process's start and its report (the slots are held meanwhile).
+    unit_start_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class Failure:
     """The pilot ``pilot`` fails at time ``at``: its units are lost and placed again."""
 
@@ -113,6 +128,7 @@ class Workload:
     stores: tuple[SimStore, ...] = ()
     network: Network = Network()
     failures: tuple[Failure, ...] = ()
+    overheads: Overheads = Overheads()
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,7 +53,8 @@ class PilotEvents(SimState):
             if unit.inputs:
                 staging, moved = self._staging(unit.inputs, k)
             self.moved[i] = moved
-            self._push(now + staging + unit.runtime / pilot.speed, END, i, mark)
+            took = self.unit_start + staging + unit.runtime / pilot.speed
+            self._push(now + took, END, i, mark)
             self.dirty[k] = None
 
     def _staging(self, inputs: Any, k: int) -> tuple[float, int]:

@@ -124,8 +124,11 @@ class SimState:
         self.calm_until = -1.0
         self.calls = 0
         self.events = 0
+        agent_start = workload.overheads.pilot_start_s
+        #: Seconds a unit holds its slots before it runs (`Overheads.unit_start_s`).
+        self.unit_start = workload.overheads.unit_start_s
         for k, pilot in enumerate(pilots):
-            self._push(pilot.start_delay, PILOT_START, k, None)
+            self._push(pilot.start_delay + agent_start, PILOT_START, k, None)
             if pilot.wall_time is not None:
                 why = f"pilot {pilot.id} ended (Failed: wall time {pilot.wall_time:g} s ran out)"
                 self._push(pilot.start_delay + pilot.wall_time, PILOT_END, k, why)

@@ -18,6 +18,8 @@
     stores:                      # optional: Pilot-Data stores, placed by labels
       - {name: s1, labels: {machine: m1}}
     network: {bandwidth_mb_s: 100, latency_s: 0.001}   # optional; these are the defaults
+    overheads: {pilot_start_s: 0.0, unit_start_s: 0.0}  # optional: the pilot system's own
+                                 # latencies (`troy.sim.model.Overheads`; default none)
     failures:                    # optional: a pilot entry's name (all its pilots) or a pilot id
       - {pilot: A, at: 30.0}
     units:                       # a non-empty list of entries, in three forms (`troy.sim.units`)
@@ -85,10 +87,19 @@ from typing import Any
 from troy.model.documents import Location, closest, kind, load_document
 from troy.model.errors import BadWorkload
 from troy.sim.fields import MAX_COUNT, Fields
-from troy.sim.model import NO_HINTS, Failure, Network, SimPilot, SimStore, SimUnit, Workload
+from troy.sim.model import (
+    NO_HINTS,
+    Failure,
+    Network,
+    Overheads,
+    SimPilot,
+    SimStore,
+    SimUnit,
+    Workload,
+)
 from troy.sim.units import UnitEntry, read_entry
 
-TOP_LEVEL_KEYS = ("seed", "pilots", "stores", "network", "failures", "units")
+TOP_LEVEL_KEYS = ("seed", "pilots", "stores", "network", "overheads", "failures", "units")
 #: Batch-file pilot keys a workload accepts for a real run; the simulation ignores them.
 REAL_PILOT_KEYS = ("resource", "rm", "service_url", "pj_type")
 PILOT_KEYS = (
@@ -104,6 +115,7 @@ PILOT_KEYS = (
 )
 STORE_KEYS = ("name", "labels")
 NETWORK_KEYS = ("bandwidth_mb_s", "latency_s")
+OVERHEAD_KEYS = ("pilot_start_s", "unit_start_s")
 FAILURE_KEYS = ("pilot", "at")
 
 
@@ -136,6 +148,7 @@ class _Reader:
         pilots = self.pilots(self.entries(data, "pilots"))
         stores = self.stores(data.get("stores", []))
         network = self.network(data.get("network"))
+        overheads = self.overheads(data.get("overheads"))
         failures = self.failures(data.get("failures", []))
         entries = [
             read_entry(fields, ("units", index), entry, [store.id for store in stores])
@@ -143,7 +156,7 @@ class _Reader:
         ]
         self.check_units(entries, max(pilot.slots for pilot in pilots))
         units = self.expand(entries, random.Random(seed))
-        return Workload(fields.name, seed, pilots, units, stores, network, failures)
+        return Workload(fields.name, seed, pilots, units, stores, network, failures, overheads)
 
     def entries(self, data: dict[Any, Any], key: str) -> list[Any]:
         """The non-empty list under `key`."""
@@ -248,6 +261,20 @@ class _Reader:
         return Network(
             fields.number(("network", "bandwidth_mb_s"), bandwidth, above=0.0),
             fields.number(("network", "latency_s"), latency, minimum=0.0),
+        )
+
+    def overheads(self, value: Any) -> Overheads:
+        """The pilot system's own latencies (defaults: none)."""
+        if value is None:
+            return Overheads()
+        fields = self.fields
+        value = fields.mapping(("overheads",), value, "a mapping {pilot_start_s, unit_start_s}")
+        fields.keys(("overheads",), value, OVERHEAD_KEYS)
+        return Overheads(
+            *(
+                fields.number(("overheads", key), value.get(key, 0.0), minimum=0.0)
+                for key in OVERHEAD_KEYS
+            )
         )
 
     def failures(self, entries: Any) -> tuple[Failure, ...]:
