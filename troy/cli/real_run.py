@@ -107,6 +107,14 @@ def check_real(workload: Workload) -> None:
             )
 
 
+def _label(description: dict[str, Any], machine: str | None, datacenter: str | None) -> None:
+    """Give ``description`` the affinity labels that are set."""
+    if machine is not None:
+        description["affinity_machine_label"] = machine
+    if datacenter is not None:
+        description["affinity_datacenter_label"] = datacenter
+
+
 def pilot_description(pilot: SimPilot, directory: Path) -> dict[str, Any]:
     """The local pilot that plays ``pilot``: its wrapper, slots, labels, hints and wall time."""
     description: dict[str, Any] = {
@@ -123,10 +131,7 @@ def pilot_description(pilot: SimPilot, directory: Path) -> dict[str, Any]:
             pilot.datacenter or "",
         ],
     }
-    if pilot.machine is not None:
-        description["affinity_machine_label"] = pilot.machine
-    if pilot.datacenter is not None:
-        description["affinity_datacenter_label"] = pilot.datacenter
+    _label(description, pilot.machine, pilot.datacenter)
     if pilot.hints:
         description["hints"] = dict(pilot.hints)
     if pilot.wall_time is not None:
@@ -156,10 +161,7 @@ def unit_description(
         description["after"] = list(unit.after)
     if unit.inputs:
         description["input_data"] = [data_urls[data.url] for data in unit.inputs]
-    if unit.machine is not None:
-        description["affinity_machine_label"] = unit.machine
-    if unit.datacenter is not None:
-        description["affinity_datacenter_label"] = unit.datacenter
+    _label(description, unit.machine, unit.datacenter)
     if unit.hints:
         description["hints"] = dict(unit.hints)
     if unit.wall_time_limit is not None:
@@ -176,10 +178,7 @@ def make_inputs(workload: Workload, directory: Path, data: PilotDataService) -> 
     stores = {}
     for store in workload.stores:
         description: dict[str, Any] = {"service_url": str(directory / "stores" / store.id)}
-        if store.machine is not None:
-            description["affinity_machine_label"] = store.machine
-        if store.datacenter is not None:
-            description["affinity_datacenter_label"] = store.datacenter
+        _label(description, store.machine, store.datacenter)
         stores[store.id] = data.create(description)
     files = directory / "files"
     urls: dict[str, str] = {}
