@@ -193,6 +193,42 @@ def make_inputs(workload: Workload, directory: Path, data: PilotDataService) -> 
     return urls
 
 
+def submissions(workload: Workload) -> list[tuple[float, list[int]]]:
+    """When to submit which units (by index): at their submit time, each after its ``after``.
+
+    A unit submitted before a unit it waits for would name a unit troy does
+    not know yet; it is submitted with it instead (it would wait anyway, as in
+    the simulation), and within one submit after it.
+    """
+    units = workload.units
+    index = {unit.id: i for i, unit in enumerate(units)}
+    when: dict[int, tuple[float, int]] = {}  # unit -> (submit, depth in the dependencies)
+
+    def resolve(start: int) -> tuple[float, int]:
+        stack = [start]
+        while stack:
+            i = stack[-1]
+            waiting = [index[d] for d in units[i].after if index[d] not in when]
+            if waiting:
+                stack.extend(waiting)  # the workload has no cycles (checked when read)
+                continue
+            stack.pop()
+            parents = [when[index[d]] for d in units[i].after]
+            submit = max([units[i].submit, *(p[0] for p in parents)])
+            when[i] = (submit, 1 + max((p[1] for p in parents), default=-1))
+        return when[start]
+
+    order = sorted(range(len(units)), key=lambda i: (*resolve(i), i))
+    batches: list[tuple[float, list[int]]] = []
+    for i in order:
+        at = when[i][0]
+        if batches and batches[-1][0] == at:
+            batches[-1][1].append(i)
+        else:
+            batches.append((at, [i]))
+    return batches
+
+
 def _kill_at(pilot: PilotJob, at: float, stop: threading.Event) -> None:
     """SIGKILL ``pilot``'s agent (its process group) at wall-clock time ``at``."""
     if stop.wait(max(0.0, at - time.time())):
@@ -241,16 +277,9 @@ def run_real(
             )
             thread.start()
             killers.append(thread)
-        order = sorted(range(len(workload.units)), key=lambda i: workload.units[i].submit)
-        position = 0
-        while position < len(order):
-            at = workload.units[order[position]].submit
-            batch = []
-            while position < len(order) and workload.units[order[position]].submit == at:
-                batch.append(descriptions[order[position]])
-                position += 1
+        for at, batch in submissions(workload):
             time.sleep(max(0.0, origin + at - time.time()))
-            units.submit(batch)
+            units.submit([descriptions[i] for i in batch])
         try:
             units.wait(timeout=max(0.0, origin + timeout - time.time()))
         except Timeout:
