@@ -19,6 +19,7 @@ import pytest
 from troy.api.objects import PilotJob
 from troy.api.services import PilotJobService, WorkUnitService
 from troy.model.states import State
+from troy.testing.overrides import fixture_needed
 
 #: Seconds a pilot may take to start in these tests (batch systems are slow).
 START_TIMEOUT = 60.0
@@ -43,11 +44,18 @@ def wait_until(predicate: Any, timeout: float, what: str) -> None:
 
 
 class BackendFixtures:
-    """How to reach the backend under test."""
+    """How to reach the backend under test; a subclass must override ``backend_rm``."""
 
     @pytest.fixture
     def backend_rm(self) -> str:
-        raise NotImplementedError("override the 'backend_rm' fixture with a resource URL")
+        """A resource URL the backend serves (pilots are started there); override this."""
+        fixture_needed(
+            "BackendSuite",
+            "backend_rm",
+            "a resource URL your backend serves, where the suite may start pilots of 2 "
+            "slots (override 'backend_pj_type' too to select the backend by name)",
+            '"fork://localhost"',
+        )
 
     @pytest.fixture
     def backend_pj_type(self) -> str | None:

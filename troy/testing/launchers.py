@@ -35,6 +35,7 @@ import pytest
 from troy.model.cores import runs_mpi
 from troy.plugins import registry
 from troy.plugins.launchers.base import AllocationFacts, Launcher, LauncherMissing
+from troy.testing.overrides import fixture_needed
 
 #: A unit's argv with words a careless launcher would split, join, expand or take as its own.
 ARGV = ("./solver", "--ntasks=5", "-n", "2", "", "two words", "$HOME", "--", "*")
@@ -86,10 +87,12 @@ class LauncherFixtures:
     @pytest.fixture
     def launcher_name(self) -> str:
         """The entry-point name of the launcher under test; override this."""
-        pytest.fail(
-            "the launcher conformance suite needs a launcher: override the "
-            "'launcher_name' fixture in your LauncherSuite subclass to return its "
-            "entry-point name in 'troy.launchers'"
+        fixture_needed(
+            "LauncherSuite",
+            "launcher_name",
+            "the entry-point name of your launcher in group 'troy.launchers' "
+            "(the package must be installed)",
+            '"my_launcher"',
         )
 
     @pytest.fixture
@@ -143,8 +146,10 @@ class LauncherWrapTests(LauncherFixtures):
         for allocation in allocations:
             for unit, cores in UNITS:
                 result = launched(launcher, list(ARGV), unit, cores, allocation)
-                assert isinstance(result, list), f"wrap returned {type(result).__name__}"
-                assert all(isinstance(word, str) for word in result), result
+                assert isinstance(result, list) and all(isinstance(w, str) for w in result), (
+                    f"launcher {type(launcher).name!r}'s wrap returned {type(result).__name__} "
+                    f"{result!r:.80}, expected a new list of str: the command to start"
+                )
                 assert tuple(result[len(result) - len(ARGV) :]) == ARGV, (
                     f"{unit} in {allocation}: the unit's argv must end the command, "
                     f"unchanged; got {result}"

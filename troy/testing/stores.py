@@ -35,6 +35,7 @@ import pytest
 from troy.model.errors import StoreError
 from troy.plugins import registry
 from troy.plugins.stores.base import Store, safe_name
+from troy.testing.overrides import fixture_needed
 
 #: Makes a local file: (name, content) -> its path as a string.
 MakeFile = Callable[[str, bytes], str]
@@ -47,6 +48,15 @@ def _require(store: Store, capability: str) -> None:
         pytest.skip(f"{type(store).__name__} does not declare capability {capability!r}")
 
 
+def check_returned(store: Store, call: str, value: object, expected: str) -> None:
+    """Assert ``value``, what ``call`` returned, is a list of str; else say what was expected."""
+    name = getattr(type(store), "name", type(store).__name__)
+    assert isinstance(value, list) and all(isinstance(item, str) for item in value), (
+        f"store {name!r}'s {call} returned {type(value).__name__} {value!r:.80}, "
+        f"expected {expected}"
+    )
+
+
 def _read_all(directory: Path) -> dict[str, bytes]:
     return {path.name: path.read_bytes() for path in directory.iterdir() if path.is_file()}
 
@@ -57,9 +67,13 @@ class StoreFixtures:
     @pytest.fixture
     def store_url(self) -> str:
         """The URL of an empty (or shared) store location; override this."""
-        pytest.fail(
-            "the store conformance suite needs a store: override the 'store_url' fixture "
-            "in your StoreSuite subclass to return the URL of a location the store may write"
+        fixture_needed(
+            "StoreSuite",
+            "store_url",
+            "the URL of a location your store may write (the tests use fresh data-unit ids, "
+            "so it may be shared; override 'store_options' for credentials)",
+            'f"mystore://bucket/{tmp_path.name}"',
+            "self, tmp_path",
         )
 
     @pytest.fixture
@@ -122,6 +136,29 @@ class StoreRoundTripTests(StoreFixtures):
         assert store.list(unit) == sorted(contents)
         assert store.get(unit, str(destination)) == sorted(contents)
         assert _read_all(destination) == contents
+
+    def test_operations_return_the_contracts_types(
+        self, store: Store, make_file: MakeFile, new_unit: NewUnit, destination: Path
+    ) -> None:
+        unit = new_unit()
+        name = getattr(type(store), "name", type(store).__name__)
+
+        put = store.put(unit, [make_file("b.txt", b"bb"), make_file("a.txt", b"a")])
+        check_returned(store, "put", put, "the list of the names of the files put (str)")
+        listed = store.list(unit)
+        check_returned(store, "list", listed, "the sorted list of the unit's file names (str)")
+        got = store.get(unit, str(destination))
+        check_returned(store, "get", got, "the sorted list of the names of the files copied (str)")
+        size = store.size(unit)
+        assert isinstance(size, int) and not isinstance(size, bool), (
+            f"store {name!r}'s size returned {type(size).__name__} {size!r}, expected the "
+            "total bytes of the unit's files (int)"
+        )
+        url = store.unit_url(unit)
+        assert isinstance(url, str), (
+            f"store {name!r}'s unit_url returned {type(url).__name__}, expected a URL (str)"
+        )
+        assert (listed, got, size) == (["a.txt", "b.txt"], ["a.txt", "b.txt"], 3)
 
     def test_put_adds_to_an_existing_unit_and_replaces_same_names(
         self, store: Store, make_file: MakeFile, new_unit: NewUnit, destination: Path
