@@ -13,11 +13,15 @@ Run it against a scheduler with one subclass that names it::
 The scheduler is loaded through the registry by its entry-point name, exactly
 as ``WorkUnitService(scheduler=...)`` loads it. The fixtures are in `base`;
 each other module holds one group of tests as a mixin: `contract` (an entry
-per unit, fit, determinism, spreading), `order` (the mapping's order per pilot;
-progress over successive calls as slots free up), `options`, `inputs` (units
-reading data), `processes` (the same placement under other hash seeds),
-`misbehaving` (the manager's error for each way of breaking the contract),
-`affinity` and `rebalance`.  ``SchedulerSuite`` combines them all.
+per unit, fit, determinism, spreading), `order` (a mapping of unit id to pilot
+id or None, and its order per pilot; progress over successive calls as slots
+free up), `options`, `inputs` (a unit reading each kind of input data, on its
+own and together), `processes` (the same placement in interpreters with other
+hash seeds, over pilots that tie), `misbehaving` (the manager's error for each
+way of breaking the contract), `affinity` and `rebalance`.  Every call to
+``place`` goes through `placement_of`, which fails naming the scheduler when it
+raises (and in which situation) or returns anything but a mapping of unit id
+to pilot id or None.  ``SchedulerSuite`` combines them all.
 
 Besides the contract in `troy.plugins.schedulers.base`, the suite holds
 schedulers to these conventions:
@@ -57,10 +61,13 @@ from troy.testing.schedulers.affinity import SchedulerAffinityTests
 from troy.testing.schedulers.base import (
     MakeScheduler,
     SchedulerFixtures,
+    check_mapping,
     check_placement,
     labelled,
+    name_of,
     order_per_pilot,
     pilot,
+    placement_of,
     require_capability,
     units_of,
 )
@@ -93,11 +100,14 @@ __all__ = [
     "SchedulerRebalanceTests",
     "SchedulerSpreadTests",
     "SchedulerSuite",
+    "check_mapping",
     "check_placement",
     "drive",
     "labelled",
+    "name_of",
     "order_per_pilot",
     "pilot",
+    "placement_of",
     "require_capability",
     "units_of",
 ]

@@ -10,6 +10,7 @@ from troy.testing.schedulers.base import (
     SchedulerFixtures,
     check_placement,
     labelled,
+    placement_of,
     require_capability,
     units_of,
 )
@@ -43,7 +44,7 @@ class SchedulerAffinityTests(SchedulerFixtures):
             + [UnitRequest(f"dcb-{i}", datacenter="dc-b") for i in range(3)]
         )
 
-        placement = scheduler.place(units, labelled_pilots)
+        placement = placement_of(scheduler, units, labelled_pilots)
 
         check_placement(placement, units, labelled_pilots)
         for unit in units:
@@ -65,7 +66,7 @@ class SchedulerAffinityTests(SchedulerFixtures):
             UnitRequest("both", datacenter="dc-b", machine="m3"),
         ]
 
-        placement = scheduler.place(units, labelled_pilots)
+        placement = placement_of(scheduler, units, labelled_pilots)
 
         assert dict(placement) == {"only-machine": "b3", "both": "b3"}
 
@@ -76,7 +77,7 @@ class SchedulerAffinityTests(SchedulerFixtures):
         pilots = labelled_pilots[1:]  # every pilot carries labels
         units = units_of(12)
 
-        placement = scheduler.place(units, pilots)
+        placement = placement_of(scheduler, units, pilots)
 
         check_placement(placement, units, pilots)
         assert None not in placement.values(), "units without labels were left waiting"
@@ -91,7 +92,7 @@ class SchedulerAffinityTests(SchedulerFixtures):
             UnitRequest("free"),
         ]
 
-        placement = scheduler.place(units, labelled_pilots)
+        placement = placement_of(scheduler, units, labelled_pilots)
 
         check_placement(placement, units, labelled_pilots)
         assert placement["elsewhere"] is None
@@ -107,5 +108,5 @@ class SchedulerAffinityTests(SchedulerFixtures):
         unit = UnitRequest("wide", cores=16, machine="m1")
         pilots = [*labelled_pilots, labelled("big", "dc-a", "m2", slots=64)]
 
-        assert dict(scheduler.place([unit], pilots)) == {"wide": None}
+        assert placement_of(scheduler, [unit], pilots) == {"wide": None}
         assert "m1" in scheduler.waiting_reason(unit, pilots)

@@ -10,6 +10,7 @@ import pytest
 from troy.model.states import State
 from troy.plugins import registry
 from troy.plugins.schedulers.base import PilotOffer, Scheduler, UnitRequest
+from troy.testing.overrides import fixture_needed
 
 #: Makes a fresh scheduler instance with the given seed.
 MakeScheduler = Callable[[int | None], Scheduler]
@@ -32,6 +33,50 @@ def labelled(
     return PilotOffer(pilot_id, State.Running, slots=slots, datacenter=datacenter, machine=machine)
 
 
+def name_of(scheduler: Scheduler | type[Scheduler]) -> str:
+    """The scheduler's entry-point name (its class name if it sets none), for messages."""
+    cls = scheduler if isinstance(scheduler, type) else type(scheduler)
+    return str(getattr(cls, "name", cls.__name__))
+
+
+def placement_of(
+    scheduler: Scheduler,
+    units: Sequence[UnitRequest],
+    pilots: Sequence[PilotOffer],
+    situation: str = "",
+) -> dict[str, str | None]:
+    """``scheduler.place(units, pilots)`` as a dict in the mapping's order, its types checked.
+
+    A scheduler that raises, returns no mapping, or gives a pilot that is no str
+    fails the test with a message naming the scheduler and what was wrong;
+    ``situation`` (e.g. "for a unit reading data") says what the call was about.
+    """
+    during = f" {situation}" if situation else ""
+    try:
+        result = scheduler.place(units, pilots)
+    except Exception as exc:
+        raise AssertionError(
+            f"scheduler {name_of(scheduler)!r} raised {type(exc).__name__}: {exc} in "
+            f"place(){during}"
+        ) from exc
+    check_mapping(result, scheduler)
+    return dict(result)
+
+
+def check_mapping(result: object, scheduler: Scheduler | type[Scheduler]) -> None:
+    """Assert ``result`` is what ``place`` returns: a mapping of unit id to pilot id or None."""
+    name = name_of(scheduler)
+    assert isinstance(result, Mapping), (
+        f"scheduler {name!r}'s place returned {type(result).__name__}, expected a mapping "
+        "of unit id to pilot id or None (e.g. a dict; its order is the start order)"
+    )
+    for unit_id, pilot_id in result.items():
+        assert pilot_id is None or isinstance(pilot_id, str), (
+            f"scheduler {name!r}'s place gave {type(pilot_id).__name__} {pilot_id!r} for "
+            f"unit {unit_id!r}, expected a pilot id (str) or None"
+        )
+
+
 def check_placement(
     placement: Mapping[str, str | None],
     units: Sequence[UnitRequest],
@@ -39,7 +84,8 @@ def check_placement(
 ) -> None:
     """Assert the contract: one entry per unit, each None or a pilot that can hold the unit."""
     assert isinstance(placement, Mapping), (
-        f"place returned {type(placement).__name__}, not a mapping of unit id to pilot id"
+        f"place returned {type(placement).__name__}, expected a mapping of unit id to "
+        "pilot id or None"
     )
     assert sorted(placement) == sorted(unit.id for unit in units), "not one entry per unit"
     offers = {offer.id: offer for offer in pilots}
@@ -75,10 +121,12 @@ class SchedulerFixtures:
     @pytest.fixture
     def scheduler_name(self) -> str:
         """The entry-point name of the scheduler under test; override this."""
-        pytest.fail(
-            "the scheduler conformance suite needs a scheduler: override the "
-            "'scheduler_name' fixture in your SchedulerSuite subclass to return its "
-            "entry-point name in 'troy.schedulers'"
+        fixture_needed(
+            "SchedulerSuite",
+            "scheduler_name",
+            "the entry-point name of your scheduler in group 'troy.schedulers' "
+            "(the package must be installed)",
+            '"my_scheduler"',
         )
 
     @pytest.fixture

@@ -13,6 +13,7 @@ from troy.testing.schedulers.base import (
     SchedulerFixtures,
     check_placement,
     pilot,
+    placement_of,
     units_of,
     waiting_without_room,
 )
@@ -25,12 +26,12 @@ class SchedulerEntryTests(SchedulerFixtures):
         units = units_of(6) + units_of(3, cores=4, prefix="w") + units_of(2, cores=99, prefix="x")
         pilots = [pilot("p1", slots=4), pilot("p2", slots=2), pilot("p3", None, State.Pending)]
 
-        placement = make_scheduler(0).place(units, pilots)
+        placement = placement_of(make_scheduler(0), units, pilots)
 
         check_placement(placement, units, pilots)
 
     def test_no_units_gives_no_entries(self, make_scheduler: MakeScheduler) -> None:
-        assert dict(make_scheduler(0).place([], [pilot("p1")])) == {}
+        assert placement_of(make_scheduler(0), [], [pilot("p1")]) == {}
 
 
 class SchedulerFitTests(SchedulerFixtures):
@@ -49,7 +50,7 @@ class SchedulerFitTests(SchedulerFixtures):
         ]
         units = units_of(20, cores=4, prefix="quad") + units_of(20, cores=1, prefix="one")
 
-        placement = make_scheduler(0).place(units, pilots)
+        placement = placement_of(make_scheduler(0), units, pilots)
 
         check_placement(placement, units, pilots)
         chosen = set(placement.values())
@@ -63,13 +64,13 @@ class SchedulerFitTests(SchedulerFixtures):
         pilots = [pilot("done", 64, State.Done), pilot("small", 1), pilot("unknown", None)]
         units = units_of(1, cores=4)
 
-        assert dict(make_scheduler(0).place(units, pilots)) == {"u0": "unknown"}
+        assert placement_of(make_scheduler(0), units, pilots) == {"u0": "unknown"}
 
     def test_unit_bigger_than_every_pilot_waits(self, make_scheduler: MakeScheduler) -> None:
         pilots = [pilot("p1", 4), pilot("p2", 8), pilot("gone", 64, State.Failed)]
         units = [UnitRequest("huge", cores=16), UnitRequest("tiny", cores=1)]
 
-        placement = make_scheduler(0).place(units, pilots)
+        placement = placement_of(make_scheduler(0), units, pilots)
 
         check_placement(placement, units, pilots)
         assert placement["huge"] is None
@@ -79,10 +80,10 @@ class SchedulerFitTests(SchedulerFixtures):
         units = units_of(5)
         final = [pilot("done", 8, State.Done), pilot("canceled", 8, State.Canceled)]
 
-        assert dict(make_scheduler(0).place(units, [])) == dict.fromkeys(
+        assert placement_of(make_scheduler(0), units, []) == dict.fromkeys(
             ["u0", "u1", "u2", "u3", "u4"]
         )
-        assert dict(make_scheduler(0).place(units, final)) == dict.fromkeys(
+        assert placement_of(make_scheduler(0), units, final) == dict.fromkeys(
             ["u0", "u1", "u2", "u3", "u4"]
         )
 
@@ -103,7 +104,7 @@ class SchedulerDeterminismTests(SchedulerFixtures):
 
         def history() -> list[dict[str, str | None]]:
             scheduler = make_scheduler(seed)
-            return [dict(scheduler.place(units, offered)) for units, offered in calls]
+            return [placement_of(scheduler, units, offered) for units, offered in calls]
 
         first, second = history(), history()
 
@@ -122,7 +123,7 @@ class SchedulerSpreadTests(SchedulerFixtures):
         pilots = [pilot(f"p{index}", 100) for index in range(4)]
         units = units_of(100)
 
-        placement = scheduler.place(units, pilots)
+        placement = placement_of(scheduler, units, pilots)
 
         check_placement(placement, units, pilots)
         load = Counter(placement.values())

@@ -18,9 +18,11 @@ from troy.plugins.schedulers.base import PilotOffer, Scheduler, UnitRequest
 from troy.testing.schedulers.base import (
     MakeScheduler,
     SchedulerFixtures,
+    check_mapping,
     check_placement,
     order_per_pilot,
     pilot,
+    placement_of,
     units_of,
     waiting_without_room,
 )
@@ -81,7 +83,7 @@ def drive(
         if not waiting and not any(p.queue for p in pilots.values()):
             break
         offers = [p.offer() for p in pilots.values()]
-        placement = scheduler.place(list(waiting), offers)
+        placement = placement_of(scheduler, list(waiting), offers)
         check_placement(placement, waiting, offers)
         chosen = {unit_id: pilot_id for unit_id, pilot_id in placement.items() if pilot_id}
         idle = [o.id for o in offers if o.queued == 0 and o.running == 0]
@@ -103,14 +105,12 @@ def drive(
 class SchedulerOrderTests(SchedulerFixtures):
     """The result is a mapping; the order it gives each pilot's units is deterministic."""
 
-    def test_place_returns_a_mapping(self, make_scheduler: MakeScheduler) -> None:
+    def test_place_returns_a_mapping_of_unit_id_to_pilot_id_or_none(
+        self, make_scheduler: MakeScheduler
+    ) -> None:
         scheduler = make_scheduler(0)
         for units in (units_of(5), []):
-            placement = scheduler.place(units, [pilot("p1", 2), pilot("p2", 4)])
-            assert isinstance(placement, Mapping), (
-                f"place returned {type(placement).__name__}: return a mapping (e.g. a dict) "
-                "of unit id to pilot id or None"
-            )
+            check_mapping(scheduler.place(units, [pilot("p1", 2), pilot("p2", 4)]), scheduler)
 
     def test_order_on_each_pilot_is_the_same_for_the_same_inputs(
         self, make_scheduler: MakeScheduler
@@ -124,7 +124,9 @@ class SchedulerOrderTests(SchedulerFixtures):
 
         def history() -> list[dict[str, list[str]]]:
             scheduler = make_scheduler(5)
-            return [order_per_pilot(scheduler.place(units, offered)) for units, offered in calls]
+            return [
+                order_per_pilot(placement_of(scheduler, units, offered)) for units, offered in calls
+            ]
 
         assert history() == history(), "the units' order on a pilot changed between runs"
 
@@ -154,7 +156,7 @@ class SchedulerProgressTests(SchedulerFixtures):
         idle = pilot("idle", 2)
         units = units_of(4)
 
-        placement = scheduler.place(units, [busy, idle])
+        placement = placement_of(scheduler, units, [busy, idle])
 
         check_placement(placement, units, [busy, idle])
         left = waiting_without_room(placement, units, [busy, idle])

@@ -3,9 +3,10 @@
 Iterating a set (or a dict built from one) of strings gives another order in
 each process, since Python seeds string hashes per process; a scheduler that
 does so places differently when a run is replayed.  `scenario` is a fixed
-history of calls (labels, inputs, loads that change); it is played here and in
-two fresh interpreters with different ``PYTHONHASHSEED``, and must give the
-same pilots in the same order each time.
+history of calls (labels, inputs, loads that change, and pilots that are twins:
+equal in size, labels and load, so that a strategy must break ties); it is
+played here and in two fresh interpreters with different ``PYTHONHASHSEED``,
+and must give the same pilots in the same order each time.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 from troy.model.states import State
 from troy.plugins import registry
 from troy.plugins.schedulers.base import DataInput, PilotOffer, Replica, Scheduler, UnitRequest
-from troy.testing.schedulers.base import SchedulerFixtures
+from troy.testing.schedulers.base import SchedulerFixtures, name_of, placement_of
 
 #: Runs `main` in a fresh interpreter: argv is the scheduler name and the seed.
 COMMAND = "from troy.testing.schedulers.processes import main; main()"
@@ -28,14 +29,16 @@ COMMAND = "from troy.testing.schedulers.processes import main; main()"
 def scenario(scheduler: Scheduler) -> list[list[tuple[str, str | None]]]:
     """Play a fixed history of calls; return each call's (unit id, pilot id) in mapping order."""
     data = DataInput("du://shared", 4096, (Replica("pd-x", "dc-a", "m-1"),))
-    offers = [
-        PilotOffer(f"pilot-{name}", State.Running, slots=slots, datacenter=dc, machine=machine)
-        for name, slots, dc, machine in [
-            ("zeta", 4, "dc-a", "m-1"),
-            ("alpha", 2, "dc-a", "m-2"),
-            ("mu", 8, "dc-b", None),
-            ("kappa", None, None, None),
-        ]
+    # (name, slots, datacenter, machine, twins: pilots of one number are alike in every call)
+    pilots = [
+        ("zeta", 4, "dc-a", "m-1", 0),
+        ("alpha", 2, "dc-a", "m-2", 1),
+        ("mu", 8, "dc-b", None, 2),
+        ("nu", 8, "dc-b", None, 2),
+        ("kappa", None, None, None, 3),
+        ("lambda", 6, None, None, 4),
+        ("sigma", 6, None, None, 4),
+        ("chi", 6, None, None, 4),
     ]
     names = ["omega", "beta", "gamma", "delta", "eps", "iota", "tau", "rho", "sigma", "phi"]
     calls = []
@@ -55,18 +58,18 @@ def scenario(scheduler: Scheduler) -> list[list[tuple[str, str | None]]]:
         # The loads change between calls, as units start and end.
         offered = [
             PilotOffer(
-                offer.id,
-                offer.state,
-                slots=offer.slots,
-                datacenter=offer.datacenter,
-                machine=offer.machine,
-                queued=(round_ + position) % 3,
-                running=min(round_, offer.slots or 0),
-                busy=min(round_, offer.slots or 0),
+                f"pilot-{name}",
+                State.Running,
+                slots=slots,
+                datacenter=dc,
+                machine=machine,
+                queued=(round_ + twins) % 3,
+                running=min(round_, slots or 0),
+                busy=min(round_, slots or 0),
             )
-            for position, offer in enumerate(offers)
+            for name, slots, dc, machine, twins in pilots
         ]
-        calls.append(list(scheduler.place(units, offered).items()))
+        calls.append(list(placement_of(scheduler, units, offered).items()))
     return calls
 
 
@@ -97,6 +100,26 @@ def in_fresh_processes(name: str, seed: int, hash_seeds: tuple[str, ...]) -> lis
     return results
 
 
+def first_difference(runs: dict[str, list[Any]]) -> str:
+    """Where the scenario's placements of two runs (named by their keys) first differ."""
+    (one, first), (other, second) = list(runs.items())[:2]
+    for call, (mine, theirs) in enumerate(zip(first, second, strict=True)):
+        if mine == theirs:
+            continue
+        chosen, elsewhere = dict(map(tuple, mine)), dict(map(tuple, theirs))
+        for unit_id, pilot_id in chosen.items():
+            if elsewhere.get(unit_id) != pilot_id:
+                return (
+                    f"in call {call}, unit {unit_id!r} went to {pilot_id!r} ({one}) "
+                    f"but to {elsewhere.get(unit_id)!r} ({other})"
+                )
+        return (
+            f"in call {call}, the same pilots but in another order: "
+            f"{[u for u, _ in mine]} ({one}) against {[u for u, _ in theirs]} ({other})"
+        )
+    return "nowhere"
+
+
 class SchedulerProcessTests(SchedulerFixtures):
     """The same seed gives the same placement in another process (another hash seed)."""
 
@@ -107,7 +130,14 @@ class SchedulerProcessTests(SchedulerFixtures):
 
         first, second = in_fresh_processes(scheduler_name, 11, ("1", "2"))
 
-        assert first == second == here, (
-            "the placement (pilots, or their order) differs between processes with other "
-            "PYTHONHASHSEED values: does the scheduler iterate a set of strings?"
-        )
+        runs = {"PYTHONHASHSEED=1": first, "PYTHONHASHSEED=2": second, "this process": here}
+        pairs = [("PYTHONHASHSEED=1", "PYTHONHASHSEED=2"), ("PYTHONHASHSEED=1", "this process")]
+        for pair in pairs:
+            left, right = (runs[key] for key in pair)
+            assert left == right, (
+                f"scheduler {name_of(scheduler_class)!r} placed differently in processes "
+                "with other string-hash seeds, with the same seed and inputs: "
+                f"{first_difference({key: runs[key] for key in pair})}. Iterating a set (or a "
+                "dict made from one) of strings gives another order in each process: break "
+                "ties by something stable, such as the order of the offers or sorted ids"
+            )

@@ -20,6 +20,7 @@ from troy.testing.schedulers.base import (
     SchedulerFixtures,
     check_placement,
     pilot,
+    placement_of,
     require_capability,
     units_of,
 )
@@ -55,7 +56,7 @@ class SchedulerRebalanceTests(SchedulerFixtures):
             + units_of(3, prefix="new")
         )
 
-        placement = scheduler.place(units, pilots)
+        placement = placement_of(scheduler, units, pilots)
 
         check_placement(placement, units, pilots)
 
@@ -67,7 +68,7 @@ class SchedulerRebalanceTests(SchedulerFixtures):
         pilots = [busy("p1", 1, 6), pilot("idle", 4)]
         units = queued_on("p1", units_of(6))
 
-        placement = scheduler.place(units, pilots)
+        placement = placement_of(scheduler, units, pilots)
 
         check_placement(placement, units, pilots)
         assert "idle" in placement.values(), (
@@ -81,7 +82,7 @@ class SchedulerRebalanceTests(SchedulerFixtures):
         pilots = [busy("p1", 2, 5)]
         units = queued_on("p1", units_of(5))
 
-        placement = scheduler.place(units, pilots)
+        placement = placement_of(scheduler, units, pilots)
 
         check_placement(placement, units, pilots)
         assert set(placement.values()) <= {None, "p1"}
@@ -92,7 +93,7 @@ class SchedulerRebalanceTests(SchedulerFixtures):
         pilots = [busy("p1", 2, 3), busy("p2", 2, 3)]
         units = queued_on("p1", units_of(3, prefix="a")) + queued_on("p2", units_of(3, prefix="b"))
 
-        placement = scheduler.place(units, pilots)
+        placement = placement_of(scheduler, units, pilots)
 
         check_placement(placement, units, pilots)
         moved = {
