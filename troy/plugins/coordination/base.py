@@ -103,7 +103,13 @@ class Coordination(ABC):
 
     @abstractmethod
     def list_records(self, prefix: str) -> list[str]:
-        """Keys directly below ``prefix`` (e.g. "service" -> ["service/a", ...]), sorted."""
+        """Keys of the records directly below ``prefix``, sorted ("service" -> ["service/a", ...]).
+
+        Exactly the keys ``prefix + "/" + word`` under which a record is stored:
+        the prefix is compared character for character and case-sensitively (no
+        character is a wildcard, not ``_`` as in SQL LIKE nor ``.`` as in a regular
+        expression); neither ``prefix`` itself nor deeper keys are listed.
+        """
 
     # -- streams -----------------------------------------------------------
     @abstractmethod

@@ -10,6 +10,7 @@ import pytest
 
 from troy.plugins.coordination.base import Coordination
 from troy.plugins.registry import open_coordination
+from troy.testing.overrides import fixture_needed
 
 #: Opens one more connection from the suite's URL; it is closed when the test ends.
 Connect = Callable[[], Coordination]
@@ -21,6 +22,21 @@ def require_capability(coordination: Coordination, capability: str) -> None:
     """Skips the test, saying why, unless the plugin declares ``capability``."""
     if capability not in type(coordination).capabilities:
         pytest.skip(f"{type(coordination).__name__} does not declare capability {capability!r}")
+
+
+def name_of(coordination: Coordination) -> str:
+    """The plugin's entry-point name (its class name if it sets none), for messages."""
+    return str(getattr(type(coordination), "name", type(coordination).__name__))
+
+
+def check_returned(
+    coordination: Coordination, call: str, value: object, kind: type, expected: str
+) -> None:
+    """Assert ``value``, what ``call`` returned, is a ``kind``; else say what was expected."""
+    assert isinstance(value, kind), (
+        f"coordination {name_of(coordination)!r}'s {call} returned {type(value).__name__} "
+        f"{value!r:.80}, expected {expected}"
+    )
 
 
 def make_items(first: int, count: int, tag: str = "u") -> list[dict[str, Any]]:
@@ -49,9 +65,12 @@ class CoordinationFixtures:
     @pytest.fixture
     def coordination_url(self) -> str:
         """The URL of a coordination service (or location) the tests may write; override this."""
-        pytest.fail(
-            "the coordination conformance suite needs a service: override the "
-            "'coordination_url' fixture in your CoordinationSuite subclass to return its URL"
+        fixture_needed(
+            "CoordinationSuite",
+            "coordination_url",
+            "the URL of a coordination service your plugin serves, which the tests may "
+            "write (each test works below a fresh name prefix, so it may be shared)",
+            '"mine://localhost:6400/0"',
         )
 
     @pytest.fixture

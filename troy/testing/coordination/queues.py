@@ -6,6 +6,7 @@ from troy.plugins.coordination.base import Coordination
 from troy.testing.coordination.base import (
     Connect,
     CoordinationFixtures,
+    check_returned,
     drain,
     ids_of,
     make_items,
@@ -14,6 +15,20 @@ from troy.testing.coordination.base import (
 
 class QueueTests(CoordinationFixtures):
     """Queues: items claimed oldest first, each by one claimer; pending ones can be withdrawn."""
+
+    def test_claim_and_withdraw_return_lists(self, coordination: Coordination, ns: str) -> None:
+        queue = f"{ns}/q"
+        coordination.enqueue(queue, make_items(0, 4))
+
+        claimed = coordination.claim(queue, "c1", 2)
+        check_returned(coordination, "claim", claimed, list, "a list of the items claimed")
+        assert all(isinstance(item, dict) for item in claimed), (
+            f"claim gave {claimed!r}: each item must be a dict, as enqueued"
+        )
+        withdrawn = coordination.withdraw(queue, ["u00002"])
+        check_returned(coordination, "withdraw", withdrawn, list, "a list of the ids removed")
+        assert withdrawn == ["u00002"], f"withdraw gave {withdrawn!r}, expected ['u00002']"
+        check_returned(coordination, "claim", coordination.claim(queue, "c1", 5), list, "a list")
 
     def test_claim_is_fifo_across_enqueues(self, coordination: Coordination, ns: str) -> None:
         queue = f"{ns}/q"

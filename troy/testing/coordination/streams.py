@@ -7,11 +7,26 @@ import threading
 from typing import Any
 
 from troy.plugins.coordination.base import Coordination
-from troy.testing.coordination.base import Connect, CoordinationFixtures
+from troy.testing.coordination.base import Connect, CoordinationFixtures, check_returned
 
 
 class StreamTests(CoordinationFixtures):
     """Streams: append-only batches; each writer's events in order; resumable cursors."""
+
+    def test_read_returns_a_list_of_events_and_a_cursor(
+        self, coordination: Coordination, ns: str
+    ) -> None:
+        stream = f"{ns}/events"
+        coordination.append(stream, [{"n": 0}])
+
+        result = coordination.read(stream)
+
+        check_returned(coordination, "read", result, tuple, "a tuple (events, cursor)")
+        assert len(result) == 2, f"read returned {len(result)} values, expected (events, cursor)"
+        events, cursor = result
+        check_returned(coordination, "read", events, list, "its events as a list of dicts")
+        assert events == [{"n": 0}], f"read gave events {events!r}, expected [{{'n': 0}}]"
+        assert json.loads(json.dumps(cursor)) == cursor, f"cursor {cursor!r} is not JSON-ready"
 
     def test_events_of_one_writer_come_back_in_order(
         self, coordination: Coordination, ns: str
