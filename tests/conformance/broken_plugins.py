@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
+from fnmatch import fnmatchcase
 from typing import Any, ClassVar
 
 from troy.plugins.coordination.base import check_name
@@ -89,6 +90,17 @@ def like(pattern: str) -> re.Pattern[str]:
     return re.compile(regex, re.IGNORECASE | re.DOTALL)
 
 
+def record_keys(records: str) -> list[str]:
+    """Every key with a record in a ``file`` coordination directory's ``records/``."""
+    keys = []
+    for folder, _, files in os.walk(records):
+        for file in files:
+            if file.endswith(".json"):
+                path = os.path.relpath(os.path.join(folder, file), records)
+                keys.append(path.removesuffix(".json"))
+    return keys
+
+
 class LikeCoordination(FileCoordination):
     """Lists records as ``WHERE key LIKE :prefix || '/%' AND key NOT LIKE :prefix || '/%/%'``.
 
@@ -105,14 +117,32 @@ class LikeCoordination(FileCoordination):
 
     def list_records(self, prefix: str) -> list[str]:
         check_name(prefix)
-        keys = []
-        for folder, _, files in os.walk(self._records):
-            for file in files:
-                if file.endswith(".json"):
-                    path = os.path.relpath(os.path.join(folder, file), self._records)
-                    keys.append(path.removesuffix(".json"))
         below, deeper = like(f"{prefix}/%"), like(f"{prefix}/%/%")
+        keys = record_keys(self._records)
         return sorted(key for key in keys if below.fullmatch(key) and not deeper.fullmatch(key))
+
+
+class GlobCoordination(FileCoordination):
+    """Lists records with ``fnmatchcase(key, prefix + "/*")``, so that a prefix may be a pattern.
+
+    Wrong: names with ``*``, ``?`` or ``[`` are not valid names, and the contract
+    asks every operation to refuse them; this one lists what they match.
+    """
+
+    name: ClassVar[str] = "glob"
+    schemes: ClassVar[tuple[str, ...]] = ("glob",)
+
+    def __init__(self, url: str, *, serve: bool = False) -> None:
+        super().__init__(file_url(url), serve=serve)
+        self.url = url
+
+    def list_records(self, prefix: str) -> list[str]:
+        keys = record_keys(self._records)
+        return sorted(
+            key
+            for key in keys
+            if fnmatchcase(key, f"{prefix}/*") and not fnmatchcase(key, f"{prefix}/*/*")
+        )
 
 
 class SetListCoordination(FileCoordination):

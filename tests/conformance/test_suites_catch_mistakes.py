@@ -31,6 +31,7 @@ returns_list = broken_plugins:ReturnsList
 
 [troy.coordination]
 like = broken_plugins:LikeCoordination
+glob = broken_plugins:GlobCoordination
 setlist = broken_plugins:SetListCoordination
 
 [troy.stores]
@@ -66,6 +67,12 @@ class TestLikeCoordination(CoordinationSuite):
     @pytest.fixture
     def coordination_url(self, tmp_path):
         return f"like://{tmp_path}/coordination"
+
+
+class TestGlobCoordination(CoordinationSuite):
+    @pytest.fixture
+    def coordination_url(self, tmp_path):
+        return f"glob://{tmp_path}/coordination"
 
 
 class TestSetListCoordination(CoordinationSuite):
@@ -169,6 +176,14 @@ CAUGHT = {
             "/pilotA1.x-y/z",
             "which are not directly below it",
             "case-sensitively",
+        ],
+    ),
+    "list_records with glob patterns": (
+        "TestGlobCoordination::test_invalid_names_are_refused[list_records]",
+        [
+            "coordination 'glob''s list_records accepted the names [",
+            "'a%', 'a*', 'a?', 'a[b]', 'a/*', '%']",
+            "refuse others with CoordinationError",
         ],
     ),
     "list_records returns a set": (
