@@ -23,7 +23,7 @@ from troy.model.description import PilotJobDescription, WorkUnitDescription
 from troy.model.errors import SchedulerError
 from troy.model.states import State
 from troy.plugins.schedulers.base import PilotOffer, Scheduler, UnitRequest
-from troy.testing.schedulers.base import SchedulerFixtures
+from troy.testing.schedulers.base import SchedulerFixtures, check_mapping
 
 #: Turns the scheduler's own result (and what it was given) into a broken one.
 Fault = Callable[[Mapping[str, str | None], Sequence[UnitRequest], Sequence[PilotOffer]], Any]
@@ -58,7 +58,9 @@ def broken(scheduler_class: type[Scheduler], breakage: str) -> type[Scheduler]:
     fault = BREAKAGES[breakage][0]
 
     def place(self: Scheduler, units: Sequence[UnitRequest], pilots: Sequence[PilotOffer]) -> Any:
-        return fault(scheduler_class.place(self, units, pilots), units, pilots)
+        result = scheduler_class.place(self, units, pilots)
+        check_mapping(result, scheduler_class)  # else there is nothing to break: say so
+        return fault(result, units, pilots)
 
     made = type(f"Broken{scheduler_class.__name__}", (scheduler_class,), {"place": place})
     return cast("type[Scheduler]", made)
