@@ -17,6 +17,13 @@ the line right above its fence says otherwise (it does not show on the page):
 - ``<!-- arguments: output of the block above -->``: the block runs right after the
   python block above it, in the same directory and troy home, with the words that
   block printed as its command-line arguments (``python reconnect.py $(cat ids)``).
+
+A ```console block that follows a python block that runs (nothing but blank lines
+between them) shows its run: what follows its last ``$ ... python ...`` line must
+be what the block printed, the same lines in any order, with ids (``pilot-…``,
+``wus-…``, ...) and paths under /tmp standing for any.  Where what it prints
+depends on timing, ``<!-- varies: REASON -->`` right above the console fence says
+so, and the output is not compared.
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ FENCE = re.compile(r"^(```+|~~~+)\s*([^`\s]*)")
 HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*$")
 MARKER = re.compile(r"^<!--\s*([a-z-]+)\s*:\s*(.*?)\s*-->\s*$")
 MARKERS = ("illustrative", "requires", "arguments")
+#: The one marker of a console block.
+OUTPUT_VARIES = "varies"
 ARGUMENTS_FROM_ABOVE = "output of the block above"
 
 
@@ -148,3 +157,38 @@ def tables(lines: list[tuple[int, str]]) -> list[list[list[str]]]:
 def names(cell: str) -> list[str]:
     """The plugin names in a table cell: ```local`, `saga``` or ``local, saga``."""
     return [name.strip().strip("`") for name in cell.split(",") if name.strip()]
+
+
+def shown_output(block: Block) -> tuple[Block, list[str]] | None:
+    """The console block right after ``block`` and the output it shows for it, if any."""
+    page_blocks = blocks(block.page)
+    index = page_blocks.index(block)
+    if index + 1 == len(page_blocks) or page_blocks[index + 1].language != "console":
+        return None
+    console = page_blocks[index + 1]
+    lines = block.page.read_text().splitlines()
+    closing = block.line + block.text.count("\n")  # 0-based index of the closing fence
+    if any(
+        line.strip() and not MARKER.match(line) for line in lines[closing + 1 : console.line - 1]
+    ):
+        return None
+    shown = console.text.splitlines()
+    runs = [n for n, line in enumerate(shown) if line.startswith("$ ") and "python" in line]
+    if not runs:
+        return None
+    output = []
+    for line in shown[runs[-1] + 1 :]:
+        if line.startswith("$ "):
+            break
+        output.append(line)
+    return console, output
+
+
+IDS = re.compile(r"\b(pilot|wus|pjs|pds|pd|du)-[0-9a-f]{12}\b")
+TEMPORARY = re.compile(r"(file://)?/tmp/\S*")
+
+
+def normalized(lines: list[str]) -> list[str]:
+    """Output lines as the console blocks are compared: ids and temporary paths made
+    alike, order left out."""
+    return sorted(TEMPORARY.sub("/tmp/…", IDS.sub(r"\1-…", line)).rstrip() for line in lines)

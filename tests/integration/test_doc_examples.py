@@ -8,9 +8,12 @@ block's fence and what the block printed.  Afterwards every pilot still alive in
 that home is canceled, so a block that leaves pilots running (as the reconnect
 example does on purpose) leaves no agent behind.
 
-The markers that keep a block from running, make it depend on an installed module,
-or pass it the output of the block above, are described in tests/doc_pages.py;
-tests/unit/test_docs.py checks that they are well formed.
+Where a ```console block right after a block shows its run, what the block prints
+must be what the console block shows (see tests/doc_pages.py for how they are
+compared).  The markers that keep a block from running, make it depend on an
+installed module, pass it the output of the block above, or say that its output
+varies, are described in tests/doc_pages.py; tests/unit/test_docs.py checks that
+they are well formed.
 """
 
 from __future__ import annotations
@@ -22,7 +25,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from doc_pages import ARGUMENTS_FROM_ABOVE, PAGES, Block, blocks
+from doc_pages import (
+    ARGUMENTS_FROM_ABOVE,
+    OUTPUT_VARIES,
+    PAGES,
+    Block,
+    blocks,
+    normalized,
+    shown_output,
+)
 from services import unavailable
 
 from troy import PilotJobService
@@ -71,6 +82,16 @@ def run_block(block: Block, directory: Path, arguments: list[str]) -> str:
         f"{block.where}: exited {done.returncode}\n"
         f"--- stdout\n{done.stdout}--- stderr\n{done.stderr}"
     )
+    shown = shown_output(block)
+    if shown is not None:
+        console, output = shown
+        if not (console.marker and console.marker[0] == OUTPUT_VARIES):
+            printed = done.stdout.splitlines()
+            assert normalized(printed) == normalized(output), (
+                f"{block.where} printed what {console.where} does not show "
+                "(compared as lines in any order, ids and /tmp paths alike):\n"
+                f"--- printed\n{done.stdout}--- shown\n" + "\n".join(output)
+            )
     return done.stdout
 
 
