@@ -6,7 +6,9 @@ troy registers as entry points in its pyproject.toml: a page that names a plugin
 does not ship, or leaves one out, fails here with the page, the kind and the names.
 The example plugin packages (examples/troy-demo, examples/troy-lpt) register their
 own plugins; those count as theirs, never as troy's.  When a page gains a list, add
-it to ``LISTS``.
+it to ``LISTS``.  A ``NoSuchPlugin`` message shown in a page ("...; installed: a, b")
+must list every plugin troy ships of that group, and the version the pages name
+("troy 0.1.0") must be troy's.
 
 The ```python blocks run in tests/integration/test_doc_examples.py; here only their
 markers are checked (see tests/doc_pages.py for the conventions).
@@ -53,8 +55,13 @@ def entry_points(pyproject: Path) -> dict[str, dict[str, str]]:
 TROY = entry_points(ROOT / "pyproject.toml")
 DEMO = entry_points(ROOT / "examples" / "troy-demo" / "pyproject.toml")
 #: Distribution name -> its entry points, for every package whose plugins a page may show.
-DISTRIBUTIONS = {"troy": TROY, "troy-demo": DEMO}
-DECLARED_IN = {"troy": "pyproject.toml", "troy-demo": "examples/troy-demo/pyproject.toml"}
+LPT = entry_points(ROOT / "examples" / "troy-lpt" / "pyproject.toml")
+DISTRIBUTIONS = {"troy": TROY, "troy-demo": DEMO, "troy-lpt": LPT}
+DECLARED_IN = {
+    "troy": "pyproject.toml",
+    "troy-demo": "examples/troy-demo/pyproject.toml",
+    "troy-lpt": "examples/troy-lpt/pyproject.toml",
+}
 VERSION = metadata.version("troy")
 
 
@@ -229,6 +236,37 @@ def test_the_pages_list_exactly_the_plugins_that_ship(place: str) -> None:
         for listing in listings
         for problem in _differences(listing)
     ]
+    assert not problems, "\n".join(problems)
+
+
+NO_SUCH_PLUGIN = re.compile(
+    r"no plugin '[^']*' in entry-point group '([a-z.]+)'.*; installed: ([\w, ]+)"
+)
+
+
+def test_sample_errors_list_what_is_installed() -> None:
+    """A NoSuchPlugin message shown in a page lists every plugin troy ships of that
+    group, and others only from the example packages."""
+    problems = []
+    for page in PAGES:
+        for number, line in enumerate(page.read_text().splitlines(), 1):
+            for group, listed in NO_SUCH_PLUGIN.findall(line):
+                shown = [name.strip() for name in listed.split(",")]
+                missing = sorted(set(TROY[group]) - set(shown))
+                alien = [
+                    name
+                    for name in shown
+                    if not any(name in points.get(group, {}) for points in DISTRIBUTIONS.values())
+                ]
+                if missing:
+                    problems.append(
+                        f"{relative(page)}:{number}: {group}: omits {', '.join(missing)}"
+                    )
+                if alien:
+                    problems.append(
+                        f"{relative(page)}:{number}: {group}: names {', '.join(alien)}, which "
+                        "neither troy nor an example package registers"
+                    )
     assert not problems, "\n".join(problems)
 
 
