@@ -39,7 +39,7 @@ from services import unavailable
 from troy import PilotJobService
 from troy.plugins.registry import open_coordination
 
-TIMEOUT = 120
+TIMEOUT = 50  # below pytest-timeout's 120 s, so that the pilots are still canceled
 
 
 def runs() -> list[list[Block]]:
@@ -119,7 +119,10 @@ def test_the_block_runs(blocks_to_run: list[Block], tmp_path: Path) -> None:
         if block.marker and block.marker[0] == "requires":
             module = block.marker[1]
             if importlib.util.find_spec(module) is None:
-                unavailable(f"{block.where} needs {module} (pip install -e examples/...)")
+                unavailable(
+                    f"{block.where} needs the module {module}: pip install -e "
+                    "examples/troy-demo -e examples/troy-lpt (scripts/test.sh does)"
+                )
     home = tmp_path / "home"
     home.mkdir()
     words: list[str] = []  # what the block before printed: the next one's arguments
