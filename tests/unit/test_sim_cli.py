@@ -149,3 +149,11 @@ def test_bad_labels_stop_before_anything_runs(
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_run_json_keeps_the_workload_file_itself(workload: Path, tmp_path: Path) -> None:
+    assert main(["simulate", str(workload), "--out", str(tmp_path / "s"), "--no-figures"]) == 0
+    run = json.loads((tmp_path / "s" / "run.json").read_text())
+    assert run["workload"] == str(workload)
+    assert run["workload_text"] == ANALYTIC
+    assert run["troy"] and run["machine"]["cpus"] >= 1

@@ -121,6 +121,8 @@ def run_simulations(
             real_runs.append(_play_real(workload, each, repetition, out, real, writer, stream))
     run: dict[str, Any] = {
         "workload": path,
+        # The file itself, so its figures can be made again when it changed or is gone.
+        "workload_text": Path(path).read_text(encoding="utf-8", errors="replace"),
         "seed": first.seed,
         "repetitions": repeat,
         "seeds": [first.seed + r for r in range(repeat)],
