@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -54,9 +55,9 @@ class ScriptedBatch(BatchBackend):
         self.after_remove: Any = "removed"
 
     def submit(
-        self, launch: PilotLaunch, arguments: list[str], wheel: Path | None
+        self, launch: PilotLaunch, arguments: list[str], wheels: Sequence[Path]
     ) -> dict[str, Any]:
-        self.calls.append(("submit", arguments, wheel))
+        self.calls.append(("submit", arguments, list(wheels)))
         return {"job_id": "j-1"}
 
     def query(self, handle: dict[str, Any], look_back: bool) -> Any:
@@ -111,9 +112,7 @@ def test_the_handle_is_the_jobs_fields_and_what_state_needs() -> None:
 def test_use_mode_submits_the_bootstrap_with_the_named_python() -> None:
     backend = ScriptedBatch()
     backend.launch(launch_of({"agent_python": "/opt/py/bin/python3"}))
-    assert backend.calls == [
-        ("submit", bootstrap.use_arguments("/opt/py/bin/python3", AGENT), None)
-    ]
+    assert backend.calls == [("submit", bootstrap.use_arguments("/opt/py/bin/python3", AGENT), [])]
 
 
 def test_ship_mode_copies_the_wheel_into_the_working_directory_once(
@@ -126,8 +125,13 @@ def test_ship_mode_copies_the_wheel_into_the_working_directory_once(
     wheel = bootstrap.troy_wheel()
     shipped = tmp_path / ".troy" / wheel.digest / wheel.path.name
     assert shipped.read_bytes() == wheel.path.read_bytes()
-    expected = bootstrap.ship_arguments(str(tmp_path), wheel, str(shipped), AGENT)
-    assert backend.calls == [("submit", expected, wheel.path)]
+    # The plugin packages installed here that an agent may load travel the same way.
+    plugins = bootstrap.plugin_wheels()
+    placed = [(p, str(tmp_path / ".troy" / p.digest / p.path.name)) for p in plugins]
+    for plugin, where in placed:
+        assert Path(where).read_bytes() == plugin.path.read_bytes()
+    expected = bootstrap.ship_arguments(str(tmp_path), wheel, str(shipped), AGENT, placed)
+    assert backend.calls == [("submit", expected, [wheel.path, *(p.path for p in plugins)])]
     shipped.write_bytes(b"left alone")  # there already: not copied again
     backend.launch(launch)
     assert shipped.read_bytes() == b"left alone"

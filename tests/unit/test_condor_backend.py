@@ -308,9 +308,9 @@ def test_a_full_pilot_description_maps_to_every_submit_key(bindings: Any) -> Non
         environment={"GREETING": "hello world", "PRICE": "$(Cluster) $ENV(HOME) $5 $(a b)"},
     )
     backend = CondorBackend("condor://")
-    arguments, wheel = backend.bootstrap_arguments(launch)
-    assert wheel is None
-    description = submit_description(launch, arguments, backend.target, wheel)
+    arguments, wheels = backend.bootstrap_arguments(launch)
+    assert wheels == []
+    description = submit_description(launch, arguments, backend.target, wheels)
     started = (
         "ifThenElse(isUndefined(JobCurrentStartDate), EnteredCurrentStatus, JobCurrentStartDate)"
     )
@@ -397,8 +397,8 @@ def test_a_working_directory_with_blanks_and_dollars_reaches_the_submit_side(bin
 def test_use_mode_runs_the_bootstrap_with_the_named_python(bindings: Any) -> None:
     launch = launch_of({"agent_python": "/opt/py/bin/python3"})
     backend = CondorBackend("condor://")
-    arguments, wheel = backend.bootstrap_arguments(launch)
-    values = submitted(bindings, submit_description(launch, arguments, backend.target, wheel))
+    arguments, wheels = backend.bootstrap_arguments(launch)
+    values = submitted(bindings, submit_description(launch, arguments, backend.target, wheels))
     argv = condor_split(values["arguments"])
     assert argv[0] == "-c"
     encoded = argv[1].split()[2]
@@ -423,8 +423,8 @@ def test_the_jobs_argv_runs_the_bootstrap(
     agent = [sys.executable, "-c", "import sys; print('agent ran with', sys.argv)", "x y"]
     launch = launch_of({"agent_python": python}, agent=agent)
     backend = CondorBackend("condor://")
-    arguments, wheel = backend.bootstrap_arguments(launch)
-    values = submitted(bindings, submit_description(launch, arguments, backend.target, wheel))
+    arguments, wheels = backend.bootstrap_arguments(launch)
+    values = submitted(bindings, submit_description(launch, arguments, backend.target, wheels))
     run = subprocess.run(
         [values["executable"], *condor_split(values["arguments"])],
         capture_output=True,
@@ -444,22 +444,25 @@ def test_ship_mode_transfers_the_wheel_into_the_jobs_directory(
     agent = [*AGENT[:4], "redis://coord.example.org:6390", *AGENT[5:]]
     launch = launch_of({}, agent=agent)
     backend = CondorBackend("condor://")
-    arguments, wheel = backend.bootstrap_arguments(launch)
-    assert wheel is not None and wheel == bootstrap.troy_wheel().path and wheel.is_file()
-    values = submitted(bindings, submit_description(launch, arguments, backend.target, wheel))
-    assert values["transfer_input_files"] == str(wheel)
+    arguments, wheels = backend.bootstrap_arguments(launch)
+    troy, plugins = bootstrap.troy_wheel(), bootstrap.plugin_wheels()
+    assert wheels == [troy.path, *(plugin.path for plugin in plugins)]
+    assert all(wheel.is_file() for wheel in wheels)
+    values = submitted(bindings, submit_description(launch, arguments, backend.target, wheels))
+    assert values["transfer_input_files"] == ",".join(str(wheel) for wheel in wheels)
     argv = condor_split(values["arguments"])
     assert base64.b64decode(argv[1].split()[2]).decode() == bootstrap.BOOTSTRAP_SCRIPT
-    digest = bootstrap.troy_wheel().digest
-    assert argv[2:8] == [
+    digest = bootstrap.venv_digest(troy, plugins)
+    assert argv[2:9] == [
         "troy-bootstrap",
         "ship",
         "python3",
         f"/scratch/p-1/.troy/venv-{digest}",
-        f"./{wheel.name}",
+        f"./{troy.path.name}",
         "[redis]",
+        ",".join(f"./{plugin.path.name}" for plugin in plugins),
     ]
-    assert argv[8:] == agent[1:]
+    assert argv[9:] == agent[1:]
 
 
 def test_ship_mode_keeps_an_empty_extras_argument(
@@ -469,11 +472,11 @@ def test_ship_mode_keeps_an_empty_extras_argument(
     monkeypatch.delenv("TROY_AGENT_PYTHON", raising=False)
     launch = launch_of({})
     backend = CondorBackend("condor://")
-    arguments, wheel = backend.bootstrap_arguments(launch)
-    values = submitted(bindings, submit_description(launch, arguments, backend.target, wheel))
+    arguments, wheels = backend.bootstrap_arguments(launch)
+    values = submitted(bindings, submit_description(launch, arguments, backend.target, wheels))
     argv = condor_split(values["arguments"])
     assert argv[6:8] == [f"./{bootstrap.troy_wheel().path.name}", ""]
-    assert argv[8:] == AGENT[1:]
+    assert argv[9:] == AGENT[1:]
 
 
 # -- job states --------------------------------------------------------------------------------

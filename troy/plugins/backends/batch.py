@@ -22,6 +22,7 @@ import shutil
 import threading
 import time
 from abc import abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -87,14 +88,15 @@ class BatchBackend(Backend):
     # -- what a subclass writes ----------------------------------------------------------
     @abstractmethod
     def submit(
-        self, launch: PilotLaunch, arguments: list[str], wheel: Path | None
+        self, launch: PilotLaunch, arguments: list[str], wheels: Sequence[Path]
     ) -> dict[str, Any]:
         """Submit ``/bin/sh arguments`` as the pilot's job; return the fields that identify it.
 
         The job runs in ``launch.working_directory`` with stdout/stderr in
-        ``agent.out``/``agent.err`` there.  ``wheel`` is the local wheel in
-        ship mode (already placed by `ship_wheel`; a backend that sends input
-        files with the job sends it), None in use mode.  The fields returned go
+        ``agent.out``/``agent.err`` there.  ``wheels`` are the local wheels in
+        ship mode, troy's first, then the plugin packages' (each already placed
+        by `ship_wheel`; a backend that sends input files with the job sends
+        them), none in use mode.  The fields returned go
         into the handle as they are (JSON-ready, none named as in HANDLE_FIELDS).
         Raise BackendError on failure.
         """
@@ -153,21 +155,30 @@ class BatchBackend(Backend):
         return stderr_tail(f"{directory}/{AGENT_ERROR}", ERROR_TAIL) if directory else ""
 
     # -- the contract, done once -------------------------------------------------------------
-    def bootstrap_arguments(self, launch: PilotLaunch) -> tuple[list[str], Path | None]:
-        """The bootstrap's ``/bin/sh`` arguments, and the local wheel in ship mode (else None)."""
+    def bootstrap_arguments(self, launch: PilotLaunch) -> tuple[list[str], list[Path]]:
+        """The bootstrap's ``/bin/sh`` arguments, and the local wheels in ship mode (troy's first).
+
+        Ship mode also ships the wheels of the plugin packages an agent may load
+        (`bootstrap.plugin_wheels`); use mode ships nothing: the named Python's
+        site must have them.
+        """
         python = bootstrap.agent_python(launch.description.agent_python)
         if python is not None:
-            return bootstrap.use_arguments(python, launch.agent_command), None
-        wheel = bootstrap.troy_wheel()
-        where = self.ship_wheel(launch, wheel)
-        arguments = bootstrap.ship_arguments(
-            launch.working_directory, wheel, where, launch.agent_command
-        )
-        return arguments, wheel.path
+            return bootstrap.use_arguments(python, launch.agent_command), []
+        try:
+            wheel, plugins = bootstrap.troy_wheel(), bootstrap.plugin_wheels()
+            where = self.ship_wheel(launch, wheel)
+            placed = [(plugin, self.ship_wheel(launch, plugin)) for plugin in plugins]
+            arguments = bootstrap.ship_arguments(
+                launch.working_directory, wheel, where, launch.agent_command, placed
+            )
+        except bootstrap.ShipError as exc:
+            raise BackendError(str(exc)) from exc
+        return arguments, [wheel.path, *(plugin.path for plugin in plugins)]
 
     def launch(self, launch: PilotLaunch) -> dict[str, Any]:
-        arguments, wheel = self.bootstrap_arguments(launch)
-        job = self.submit(launch, arguments, wheel)
+        arguments, wheels = self.bootstrap_arguments(launch)
+        job = self.submit(launch, arguments, wheels)
         return {
             **job,
             "working_directory": launch.working_directory,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -145,13 +145,13 @@ class CondorBackend(BatchBackend):
 
     # -- the template's hooks -----------------------------------------------------------
     def ship_wheel(self, launch: PilotLaunch, wheel: bootstrap.Wheel) -> str:
-        """``./NAME``: `submit` transfers the wheel into the job's scratch directory."""
+        """``./NAME``: `submit` transfers the wheels into the job's scratch directory."""
         return f"./{wheel.path.name}"
 
     def submit(
-        self, launch: PilotLaunch, arguments: list[str], wheel: Path | None
+        self, launch: PilotLaunch, arguments: list[str], wheels: Sequence[Path]
     ) -> dict[str, Any]:
-        description = submit_description(launch, arguments, self.target, wheel)
+        description = submit_description(launch, arguments, self.target, wheels)
         try:  # initialdir: the submit side writes agent.out/err/log there
             Path(launch.working_directory).mkdir(parents=True, exist_ok=True)
         except OSError as exc:

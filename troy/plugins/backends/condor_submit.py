@@ -187,16 +187,17 @@ def submit_description(
     launch: PilotLaunch,
     arguments: Sequence[str],
     target: CondorTarget,
-    wheel: Path | None = None,
+    wheels: Sequence[Path] = (),
 ) -> dict[str, str]:
     """The submit description of the pilot's glide-in: ``/bin/sh arguments`` on an execute node.
 
     The job starts in the execute node's scratch directory
     (``should_transfer_files = YES``) and ``initialdir`` is the pilot's working
     directory on the submit side, where ``agent.out``/``agent.err``/``agent.log``
-    come back; ``wheel`` (ship mode) is transferred into the scratch directory,
-    where the bootstrap finds it.  The agent makes its unit sandboxes in the
-    working directory's absolute path on the execute node.
+    come back; ``wheels`` (ship mode: troy's and the plugin packages') are
+    transferred into the scratch directory, where the bootstrap finds them.
+    The agent makes its unit sandboxes in the working directory's absolute
+    path on the execute node.
     """
     pilot = launch.description
     submit = {
@@ -232,8 +233,8 @@ def submit_description(
     expression = requirements(pilot)
     if expression:
         submit["requirements"] = expression
-    if wheel is not None:
-        submit["transfer_input_files"] = _path("wheel", str(wheel))
+    if wheels:
+        submit["transfer_input_files"] = ",".join(_path("wheel", str(wheel)) for wheel in wheels)
     if launch.environment:
         submit["environment"] = quote_environment(launch.environment)
     return submit

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -157,7 +158,7 @@ class SagaBackend(BatchBackend):
             ) from exc
 
     def submit(
-        self, launch: PilotLaunch, arguments: list[str], wheel: Path | None
+        self, launch: PilotLaunch, arguments: list[str], wheels: Sequence[Path]
     ) -> dict[str, Any]:
         jd = self.job_description(launch, arguments)
         connection = self._connection()
