@@ -33,6 +33,8 @@ class Contract:
     changes: Mapping[str, str]
     #: Capabilities troy knows for this kind: name -> what declaring it promises.
     capabilities: Mapping[str, str]
+    #: Methods troy may call without their optional arguments: a plugin's may leave them out.
+    optional_arguments: frozenset[str] = frozenset()
 
 
 CONTRACTS: dict[str, Contract] = {
@@ -54,6 +56,8 @@ CONTRACTS: dict[str, Contract] = {
             "rebalance": "is also offered units queued and not started, and may move them",
             "reserves": "keeps room free on purpose for a unit that came earlier (backfilling)",
         },
+        # Without a seed or options the manager makes a scheduler bare, as contract 1 did.
+        frozenset({"__init__"}),
     ),
     "store": Contract(
         "store",
@@ -140,7 +144,7 @@ def problems(kind: str, plugin: Any, name: str) -> list[Problem]:
         found.append(
             Problem(f"has class attribute name={declared!r}; it must equal the entry-point name")
         )
-    found.extend(Problem(text) for text in _signature_problems(base, plugin))
+    found.extend(Problem(text) for text in _signature_problems(contract, plugin))
     found.extend(Problem(text) for text in _capability_problems(contract, plugin))
     return found
 
@@ -180,7 +184,8 @@ def _parameters(binding: str, function: Callable[..., Any]) -> list[inspect.Para
     return parameters if binding == "staticmethod" else parameters[1:]
 
 
-def _signature_problems(base: type, plugin: type) -> list[str]:
+def _signature_problems(contract: Contract, plugin: type) -> list[str]:
+    base = contract.base
     found = []
     for attribute, value in vars(base).items():
         if attribute.startswith("_") and attribute != "__init__":
@@ -196,22 +201,39 @@ def _signature_problems(base: type, plugin: type) -> list[str]:
             found.append(f"{attribute} must be a classmethod, as the contract's is")
             continue
         try:
-            mismatch = _mismatch(_parameters(*wanted), _parameters(*given))
+            optional = attribute in contract.optional_arguments
+            mismatch = _mismatch(_parameters(*wanted), _parameters(*given), optional)
         except (TypeError, ValueError):
             continue  # no signature to compare (a builtin)
         if mismatch:
             found.append(
-                f"{attribute}{inspect.signature(given[1])} does not fit the contract's "
-                f"{attribute}{inspect.signature(wanted[1])}: {mismatch}"
+                f"{attribute}{_plain(given[1])} does not fit the contract's "
+                f"{attribute}{_plain(wanted[1])}: {mismatch}"
             )
     return found
 
 
-def _mismatch(wanted: list[inspect.Parameter], given: list[inspect.Parameter]) -> str:
-    """Why a method taking ``given`` cannot be called as troy calls one taking ``wanted``."""
+def _plain(function: Callable[..., Any]) -> str:
+    """The signature without annotations: ``(self, units, pilots)``."""
+    signature = inspect.signature(function)
+    parameters = [
+        p.replace(annotation=inspect.Parameter.empty) for p in signature.parameters.values()
+    ]
+    return str(signature.replace(parameters=parameters, return_annotation=inspect.Signature.empty))
+
+
+def _mismatch(
+    wanted: list[inspect.Parameter], given: list[inspect.Parameter], optional: bool = False
+) -> str:
+    """Why a method taking ``given`` cannot be called as troy calls one taking ``wanted``.
+
+    ``optional``: troy may leave out the optional arguments, so ``given`` need not take them.
+    """
     kinds = {p.kind for p in given}
     any_positional = inspect.Parameter.VAR_POSITIONAL in kinds
     any_keyword = inspect.Parameter.VAR_KEYWORD in kinds
+    if optional:
+        wanted = [p for p in wanted if p.default is inspect.Parameter.empty]
     positional_wanted = [p for p in wanted if p.kind in _POSITIONAL]
     positional_given = [p for p in given if p.kind in _POSITIONAL]
     if len(positional_given) < len(positional_wanted) and not any_positional:
