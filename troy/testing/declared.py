@@ -55,6 +55,11 @@ def suite_for(kind: str, name: str) -> type:
     declared = registry.conformance_fixtures(kind, name)
     if declared is None and needed:
         shipper = registry.used(kind, name).distribution
+        if registry.canonical(shipper) == registry.TROY:
+            raise TroyError(
+                f"{kind} '{name}' is built in and troy declares no fixtures for its suite; "
+                f"troy's own tests/conformance/ runs it"
+            )
         raise TroyError(
             f"{kind} '{name}' declares no fixtures for the {kind} suite. Add to the "
             f"pyproject.toml of {shipper}:\n"
