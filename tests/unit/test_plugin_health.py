@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -81,14 +82,19 @@ def install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Install
     """Installs a distribution: install(name, version, modules, entry_points)."""
     site = tmp_path / "site"
 
+    written: list[str] = []
+
     def installer(name: str, version: str, modules: dict[str, str], entry_points: str) -> Path:
         write_distribution(site, name, version, modules, entry_points)
+        written.extend(modules)
         registry.refresh()
         return site
 
     monkeypatch.syspath_prepend(str(site))
     yield installer
     monkeypatch.undo()
+    for module in written:  # the next test writes its own
+        sys.modules.pop(module, None)
     registry.refresh()
 
 

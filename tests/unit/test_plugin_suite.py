@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,6 +55,7 @@ def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     registry.refresh()
     yield site
     monkeypatch.undo()
+    sys.modules.pop("troy_scratch", None)
     registry.refresh()
 
 
@@ -91,3 +93,37 @@ def test_suite_goes_with_one_name(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plugins", "--check", "--suite"]) == 2
     assert main(["plugins", "--check", "round_robin", "random", "--suite"]) == 2
     assert "exactly one NAME" in capsys.readouterr().err
+
+
+def test_a_declared_fixtures_class_runs_the_store_suite(capfd: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("troy_demo", reason="examples/troy-demo is not installed")
+    # troy-demo declares "store.memory" under troy.conformance (its pyproject.toml).
+    assert main(["plugins", "--check", "store.memory", "--suite", "-k", "put"]) == 0
+    out = capfd.readouterr().out
+    assert "on store 'memory' with troy_demo.conformance:MemoryStoreFixtures" in out
+    assert " passed, " in out and "failed" not in out
+
+
+def test_a_builtin_without_declared_fixtures_points_to_troys_own_tests(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["plugins", "--check", "store.file", "--suite"]) == 2
+    assert "troy's own tests/conformance/ runs it" in capsys.readouterr().err
+
+
+def test_a_plugin_that_is_not_healthy_is_not_tested(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = STORES + 'ScratchStore.name = "old_scratch"\nScratchStore.contract_version = "0.9"\n'
+    site = tmp_path / "site"
+    entry_points = "[troy.stores]\nold_scratch = troy_old_scratch:ScratchStore\n"
+    write_distribution(site, "troy-old-scratch", "0.1", {"troy_old_scratch": old}, entry_points)
+    monkeypatch.syspath_prepend(str(site))
+    registry.refresh()
+    try:
+        assert main(["plugins", "--check", "old_scratch", "--suite"]) == 1
+    finally:
+        monkeypatch.undo()
+        registry.refresh()
+    out = capsys.readouterr().out
+    assert "OUTDATED" in out and "not running the store suite" in out
