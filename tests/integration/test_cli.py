@@ -86,7 +86,7 @@ def test_plugins_lists_the_built_ins(troy_home: Path) -> None:
             if not line.startswith("  "):
                 break
             block.append(line.split())
-        assert [name, "troy"] in [entry[:2] for entry in block], result.stdout
+        assert [name, "HEALTHY", "troy"] in [entry[:3] for entry in block], result.stdout
 
 
 def test_status_lists_services_and_shows_units(tmp_path: Path, troy_home: Path) -> None:

@@ -242,19 +242,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_plugins(args: argparse.Namespace) -> int:
-    from troy.plugins import registry
-
-    for kind, group in registry.KINDS.items():
-        print(f"{group}:")
-        infos = registry.installed(kind)
-        if not infos:
-            print("  (none)")
-        for info in infos:
-            print(f"  {info.name:<14} {info.distribution} {info.version:<10} {info.target}")
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="troy", description="troy: pilot jobs for many tasks")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -283,9 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--output", default=".", help="directory for the files (default: .)")
     report.add_argument("--buckets", type=int, default=20, help="time slices (default: 20)")
     report.set_defaults(func=cmd_report)
-    plugins = sub.add_parser("plugins", help="list installed plugins per entry-point group")
-    plugins.set_defaults(func=cmd_plugins)
-    from troy.cli import research
+    from troy.cli import plugins, research
+
+    plugins.add_parser(sub)
 
     research.add_parsers(sub)
     for command in ("simulate", "compare"):

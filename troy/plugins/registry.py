@@ -1,26 +1,34 @@
-"""The one plugin registry: entry points, loaded through stevedore.
+"""The one plugin registry: entry points, read with importlib.metadata.
 
 Built-ins register through the same entry points as third-party packages.
-Loading checks a plugin against its kind's contract and fails loudly, naming
-the entry point and the distribution that ships it.
+Loading checks a plugin against its kind's contract (`troy.plugins.contracts`)
+and fails loudly, naming the entry point and the distribution that ships it.
+
+Names troy ships are protected: another distribution registering one in the
+same group is ignored, with a warning naming it, unless the user chooses it in
+``TROY_PLUGIN_OVERRIDE`` (``name=distribution`` pairs, comma-separated).  Two
+other distributions registering one name are an error when that name is used.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata as metadata
 import inspect
+import logging
+import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 from troy.model.errors import BadPlugin, NoSuchPlugin, TroyError
-from troy.plugins.backends.base import Backend
-from troy.plugins.coordination.base import Coordination
-from troy.plugins.launchers.base import Launcher
+from troy.plugins.contracts import problems
 from troy.plugins.schedulers.base import Scheduler
-from troy.plugins.stores.base import Store
+
+log = logging.getLogger("troy.plugins")
 
 KINDS: dict[str, str] = {
     "backend": "troy.backends",
@@ -29,16 +37,17 @@ KINDS: dict[str, str] = {
     "coordination": "troy.coordination",
     "launcher": "troy.launchers",
 }
-#: The contract (base class) each kind's plugins must subclass.
-_CONTRACTS: dict[str, type] = {
-    "backend": Backend,
-    "scheduler": Scheduler,
-    "store": Store,
-    "coordination": Coordination,
-    "launcher": Launcher,
-}
+#: Where a distribution declares the fixtures its plugins' conformance suites need:
+#: entry point ``"<kind>.<name>" = "module:Class"``.
+CONFORMANCE_GROUP = "troy.conformance"
+#: The distribution whose plugins are built in, and the variable that lets another win.
+TROY = "troy"
+OVERRIDE_VARIABLE = "TROY_PLUGIN_OVERRIDE"
 
-T = TypeVar("T")
+#: The marks of `troy plugins`; only HEALTHY plugins are used.
+HEALTHY, BROKEN, DUPLICATE, SHADOWED, OUTDATED = (
+    "HEALTHY", "BROKEN", "DUPLICATE", "SHADOWED", "OUTDATED"
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -53,8 +62,29 @@ class PluginInfo:
     version: str
 
 
-def _contract(kind: str) -> type:
-    return _CONTRACTS[kind]
+@dataclass(frozen=True)
+class PluginHealth:
+    """One entry point and whether troy can use it: its mark, and why when it cannot."""
+
+    info: PluginInfo
+    mark: str
+    reason: str = ""
+    #: SHADOWED because the user chose another in TROY_PLUGIN_OVERRIDE.
+    overridden: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """HEALTHY, or SHADOWED by the user's own choice: nothing to fix."""
+        return self.mark == HEALTHY or (self.mark == SHADOWED and self.overridden)
+
+
+class _Unfit(Exception):
+    """An entry point troy cannot use: the reason and its mark (BROKEN or OUTDATED)."""
+
+    def __init__(self, reason: str, mark: str = BROKEN) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.mark = mark
 
 
 def _group(kind: str) -> str:
@@ -64,34 +94,102 @@ def _group(kind: str) -> str:
         raise ValueError(f"unknown plugin kind {kind!r}; kinds: {', '.join(KINDS)}") from None
 
 
-def _entry_points(group: str) -> list[metadata.EntryPoint]:
-    """The group's entry points, one per (name, distribution), sorted by name."""
-    seen: dict[tuple[str, str], metadata.EntryPoint] = {}
-    for entry_point in metadata.entry_points(group=group):
-        seen.setdefault((entry_point.name, _distribution(entry_point)[0]), entry_point)
-    return sorted(seen.values(), key=lambda ep: ep.name)
+def canonical(distribution: str) -> str:
+    """A distribution name as pip compares them: ``Troy_RR2`` is ``troy-rr2``."""
+    return re.sub(r"[-_.]+", "-", distribution).lower()
 
 
 def _distribution(entry_point: metadata.EntryPoint) -> tuple[str, str]:
     dist = entry_point.dist
-    if dist is None:  # stevedore's cached entry points do not carry their distribution
-        for candidate in metadata.entry_points(group=entry_point.group):
-            if (candidate.name, candidate.value) == (entry_point.name, entry_point.value):
-                dist = candidate.dist
-                break
     if dist is None:
         return "unknown", "unknown"
     return dist.metadata["Name"] or "unknown", dist.version
 
 
+def _entry_points(group: str) -> list[metadata.EntryPoint]:
+    """The group's entry points, one per (name, distribution), by name, troy's first."""
+    seen: dict[tuple[str, str], metadata.EntryPoint] = {}
+    for entry_point in metadata.entry_points(group=group):
+        seen.setdefault((entry_point.name, canonical(_distribution(entry_point)[0])), entry_point)
+    return sorted(seen.values(), key=lambda ep: (ep.name, not _is_troy(ep), _shipper(ep)))
+
+
+def _is_troy(entry_point: metadata.EntryPoint) -> bool:
+    return canonical(_distribution(entry_point)[0]) == TROY
+
+
+def _shipper(entry_point: metadata.EntryPoint) -> str:
+    return "{} {}".format(*_distribution(entry_point))
+
+
+def _where(entry_point: metadata.EntryPoint) -> str:
+    return (
+        f"entry point '{entry_point.name} = {entry_point.value}' in group "
+        f"'{entry_point.group}' of {_shipper(entry_point)}"
+    )
+
+
+def overrides() -> dict[str, str]:
+    """``TROY_PLUGIN_OVERRIDE`` as {plugin name: canonical distribution name}.
+
+    BadPlugin for a pair that is not ``name=distribution``.
+    """
+    chosen: dict[str, str] = {}
+    for pair in os.environ.get(OVERRIDE_VARIABLE, "").split(","):
+        if not pair.strip():
+            continue
+        name, equals, distribution = (part.strip() for part in pair.partition("="))
+        if not (equals and name and distribution):
+            raise BadPlugin(
+                f"{OVERRIDE_VARIABLE}: expected name=distribution pairs separated by commas "
+                f"(e.g. round_robin=troy-rr2), got {pair.strip()!r}"
+            )
+        chosen[name] = canonical(distribution)
+    return chosen
+
+
+@dataclass(frozen=True)
+class _Choice:
+    """The registrations of one name in one group, and which of them troy uses."""
+
+    name: str
+    registered: tuple[metadata.EntryPoint, ...]
+    #: The one used; None when several others compete (a duplicate) or none is there.
+    chosen: metadata.EntryPoint | None
+    #: Why ``chosen`` wins over the others: "troy" (a built-in) or "override".
+    why: str = ""
+
+
+def _choose(name: str, registered: list[metadata.EntryPoint], chosen: Mapping[str, str]) -> _Choice:
+    wanted = chosen.get(name)
+    if wanted is not None:
+        for entry_point in registered:
+            if canonical(_distribution(entry_point)[0]) == wanted:
+                return _Choice(name, tuple(registered), entry_point, "override")
+    built_in = [ep for ep in registered if _is_troy(ep)]
+    if built_in and len(registered) > 1:
+        return _Choice(name, tuple(registered), built_in[0], "troy")
+    if len(registered) == 1:
+        return _Choice(name, tuple(registered), registered[0])
+    return _Choice(name, tuple(registered), None)
+
+
+def _choices(kind: str) -> list[_Choice]:
+    by_name: dict[str, list[metadata.EntryPoint]] = {}
+    for entry_point in _entry_points(_group(kind)):
+        by_name.setdefault(entry_point.name, []).append(entry_point)
+    chosen = overrides()
+    return [_choose(name, registered, chosen) for name, registered in by_name.items()]
+
+
+def _info(kind: str, entry_point: metadata.EntryPoint) -> PluginInfo:
+    dist, version = _distribution(entry_point)
+    return PluginInfo(kind, entry_point.group, entry_point.name, entry_point.value, dist, version)
+
+
 def installed(kind: str) -> list[PluginInfo]:
-    """Every plugin of one kind that is installed, by name."""
-    group = _group(kind)
-    infos = []
-    for ep in _entry_points(group):
-        dist, version = _distribution(ep)
-        infos.append(PluginInfo(kind, group, ep.name, ep.value, dist, version))
-    return infos
+    """Every plugin of one kind that is installed, by name (all registrations, used or not)."""
+    return [_info(kind, ep) for ep in _entry_points(_group(kind))]
 
 
 def installed_names(kind: str) -> list[str]:
@@ -99,68 +197,127 @@ def installed_names(kind: str) -> list[str]:
     return sorted({ep.name for ep in _entry_points(_group(kind))})
 
 
-def _check(kind: str, entry_point: metadata.EntryPoint, plugin: Any) -> type:
-    contract = _contract(kind)
-    dist, version = _distribution(entry_point)
-    where = f"entry point '{entry_point.name} = {entry_point.value}' of {dist} {version}"
-    if not isinstance(plugin, type) or not issubclass(plugin, contract):
-        raise BadPlugin(
-            f"{where} in group '{entry_point.group}' is not a subclass of "
-            f"{contract.__module__}.{contract.__name__}"
-        )
-    abstract = getattr(plugin, "__abstractmethods__", None)
-    if abstract:
-        missing = ", ".join(sorted(abstract))
-        raise BadPlugin(f"{where} does not implement {missing}")
-    if getattr(plugin, "name", None) != entry_point.name:
-        raise BadPlugin(
-            f"{where}: class attribute name={getattr(plugin, 'name', None)!r} "
-            f"must equal the entry-point name"
-        )
-    return plugin
+def _load_checked(kind: str, entry_point: metadata.EntryPoint) -> type:
+    """The entry point's class, checked against the contract; _Unfit says why not."""
+    try:
+        plugin = entry_point.load()
+    except Exception as exc:
+        raise _Unfit(f"failed to load: {type(exc).__name__}: {exc}") from exc
+    found = problems(kind, plugin, entry_point.name)
+    if found:
+        outdated = [p for p in found if p.outdated]
+        ordered = outdated + [p for p in found if not p.outdated]
+        raise _Unfit("; ".join(p.text for p in ordered), OUTDATED if outdated else BROKEN)
+    loaded: type = plugin
+    return loaded
+
+
+def _shadowed_reason(choice: _Choice, entry_point: metadata.EntryPoint) -> str:
+    assert choice.chosen is not None
+    if choice.why == "override":
+        return f"{OVERRIDE_VARIABLE} chooses {_shipper(choice.chosen)}'s '{choice.name}'"
+    dist = _distribution(entry_point)[0]
+    return (
+        f"troy ships '{choice.name}', so this one is ignored; "
+        f"{OVERRIDE_VARIABLE}={choice.name}={dist} would use it instead"
+    )
+
+
+def _duplicate_reason(choice: _Choice, entry_point: metadata.EntryPoint) -> str:
+    others = ", ".join(_shipper(ep) for ep in choice.registered if ep is not entry_point)
+    dist = _distribution(entry_point)[0]
+    return (
+        f"'{choice.name}' is also registered by {others}; uninstall all but one, or choose "
+        f"with {OVERRIDE_VARIABLE}={choice.name}={dist}"
+    )
 
 
 @cache
 def load(kind: str, name: str) -> Any:
     """The plugin class registered as ``name`` for ``kind``; NoSuchPlugin or BadPlugin."""
-    from stevedore import driver
-    from stevedore.exception import MultipleMatches, NoMatches
-
     group = _group(kind)
-
-    def fail(_manager: Any, entry_point: metadata.EntryPoint, error: BaseException) -> None:
-        dist, version = _distribution(entry_point)
-        raise BadPlugin(
-            f"entry point '{entry_point.name} = {entry_point.value}' in group '{group}' "
-            f"of {dist} {version} failed to load: {type(error).__name__}: {error}"
-        ) from error
-
-    try:
-        manager: Any = driver.DriverManager(
-            namespace=group, name=name, invoke_on_load=False, on_load_failure_callback=fail
-        )
-    except NoMatches:
-        raise NoSuchPlugin(group, name, installed_names(kind)) from None
-    except MultipleMatches:
-        shippers = sorted(
-            "{} {}".format(*_distribution(ep))
-            for ep in metadata.entry_points(group=group)
-            if ep.name == name
-        )
+    choice = next((c for c in _choices(kind) if c.name == name), None)
+    if choice is None:
+        raise NoSuchPlugin(group, name, installed_names(kind))
+    if choice.chosen is None:
+        shippers = ", ".join(_shipper(ep) for ep in choice.registered)
         raise BadPlugin(
             f"plugin '{name}' in group '{group}' is registered by more than one distribution "
-            f"({', '.join(shippers)}); uninstall all but one"
-        ) from None
-    entry_point = manager.extensions[0].entry_point
-    return _check(kind, entry_point, manager.driver)
+            f"({shippers}); uninstall all but one, or choose one with "
+            f"{OVERRIDE_VARIABLE}={name}=<distribution>"
+        )
+    for entry_point in choice.registered:
+        if entry_point is not choice.chosen:
+            log.warning(
+                "%s is not used: %s", _where(entry_point), _shadowed_reason(choice, entry_point)
+            )
+    try:
+        return _load_checked(kind, choice.chosen)
+    except _Unfit as unfit:
+        raise BadPlugin(f"{_where(choice.chosen)} {unfit.reason}") from unfit.__cause__
+
+
+def health(kind: str) -> list[PluginHealth]:
+    """Every registration of one kind, marked: used and fit (HEALTHY), or why not.
+
+    Only the registration troy would use is loaded; a SHADOWED or DUPLICATE one is not.
+    """
+    marked = []
+    for choice in _choices(kind):
+        for entry_point in choice.registered:
+            info = _info(kind, entry_point)
+            if choice.chosen is None:
+                marked.append(PluginHealth(info, DUPLICATE, _duplicate_reason(choice, entry_point)))
+            elif entry_point is not choice.chosen:
+                reason = _shadowed_reason(choice, entry_point)
+                overridden = choice.why == "override"
+                marked.append(PluginHealth(info, SHADOWED, reason, overridden))
+            else:
+                try:
+                    _load_checked(kind, entry_point)
+                except _Unfit as unfit:
+                    marked.append(PluginHealth(info, unfit.mark, unfit.reason))
+                else:
+                    marked.append(PluginHealth(info, HEALTHY))
+    return marked
+
+
+def used(kind: str, name: str) -> PluginInfo:
+    """The registration of ``name`` troy uses (loaded and checked); NoSuchPlugin or BadPlugin."""
+    load(kind, name)
+    choice = next(c for c in _choices(kind) if c.name == name)
+    assert choice.chosen is not None  # load() raised otherwise
+    return _info(kind, choice.chosen)
+
+
+def conformance_fixtures(kind: str, name: str) -> type | None:
+    """The class the distribution of plugin ``name`` declares for its conformance suite.
+
+    The entry point ``"<kind>.<name>"`` in ``troy.conformance`` of the distribution
+    whose plugin troy uses; None if it declares none.  BadPlugin if it fails to load.
+    """
+    shipper = canonical(used(kind, name).distribution)
+    for entry_point in metadata.entry_points(group=CONFORMANCE_GROUP):
+        if entry_point.name != f"{kind}.{name}":
+            continue
+        if canonical(_distribution(entry_point)[0]) != shipper:
+            continue
+        try:
+            fixtures = entry_point.load()
+        except Exception as exc:
+            raise BadPlugin(
+                f"{_where(entry_point)} failed to load: {type(exc).__name__}: {exc}"
+            ) from exc
+        if not isinstance(fixtures, type):
+            raise BadPlugin(f"{_where(entry_point)} is not a class")
+        return fixtures
+    return None
 
 
 def refresh() -> None:
     """Forget what was loaded, so plugins installed since (e.g. by pip in this process) are seen."""
-    from stevedore import ExtensionManager
-
     load.cache_clear()
-    ExtensionManager.ENTRY_POINT_CACHE.clear()
+    importlib.invalidate_caches()
 
 
 def scheme_of(url: str) -> str:

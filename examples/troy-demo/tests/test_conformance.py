@@ -1,8 +1,16 @@
-"""troy's conformance suites, run on each plugin of troy-demo with one small subclass per kind."""
+"""troy's conformance suites, run on each plugin of troy-demo with one small subclass per kind.
 
-from pathlib import Path
+The fixtures that reach the backend, store and coordination plugins live in
+``troy_demo.conformance``, declared under ``troy.conformance`` so that
+``troy plugins --check NAME --suite`` uses them too.
+"""
 
 import pytest
+from troy_demo.conformance import (
+    MemoryCoordinationFixtures,
+    MemoryStoreFixtures,
+    NiceBackendFixtures,
+)
 
 from troy.testing.backends import BackendSuite
 from troy.testing.coordination import CoordinationSuite
@@ -11,16 +19,8 @@ from troy.testing.schedulers import SchedulerSuite
 from troy.testing.stores import StoreSuite
 
 
-class TestNiceBackend(BackendSuite):
-    # The pilots' agents are other processes: they coordinate through the
-    # suite's default file:// directory, not through the memory plugin.
-    @pytest.fixture
-    def backend_rm(self) -> str:
-        return "fork://localhost"
-
-    @pytest.fixture
-    def backend_pj_type(self) -> str | None:
-        return "nice"
+class TestNiceBackend(NiceBackendFixtures, BackendSuite):
+    pass
 
 
 class TestFewestUnitsScheduler(SchedulerSuite):
@@ -29,16 +29,12 @@ class TestFewestUnitsScheduler(SchedulerSuite):
         return "fewest_units"
 
 
-class TestMemoryStore(StoreSuite):
-    @pytest.fixture
-    def store_url(self, tmp_path: Path) -> str:
-        return f"memory://{tmp_path.name}"
+class TestMemoryStore(MemoryStoreFixtures, StoreSuite):
+    pass
 
 
-class TestMemoryCoordination(CoordinationSuite):
-    @pytest.fixture
-    def coordination_url(self, tmp_path: Path) -> str:
-        return f"memory://{tmp_path.name}"
+class TestMemoryCoordination(MemoryCoordinationFixtures, CoordinationSuite):
+    pass
 
 
 class TestMpiexecLauncher(LauncherSuite):

@@ -19,6 +19,14 @@ from typing import Any, ClassVar
 from troy.model.description import PilotJobDescription
 from troy.model.states import State
 
+#: The version of this contract, MAJOR.MINOR; a plugin says which it was written for in
+#: ``contract_version``.  A new MAJOR breaks older plugins; a new MINOR only adds, with defaults.
+CONTRACT_VERSION = "1.0"
+#: What each version changed (the registry quotes it when a plugin's version does not fit).
+CONTRACT_CHANGES: dict[str, str] = {
+    "1.0": "versioned from here on: launch, state, cancel; check and late_binding with defaults",
+}
+
 
 @dataclass(frozen=True)
 class PilotLaunch:
@@ -44,6 +52,8 @@ class Backend(ABC):
     schemes: ClassVar[tuple[str, ...]] = ()
     #: What it can do, e.g. {"mpi"}; conformance tests that need a capability skip without it.
     capabilities: ClassVar[frozenset[str]] = frozenset()
+    #: The contract version it was written for (MAJOR.MINOR).
+    contract_version: ClassVar[str] = CONTRACT_VERSION
     #: Late binding: its pilots' agents pull units, one per free slot, from a queue all
     #: such pilots of a pilot-job service share, instead of each holding its own queue.
     late_binding: ClassVar[bool] = False

@@ -49,6 +49,15 @@ _NAME = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 HOST = re.sub(r"[^A-Za-z0-9_-]+", "_", socket.gethostname())[:48] or "host"
 
 
+#: The version of this contract, MAJOR.MINOR; a plugin says which it was written for in
+#: ``contract_version``.  A new MAJOR breaks older plugins; a new MINOR only adds, with defaults.
+CONTRACT_VERSION = "1.0"
+#: What each version changed (the registry quotes it when a plugin's version does not fit).
+CONTRACT_CHANGES: dict[str, str] = {
+    "1.0": "versioned from here on: records, streams, queues; commit and close with defaults",
+}
+
+
 def new_writer_id() -> str:
     """A writer/connection id unique across hosts and processes: host-pid-random."""
     return f"{HOST}-{os.getpid()}-{secrets.token_hex(4)}"
@@ -70,6 +79,8 @@ class Coordination(ABC):
     name: ClassVar[str]
     schemes: ClassVar[tuple[str, ...]] = ()
     capabilities: ClassVar[frozenset[str]] = frozenset()
+    #: The contract version it was written for (MAJOR.MINOR).
+    contract_version: ClassVar[str] = CONTRACT_VERSION
 
     def __init__(self, url: str, *, serve: bool = False) -> None:
         """Connect to the service at ``url``; CoordinationError if it does not answer.

@@ -20,6 +20,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+#: The version of this contract, MAJOR.MINOR; a plugin says which it was written for in
+#: ``contract_version``.  A new MAJOR breaks older plugins; a new MINOR only adds, with defaults.
+CONTRACT_VERSION = "1.0"
+#: What each version changed (the registry quotes it when a plugin's version does not fit).
+CONTRACT_CHANGES: dict[str, str] = {
+    "1.0": "versioned from here on: applies, wrap; available and require with defaults",
+}
+
 
 class LauncherMissing(FileNotFoundError):
     """The launcher a unit needs (srun, mpirun, ...) is not on the unit's PATH.
@@ -55,6 +63,8 @@ class Launcher(ABC):
     name: ClassVar[str]
     #: What it can do: "mpi" if it starts the ranks of MPI units (the suite then checks that).
     capabilities: ClassVar[frozenset[str]] = frozenset()
+    #: The contract version it was written for (MAJOR.MINOR).
+    contract_version: ClassVar[str] = CONTRACT_VERSION
     #: The program a wrapped argv starts with, looked up on the unit's PATH;
     #: None for a launcher that never wraps.
     program: ClassVar[str | None] = None

@@ -1,4 +1,4 @@
-"""The scheduler contract, version 2: placement of work units on pilots, driven by events.
+"""The scheduler contract, version 2.0: placement of work units on pilots, driven by events.
 
 A scheduler sees plain values, never services or I/O, so strategies can be
 compared offline and at scale (the same plugin class drives a real run and a
@@ -60,8 +60,18 @@ from typing import Any, ClassVar
 from troy.model.errors import BadDescription
 from troy.model.states import State
 
-#: The version of this contract; a scheduler written for it says so in ``contract_version``.
-CONTRACT_VERSION = 2
+#: The version of this contract, MAJOR.MINOR; a scheduler says which it was written for in
+#: ``contract_version`` (an int, as schedulers wrote it before 2.0, counts as MAJOR.0).
+#: A new MAJOR breaks older schedulers; a new MINOR only adds, with defaults.
+CONTRACT_VERSION = "2.0"
+#: What each version changed (the registry quotes it when a scheduler's version does not fit).
+CONTRACT_CHANGES: dict[str, str] = {
+    "1.0": "place(units, pilots) with the first UnitRequest and PilotOffer; __init__() bare",
+    "2.0": "place is called on events (units arrive, a unit ends, a pilot changes, next_call); "
+    "UnitRequest gained wall_time_limit, total_cpu_time, hints, order, queued_on and PilotOffer "
+    "running, busy, free, hints; options are declared in option_specs and passed to "
+    "__init__(seed=None, **options)",
+}
 
 #: An empty, read-only mapping: the default ``hints``.
 NO_HINTS: Mapping[str, Any] = MappingProxyType({})
@@ -227,8 +237,8 @@ class Scheduler(ABC):
     #: Entry-point name, as given in ``WorkUnitService(scheduler=...)``.
     name: ClassVar[str]
     capabilities: ClassVar[frozenset[str]] = frozenset()
-    #: The contract version it was written for.
-    contract_version: ClassVar[int] = CONTRACT_VERSION
+    #: The contract version it was written for (MAJOR.MINOR).
+    contract_version: ClassVar[str] = CONTRACT_VERSION
     #: The options it takes besides ``seed``: name -> Option.
     option_specs: ClassVar[Mapping[str, Option]] = MappingProxyType({})
 

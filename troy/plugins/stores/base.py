@@ -20,6 +20,14 @@ from typing import IO, Any, ClassVar
 
 from troy.model.errors import StoreError
 
+#: The version of this contract, MAJOR.MINOR; a plugin says which it was written for in
+#: ``contract_version``.  A new MAJOR breaks older plugins; a new MINOR only adds, with defaults.
+CONTRACT_VERSION = "1.0"
+#: What each version changed (the registry quotes it when a plugin's version does not fit).
+CONTRACT_CHANGES: dict[str, str] = {
+    "1.0": "versioned from here on: put, get, list, delete, size, unit_url",
+}
+
 
 def safe_name(name: str) -> str:
     """``name`` itself if it is one plain file name; StoreError if it could leave a directory.
@@ -119,6 +127,8 @@ class Store(ABC):
     schemes: ClassVar[tuple[str, ...]] = ()
     #: e.g. {"glob"}; conformance tests that need a capability skip without it.
     capabilities: ClassVar[frozenset[str]] = frozenset()
+    #: The contract version it was written for (MAJOR.MINOR).
+    contract_version: ClassVar[str] = CONTRACT_VERSION
 
     def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
         self.url = url
