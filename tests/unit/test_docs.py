@@ -123,7 +123,10 @@ def subheadings(page: Path, heading: str, group: str) -> list[Listing]:
     return [Listing(where, group, tuple(title.split("`")[1] for title in titles))]
 
 
-PLUGINS_LINE = re.compile(r"^  (\S+)\s+(\S+) (\S+)\s+(\S+:\S+)")
+#: name, health mark (troy plugins shows one per line), distribution, version, target.
+PLUGINS_LINE = re.compile(
+    r"^  (\S+)\s+(?:HEALTHY|BROKEN|DUPLICATE|SHADOWED|OUTDATED)\s+(\S+) (\S+)\s+(\S+:\S+)"
+)
 
 
 def troy_plugins_output(page: Path, heading: str) -> list[Listing]:
@@ -141,6 +144,8 @@ def troy_plugins_output(page: Path, heading: str) -> list[Listing]:
     for line in block.text.split("$ troy plugins\n", 1)[1].splitlines():
         if line.startswith("$"):
             break
+        if line.startswith("    "):
+            continue  # the reason under a plugin that is not healthy
         if line.endswith(":") and not line.startswith(" "):
             group = line[:-1]
             for distribution in DISTRIBUTIONS:
