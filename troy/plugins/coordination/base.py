@@ -32,9 +32,12 @@ import secrets
 import socket
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 from troy.model.errors import CoordinationError
+from troy.plugins import options
+from troy.plugins.options import Option
 
 #: An opaque, JSON-ready position in a stream; None means "from the start".
 Cursor = Any
@@ -70,6 +73,19 @@ class Coordination(ABC):
     name: ClassVar[str]
     schemes: ClassVar[tuple[str, ...]] = ()
     capabilities: ClassVar[frozenset[str]] = frozenset()
+    #: The options it takes in its URL's query (``?retry=5``): name -> Option.
+    option_specs: ClassVar[Mapping[str, Option]] = MappingProxyType({})
+
+    @classmethod
+    def check_options(cls, given: Mapping[str, Any]) -> dict[str, Any]:
+        """The URL's options as used, defaults filled in; BadDescription names a wrong one.
+
+        troy calls it with `troy.plugins.options.url_options` of the URL before it
+        opens a connection.
+        """
+        return options.check_options(
+            "coordination", cls.name, cls.option_specs, given, "coordination URL ?"
+        )
 
     def __init__(self, url: str, *, serve: bool = False) -> None:
         """Connect to the service at ``url``; CoordinationError if it does not answer.
