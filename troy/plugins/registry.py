@@ -19,6 +19,7 @@ from troy.model.errors import BadPlugin, NoSuchPlugin, TroyError
 from troy.plugins.backends.base import Backend
 from troy.plugins.coordination.base import Coordination
 from troy.plugins.launchers.base import Launcher
+from troy.plugins.options import url_options
 from troy.plugins.schedulers.base import Scheduler
 from troy.plugins.stores.base import Store
 
@@ -190,8 +191,13 @@ def for_url(kind: str, url: str) -> Any:
 
 
 def open_coordination(url: str, serve: bool = False) -> Any:
-    """A connected coordination plugin for ``url`` (``serve``: see Coordination.__init__)."""
-    return for_url("coordination", url)(url, serve=serve)
+    """A connected coordination plugin for ``url`` (``serve``: see Coordination.__init__).
+
+    The URL's query is checked against the plugin's options before it connects.
+    """
+    plugin = for_url("coordination", url)
+    plugin.check_options(url_options(url))
+    return plugin(url, serve=serve)
 
 
 def make_scheduler(
