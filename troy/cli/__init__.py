@@ -70,12 +70,15 @@ def _check_plugins(batch: Any, coordination: str | None) -> None:
     """Raise NoSuchPlugin/BackendError now for any plugin the run would need and lacks."""
     from troy.core.pilot_manager import backend_class
     from troy.plugins import registry
+    from troy.plugins.options import url_options
 
     registry.load("scheduler", batch.scheduler)
     if coordination:
-        registry.for_url("coordination", coordination)
+        registry.for_url("coordination", coordination).check_options(url_options(coordination))
     for spec in batch.pilots:
-        backend_class(spec.resource, spec.pj_type)(spec.resource)
+        plugin = backend_class(spec.resource, spec.pj_type)
+        plugin.check_options(url_options(spec.resource))
+        plugin(spec.resource)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -245,6 +248,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_plugins(args: argparse.Namespace) -> int:
     from troy.plugins import registry
 
+    if args.describe:
+        from troy.cli.describe import print_description
+
+        return print_description(args.describe, sys.stdout)
     for kind, group in registry.KINDS.items():
         print(f"{group}:")
         infos = registry.installed(kind)
@@ -284,6 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--buckets", type=int, default=20, help="time slices (default: 20)")
     report.set_defaults(func=cmd_report)
     plugins = sub.add_parser("plugins", help="list installed plugins per entry-point group")
+    plugins.add_argument(
+        "--describe",
+        metavar="NAME",
+        help="describe one plugin (NAME or KIND:NAME): kind, origin, contract, options",
+    )
     plugins.set_defaults(func=cmd_plugins)
     from troy.cli import research
 
