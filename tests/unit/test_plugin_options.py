@@ -89,6 +89,11 @@ def test_an_unknown_store_url_option_is_refused_and_nothing_recorded(tmp_path: P
         assert error.value.field == "service_url ?regoin"
         assert "store 's3' has no option 'regoin'; its options: endpoint" in str(error.value)
 
+        with pytest.raises(BadDescription) as error:
+            service.create({"service_url": "s3://bucket/pd?endpoint="})
+        assert error.value.field == "service_url ?endpoint"
+        assert "store 's3': expected a non-empty text, got ''" in str(error.value)
+
         with pytest.raises(BadDescription, match=r"store 'file' has no option 'x'"):
             service.create({"service_url": f"file://{tmp_path}/pd?x=1"})
         assert service.list_pilots() == []
