@@ -357,6 +357,28 @@ def test_shipped_troy_is_installed_once_per_working_directory(
     assert time.monotonic() - started < 30
 
 
+@pytest.mark.ssh
+def test_shipped_agents_get_the_third_party_plugins_they_load(
+    services: tuple[PilotJobService, WorkUnitService], tmp_path: Path
+) -> None:
+    """troy-demo's `mpiexec` launcher, installed only here, is loaded by an agent that
+    was started through ssh in ship mode: its package travelled with troy's wheel."""
+    pytest.importorskip("troy_demo", reason="examples/troy-demo is not installed here")
+    pilots, units = services
+    description = {
+        "number_of_processes": 1,
+        "working_directory": str(tmp_path / "pilot"),
+        "launcher": "mpiexec",
+    }
+    pilot = pilots.create(ssh_url(), description)
+    unit = units.submit({"executable": "/bin/true"})
+    assert unit.wait(timeout=START_TIMEOUT * 3) == State.Done, (unit.state_detail, pilot.state)
+    [venv] = [path for path in (tmp_path / "pilot" / ".troy").glob("venv-*") if path.is_dir()]
+    assert list(venv.glob("lib/python3*/site-packages/troy_demo/launcher.py"))
+    shipped = sorted(p.name for p in (tmp_path / "pilot" / ".troy").glob("*/*.whl"))
+    assert "troy_demo-0.1.0-py3-none-any.whl" in shipped
+
+
 # -- bootstrap failures ----------------------------------------------------------------------
 @pytest.mark.parametrize(
     "where",

@@ -70,12 +70,15 @@ def _check_plugins(batch: Any, coordination: str | None) -> None:
     """Raise NoSuchPlugin/BackendError now for any plugin the run would need and lacks."""
     from troy.core.pilot_manager import backend_class
     from troy.plugins import registry
+    from troy.plugins.options import url_options
 
     registry.load("scheduler", batch.scheduler)
     if coordination:
-        registry.for_url("coordination", coordination)
+        registry.for_url("coordination", coordination).check_options(url_options(coordination))
     for spec in batch.pilots:
-        backend_class(spec.resource, spec.pj_type)(spec.resource)
+        plugin = backend_class(spec.resource, spec.pj_type)
+        plugin.check_options(url_options(spec.resource))
+        plugin(spec.resource)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

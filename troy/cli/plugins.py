@@ -50,12 +50,23 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         metavar="EXPRESSION",
         help="with --suite: only the tests that match (as pytest -k)",
     )
+    plugins.add_argument(
+        "--describe",
+        metavar="NAME",
+        help="describe one plugin (NAME or KIND.NAME): kind, origin, contract, options",
+    )
     plugins.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """List, check, or run a suite; the exit status as the module docstring says."""
     names: list[str] | None = args.check
+    if args.describe:
+        if names is not None or args.suite or args.keyword:
+            raise TroyError("--describe goes alone")
+        from troy.cli.describe import print_description
+
+        return print_description(args.describe, sys.stdout)
     if (args.suite or args.keyword) and names is None:
         raise TroyError("--suite and -k go with --check NAME")
     if args.keyword and not args.suite:

@@ -21,6 +21,7 @@ from troy.model.errors import BadDescription, NoSuchObject, StoreError
 from troy.model.states import State
 from troy.plugins import data_records, registry
 from troy.plugins.coordination.base import Coordination
+from troy.plugins.options import url_options
 
 
 class TrackedPilotData(Protocol):
@@ -81,7 +82,8 @@ class DataManager(ServiceManager, Generic[PD, DU]):
         description = PilotDataDescription(description)
         description.validate()
         url = str(description.service_url)
-        registry.for_url("store", url)  # an unknown scheme fails here, before any record
+        # An unknown scheme or option fails here, before any record.
+        registry.for_url("store", url).check_options(description.store_options(), url_options(url))
         pilot_data_id = config.new_id("pd")
         self.coordination.put_record(
             data_records.pilot_data_key(pilot_data_id),

@@ -26,6 +26,7 @@ from troy.model.errors import BackendError, CoordinationError, NoSuchObject, Tro
 from troy.model.states import PILOTJOB_TYPE, PILOTJOB_TYPE_PLUGIN, State
 from troy.plugins import registry
 from troy.plugins.backends.base import Backend, PilotLaunch
+from troy.plugins.options import url_options
 
 log = logging.getLogger("troy.pilots")
 
@@ -150,6 +151,7 @@ class PilotManager(ServiceManager, Generic[P]):
         if description.launcher is not None:  # NoSuchPlugin before anything is recorded
             registry.load("launcher", description.launcher)
         plugin = backend_class(rm, pj_type)
+        plugin.check_options(url_options(rm))
         backend = plugin(rm, context)
         backend.check(description)
         pilot_id = config.new_id("pilot")

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 from troy.model.errors import BadPlugin, NoSuchPlugin, TroyError
 from troy.plugins.contracts import problems
+from troy.plugins.options import url_options
 from troy.plugins.schedulers.base import Scheduler
 
 log = logging.getLogger("troy.plugins")
@@ -347,8 +348,13 @@ def for_url(kind: str, url: str) -> Any:
 
 
 def open_coordination(url: str, serve: bool = False) -> Any:
-    """A connected coordination plugin for ``url`` (``serve``: see Coordination.__init__)."""
-    return for_url("coordination", url)(url, serve=serve)
+    """A connected coordination plugin for ``url`` (``serve``: see Coordination.__init__).
+
+    The URL's query is checked against the plugin's options before it connects.
+    """
+    plugin = for_url("coordination", url)
+    plugin.check_options(url_options(url))
+    return plugin(url, serve=serve)
 
 
 def make_scheduler(

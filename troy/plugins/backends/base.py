@@ -13,18 +13,24 @@ and cancel, a pilot that another process launched.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 from troy.model.description import PilotJobDescription
 from troy.model.states import State
+from troy.plugins import options
+from troy.plugins.options import Option
 
 #: The version of this contract, MAJOR.MINOR; a plugin says which it was written for in
 #: ``contract_version``.  A new MAJOR breaks older plugins; a new MINOR only adds, with defaults.
-CONTRACT_VERSION = "1.0"
+CONTRACT_VERSION = "1.1"
 #: What each version changed (the registry quotes it when a plugin's version does not fit).
 CONTRACT_CHANGES: dict[str, str] = {
     "1.0": "versioned from here on: launch, state, cancel; check and late_binding with defaults",
+    "1.1": "option_specs and check_options: the options a backend takes in its resource URL's "
+    "query are declared (default: none; an undeclared one is refused)",
 }
 
 
@@ -57,6 +63,17 @@ class Backend(ABC):
     #: Late binding: its pilots' agents pull units, one per free slot, from a queue all
     #: such pilots of a pilot-job service share, instead of each holding its own queue.
     late_binding: ClassVar[bool] = False
+    #: The options it takes in the resource URL's query (``?schedd=ap1``): name -> Option.
+    option_specs: ClassVar[Mapping[str, Option]] = MappingProxyType({})
+
+    @classmethod
+    def check_options(cls, given: Mapping[str, Any]) -> dict[str, Any]:
+        """The resource URL's options as used, defaults filled in; BadDescription names a wrong one.
+
+        troy calls it with `troy.plugins.options.url_options` of the URL before it
+        makes the backend, so a refused pilot leaves no trace.
+        """
+        return options.check_options("backend", cls.name, cls.option_specs, given, "resource URL ?")
 
     def __init__(self, rm: str, context: Any = None) -> None:
         self.rm = rm

@@ -18,6 +18,7 @@ import importlib
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 from troy.model.description import PilotJobDescription
@@ -27,6 +28,7 @@ from troy.plugins.backends import bootstrap
 from troy.plugins.backends.base import PilotLaunch
 from troy.plugins.backends.batch import BatchBackend, first_line
 from troy.plugins.backends.condor_submit import (
+    UNIVERSES,
     CondorTarget,
     ad_text,
     job_state,
@@ -34,6 +36,7 @@ from troy.plugins.backends.condor_submit import (
     pick_schedd,
     submit_description,
 )
+from troy.plugins.options import Option, choice, text
 
 #: The job attributes state() reads.
 JOB_PROJECTION = [
@@ -67,6 +70,24 @@ class CondorBackend(BatchBackend):
     name: ClassVar[str] = "condor"
     schemes: ClassVar[tuple[str, ...]] = ("condor",)
     capabilities: ClassVar[frozenset[str]] = frozenset()
+    option_specs: ClassVar[Mapping[str, Option]] = MappingProxyType(
+        {
+            "schedd": Option(
+                None,
+                "the schedd's Name, asked of the pool's collector (needs a host in the URL);"
+                " else the schedd on that host, else the pool's only one",
+                text(),
+            ),
+            "universe": Option(
+                "vanilla",
+                "the universe the glide-in runs in (grid if grid_resource is given)",
+                choice(*UNIVERSES, ignore_case=True),
+            ),
+            "grid_resource": Option(
+                None, "the grid universe's grid_resource, e.g. 'batch slurm'", text()
+            ),
+        }
+    )
     state_cache: ClassVar[float] = 2.0
     missing_job: ClassVar[str] = (
         "job {cluster} is in neither the queue nor the history of the schedd"

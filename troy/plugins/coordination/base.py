@@ -32,9 +32,12 @@ import secrets
 import socket
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 from troy.model.errors import CoordinationError
+from troy.plugins import options
+from troy.plugins.options import Option
 
 #: An opaque, JSON-ready position in a stream; None means "from the start".
 Cursor = Any
@@ -51,10 +54,12 @@ HOST = re.sub(r"[^A-Za-z0-9_-]+", "_", socket.gethostname())[:48] or "host"
 
 #: The version of this contract, MAJOR.MINOR; a plugin says which it was written for in
 #: ``contract_version``.  A new MAJOR breaks older plugins; a new MINOR only adds, with defaults.
-CONTRACT_VERSION = "1.0"
+CONTRACT_VERSION = "1.1"
 #: What each version changed (the registry quotes it when a plugin's version does not fit).
 CONTRACT_CHANGES: dict[str, str] = {
     "1.0": "versioned from here on: records, streams, queues; commit and close with defaults",
+    "1.1": "option_specs and check_options: the options a coordination takes in its URL's query "
+    "are declared (default: none; an undeclared one is refused)",
 }
 
 
@@ -81,6 +86,20 @@ class Coordination(ABC):
     capabilities: ClassVar[frozenset[str]] = frozenset()
     #: The contract version it was written for (MAJOR.MINOR).
     contract_version: ClassVar[str] = CONTRACT_VERSION
+
+    #: The options it takes in its URL's query (``?retry=5``): name -> Option.
+    option_specs: ClassVar[Mapping[str, Option]] = MappingProxyType({})
+
+    @classmethod
+    def check_options(cls, given: Mapping[str, Any]) -> dict[str, Any]:
+        """The URL's options as used, defaults filled in; BadDescription names a wrong one.
+
+        troy calls it with `troy.plugins.options.url_options` of the URL before it
+        opens a connection.
+        """
+        return options.check_options(
+            "coordination", cls.name, cls.option_specs, given, "coordination URL ?"
+        )
 
     def __init__(self, url: str, *, serve: bool = False) -> None:
         """Connect to the service at ``url``; CoordinationError if it does not answer.

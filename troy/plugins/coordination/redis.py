@@ -51,6 +51,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
 
@@ -62,6 +63,7 @@ from troy.plugins.coordination.base import (
     check_name,
 )
 from troy.plugins.coordination.redis_scripts import CLAIM, WITHDRAW, WRITE
+from troy.plugins.options import Option, choice, number, text
 
 if TYPE_CHECKING:
     import redis as redis_module
@@ -125,6 +127,29 @@ class RedisCoordination(Coordination):
     schemes = ("redis", "rediss")
     #: Connections from any process or host to the same server and prefix see one state.
     capabilities: ClassVar[frozenset[str]] = frozenset({"multiprocess"})
+    option_specs: ClassVar[Mapping[str, Option]] = MappingProxyType(
+        {
+            "prefix": Option(
+                DEFAULT_PREFIX,
+                "the coordination name: installations sharing a server each use their own;"
+                " /-separated words of [A-Za-z0-9._-]",
+                text(),
+            ),
+            "retry": Option(
+                DEFAULT_RETRY,
+                "seconds a call keeps retrying a server that does not answer",
+                number(0, text=True),
+            ),
+            "ssl_ca_certs": Option(
+                None, "rediss:// only: a file of CA certificates to check the server's", text()
+            ),
+            "ssl_cert_reqs": Option(
+                "required",
+                "rediss:// only: how strictly the server's certificate is checked",
+                choice("none", "optional", "required"),
+            ),
+        }
+    )
 
     def __init__(self, url: str, *, serve: bool = False) -> None:
         super().__init__(url, serve=serve)

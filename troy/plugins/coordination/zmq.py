@@ -52,6 +52,7 @@ from collections import OrderedDict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -70,6 +71,7 @@ from troy.plugins.coordination.base import (
     new_writer_id,
 )
 from troy.plugins.coordination.file import FileCoordination
+from troy.plugins.options import Option, number, text
 
 PROTOCOL = b"troy-zmq/1"
 #: Seconds that opening a connection waits for the broker to answer.
@@ -359,6 +361,20 @@ class ZmqCoordination(Coordination):
     schemes = ("tcp",)
     #: Every connection, in any process on any host, reaches the same broker.
     capabilities: ClassVar[frozenset[str]] = frozenset({"multiprocess"})
+    option_specs: ClassVar[Mapping[str, Option]] = MappingProxyType(
+        {
+            "journal": Option(
+                None,
+                "the broker's journal directory; default $TROY_HOME/zmq/HOST_PORT",
+                text(),
+            ),
+            "retry": Option(
+                DEFAULT_RETRY,
+                "seconds a call keeps retrying a broker that does not answer",
+                number(0, text=True),
+            ),
+        }
+    )
 
     def __init__(self, url: str, *, serve: bool = False) -> None:
         super().__init__(url, serve=serve)

@@ -18,14 +18,19 @@ import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, ClassVar
+
+from troy.plugins import options
+from troy.plugins.options import Option
 
 #: The version of this contract, MAJOR.MINOR; a plugin says which it was written for in
 #: ``contract_version``.  A new MAJOR breaks older plugins; a new MINOR only adds, with defaults.
-CONTRACT_VERSION = "1.0"
+CONTRACT_VERSION = "1.1"
 #: What each version changed (the registry quotes it when a plugin's version does not fit).
 CONTRACT_CHANGES: dict[str, str] = {
     "1.0": "versioned from here on: applies, wrap; available and require with defaults",
+    "1.1": "option_specs and check_options (default: none)",
 }
 
 
@@ -70,6 +75,14 @@ class Launcher(ABC):
     program: ClassVar[str | None] = None
     #: Why units need ``program``, for the LauncherMissing message.
     purpose: ClassVar[str] = ""
+    #: The options it takes: name -> Option.  No built-in launcher takes any, and there is
+    #: no place to give them yet (a launcher is made without arguments).
+    option_specs: ClassVar[Mapping[str, Option]] = MappingProxyType({})
+
+    @classmethod
+    def check_options(cls, given: Mapping[str, Any]) -> dict[str, Any]:
+        """The options as used, defaults filled in; BadDescription names a wrong one."""
+        return options.check_options("launcher", cls.name, cls.option_specs, given)
 
     @abstractmethod
     def applies(self, unit: Mapping[str, Any], allocation: AllocationFacts) -> bool:

@@ -57,13 +57,17 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, ClassVar
 
-from troy.model.errors import BadDescription
 from troy.model.states import State
+from troy.plugins import options as plugin_options
+from troy.plugins.options import Check as Check
+from troy.plugins.options import Option as Option
+from troy.plugins.options import choice as choice
+from troy.plugins.options import number as number
 
 #: The version of this contract, MAJOR.MINOR; a scheduler says which it was written for in
 #: ``contract_version`` (an int, as schedulers wrote it before 2.0, counts as MAJOR.0).
 #: A new MAJOR breaks older schedulers; a new MINOR only adds, with defaults.
-CONTRACT_VERSION = "2.0"
+CONTRACT_VERSION = "2.1"
 #: What each version changed (the registry quotes it when a scheduler's version does not fit).
 CONTRACT_CHANGES: dict[str, str] = {
     "1.0": "place(units, pilots) with the first UnitRequest and PilotOffer; __init__() bare",
@@ -71,6 +75,7 @@ CONTRACT_CHANGES: dict[str, str] = {
     "UnitRequest gained wall_time_limit, total_cpu_time, hints, order, queued_on and PilotOffer "
     "running, busy, free, hints; options are declared in option_specs and passed to "
     "__init__(seed=None, **options)",
+    "2.1": "unit_order, SortedUnits and in_order: an optional walking order (default: none)",
 }
 
 #: An empty, read-only mapping: the default ``hints``.
@@ -188,47 +193,14 @@ def in_order(units: Sequence[UnitRequest], key: UnitKey) -> Iterable[UnitRequest
     return sorted(units, key=key)
 
 
-@dataclass(frozen=True, slots=True)
-class Option:
-    """One option a scheduler takes: its default, what it means, what values it accepts.
-
-    ``check`` gets the value given and returns it as the scheduler uses it;
-    it raises ValueError or TypeError with a message for a value it refuses.
-    """
-
-    default: Any
-    help: str
-    check: Callable[[Any], Any] | None = None
-
-
-def choice(*allowed: str) -> Callable[[Any], Any]:
-    """An Option check that accepts one of ``allowed`` strings."""
-
-    def check(value: Any) -> Any:
-        if value not in allowed:
-            raise ValueError(f"expected one of {', '.join(map(repr, allowed))}, got {value!r}")
-        return value
-
-    return check
-
-
-def number(minimum: float = 0.0) -> Callable[[Any], Any]:
-    """An Option check that accepts a number of at least ``minimum``."""
-
-    def check(value: Any) -> Any:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise TypeError(f"expected a number, got {type(value).__name__} {value!r}")
-        if value < minimum:
-            raise ValueError(f"expected at least {minimum:g}, got {value!r}")
-        return value
-
-    return check
-
-
 def _seed(value: Any) -> Any:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
         raise TypeError(f"expected a whole number, got {type(value).__name__} {value!r}")
     return value
+
+
+#: The option every scheduler takes besides its own: the seed of its random choices.
+SEED = Option(None, "seed of the strategy's random choices", Check("a whole number or none", _seed))
 
 
 class Scheduler(ABC):
@@ -253,27 +225,11 @@ class Scheduler(ABC):
 
         ``seed`` is accepted by every scheduler (a whole number or None).
         """
-        specs = {"seed": Option(None, "seed of the strategy's random choices", _seed)}
-        specs.update(cls.option_specs)
-        for option in given:
-            if option not in specs:
-                known = ", ".join(sorted(specs))
-                raise BadDescription(
-                    f"scheduler_options.{option}",
-                    f"scheduler '{cls.name}' has no option {option!r}; its options: {known}",
-                )
-        checked: dict[str, Any] = {}
-        for option, spec in specs.items():
-            value = given.get(option, spec.default)
-            if option in given and spec.check is not None:
-                try:
-                    value = spec.check(value)
-                except (TypeError, ValueError) as exc:
-                    raise BadDescription(
-                        f"scheduler_options.{option}", f"scheduler '{cls.name}': {exc}"
-                    ) from None
-            if option != "seed":  # the seed has a constructor argument of its own
-                checked[option] = value
+        specs = {"seed": SEED, **cls.option_specs}
+        checked = plugin_options.check_options(
+            "scheduler", cls.name, specs, given, "scheduler_options."
+        )
+        del checked["seed"]  # the seed has a constructor argument of its own
         return checked
 
     @abstractmethod

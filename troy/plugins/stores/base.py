@@ -16,16 +16,21 @@ import os
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
+from types import MappingProxyType
 from typing import IO, Any, ClassVar
 
 from troy.model.errors import StoreError
+from troy.plugins import options as plugin_options
+from troy.plugins.options import Option
 
 #: The version of this contract, MAJOR.MINOR; a plugin says which it was written for in
 #: ``contract_version``.  A new MAJOR breaks older plugins; a new MINOR only adds, with defaults.
-CONTRACT_VERSION = "1.0"
+CONTRACT_VERSION = "1.1"
 #: What each version changed (the registry quotes it when a plugin's version does not fit).
 CONTRACT_CHANGES: dict[str, str] = {
     "1.0": "versioned from here on: put, get, list, delete, size, unit_url",
+    "1.1": "option_specs and check_options: the options a store takes from the Pilot-Data "
+    "description and its URL's query are declared (default: none; an undeclared one is refused)",
 }
 
 
@@ -129,6 +134,29 @@ class Store(ABC):
     capabilities: ClassVar[frozenset[str]] = frozenset()
     #: The contract version it was written for (MAJOR.MINOR).
     contract_version: ClassVar[str] = CONTRACT_VERSION
+
+    #: The options it takes: name -> Option.  They come from the Pilot-Data description
+    #: (its fields but the URL, size and labels: ``options`` below), and those marked
+    #: ``in_url`` from the query of the store URL.
+    option_specs: ClassVar[Mapping[str, Option]] = MappingProxyType({})
+
+    @classmethod
+    def check_options(
+        cls, given: Mapping[str, Any], in_url: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The options as used, defaults filled in; BadDescription names a wrong one.
+
+        ``given``: the description's options, ``in_url``: the URL's query
+        (`troy.plugins.options.url_options`).  troy calls it before anything of
+        the Pilot-Data is recorded.
+        """
+        described = {name: spec for name, spec in cls.option_specs.items() if not spec.in_url}
+        queried = {name: spec for name, spec in cls.option_specs.items() if spec.in_url}
+        checked = plugin_options.check_options("store", cls.name, described, given)
+        checked.update(
+            plugin_options.check_options("store", cls.name, queried, in_url or {}, "service_url ?")
+        )
+        return checked
 
     def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
         self.url = url

@@ -32,10 +32,12 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, ClassVar
 from urllib.parse import quote, unquote, urlsplit
 
 from troy.model.errors import StoreError
+from troy.plugins.options import Option, text
 from troy.plugins.stores.base import Store, names_to_put, safe_name, safe_unit_id, writing_into
 
 DEFAULT_PORT = 1247
@@ -193,6 +195,14 @@ class IrodsStore(Store):
     name: ClassVar[str] = "irods"
     schemes: ClassVar[tuple[str, ...]] = ("irods",)
     capabilities: ClassVar[frozenset[str]] = frozenset({"glob"})
+    option_specs: ClassVar[Mapping[str, Option]] = MappingProxyType(
+        {
+            "user": Option(
+                None, "the iRODS user (else IRODS_USER_NAME, else iinit's file)", text()
+            ),
+            "password": Option(None, "the user's password (else IRODS_PASSWORD)", text()),
+        }
+    )
 
     def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(url, options)

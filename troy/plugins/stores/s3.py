@@ -30,10 +30,12 @@ import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, ClassVar, NoReturn
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 from troy.model.errors import StoreError
+from troy.plugins.options import Option, text
 from troy.plugins.stores.base import Store, names_to_put, safe_name, safe_unit_id, writing_into
 
 
@@ -174,6 +176,24 @@ class S3Store(Store):
     name: ClassVar[str] = "s3"
     schemes: ClassVar[tuple[str, ...]] = ("s3",)
     capabilities: ClassVar[frozenset[str]] = frozenset({"glob"})
+    option_specs: ClassVar[Mapping[str, Option]] = MappingProxyType(
+        {
+            "access_key_id": Option(
+                None, "the access key (with secret_access_key; else boto3's own chain)", text()
+            ),
+            "secret_access_key": Option(None, "the secret key (with access_key_id)", text()),
+            "region": Option(None, "the bucket's region", text()),
+            "endpoint_url": Option(
+                None, "an S3-compatible service (http:// or https://), addressed path-style", text()
+            ),
+            "endpoint": Option(
+                None,
+                "the same as endpoint_url, in the URL (then unit URLs carry it); both must agree",
+                text(),
+                in_url=True,
+            ),
+        }
+    )
 
     def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(url, options)

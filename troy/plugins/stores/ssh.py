@@ -31,10 +31,12 @@ import tempfile
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import IO, Any, ClassVar, NoReturn
 from urllib.parse import quote, unquote, urlsplit
 
 from troy.model.errors import StoreError
+from troy.plugins.options import Option, text
 from troy.plugins.stores.base import (
     Store,
     names_to_put,
@@ -138,6 +140,9 @@ class SshStore(Store):
     name: ClassVar[str] = "ssh"
     schemes: ClassVar[tuple[str, ...]] = ("ssh",)
     capabilities: ClassVar[frozenset[str]] = frozenset({"glob"})
+    option_specs: ClassVar[Mapping[str, Option]] = MappingProxyType(
+        {"userkey": Option(None, "the private key ssh logs in with (-i KEY)", text())}
+    )
 
     def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(url, options)
