@@ -275,3 +275,32 @@ def test_an_unknown_name_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[st
     assert err.startswith("troy: error: no plugin named 'nosuch'") and err.count("\n") == 1
     assert main(["plugins", "--check", "store.nosuch"]) == 2
     assert "'troy.stores'" in capsys.readouterr().err
+
+
+CRASHING = """
+    from troy.plugins.coordination.file import FileCoordination
+
+    class Crashing(FileCoordination):
+        name = "crashing"
+        schemes = ("crashing",)
+
+        def __init__(self, url, *, serve=False):
+            raise RuntimeError("the author's bug")
+"""
+
+
+def test_a_coordination_that_crashes_on_open_is_a_bad_plugin_not_a_traceback(
+    install: Install, capsys: pytest.CaptureFixture[str]
+) -> None:
+    install(
+        "troy-crashing",
+        "0.1",
+        {"troy_crashing": CRASHING},
+        "[troy.coordination]\ncrashing = troy_crashing:Crashing\n",
+    )
+
+    with pytest.raises(troy.BadPlugin, match=r"coordination 'crashing' .* failed to open"):
+        registry.open_coordination("crashing://x")
+    assert main(["status", "--coordination", "crashing://x"]) == 2
+    err = capsys.readouterr().err
+    assert "RuntimeError: the author's bug" in err and "Traceback" not in err

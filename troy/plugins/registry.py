@@ -351,10 +351,20 @@ def open_coordination(url: str, serve: bool = False) -> Any:
     """A connected coordination plugin for ``url`` (``serve``: see Coordination.__init__).
 
     The URL's query is checked against the plugin's options before it connects.
+    A plugin that fails with anything but a troy error (a bug in it) is a
+    BadPlugin naming it, not a traceback.
     """
     plugin = for_url("coordination", url)
     plugin.check_options(url_options(url))
-    return plugin(url, serve=serve)
+    try:
+        return plugin(url, serve=serve)
+    except TroyError:
+        raise
+    except Exception as exc:
+        raise BadPlugin(
+            f"coordination '{plugin.name}' ({plugin.__module__}.{plugin.__qualname__}) failed to"
+            f" open {url}: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def make_scheduler(
