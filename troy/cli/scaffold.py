@@ -14,6 +14,7 @@ import inspect
 import keyword
 import re
 import shutil
+import sys
 import tempfile
 import textwrap
 from pathlib import Path
@@ -34,6 +35,9 @@ SUFFIX = {
     "launcher": "Launcher",
 }
 
+#: The kinds chosen by URL scheme: their name is the scheme, so it takes no underscore.
+URL_KINDS = ("backend", "store", "coordination")
+
 
 class ScaffoldError(TroyError):
     """``troy plugins new`` refuses its arguments (exit 2, nothing written)."""
@@ -47,6 +51,11 @@ def check(kind: str, name: str, directory: Path) -> None:
         raise ScaffoldError(
             f"plugin name {name!r} is not an entry-point name troy takes: lowercase letters, "
             "digits and underscores, starting with a letter"
+        )
+    if "_" in name and kind in URL_KINDS:
+        raise ScaffoldError(
+            f"a {kind}'s name is also its URL scheme ({name}://...), which cannot hold '_': "
+            f"say {name.replace('_', '')!r}"
         )
     shipped = sorted(
         info.name
@@ -202,14 +211,12 @@ def _imports(kind: str, names: set[str]) -> list[str]:
     namespace = vars(inspect.getmodule(contract))
     by_module: dict[str, set[str]] = {}
     for used in sorted(names):
-        value = namespace.get(used)
-        if value is None or used in {"None"}:
-            continue
-        module = getattr(value, "__module__", None)
-        if module in (None, "builtins"):
-            continue
-        if not hasattr(value, "__qualname__"):  # a type alias: import it from the contract
-            module = contract.__module__
+        if used not in namespace or used == "None":
+            continue  # a builtin (str, dict, ...)
+        value = namespace[used]
+        module = str(getattr(value, "__module__", ""))
+        if getattr(sys.modules.get(module), used, None) is not value:
+            module = contract.__module__  # a type alias, say: import it from the contract
         by_module.setdefault(module, set()).add(used)
     return [
         f"from {module} import {', '.join(sorted(found))}"
