@@ -128,10 +128,15 @@ def _new(args: argparse.Namespace) -> int:
     print(f"wrote the {kind} plugin {name!r} into {directory}:")
     for path in files:
         print(f"  {path}")
-    print(
-        f"next: pip install -e '{directory}[test]', implement it (see its README.md), "
-        f"then pytest {directory / 'tests'} and troy plugins --check {kind}.{name} --suite"
+    state = (
+        "its tests pass as generated; change place() into your strategy"
+        if kind == "scheduler"
+        else "its tests fail, each NotImplementedError saying what to implement, until you do"
     )
+    print(f"{state}. Next, as its README.md says:")
+    print(f"  pip install -e '{directory}[test]'")
+    print(f"  pytest {directory / 'tests'}")
+    print(f"  troy plugins --check {kind}.{name} --suite")
     return 0
 
 

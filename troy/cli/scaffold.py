@@ -458,35 +458,28 @@ def _readme(kind: str, name: str) -> str:
             f"Every method of `{class_name}` raises NotImplementedError saying what it must "
             "do (its docstring is the contract's): implement them until the suite passes."
         )
-    fixtures = (
-        f"\n`src/troy_{name}/conformance.py` gives the suite {', '.join(needed)}: change the "
-        "default to a location your plugin reaches and the tests may write.\n"
-        if needed
-        else ""
-    )
-    return (
-        textwrap.dedent(f"""\
-        # troy-{name.replace("_", "-")}
-
-        The troy {kind} plugin `{name}` (`src/troy_{name}/{kind}.py`), registered under the
-        entry-point group `{registry.KINDS[kind]}`.
-
-        ## What to implement
-
-        {todo}
-        Declare options in `option_specs` (see the commented example).
-        """)
-        + fixtures
-        + textwrap.dedent(f"""
-        ## Tests
-
-            pip install -e '.[test]'
-            pytest tests/
-            troy plugins --check {name}
-            troy plugins --check {kind}.{name} --suite
-
-        `tests/test_conformance.py` runs troy's {kind} conformance suite
-        (`{module}.{suite}`) on the plugin; `troy plugins --check` says whether troy
-        can load it, `--suite` runs the same suite through troy.
-        """)
-    )
+    todo += " Declare its options in `option_specs` (see the commented example)."
+    paragraphs = [
+        f"# troy-{name.replace('_', '-')}",
+        f"The troy {kind} plugin `{name}` (`src/troy_{name}/{kind}.py`), registered under "
+        f"the entry-point group `{registry.KINDS[kind]}`.",
+        "## What to implement",
+        todo,
+    ]
+    if needed:
+        paragraphs.append(
+            f"`src/troy_{name}/conformance.py` gives the suite {', '.join(needed)}: change "
+            "the default to a location your plugin reaches and the tests may write."
+        )
+    paragraphs += [
+        "## Tests",
+        f"    pip install -e '.[test]'\n    pytest tests/\n    troy plugins --check {name}\n"
+        f"    troy plugins --check {kind}.{name} --suite",
+        f"`tests/test_conformance.py` runs troy's {kind} conformance suite "
+        f"(`{module}.{suite}`) on the plugin; `troy plugins --check` says whether troy can "
+        "load it, `--suite` runs the same suite through troy.",
+    ]
+    filled = [
+        text if text.startswith(("#", "    ")) else textwrap.fill(text, 79) for text in paragraphs
+    ]
+    return "\n\n".join(filled) + "\n"
