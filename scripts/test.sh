@@ -65,6 +65,10 @@ echo "== mypy"
 "$venv/bin/mypy" --strict examples/troy-demo/src
 "$venv/bin/mypy" --strict examples/troy-lpt/src
 echo "== pytest"
+# `troy plugins new` is tested as a plugin author uses it: tests/integration/test_plugins_new.py
+# generates one package of each kind, pip-installs it (into a temporary --target, not this venv)
+# and runs its tests: the scheduler's must pass, the other kinds' must fail with the
+# NotImplementedError messages saying what to implement.
 # Keep test runs out of the user's ~/.troy.
 TROY_HOME=$(mktemp -d -t troy-test-home.XXXXXX)
 export TROY_HOME

@@ -33,6 +33,18 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="list installed plugins per entry-point group, each marked HEALTHY or why not",
     )
     plugins.add_argument(
+        "new",
+        nargs="*",
+        metavar="new KIND NAME",
+        help="write a pip-installable package for a new plugin of KIND named NAME "
+        "(into --dir, default ./troy-NAME)",
+    )
+    plugins.add_argument(
+        "--dir",
+        type=Path,
+        help="with new: the directory to write the package into (absent or empty)",
+    )
+    plugins.add_argument(
         "--check",
         nargs="*",
         metavar="NAME",
@@ -61,6 +73,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run(args: argparse.Namespace) -> int:
     """List, check, or run a suite; the exit status as the module docstring says."""
     names: list[str] | None = args.check
+    if args.new or args.dir is not None:
+        return _new(args)
     if args.describe:
         if names is not None or args.suite or args.keyword:
             raise TroyError("--describe goes alone")
@@ -93,6 +107,37 @@ def run(args: argparse.Namespace) -> int:
     tally = ", ".join(f"{n} {mark}" for mark, n in sorted(counts.items()))
     print(f"checked {len(marked)}: {tally}", file=out)
     return 0 if all(each.ok for each in marked) else 1
+
+
+def _new(args: argparse.Namespace) -> int:
+    """``troy plugins new KIND NAME``: 2 and one line on stderr for bad arguments."""
+    from troy.cli.scaffold import ScaffoldError, create
+
+    try:
+        words = list(args.new)
+        if len(words) != 3 or words[0] != "new":
+            raise ScaffoldError("usage: troy plugins new KIND NAME [--dir D]")
+        if args.check is not None or args.suite or args.keyword or args.describe:
+            raise ScaffoldError("new goes alone (with --dir)")
+        _, kind, name = words
+        directory = args.dir if args.dir is not None else Path(f"troy-{name}")
+        files = create(kind, name, directory)
+    except ScaffoldError as exc:
+        print(f"troy plugins new: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote the {kind} plugin {name!r} into {directory}:")
+    for path in files:
+        print(f"  {path}")
+    state = (
+        "its tests pass as generated; change place() into your strategy"
+        if kind == "scheduler"
+        else "its tests fail, each NotImplementedError saying what to implement, until you do"
+    )
+    print(f"{state}. Next, as its README.md says:")
+    print(f"  pip install -e '{directory}[test]'")
+    print(f"  pytest {directory / 'tests'}")
+    print(f"  troy plugins --check {kind}.{name} --suite")
+    return 0
 
 
 def _all() -> list[PluginHealth]:
