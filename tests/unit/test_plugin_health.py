@@ -304,3 +304,13 @@ def test_a_coordination_that_crashes_on_open_is_a_bad_plugin_not_a_traceback(
     assert main(["status", "--coordination", "crashing://x"]) == 2
     err = capsys.readouterr().err
     assert "RuntimeError: the author's bug" in err and "Traceback" not in err
+
+
+def test_a_url_whose_scheme_cannot_be_one_is_refused_not_served_as_a_path() -> None:
+    # urlsplit finds no scheme in "my_store://x" ('_' is not allowed in one), which
+    # would make it a plain path for the file plugins.
+    with pytest.raises(troy.BadDescription, match="'my_store' cannot be a URL scheme"):
+        registry.for_url("store", "my_store:///data")
+    assert registry.scheme_of("/plain/path") == "file"
+    assert registry.scheme_of("relative/dir") == "file"
+    assert registry.scheme_of("redis://localhost:6390") == "redis"

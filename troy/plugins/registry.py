@@ -24,7 +24,7 @@ from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
-from troy.model.errors import BadPlugin, NoSuchPlugin, TroyError
+from troy.model.errors import BadDescription, BadPlugin, NoSuchPlugin, TroyError
 from troy.plugins.contracts import problems
 from troy.plugins.options import url_options
 from troy.plugins.schedulers.base import Scheduler
@@ -322,8 +322,20 @@ def refresh() -> None:
 
 
 def scheme_of(url: str) -> str:
-    """The scheme of a URL ("fork" for "fork://localhost"); "file" for a plain path."""
+    """The scheme of a URL ("fork" for "fork://localhost"); "file" for a plain path.
+
+    A URL whose scheme a URL cannot have (``my_store://...``: '_' is not allowed)
+    is a BadDescription, not a plain path served by the file plugins.
+    """
     scheme = urlsplit(url).scheme.lower()
+    if not scheme:
+        written = re.match(r"^([^/:?#]+)://", url)
+        if written:
+            raise BadDescription(
+                "url",
+                f"{url!r}: '{written.group(1)}' cannot be a URL scheme (letters, digits,"
+                " '+', '-' and '.' only, starting with a letter)",
+            )
     return scheme or "file"
 
 
