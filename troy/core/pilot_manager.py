@@ -351,29 +351,63 @@ class PilotManager(ServiceManager, Generic[P]):
 
     # -- control ---------------------------------------------------------------------
     def cancel_pilot(self, pilot: P, reason: str = "pilot canceled") -> None:
-        """Ask the agent to stop, make the backend end the job, record Canceled."""
+        """Ask the agent to stop, make the backend end the job, record Canceled.
+
+        The backend is always asked, even when coordination cannot be written
+        (the agent is then stopped by its job's end, not by its control stream),
+        and also for a pilot already recorded final whose job the backend still
+        runs (an agent given up for lost may be alive).  A coordination error is
+        raised after that, so the caller knows the state could not be recorded.
+        """
         if pilot.state.is_final:
+            self._end_job_of_final(pilot)
             return
         pilot.canceling = True
-        self.coordination.append(
-            protocol.control_stream(pilot.id),
-            [{"ev": "terminate", "a": pilot.attempt, "reason": reason}],
-        )
+        failure: TroyError | None = None
+        try:
+            self.coordination.append(
+                protocol.control_stream(pilot.id),
+                [{"ev": "terminate", "a": pilot.attempt, "reason": reason}],
+            )
+        except TroyError as exc:
+            log.warning("cannot tell %s's agent to stop (%s); ending its job", pilot.id, exc)
+            failure = exc
         if pilot.handle is not None:
             try:
                 self._backend_for(pilot).cancel(pilot.handle)
             except TroyError as exc:
                 log.warning("backend could not cancel %s: %s", pilot.id, exc)
+        if failure is not None:
+            raise failure
         self._read_stream(pilot)
         if not pilot.state.is_final:
             self._record_state(pilot, State.Canceled, reason)
+
+    def _end_job_of_final(self, pilot: P) -> None:
+        """Make the backend end the job of a pilot recorded final, if it still runs."""
+        if pilot.handle is None:
+            return
+        backend = self._backend_for(pilot)
+        try:
+            state, _ = backend.state(pilot.handle)
+            if not state.is_final and state != State.Unknown:  # Unknown: it cannot tell
+                log.warning("%s is recorded %s but its job runs: ending it", pilot.id, pilot.state)
+                backend.cancel(pilot.handle)
+        except TroyError as exc:
+            log.warning("backend could not end the job of %s: %s", pilot.id, exc)
 
     def cancel_all(self) -> None:
         pilots = self.pilots()
         for pilot in pilots:
             pilot.canceling = True  # so no unit is placed on one that is about to go
-        for pilot in pilots:
-            self.cancel_pilot(pilot)
+        failure: TroyError | None = None
+        for pilot in pilots:  # every pilot's job ends, even if coordination fails for one
+            try:
+                self.cancel_pilot(pilot)
+            except TroyError as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
     def reinitialize(self, pilot: P, description: PilotJobDescription | dict[str, Any]) -> None:
         """Stop the pilot's agent and start a new one with a new description."""
