@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import random
 import re
 import signal
 import socket
@@ -47,6 +48,9 @@ IDLE_POLL = 0.025
 DEFAULT_HEARTBEAT = 2.0
 #: Seconds without coordination after which the agent gives up (its units are lost then).
 MAX_OUTAGE = 600.0
+#: Seconds between tries while coordination is unreachable: the first wait, doubling to the cap.
+OUTAGE_FIRST_WAIT = 0.2
+OUTAGE_MAX_WAIT = 5.0
 
 
 def wall_time_seconds(limit_minutes: float, in_batch_job: bool) -> float:
@@ -334,6 +338,7 @@ class Agent:
         idle = 0.005
         low_water = max(2 * self.slots, 32)
         outage_since: float | None = None
+        outage_wait = OUTAGE_FIRST_WAIT
         while True:
             now = time.monotonic()
             if self._signaled.is_set():
@@ -362,6 +367,7 @@ class Agent:
                 if self.reporter.due() or (self.reporter.pending and not self.pool.busy):
                     self.reporter.flush()
                 outage_since = None
+                outage_wait = OUTAGE_FIRST_WAIT
             except CoordinationError as exc:
                 if outage_since is None:
                     outage_since = now
@@ -371,7 +377,11 @@ class Agent:
                         "Failed", "lost", f"coordination unreachable for {MAX_OUTAGE:g} s: {exc}"
                     )
                     continue
-                self._wake.wait(min(1.0, IDLE_POLL * 8))
+                # Back off (doubling, capped, with jitter so agents do not retry in step);
+                # a unit that ends, or a signal, wakes it early, once: no busy loop.
+                self._wake.wait(outage_wait * random.uniform(0.8, 1.2))
+                self._wake.clear()
+                outage_wait = min(outage_wait * 2, OUTAGE_MAX_WAIT)
                 continue
             if claimed or self.pool.busy or self.pool.waiting:
                 idle = 0.005
