@@ -51,11 +51,11 @@ def test_times_tries_and_bytes_come_from_the_histories_and_staging() -> None:
                                                  pilot("pilot-b", 0.5, None)])  # fmt: skip
     view.units = [unit("wu.1", "task.7", [lost, again], staged)]
 
-    result = real_records(view, unit_ids={"task.7": "task.7"}, pilot_ids={"pilot-b": "B"})
+    result = real_records(view, entries={"task.7": "task"}, pilot_ids={"pilot-b": "B"})
 
     assert first_recorded(view) == T0 == result.origin
     [record] = result.records
-    assert (record.id, record.name, record.pilot) == ("task.7", "task.7", "B")
+    assert (record.id, record.name, record.pilot) == ("task.7", "task", "B")
     assert (record.submit, record.start, record.end) == (0.5, 3.0, 5.0)
     assert (record.state, record.tries, record.bytes_in, record.bytes_moved) == (
         "Done",
@@ -65,9 +65,10 @@ def test_times_tries_and_bytes_come_from_the_histories_and_staging() -> None:
     )
     # pilot-a: up from 0.5 to its end at 2.0, busy 1 s (the lost run); pilot-b: up to the last
     # unit end (5.0), busy 2 s; keyed by the ids the records use
-    assert result.pilots["pilot-a"].up == 1.5 and result.pilots["pilot-a"].busy == 1.0
-    assert result.pilots["B"].up == 4.5 and result.pilots["B"].busy == 2.0
-    assert result.pilots["B"].slots == 2
+    assert [(p.id, p.slots, p.busy, p.up) for p in result.pilots] == [
+        ("pilot-a", 2, 1.0, 1.5),
+        ("B", 2, 2.0, 4.5),
+    ]
 
 
 def test_a_unit_that_never_ran_and_one_still_running() -> None:
@@ -85,4 +86,5 @@ def test_a_unit_that_never_ran_and_one_still_running() -> None:
     assert (running.start, running.end, running.state, running.cores) == (2.0, None, "Running", 2)
     assert (done.start, done.end) == (1.0, 4.0)
     # the running run counts as busy up to the last end (4.0): 2 cores x 2 s, plus 3 s
-    assert result.pilots["p"].busy == 7.0 and result.pilots["p"].up == 3.0
+    [use] = result.pilots
+    assert (use.id, use.busy, use.up) == ("p", 7.0, 3.0)

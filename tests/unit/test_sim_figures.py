@@ -30,7 +30,8 @@ from troy.sim.figure_data import (
 from troy.sim.figures import SKIPPED, write_figures
 from troy.sim.lanes import assign_rows
 from troy.sim.model import SimPilot, SimUnit, UnitRecord, Workload
-from troy.sim.results import PilotUse, ResultWriter, Summary, summarize
+from troy.sim.result import PilotUsage
+from troy.sim.results import ResultWriter, Summary, summarize
 
 PNG = b"\x89PNG\r\n\x1a\n"
 # Two one-slot pilots, units of 1, 2, 3 and 4 s, round robin: A runs one (0-1) then
@@ -56,8 +57,7 @@ def write_results(directory: Path, runs: list[tuple[list[UnitRecord], Summary]])
 
 def analytic_run(directory: Path) -> Path:
     result = run(ANALYTIC, "round_robin")
-    pilots = {p.id: PilotUse(p.slots, p.up, p.busy) for p in result.pilots}
-    summary = summarize(result.records, pilots, "round_robin", "sim", 0)
+    summary = summarize(result.records, result.pilots, "round_robin", "sim", 0)
     return write_results(directory, [(list(result.records), summary)])
 
 
@@ -156,7 +156,7 @@ def test_makespan_bars_are_median_and_range_with_modes_side_by_side(tmp_path: Pa
     ]:
         for repetition, makespan in enumerate(makespans):
             records = ended_at([1.0, makespan])
-            pilots = {"A": PilotUse(1, makespan, makespan)}
+            pilots = (PilotUsage("A", 1, busy=makespan, up=makespan),)
             runs.append((records, summarize(records, pilots, scheduler, mode, repetition)))
 
     write_figures(write_results(tmp_path, runs))
@@ -247,7 +247,7 @@ def test_a_pilot_that_ran_more_at_once_than_its_slots_gets_extra_rows(tmp_path: 
         UnitRecord("c", "u", "B", 1, 0.0, 0.0, 1.0, "Canceled"),
         UnitRecord("d", "u", None, 1, 0.0, None, None, "Failed"),
     ]
-    pilots = {"A": PilotUse(1, 4.0, 6.0), "B": PilotUse(1, 4.0, 1.0)}
+    pilots = (PilotUsage("A", 1, busy=6.0, up=4.0), PilotUsage("B", 1, busy=1.0, up=4.0))
     write_results(tmp_path, [(records, summarize(records, pilots, "s", "real", 0))])
     set_pilots(tmp_path, [{"id": "A", "slots": 1}, {"id": "B", "slots": 2}])
 

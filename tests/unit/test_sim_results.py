@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from troy.sim.model import UnitRecord
+from troy.sim.result import PilotUsage
 from troy.sim.results import (
     UNIT_COLUMNS,
-    PilotUse,
     ResultWriter,
     jain,
     percentile,
@@ -25,7 +25,7 @@ RECORDS = [
     UnitRecord("u.3", "u", "B", 1, 0.0, 2.0, 6.0, "Done"),
     UnitRecord("u.4", "u", None, 8, 0.0, None, None, "Failed"),
 ]
-PILOTS = {"A": PilotUse(slots=1, up=6.0, busy=4.0), "B": PilotUse(slots=1, up=6.0, busy=6.0)}
+PILOTS = (PilotUsage("A", slots=1, busy=4.0, up=6.0), PilotUsage("B", slots=1, busy=6.0, up=6.0))
 
 
 def test_percentiles_are_nearest_rank() -> None:
@@ -55,7 +55,7 @@ def test_summary_of_the_two_pilot_example() -> None:
 
 
 def test_a_pilot_that_ran_nothing_counts_against_fairness() -> None:
-    pilots = {**PILOTS, "C": PilotUse(slots=1, up=6.0, busy=0.0)}
+    pilots = (*PILOTS, PilotUsage("C", slots=1, busy=0.0, up=6.0))
 
     summary = summarize(RECORDS, pilots, "round_robin")
 

@@ -18,12 +18,13 @@ and the slot-seconds its units' runs took.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from troy.cli.inspect import PilotView, ServiceView, UnitView
 from troy.model.states import State
 from troy.sim.model import UnitRecord
-from troy.sim.results import PilotUse, ResultWriter, summarize
+from troy.sim.result import PilotUsage
+from troy.sim.results import ResultWriter, summarize
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,8 @@ class RealRecords:
     """A real run as a simulation records one."""
 
     records: list[UnitRecord]
-    pilots: dict[str, PilotUse]
+    #: One per pilot, in the order the service recorded them, with the records' pilot ids.
+    pilots: tuple[PilotUsage, ...]
     #: Wall-clock time (seconds since the epoch) of time 0.
     origin: float
 
@@ -49,25 +51,25 @@ def _histories(view: ServiceView) -> list[list[tuple[State, float]]]:
 def real_records(
     view: ServiceView,
     origin: float | None = None,
-    unit_ids: Mapping[str, str] | None = None,
-    unit_names: Mapping[str, str] | None = None,
+    entries: Mapping[str, str] | None = None,
     pilot_ids: Mapping[str, str] | None = None,
 ) -> RealRecords:
-    """The records of ``view``; the maps rename units and pilots (by troy id) if given.
+    """The records of ``view``; with the maps, in a workload's ids.
 
-    ``unit_ids`` maps a unit's description ``name`` to the id its record
-    gets, ``unit_names`` that id to its record's name, ``pilot_ids`` a troy
-    pilot id to the one its records name (`troy compare --real` gives the
-    workload's ids, so a real run's rows line up with the simulation's).
+    ``entries`` (`troy compare --real`, whose units are named by their
+    workload ids) maps a workload unit id to its entry's name: a unit's record
+    then takes its description ``name`` as id, and that entry name as name.
+    ``pilot_ids`` maps a troy pilot id to the one its records name.  So a
+    real run's rows line up with the simulation's.
     """
     start = first_recorded(view) if origin is None else origin
-    unit_ids = unit_ids or {}
-    unit_names = unit_names or {}
     pilot_ids = pilot_ids or {}
     records = []
     for unit in view.units:
-        record_id = unit_ids.get(unit.name, unit.id)
-        records.append(_record(unit, record_id, unit_names.get(record_id, unit.name), start))
+        record_id, name = unit.id, unit.name
+        if entries is not None:
+            record_id, name = unit.name, entries.get(unit.name, unit.name)
+        records.append(_record(unit, record_id, name, start, pilot_ids))
     ends = [record.end for record in records if record.end is not None]
     last = max(ends, default=0.0)
     busy: dict[str, float] = {}
@@ -76,28 +78,28 @@ def real_records(
             if run.pilot is not None:
                 until = run.end if run.end is not None else start + last
                 busy[run.pilot] = busy.get(run.pilot, 0.0) + run.cores * (until - run.start)
-    pilots = {
-        pilot_ids.get(pilot.id, pilot.id): _pilot_use(pilot, busy.get(pilot.id, 0.0), start, last)
+    pilots = tuple(
+        _pilot_use(pilot, pilot_ids.get(pilot.id, pilot.id), busy.get(pilot.id, 0.0), start, last)
         for pilot in view.pilots
-    }
-    renamed = [
-        _renamed(record, pilot_ids) if record.pilot in pilot_ids else record for record in records
-    ]
-    return RealRecords(renamed, pilots, start)
+    )
+    return RealRecords(records, pilots, start)
 
 
-def _record(unit: UnitView, record_id: str, name: str, origin: float) -> UnitRecord:
+def _record(
+    unit: UnitView, record_id: str, name: str, origin: float, pilot_ids: Mapping[str, str]
+) -> UnitRecord:
     submit = unit.history[0][1] - origin if unit.history else 0.0
     last = unit.runs[-1] if unit.runs else None
     start = end = None
     if last is not None:
         start = last.start - origin
         end = None if last.end is None else last.end - origin
+    pilot = last.pilot if last is not None else unit.pilot
     staged = [t for t in unit.transfers if t.get("dir") == "in"]
     return UnitRecord(
         id=record_id,
         name=name,
-        pilot=last.pilot if last is not None else unit.pilot,
+        pilot=pilot_ids.get(pilot, pilot) if pilot is not None else None,
         cores=unit.cores,
         submit=submit,
         start=start,
@@ -109,11 +111,9 @@ def _record(unit: UnitView, record_id: str, name: str, origin: float) -> UnitRec
     )
 
 
-def _renamed(record: UnitRecord, pilot_ids: Mapping[str, str]) -> UnitRecord:
-    return replace(record, pilot=pilot_ids[record.pilot or ""])
-
-
-def _pilot_use(pilot: PilotView, busy: float, origin: float, last: float) -> PilotUse:
+def _pilot_use(
+    pilot: PilotView, pilot_id: str, busy: float, origin: float, last: float
+) -> PilotUsage:
     """Its slots, seconds up (Running to its end or ``last``), slot-seconds busy."""
     running = next((ts for state, ts in pilot.history if state == State.Running), None)
     ended = next((ts for state, ts in pilot.history if state.is_final), None)
@@ -121,7 +121,7 @@ def _pilot_use(pilot: PilotView, busy: float, origin: float, last: float) -> Pil
     if running is not None:
         until = last if ended is None else min(ended - origin, last)
         up = max(0.0, until - (running - origin))
-    return PilotUse(pilot.slots or 0, up, busy)
+    return PilotUsage(pilot_id, pilot.slots or 0, busy, up)
 
 
 def write_results(view: ServiceView, directory: str, coordination: str) -> RealRecords:

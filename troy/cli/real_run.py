@@ -299,7 +299,6 @@ def run_real(
         view = service_view(client, units.id)
     finally:
         client.close()
-    names = {unit.id: unit.name for unit in workload.units}
-    ids = {unit.id: unit.id for unit in workload.units}
-    result = real_records(view, origin, ids, names, pilot_ids)
+    entries = {unit.id: unit.name for unit in workload.units}
+    result = real_records(view, origin, entries, pilot_ids)
     return RealRun(result, units.id, units.coordination, timed_out)

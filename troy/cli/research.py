@@ -23,7 +23,7 @@ from troy.model.errors import BadDescription
 from troy.sim.engine import VirtualClock, make_scheduler, simulate
 from troy.sim.figures import FiguresUnavailable, write_figures
 from troy.sim.model import Workload
-from troy.sim.results import PilotUse, ResultWriter, Summary, summarize
+from troy.sim.results import ResultWriter, Summary, summarize
 from troy.sim.workload import load_workload
 
 
@@ -112,8 +112,7 @@ def run_simulations(
             seeded = _seed(each.options, workload.seed)
             scheduler = make_scheduler(each.plugin, each.options, seeded, clock)
             result = simulate(workload, scheduler, clock)
-            pilots = {p.id: PilotUse(p.slots, p.up, p.busy) for p in result.pilots}
-            summary = summarize(result.records, pilots, each.label, "sim", repetition)
+            summary = summarize(result.records, result.pilots, each.label, "sim", repetition)
             writer.add(result.records, summary)
             print(_line(summary), file=stream)
             if real is None:

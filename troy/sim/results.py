@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from troy.sim.model import UnitRecord
+from troy.sim.result import PilotUsage
 
 #: The columns of units.csv, in order.
 UNIT_COLUMNS = (
@@ -50,15 +51,6 @@ UNIT_COLUMNS = (
     "bytes_in",
     "bytes_moved",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class PilotUse:
-    """One pilot in a run: its slots, how long it was up, and its slot-seconds busy."""
-
-    slots: int
-    up: float
-    busy: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,21 +98,21 @@ def jain(values: Sequence[float]) -> float | None:
 
 def summarize(
     records: Sequence[UnitRecord],
-    pilots: Mapping[str, PilotUse],
+    pilots: Sequence[PilotUsage],
     scheduler: str,
     mode: str = "sim",
     repetition: int = 0,
 ) -> Summary:
-    """The figures of one run from its unit records and its pilots' use."""
+    """The figures of one run from its unit records and its pilots' use (in their order)."""
     waits = [r.wait for r in records if r.wait is not None]
     ends = [r.end for r in records if r.end is not None]
     start = min((r.submit for r in records), default=0.0)
-    per_pilot = {pilot_id: 0 for pilot_id in pilots}
+    per_pilot = {use.id: 0 for use in pilots}
     for record in records:
         if record.pilot is not None and record.start is not None:
             per_pilot[record.pilot] = per_pilot.get(record.pilot, 0) + 1
-    capacity = sum(use.slots * use.up for use in pilots.values())
-    busy = sum(use.busy for use in pilots.values())
+    capacity = sum(use.slots * use.up for use in pilots)
+    busy = sum(use.busy for use in pilots)
     return Summary(
         scheduler=scheduler,
         mode=mode,
@@ -137,7 +129,7 @@ def summarize(
         bytes_moved=sum(r.bytes_moved for r in records),
         units_per_pilot=per_pilot,
         fairness=jain([float(count) for count in per_pilot.values()]),
-        pilots=[{"id": pilot_id, "slots": use.slots} for pilot_id, use in pilots.items()],
+        pilots=[{"id": use.id, "slots": use.slots} for use in pilots],
     )
 
 
