@@ -7,6 +7,7 @@ tests/integration/test_compare_real.py; here, what is submitted and when.
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,7 @@ def test_units_are_submitted_at_their_time_and_never_before_what_they_wait_for()
 
 
 def test_the_pilot_plays_its_model_through_its_wrapper() -> None:
-    pilot = SimPilot("slow", 3, "d1", "m1", start_delay=2.5, speed=0.5, wall_time=60.0)
+    pilot = SimPilot("slow", 3, "d1", "m1", start_delay=0.05, speed=0.5, wall_time=60.0)
 
     description = pilot_description(pilot, Path("/tmp/x"))
 
@@ -52,9 +53,11 @@ def test_the_pilot_plays_its_model_through_its_wrapper() -> None:
     assert description["number_of_processes"] == 3
     assert description["affinity_machine_label"] == "m1"
     assert description["affinity_datacenter_label"] == "d1"
-    assert description["wall_time_limit"] == (2.5 + 60.0) / 60.0
+    assert description["wall_time_limit"] == (0.05 + 60.0) / 60.0
     script = ["/bin/sh", *description["arguments"], "/usr/bin/env"]
+    begun = time.monotonic()
     started = subprocess.run(script, capture_output=True, text=True, check=True, timeout=10)
+    assert time.monotonic() - begun >= 0.05  # it slept the start delay before the agent
     environment = dict(line.split("=", 1) for line in started.stdout.splitlines() if "=" in line)
     assert environment["TROY_SIM_SPEED"] == "0.5"
     assert (environment["TROY_SIM_MACHINE"], environment["TROY_SIM_DATACENTER"]) == ("m1", "d1")
