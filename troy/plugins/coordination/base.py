@@ -21,7 +21,13 @@ each call for up to ``retry`` seconds (URL query parameter, default
 DEFAULT_RETRY), then raises CoordinationError naming the service.  No method
 ever leaves a half-written record or event batch, and a call retried after an
 unknown outcome must not enqueue an item twice.  ``commit`` is all-or-nothing
-where a plugin overrides it (redis, zmq); the default appends, then enqueues.
+where a plugin overrides it; the default appends, then enqueues.
+
+Contract 1.2 adds what durability needs: ``create_record`` (store only if
+absent: leases), ``allocate`` (an atomic counter: unit ids), ``ack`` (claimed
+items acknowledged and dropped) and ``compact`` (a finished stream replaced by
+one summary).  Their defaults let a 1.1 plugin keep working: ``create_record``
+is then not atomic across processes, and ``ack``/``compact`` keep everything.
 """
 
 from __future__ import annotations
@@ -54,12 +60,14 @@ HOST = re.sub(r"[^A-Za-z0-9_-]+", "_", socket.gethostname())[:48] or "host"
 
 #: The version of this contract, MAJOR.MINOR; a plugin says which it was written for in
 #: ``contract_version``.  A new MAJOR breaks older plugins; a new MINOR only adds, with defaults.
-CONTRACT_VERSION = "1.1"
+CONTRACT_VERSION = "1.2"
 #: What each version changed (the registry quotes it when a plugin's version does not fit).
 CONTRACT_CHANGES: dict[str, str] = {
     "1.0": "versioned from here on: records, streams, queues; commit and close with defaults",
     "1.1": "option_specs and check_options: the options a coordination takes in its URL's query "
     "are declared (default: none; an undeclared one is refused)",
+    "1.2": "create_record (store if absent), allocate (atomic counter), ack (claimed items "
+    "dropped) and compact (a stream replaced by a summary); defaults keep 1.1 plugins working",
 }
 
 
@@ -141,6 +149,44 @@ class Coordination(ABC):
         expression); neither ``prefix`` itself nor deeper keys are listed.
         """
 
+    def create_record(self, key: str, record: Mapping[str, Any]) -> bool:
+        """Store ``record`` under ``key`` only if no record is stored there; True if stored.
+
+        Of several callers racing for one key, in any processes on any hosts,
+        exactly one gets True.  This default (get, then put) is not atomic: a
+        plugin for contract 1.2 overrides it.
+        """
+        if self.get_record(key) is not None:
+            return False
+        self.put_record(key, record)
+        return True
+
+    def allocate(self, counter: str, count: int) -> int:
+        """Reserve ``count`` consecutive numbers of ``counter`` (from 0); return the first.
+
+        No number is ever handed out twice, whoever asks.  The default stores one
+        record per reservation (``counter/<n>``, made with `create_record`); a
+        service with an atomic increment overrides it.
+        """
+        if count < 1:
+            raise CoordinationError(f"allocate: count must be at least 1, got {count}")
+        check_name(counter)
+        blocks = self.list_records(counter)
+        block = max(
+            (int(k.rpartition("/")[2]) for k in blocks if k.rpartition("/")[2].isdigit()),
+            default=-1,
+        )
+        while True:
+            start = 0
+            if block >= 0:
+                previous = self.get_record(f"{counter}/{block}")
+                if previous is None:
+                    raise CoordinationError(f"allocate: reservation {counter}/{block} vanished")
+                start = int(previous["start"]) + int(previous["count"])
+            block += 1
+            if self.create_record(f"{counter}/{block}", {"start": start, "count": count}):
+                return start
+
     # -- streams -----------------------------------------------------------
     @abstractmethod
     def append(self, stream: str, events: Sequence[Mapping[str, Any]]) -> None:
@@ -173,6 +219,18 @@ class Coordination(ABC):
         for queue, items in queues.items():
             self.enqueue(queue, items)
 
+    def compact(self, stream: str, events: Sequence[Mapping[str, Any]]) -> bool:
+        """Replace everything in ``stream`` by ``events`` in one step; True if it did.
+
+        The caller passes a summary that a reader applying it from the start
+        ends in the same state with (one event per unit of a finished service).
+        A reader from the start sees either the old events or the summary, never
+        a mix; a reader with an older cursor may see the summary as new events.
+        Only a stream nobody appends to any more is compacted.  The default
+        keeps the stream as it is and returns False.
+        """
+        return False
+
     # -- queues ------------------------------------------------------------
     @abstractmethod
     def enqueue(self, queue: str, items: Sequence[Mapping[str, Any]]) -> None:
@@ -181,6 +239,14 @@ class Coordination(ABC):
     @abstractmethod
     def claim(self, queue: str, claimer: str, max_items: int) -> list[dict[str, Any]]:
         """Atomically take up to ``max_items`` items, oldest first, for ``claimer``."""
+
+    def ack(self, queue: str, claimer: str, ids: Collection[str]) -> None:  # noqa: B027
+        """``claimer`` is done with these items it claimed: the service may drop them.
+
+        A claimer acknowledges items once it has recorded what became of them
+        (in troy: once their state is reported), so claimed items do not pile
+        up.  Unknown ids are ignored.  The default keeps them.
+        """
 
     @abstractmethod
     def withdraw(self, queue: str, ids: Collection[str]) -> list[str]:
