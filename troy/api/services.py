@@ -119,6 +119,13 @@ class WorkUnitService(_Service[UnitManager[WorkUnit]]):
     BadDescription naming it, and nothing is recorded.  ``WorkUnitService(id=...)``
     reconnects (also from a new process) with the scheduler and options recorded,
     and sees every unit of the service with its current state.
+
+    One process owns a service and places its units.  A process that reconnects
+    while another owns it *follows*: it sees every state, waits, gets callbacks,
+    may submit (the owner places those units) and cancel, and takes the service
+    over once the owner's lease lapses (the owner closed it, its process is gone,
+    or it was silent for ``$TROY_LEASE_TIMEOUT`` s, default 15); with
+    ``take_over=False`` it never does.  See docs/reliability.md.
     """
 
     def __init__(
@@ -127,10 +134,16 @@ class WorkUnitService(_Service[UnitManager[WorkUnit]]):
         coordination: str | None = None,
         scheduler: str | None = None,
         scheduler_options: Mapping[str, Any] | None = None,
+        take_over: bool = True,
     ) -> None:
         self._manager = UnitManager(
-            id, coordination, scheduler, WorkUnit, PilotJob, scheduler_options
+            id, coordination, scheduler, WorkUnit, PilotJob, scheduler_options, take_over
         )
+
+    @property
+    def owner(self) -> bool:
+        """Whether this process owns the service: only the owner places its units."""
+        return self._manager.owns
 
     @property
     def scheduler(self) -> str:

@@ -7,11 +7,13 @@ ids), so ``troy run FILE --resume`` finds the run of that file and ``troy run
 --resume SERVICE_ID`` the run of that service.
 
 Every unit of a run is recorded by its one submit, so a run cut off at any
-point afterwards (the troy process killed, the machine rebooted) is resumed by
-reconnecting to its services: units that are Done stay Done; units still
-running on pilots that outlived troy finish there; units that were waiting
-(dependencies, or no pilot yet) are placed. If no pilot of the run is still
-alive, the batch file's pilots are started again.
+point afterwards (the troy process killed with its agents, the machine
+rebooted) is resumed by reconnecting to its services: units that are Done
+stay Done; units still running on pilots that outlived troy finish there;
+every pilot that ended is restarted from its recorded description; units
+that were waiting (dependencies, or no pilot yet) are placed, and units that
+were running on a pilot that died run again as a new try.  One process owns a
+run: a resume while another process still runs it follows that one.
 """
 
 from __future__ import annotations
@@ -103,7 +105,14 @@ def start(batch: BatchFile, coordination: str | None, out: TextIO) -> Run:
 def resume(
     service_id: str | None, batch_path: str | None, coordination: str | None, out: TextIO
 ) -> Run:
-    """Reconnect to a recorded run and make sure it has live pilots."""
+    """Reconnect to a recorded run, own it, and give it live pilots again.
+
+    If another process owns the run and is alive, this one follows it to the
+    end instead (and takes over if that owner stops).  Otherwise pilot states
+    are brought up to date first (streams, then backends); if units are left,
+    every pilot of the run that ended is restarted from its recorded
+    description before anything is placed or judged.
+    """
     if service_id is None:
         if batch_path is None:
             raise NoRun("--resume needs a service id, or the batch file of the run")
@@ -113,25 +122,66 @@ def resume(
         saved = json.loads(state_file.read_text())
         service_id = str(saved["units"])
         coordination = coordination or saved.get("coordination")
-    units = WorkUnitService(id=service_id, coordination=coordination)
-    record = units._manager.coordination.get_record(_run_key(service_id))
+    units = WorkUnitService(id=service_id, coordination=coordination, take_over=False)
+    client = units._manager.coordination
+    record = client.get_record(_run_key(service_id))
     if record is None:
         units.close()
         raise NoRun(f"{service_id} was not started by troy run: nothing to resume")
     pilots = PilotJobService(id=record["pilots"], coordination=units.coordination)
     run = Run(units, pilots, float(record.get("started") or time.time()))
-    done = sum(1 for unit in units.list() if unit.state == State.Done)
     print(f"troy run --resume {service_id}", file=out)
     print(f"  coordination  {units.coordination}", file=out)
-    print(f"  units service {service_id} ({len(units.list())} units, {done} Done)", file=out)
-    if not any(not pilot.state.is_final for pilot in pilots.list()):
-        path = batch_path or record.get("file")
-        if not path or not os.path.exists(path):
-            raise NoRun(f"no pilot of {service_id} is alive and its batch file {path} is gone")
-        print("  no live pilot: starting the batch file's pilots again", file=out)
-        start_pilots(run, load_batch_file(path), out)
+    manager = units._manager
+    if not manager.acquire(act=False):
+        print(f"  owner         {manager.owner()}: following it to the end", file=out)
+        out.flush()
+        return run
+    pilots._manager.check_now()  # judged on their streams and backends, before anything else
+    listed = units.list()
+    done = sum(1 for unit in listed if unit.state == State.Done)
+    print(f"  units service {service_id} ({len(listed)} units, {done} Done)", file=out)
+    try:
+        if any(not unit.state.is_final for unit in listed):
+            _restart_pilots(run, record, batch_path, out)
+    finally:
+        manager.act()
     for pilot in pilots.list():
         if not pilot.state.is_final:
             print(f"  pilot         {pilot.id} {pilot.state} on {pilot.rm}", file=out)
     out.flush()
     return run
+
+
+def _restart_pilots(run: Run, record: dict[str, Any], batch_path: str | None, out: TextIO) -> None:
+    """Start a new pilot for each pilot of the run that ended, from its recorded description.
+
+    Pilots replaced before are not restarted again (the run record keeps
+    ``replaced``: old id -> new id).  A pilot that cannot be restarted is named
+    with the reason.  A run that never got pilots starts its batch file's.
+    """
+    replaced: dict[str, str] = dict(record.get("replaced") or {})
+    current = [p for p in run.pilots.list() if p.id not in replaced]
+    if not current:
+        path = batch_path or record.get("file")
+        if not path or not os.path.exists(path):
+            raise NoRun(f"the run has no pilot and its batch file {path} is gone")
+        print("  no pilot recorded: starting the batch file's pilots", file=out)
+        start_pilots(run, load_batch_file(path), out)
+        return
+    for old in current:
+        if not old.state.is_final:
+            continue
+        description = dict(old.description.as_dict())
+        if description.get("working_directory"):
+            description["working_directory"] = old.working_directory
+        try:
+            new = run.pilots.create(old.rm, description, old.pj_type)
+        except TroyError as exc:
+            print(f"  pilot         {old.id} ({old.state}) could not be restarted: {exc}", file=out)
+            continue
+        replaced[old.id] = new.id
+        print(f"  pilot         {new.id} restarted on {new.rm} (replaces {old.id}: {old.state})",
+              file=out)  # fmt: skip
+    client = run.units._manager.coordination
+    client.put_record(_run_key(run.units.id), {**record, "replaced": replaced})

@@ -92,9 +92,9 @@ class PilotManager(ServiceManager, Generic[P]):
         #: Per pilot: the last heartbeat seen and when (this process' monotonic clock).
         self._beats: dict[str, tuple[Any, float]] = {}
         self._service_cursor: Any = None
+        self.monitor = Monitor(f"troy-pilots-{self.service_id}", self._poll)
         if service_id is not None:
             self._load_pilots()
-        self.monitor = Monitor(f"troy-pilots-{self.service_id}", self._poll)
         self.monitor.start()
 
     # -- reconnect -----------------------------------------------------------------
@@ -123,6 +123,20 @@ class PilotManager(ServiceManager, Generic[P]):
             pilot.heartbeat_timeout = (record.get("heartbeat") or {}).get("timeout", 20.0)
             with self.lock:
                 self._pilots[pilot.id] = pilot
+            # Its state is what its stream says, before anyone judges it.
+            self._read_stream(pilot)
+
+    def check_now(self) -> None:
+        """Bring every pilot's state up to date now: its stream, then its backend's view.
+
+        A pilot whose agent is gone (the backend says its job ended) is recorded
+        final here, before the caller decides anything on it (resume does).
+        """
+        self._load_pilots()
+        for pilot in self.pilots():
+            self._read_stream(pilot)
+            if not pilot.state.is_final and pilot.handle is not None:
+                self._check_backend(pilot)
 
     # -- queries -------------------------------------------------------------------
     def pilots(self) -> list[P]:

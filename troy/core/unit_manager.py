@@ -5,6 +5,13 @@ a new process that reconnects by id rebuilds the same picture: the units
 (with their descriptions), their state events, and the pilot-job services
 attached.  Units wait (New) until some attached pilot can take them; units
 left on a pilot that ended without running them are placed again.
+
+One process owns a service at a time (troy.core.lease): only the owner places
+units and judges what ended pilots left behind.  Any other process that opens
+it follows: it sees every state, waits and calls back, may submit (the owner
+places those units) and cancel, and takes over once the owner's lease lapsed.
+Unit ids come from an atomic counter in coordination, so processes submitting
+to one service never hand out the same id.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from troy.core import dependencies, sweeps
 from troy.core.data_locator import DataLocator
+from troy.core.lease import Lease
 from troy.core.monitor import SLOW_POLL, Monitor
 from troy.core.pilot_manager import PilotFactory, PilotManager
 from troy.core.placement import Placement
@@ -106,7 +114,9 @@ class UnitManager(ServiceManager, Generic[U]):
         new_unit: UnitFactory[U],
         new_pilot: PilotFactory[Any],
         scheduler_options: Mapping[str, Any] | None = None,
+        take_over: bool = True,
     ) -> None:
+        """``take_over=False``: a reconnect that never owns the service (it only follows)."""
         own, on_error = _split_options(scheduler_options)
         if service_id is None:
             # A scheduler that is unknown, takes other options or cannot start fails
@@ -168,12 +178,76 @@ class UnitManager(ServiceManager, Generic[U]):
         self.placement.on_error = on_error
         self._rebalance = "rebalance" in self.scheduler.capabilities
         self._next_number = 0
+        self.lease = Lease(self.coordination, self.service_id)
+        #: Whether this process may take the service over when its owner's lease lapses.
+        self.take_over = take_over
+        #: False while an owner prepares (resume restarting pilots): it neither places nor judges.
+        self.acting = True
+        if service_id is None or take_over:
+            self.lease.acquire()
         self.monitor = Monitor(f"troy-units-{self.service_id}", self._poll)
         # What a reconnect reads is delivered in the constructing thread, before it returns.
         self._reconnecting = True
         self._read_stream()
         self._reconnecting = False
         self.monitor.start()
+
+    # -- ownership -----------------------------------------------------------------------
+    @property
+    def owns(self) -> bool:
+        """Whether this process places the service's units now (it holds the lease)."""
+        return self.lease.held and self.acting
+
+    def owner(self) -> str:
+        """Who owns the service: "this process", or the holder's pid and host."""
+        _, holder = self.lease.lapsed()
+        return holder
+
+    def _keep_lease(self) -> None:
+        """The owner renews its lease; a follower takes over one that lapsed."""
+        if self.lease.held:
+            if not self.lease.renew():
+                log.warning(
+                    "%s: another process took the service over; this one only follows it now",
+                    self.service_id,
+                )
+        elif self.take_over and self.lease.acquire():
+            log.warning("%s: took the service over (its owner's lease lapsed)", self.service_id)
+            self._taken_over()
+
+    def acquire(self, act: bool = True) -> bool:
+        """Own the service now if its lease is free; True if this process owns it.
+
+        With ``act=False`` the new owner holds still (places nothing, judges no
+        pilot) until `act` is called: resume restarts pilots in between.  If the
+        lease is not free, this process follows and takes over when it lapses.
+        """
+        self.take_over = True
+        if not self.lease.acquire():
+            return False
+        self.acting = act
+        self._taken_over()
+        return True
+
+    def act(self) -> None:
+        """Start placing and judging as the owner (after ``acquire(act=False)``).
+
+        Pilots are brought up to date first (new ones another process made, the
+        backends' view of the others), so no unit is judged on an old picture.
+        """
+        with self.lock:
+            managers = list(self._watched.values())
+        for manager in managers:
+            manager.check_now()
+        self.acting = True
+        self._taken_over()
+        self.monitor.wake()
+
+    def _taken_over(self) -> None:
+        """Judge everything again as the new owner: waiting units, and pilots that ended."""
+        with self.lock:
+            self._place_again = True
+            self._pilot_seen.clear()
 
     # -- pilot-job services ---------------------------------------------------------
     def add(self, manager: PilotManager[Any], record: bool = True) -> None:
@@ -224,8 +298,8 @@ class UnitManager(ServiceManager, Generic[U]):
         self.placement.locator.check(checked)
         now = time.time()
         with self.placement.place_lock:
+            first = self._allocate(len(checked))
             with self.lock:
-                first = self._next_number
                 ids = [f"{self.service_id}.{first + n}" for n in range(len(checked))]
                 new = list(zip(ids, checked, strict=True))
                 resolved = self._deps.resolve_new(new)
@@ -251,6 +325,18 @@ class UnitManager(ServiceManager, Generic[U]):
             self._apply(decided.values())
         return units
 
+    def _allocate(self, count: int) -> int:
+        """The first of ``count`` unit numbers nobody else was given (an atomic counter)."""
+        counter = f"ids/{self.service_id}"
+        first = int(self.coordination.allocate(counter, count))
+        if first < self._next_number:
+            # A service recorded before the counter existed: skip the numbers it used.
+            behind = self._next_number - (first + count)
+            if behind > 0:
+                self.coordination.allocate(counter, behind)
+            first = int(self.coordination.allocate(counter, count))
+        return first
+
     def _record_new(self, units: list[U], now: float) -> dict[str, dict[str, Any]]:
         """Decide where new units go and record them with that, in one commit."""
         # Each description becomes a plain dict once: recorded, and handed to an agent.
@@ -262,7 +348,10 @@ class UnitManager(ServiceManager, Generic[U]):
         else:
             free_plain = plain
         try:
-            decided, by_pilot = self.placement.decide(free, free_plain)
+            if self.owns:
+                decided, by_pilot = self.placement.decide(free, free_plain)
+            else:  # a follower records them; the owner places them
+                decided, by_pilot = {}, {}
         except SchedulerError as exc:
             if self.placement.on_error != "wait":
                 raise  # nothing is recorded
@@ -308,6 +397,7 @@ class UnitManager(ServiceManager, Generic[U]):
                     self._unsettled += 1
                     number = int(event["id"].rpartition(".")[2])
                     self._next_number = max(self._next_number, number + 1)
+                    self._place_again = True  # submitted by another process: to be placed
                     later = self._orphans.pop(unit.id, [])
                     if "state" in event:
                         later.insert(0, event["state"])
@@ -391,7 +481,10 @@ class UnitManager(ServiceManager, Generic[U]):
 
     # -- monitor ----------------------------------------------------------------------
     def _poll(self) -> bool:
+        self._keep_lease()
         busy = self._read_stream()
+        if not self.owns:
+            return busy  # a follower only watches
         changed = False
         for pilot in self._pilots(watched=True):
             seen = (pilot.state, pilot.attempt, pilot.slots)
@@ -583,8 +676,9 @@ class UnitManager(ServiceManager, Generic[U]):
                 self.settled.wait(0.5 if remaining is None else min(remaining, 0.5))
 
     def close(self) -> None:
-        """Stop watching (units keep running on their pilots)."""
+        """Stop watching (units keep running on their pilots); give up the lease if held."""
         self.monitor.stop()
+        self.lease.release()
         for manager in self._owned_managers:
             manager.close()
         super().close()

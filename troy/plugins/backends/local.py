@@ -27,24 +27,13 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from troy.model.errors import BackendError
+from troy.model.processes import start_time
 from troy.model.states import State
 from troy.plugins.backends.base import Backend, PilotLaunch
 
 _LOCAL_HOSTS = {"", "localhost", "127.0.0.1", "::1"}
 #: Seconds cancel waits for the agent to stop its units and report, before SIGKILL.
 CANCEL_GRACE = 8.0
-
-
-def _start_time(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (guards against pid reuse), or None if gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()
-    if fields[0] in ("Z", "X"):
-        return None  # exited, not yet reaped by its parent
-    return fields[19]
 
 
 def stderr_tail(path: str, limit: int = 2000) -> str:
@@ -113,7 +102,7 @@ class LocalBackend(Backend):
         return {
             "pid": process.pid,
             "host": socket.gethostname(),
-            "started": _start_time(process.pid),
+            "started": start_time(process.pid),
             "stderr": str(directory / "agent.err"),
         }
 
@@ -130,7 +119,7 @@ class LocalBackend(Backend):
             process = self._children.get(handle["pid"])
         if process is not None:
             return process.poll() is None
-        started = _start_time(handle["pid"])
+        started = start_time(handle["pid"])
         return started is not None and started == handle.get("started")
 
     @staticmethod

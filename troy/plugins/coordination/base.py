@@ -165,26 +165,28 @@ class Coordination(ABC):
         """Reserve ``count`` consecutive numbers of ``counter`` (from 0); return the first.
 
         No number is ever handed out twice, whoever asks.  The default stores one
-        record per reservation (``counter/<n>``, made with `create_record`); a
-        service with an atomic increment overrides it.
+        record per reservation (``counter/<n>``: its start and count, made with
+        `create_record`) and remembers the last one it saw, so a reservation
+        costs a read and a create; a service with an atomic increment overrides it.
         """
         if count < 1:
             raise CoordinationError(f"allocate: count must be at least 1, got {count}")
         check_name(counter)
-        blocks = self.list_records(counter)
-        block = max(
-            (int(k.rpartition("/")[2]) for k in blocks if k.rpartition("/")[2].isdigit()),
-            default=-1,
-        )
+        known: dict[str, int] = self.__dict__.setdefault("_last_reservations", {})
+        block = known.get(counter)
+        if block is None:
+            words = (key.rpartition("/")[2] for key in self.list_records(counter))
+            block = max((int(word) for word in words if word.isdigit()), default=-1)
         while True:
             start = 0
             if block >= 0:
                 previous = self.get_record(f"{counter}/{block}")
                 if previous is None:
-                    raise CoordinationError(f"allocate: reservation {counter}/{block} vanished")
+                    raise CoordinationError(f"allocate: reservation {counter}/{block} is missing")
                 start = int(previous["start"]) + int(previous["count"])
             block += 1
             if self.create_record(f"{counter}/{block}", {"start": start, "count": count}):
+                known[counter] = block
                 return start
 
     # -- streams -----------------------------------------------------------
