@@ -272,3 +272,32 @@ def test_a_follower_takes_over_from_a_stopped_owner_which_then_stands_down(
         owner.wait()
         if follower is not None:
             follower.close()
+
+
+def test_a_resume_follows_a_stopped_run_then_takes_over_and_restarts_its_pilots(
+    tmp_path: Path,
+) -> None:
+    """The run's process is SIGSTOPped (alive, silent) and its agents killed: a resume
+    follows it until its lease lapses, then owns the run, restarts the dead pilots
+    before judging anything, and finishes every unit."""
+    path, log = _batch(tmp_path, units=16, seconds=0.3)
+    environment = {**_environment(tmp_path), "TROY_LEASE_TIMEOUT": "1"}
+    home = tmp_path / "home"
+    command = [sys.executable, "-m", "troy", "run", str(path)]
+    first = subprocess.Popen(command, env=environment, cwd=tmp_path, stdout=subprocess.DEVNULL)
+    try:
+        _wait_for(lambda: len(_started(log)) >= 4, "the first units never ran")
+        first.send_signal(signal.SIGSTOP)
+        assert _kill_agents(home) == 2
+        resumed = subprocess.run(
+            [*command, "--resume"], env=environment, cwd=tmp_path, capture_output=True,
+            text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "following it to the end" in resumed.stdout, resumed.stdout
+    assert "restarted" in resumed.stdout, resumed.stdout
+    assert "16 units: 16 Done" in resumed.stdout, resumed.stdout
+    assert sorted(set(_started(log))) == sorted(f"work-{n}" for n in range(16))

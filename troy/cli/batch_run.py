@@ -133,24 +133,26 @@ def resume(
     print(f"troy run --resume {service_id}", file=out)
     print(f"  coordination  {units.coordination}", file=out)
     manager = units._manager
-    if not manager.acquire(act=False):
+    manager.prepare = lambda: _prepare(run, record, batch_path, out)
+    if not manager.acquire():
         print(f"  owner         {manager.owner()}: following it to the end", file=out)
         out.flush()
         return run
-    pilots._manager.check_now()  # judged on their streams and backends, before anything else
-    listed = units.list()
-    done = sum(1 for unit in listed if unit.state == State.Done)
-    print(f"  units service {service_id} ({len(listed)} units, {done} Done)", file=out)
-    try:
-        if any(not unit.state.is_final for unit in listed):
-            _restart_pilots(run, record, batch_path, out)
-    finally:
-        manager.act()
     for pilot in pilots.list():
         if not pilot.state.is_final:
             print(f"  pilot         {pilot.id} {pilot.state} on {pilot.rm}", file=out)
     out.flush()
     return run
+
+
+def _prepare(run: Run, record: dict[str, Any], batch_path: str | None, out: TextIO) -> None:
+    """What the owner of a resumed run does first: judge every pilot, restart the dead."""
+    run.pilots._manager.check_now()  # their streams, then their backends
+    listed = run.units.list()
+    done = sum(1 for unit in listed if unit.state == State.Done)
+    print(f"  units service {run.units.id} ({len(listed)} units, {done} Done)", file=out)
+    if any(not unit.state.is_final for unit in listed):
+        _restart_pilots(run, record, batch_path, out)
 
 
 def _restart_pilots(run: Run, record: dict[str, Any], batch_path: str | None, out: TextIO) -> None:
@@ -181,7 +183,8 @@ def _restart_pilots(run: Run, record: dict[str, Any], batch_path: str | None, ou
             print(f"  pilot         {old.id} ({old.state}) could not be restarted: {exc}", file=out)
             continue
         replaced[old.id] = new.id
+        # Recorded at once: a resume cut off here never starts this pilot's replacement twice.
+        client = run.units._manager.coordination
+        client.put_record(_run_key(run.units.id), {**record, "replaced": replaced})
         print(f"  pilot         {new.id} restarted on {new.rm} (replaces {old.id}: {old.state})",
               file=out)  # fmt: skip
-    client = run.units._manager.coordination
-    client.put_record(_run_key(run.units.id), {**record, "replaced": replaced})

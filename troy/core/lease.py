@@ -6,15 +6,16 @@ waits, gets callbacks, may submit and cancel) and takes over only once the
 owner's lease has lapsed.  Two processes therefore never place at once.
 
 Records (``<sid>`` is the service id)
-    ``lease/<sid>/<epoch>``  {"owner", "host", "pid", "started", "since"}: made with
+    ``lease/<sid>/<epoch>``  {"owner", "host", "pid", "started", "since", "timeout"}: made with
                              ``create_record``, so of two processes taking epoch n
                              exactly one gets it; the highest epoch is the lease
     ``lease/<sid>``          {"epoch", "n", "released"?}: the owner's heartbeat
 
 A lease lapses when its owner released it (closed the service), when the owner
 ran on this host and its process is gone (pid and start time), or when its
-heartbeat has not changed for ``timeout`` seconds on the watching process' own
-clock, counted from when that process first looked (clocks of hosts differ).
+heartbeat has not changed for the owner's ``timeout`` (recorded with the lease;
+it beats six times as often) on the watching process' own clock, counted from
+when that process first looked (clocks of hosts differ).
 An owner that finds a higher epoch than its own was superseded (it was paused
 longer than the timeout): it stops placing at once.
 """
@@ -103,7 +104,7 @@ class Lease:
             self._seen = (seen, now)
             return False, self.describe(record)
         silent = now - self._seen[1]
-        if silent > self.timeout:
+        if silent > float(record.get("timeout") or self.timeout):
             return True, f"{self.describe(record)} silent for {silent:.0f} s"
         return False, self.describe(record)
 
@@ -122,6 +123,7 @@ class Lease:
             "pid": os.getpid(),
             "started": processes.start_time(os.getpid()),
             "since": time.time(),
+            "timeout": self.timeout,
         }
         if not self.coordination.create_record(f"{self.key}/{epoch}", record):
             return False  # another process took this epoch first

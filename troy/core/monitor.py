@@ -5,14 +5,19 @@ from __future__ import annotations
 import collections
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
+
+from troy.model.errors import TroyError
 
 log = logging.getLogger("troy.monitor")
 
 #: Poll intervals (seconds): fast while events flow, backing off to the slow one when idle.
 FAST_POLL = 0.01
 SLOW_POLL = 0.2
+#: Seconds between repeats of the same warning while a poll keeps failing.
+WARN_EVERY = 30.0
 
 
 class Monitor:
@@ -65,9 +70,21 @@ class Monitor:
 
     def _run(self) -> None:
         interval = FAST_POLL
+        failing: tuple[str, float] | None = None  # the last warning, and when
         while not self._stopped.is_set():
             try:
                 busy = self._poll()
+                if failing is not None:
+                    log.warning("%s: coordination answers again", self._thread.name)
+                    failing = None
+            except TroyError as exc:
+                # Coordination down or a full disk: one line, not a traceback per poll.
+                message = str(exc)
+                now = time.monotonic()
+                if failing is None or failing[0] != message or now - failing[1] > WARN_EVERY:
+                    log.warning("%s: %s; retrying", self._thread.name, message)
+                    failing = (message, now)
+                busy = False
             except Exception:
                 log.exception("monitor poll failed; retrying")
                 busy = False

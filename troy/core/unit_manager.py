@@ -181,11 +181,14 @@ class UnitManager(ServiceManager, Generic[U]):
         self.lease = Lease(self.coordination, self.service_id)
         #: Whether this process may take the service over when its owner's lease lapses.
         self.take_over = take_over
-        #: False while an owner prepares (resume restarting pilots): it neither places nor judges.
+        #: False while a new owner prepares: it neither places nor judges.
         self.acting = True
+        #: Called when this process takes the service over, before it places or judges
+        #: anything (``troy run --resume`` restarts the run's dead pilots there).
+        self.prepare: Callable[[], None] | None = None
+        self.monitor = Monitor(f"troy-units-{self.service_id}", self._poll)
         if service_id is None or take_over:
             self.lease.acquire()
-        self.monitor = Monitor(f"troy-units-{self.service_id}", self._poll)
         # What a reconnect reads is delivered in the constructing thread, before it returns.
         self._reconnecting = True
         self._read_stream()
@@ -211,43 +214,39 @@ class UnitManager(ServiceManager, Generic[U]):
                     "%s: another process took the service over; this one only follows it now",
                     self.service_id,
                 )
-        elif self.take_over and self.lease.acquire():
+        elif self.take_over and self._take_lease():
             log.warning("%s: took the service over (its owner's lease lapsed)", self.service_id)
-            self._taken_over()
 
-    def acquire(self, act: bool = True) -> bool:
+    def acquire(self) -> bool:
         """Own the service now if its lease is free; True if this process owns it.
 
-        With ``act=False`` the new owner holds still (places nothing, judges no
-        pilot) until `act` is called: resume restarts pilots in between.  If the
-        lease is not free, this process follows and takes over when it lapses.
+        If the lease is not free, this process follows, and takes the service
+        over (in its monitor thread) when the lease lapses.  Either way, the
+        new owner first runs `prepare` (if set), then brings every pilot up to
+        date, and only then places and judges.
         """
         self.take_over = True
+        return self._take_lease()
+
+    def _take_lease(self) -> bool:
+        self.acting = False  # until prepared: submits meanwhile are recorded, not placed
         if not self.lease.acquire():
+            self.acting = True
             return False
-        self.acting = act
-        self._taken_over()
+        try:
+            if self.prepare is not None:
+                self.prepare()
+            with self.lock:
+                managers = list(self._watched.values())
+            for manager in managers:  # pilots another process made; backends' view of the rest
+                manager.check_now()
+        finally:
+            with self.lock:
+                self.acting = True
+                self._place_again = True
+                self._pilot_seen.clear()  # pilots that ended are judged again, by this owner
+            self.monitor.wake()
         return True
-
-    def act(self) -> None:
-        """Start placing and judging as the owner (after ``acquire(act=False)``).
-
-        Pilots are brought up to date first (new ones another process made, the
-        backends' view of the others), so no unit is judged on an old picture.
-        """
-        with self.lock:
-            managers = list(self._watched.values())
-        for manager in managers:
-            manager.check_now()
-        self.acting = True
-        self._taken_over()
-        self.monitor.wake()
-
-    def _taken_over(self) -> None:
-        """Judge everything again as the new owner: waiting units, and pilots that ended."""
-        with self.lock:
-            self._place_again = True
-            self._pilot_seen.clear()
 
     # -- pilot-job services ---------------------------------------------------------
     def add(self, manager: PilotManager[Any], record: bool = True) -> None:
