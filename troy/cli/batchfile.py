@@ -37,15 +37,18 @@ import os
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
-from troy.core import dependencies
+from troy.core import dependencies, sweeps
 from troy.core.unit_manager import check_scheduler
+from troy.model import limits
 from troy.model.description import PilotJobDescription, WorkUnitDescription
 from troy.model.documents import Document, Location, load_document
 from troy.model.documents import closest as _closest
 from troy.model.documents import field_name as _field
 from troy.model.documents import kind as _kind
 from troy.model.errors import BadBatchFile, BadDescription, UnknownAttribute
+from troy.model.validators import clean_text
 
 TOP_LEVEL_KEYS = ("coordination", "scheduler", "pilots", "units")
 RESOURCE_KEYS = ("resource", "rm", "service_url")
@@ -168,6 +171,15 @@ class _Checker:
             self.unit(("units", index), entry)
             for index, entry in enumerate(self.entries(data, "units"))
         ]
+        bound = limits.current()
+        if len(pilots) > bound.pilots:
+            raise self.fail(
+                ("pilots",), bound.over("pilots", "", f"a file of {len(pilots)} pilots").reason
+            )
+        total = sum(_units_of(spec) for spec in units)
+        if total > bound.units:
+            too_many = bound.over("units", "", f"a file of {total} units")
+            raise self.fail(("units",), too_many.reason)
         self.dependencies(units)
         return BatchFile(self.name, coordination, scheduler, pilots, units, scheduler_options)
 
@@ -229,12 +241,27 @@ class _Checker:
         """`value` if it is a non-empty string."""
         if not isinstance(value, str) or not value.strip():
             raise self.fail(location, f"expected a non-empty string, got {_kind(value)}")
-        return value
+        try:
+            return clean_text("", value)
+        except BadDescription as exc:
+            raise self.fail(location, exc.reason) from None
 
-    def count(self, location: Location, value: Any) -> int:
-        """`value` if it is a positive integer."""
+    def url(self, location: Location, value: Any) -> str:
+        """`value` if it is a non-empty string that parses as a URL."""
+        text = self.text(location, value)
+        try:
+            urlsplit(text)
+        except ValueError as exc:
+            raise self.fail(location, f"not a valid URL: {exc} ({text!r})") from None
+        return text
+
+    def count(self, location: Location, value: Any, limit: str) -> int:
+        """`value` if it is a positive integer within the limit ``limit`` (units, pilots)."""
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise self.fail(location, f"expected a positive integer, got {_kind(value)}")
+        bound = limits.current()
+        if value > getattr(bound, limit):
+            raise self.fail(location, bound.over(limit, "", f"a count of {value}").reason)
         return value
 
     def pilots(self, location: Location, entry: dict[Any, Any]) -> list[PilotSpec]:
@@ -249,11 +276,11 @@ class _Checker:
                 if resource_key is not None:
                     message = f"'{key}' repeats '{resource_key}': give the resource URL once"
                     raise self.fail((*location, key), message)
-                resource_key, resource = key, self.text((*location, key), value)
+                resource_key, resource = key, self.url((*location, key), value)
             elif key == "pj_type":
                 pj_type = None if value is None else self.text((*location, key), value)
             elif key == "count":
-                count = self.count((*location, key), value)
+                count = self.count((*location, key), value, "pilots")
             else:
                 self.set(description, location, key, value, PILOT_KEYS)
         if resource_key is None:
@@ -274,7 +301,7 @@ class _Checker:
         description = WorkUnitDescription()
         for key, value in entry.items():
             if key == "count":
-                count = self.count((*location, key), value)
+                count = self.count((*location, key), value, "units")
             else:
                 self.set(description, location, key, value, UNIT_KEYS)
         self.validate(description, location)
@@ -341,6 +368,13 @@ class _Checker:
         return BadBatchFile(
             self.name, self.document.line(place), _field((*location, key)) + suffix, message
         )
+
+
+def _units_of(spec: UnitSpec) -> int:
+    """How many units an entry makes: its count, or the values of its sweep."""
+    if spec.description.iterations is None:
+        return spec.count
+    return sweeps.size_of(spec.description.iterations)
 
 
 def _likeness(word: Any, other: str) -> float:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
+from urllib.parse import urlsplit
 
 from troy.core.monitor import Monitor
 from troy.core.service import ServiceManager
@@ -160,6 +161,10 @@ class PilotManager(ServiceManager, Generic[P]):
     ) -> P:
         if not isinstance(rm, str) or not rm.strip():
             raise TroyError(f"rm must be a resource URL such as fork://localhost, not {rm!r}")
+        try:
+            urlsplit(rm)
+        except ValueError as exc:
+            raise TroyError(f"rm {rm!r} is not a valid URL: {exc}") from None
         description = PilotJobDescription(description)
         description.validate()
         if description.launcher is not None:  # NoSuchPlugin before anything is recorded

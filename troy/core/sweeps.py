@@ -14,10 +14,20 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from troy.model import limits
 from troy.model.description import WorkUnitDescription
 
 INDEX_VARIABLE = "TROY_INDEX"
 _INDEX = re.compile(r"\$(?:\{TROY_INDEX\}|TROY_INDEX(?![A-Za-z0-9_]))")
+
+
+def size_of(iterations: Any) -> int:
+    """How many values an ``iterations`` field (already validated) stands for; 1 if None."""
+    if iterations is None:
+        return 1
+    if isinstance(iterations, dict):
+        return len(range(iterations["start"], iterations["stop"], iterations["step"]))
+    return len(iterations)
 
 
 def values_of(iterations: Any) -> list[Any]:
@@ -69,7 +79,13 @@ def expand(description: WorkUnitDescription) -> list[WorkUnitDescription]:
 
 
 def expand_all(descriptions: list[WorkUnitDescription]) -> list[WorkUnitDescription]:
-    """Every description expanded, in order."""
+    """Every description expanded, in order; BadDescription if they make too many units."""
+    bound = limits.current()
+    if len(descriptions) > bound.units:
+        raise bound.over("units", "submit", f"a submit of {len(descriptions)} units")
     if not any("iterations" in d for d in descriptions):
         return descriptions  # the common case: nothing to copy
+    total = sum(size_of(d.get("iterations")) for d in descriptions)
+    if total > bound.units:
+        raise bound.over("units", "submit", f"a submit of {total} units (sweeps expanded)")
     return [unit for description in descriptions for unit in expand(description)]

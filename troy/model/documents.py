@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from troy.model import limits
 from troy.model.errors import BadBatchFile
 
 _MAP_TAG = "tag:yaml.org,2002:map"
@@ -60,6 +61,11 @@ def load_document(
 def read_text(name: str, what: str = "batch file", error: type[BadBatchFile] = BadBatchFile) -> str:
     """The file's text (UTF-8, a BOM dropped); `error` if it cannot be read or decoded."""
     try:
+        size = Path(name).stat().st_size
+        bound = limits.current().file_bytes
+        if size > bound:
+            raise error(name, None, None, f"{size} bytes is over the limit of {bound} bytes"
+                        " (raise it with TROY_LIMITS=file_bytes=N)")  # fmt: skip
         raw = Path(name).read_bytes()
     except FileNotFoundError:
         raise error(name, None, None, "no such file") from None
@@ -160,10 +166,23 @@ class _Builder:
         self.lines: dict[Location, int] = {}
         self._active: set[int] = set()  # collection nodes being built: catches `&a [*a]`
         self._explicit: dict[int, set[int]] = {}  # per mapping node: keys not from `<<`
+        #: Values left to build: aliases repeat whole collections (a "billion laughs"
+        #: document is small and expands without end), so each use counts.
+        self._budget = limits.current().yaml_values
 
     def value(self, node: yaml.Node, location: Location) -> Any:
         """The value of `node`, found at `location` in the document."""
         self.lines.setdefault(location, node.start_mark.line + 1)
+        self._budget -= 1
+        if self._budget < 0:
+            bound = limits.current().yaml_values
+            raise self.error(
+                self.name,
+                self.lines[location],
+                field_name(location) or None,
+                f"the document holds more than {bound} values (YAML aliases count each time "
+                "they are used; raise it with TROY_LIMITS=yaml_values=N)",
+            )
         if isinstance(node, yaml.MappingNode | yaml.SequenceNode) and node.tag in (
             _MAP_TAG,
             _SEQ_TAG,

@@ -19,6 +19,8 @@ class BadDescription(TroyError, ValueError):
 
     def __init__(self, field: str, message: str) -> None:
         self.field = field
+        #: The message without the field's name.
+        self.reason = message
         super().__init__(f"{field}: {message}")
 
 

@@ -7,10 +7,14 @@ of the description (what depends on several fields is `validate()`'s).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from troy.model import limits
 from troy.model.errors import BadDescription
+
+_INTEGER = re.compile(r"-?[0-9]{1,18}")
 
 #: A validator: (field name, value) -> the value as stored; BadDescription if it is wrong.
 Validator = Callable[[str, Any], Any]
@@ -20,10 +24,22 @@ def type_name(value: Any) -> str:
     return type(value).__name__
 
 
+def clean_text(field: str, value: str) -> str:
+    """``value`` if a process can take it and UTF-8 can hold it: no NUL, no lone surrogate."""
+    if "\0" in value:
+        raise BadDescription(field, f"must not contain a NUL character: {value!r:.80}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        message = f"is not valid Unicode (a lone surrogate): {value!r:.80}"
+        raise BadDescription(field, message) from None
+    return value
+
+
 def string(field: str, value: Any) -> str:
     if not isinstance(value, str):
         raise BadDescription(field, f"expected a string, got {type_name(value)} {value!r}")
-    return value
+    return clean_text(field, value)
 
 
 def nonempty_string(field: str, value: Any) -> str:
@@ -41,17 +57,37 @@ def boolean(field: str, value: Any) -> bool:
 
 def integer(field: str, value: Any, minimum: int) -> int:
     is_int = isinstance(value, int) and not isinstance(value, bool)
-    # BigJob descriptions often carry "4" for 4.
-    if not is_int and not (isinstance(value, str) and value.strip().lstrip("-").isdigit()):
-        raise BadDescription(field, f"expected an integer, got {type_name(value)} {value!r}")
+    # BigJob descriptions often carry "4" for 4 (ASCII digits only: int() takes others).
+    if not is_int and not (isinstance(value, str) and _INTEGER.fullmatch(value.strip())):
+        raise BadDescription(field, f"expected an integer, got {type_name(value)} {value!r:.80}")
     number = int(value)
     if number < minimum:
         raise BadDescription(field, f"must be at least {minimum}, got {number}")
+    return in_range(field, number)
+
+
+def in_range(field: str, number: int) -> int:
+    """``number`` if it is within the limit for numbers (`troy.model.limits`)."""
+    bound = limits.current().number
+    if abs(number) > bound:
+        shown = str(number) if abs(number) < 10**30 else f"a number of {len(str(number))} digits"
+        raise BadDescription(
+            field, f"{shown} is out of range (at most {bound}; raise it with TROY_LIMITS=number=N)"
+        )
     return number
 
 
 def positive_int(field: str, value: Any) -> int:
     return integer(field, value, 1)
+
+
+def slot_count(field: str, value: Any) -> int:
+    """A count of processes, cores or slots: at least 1, at most the slots limit."""
+    count = integer(field, value, 1)
+    bound = limits.current()
+    if count > bound.slots:
+        raise bound.over("slots", field, f"a count of {count}")
+    return count
 
 
 def non_negative_int(field: str, value: Any) -> int:
@@ -61,6 +97,10 @@ def non_negative_int(field: str, value: Any) -> int:
 def number(field: str, value: Any, positive: bool) -> float | int:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise BadDescription(field, f"expected a number, got {type_name(value)} {value!r}")
+    if isinstance(value, int):
+        in_range(field, value)  # before any float(): a huge int cannot be one
+    elif math.isfinite(value) and abs(value) > limits.current().number:
+        in_range(field, int(value))
     if math.isnan(value) or math.isinf(value):
         raise BadDescription(field, f"must be a finite number, got {value}")
     if value < 0 or (positive and value == 0):
@@ -86,6 +126,7 @@ def string_list(field: str, value: Any) -> list[str]:
             raise BadDescription(
                 f"{field}[{index}]", f"expected a string, got {type_name(item)} {item!r}"
             )
+        clean_text(f"{field}[{index}]", item)
     return list(value)
 
 
@@ -101,36 +142,39 @@ def arguments(field: str, value: Any) -> list[str]:
                 f"{field}[{index}]",
                 f"expected a string or number, got {type_name(item)} {item!r}",
             )
-        arguments.append(str(item))
+        if isinstance(item, float) and not math.isfinite(item):
+            raise BadDescription(f"{field}[{index}]", f"expected a finite number, got {item}")
+        arguments.append(clean_text(f"{field}[{index}]", str(item)))
     # BigJob wrote ``"arguments": [""]`` for "no arguments" (it joined them into a
     # shell command line, where an empty word vanished); keep those descriptions working.
     return [] if arguments == [""] else arguments
 
 
-def environment(field: str, value: Any) -> dict[str, str]:
-    if isinstance(value, Mapping):
-        items = list(value.items())
-    elif isinstance(value, list | tuple):
+def environment(field: str, given: Any) -> dict[str, str]:
+    if isinstance(given, Mapping):
+        items = list(given.items())
+    elif isinstance(given, list | tuple):
         items = []
-        for index, entry in enumerate(value):
+        for index, entry in enumerate(given):
             if not isinstance(entry, str) or "=" not in entry:
                 raise BadDescription(
                     f"{field}[{index}]", f"expected a 'NAME=value' string, got {entry!r}"
                 )
-            name, _, text = entry.partition("=")
-            items.append((name, text))
+            name, _, setting = entry.partition("=")
+            items.append((name, setting))
     else:
         raise BadDescription(
             field,
-            f"expected a mapping or a list of 'NAME=value' strings, got {type_name(value)}",
+            f"expected a mapping or a list of 'NAME=value' strings, got {type_name(given)}",
         )
     environment: dict[str, str] = {}
-    for name, text in items:
+    for name, value in items:
         if not isinstance(name, str) or not name or "=" in name:
             raise BadDescription(field, f"bad variable name {name!r}")
-        if isinstance(text, bool) or not isinstance(text, str | int | float):
-            raise BadDescription(f"{field}.{name}", f"expected a string, got {type_name(text)}")
-        environment[name] = str(text)
+        clean_text(field, name)
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise BadDescription(f"{field}.{name}", f"expected a string, got {type_name(value)}")
+        environment[name] = clean_text(f"{field}.{name}", str(value))
     return environment
 
 
@@ -148,6 +192,8 @@ def input_data(field: str, value: Any) -> list[Any]:
             raise BadDescription(
                 f"{field}[{index}]", f"expected a data-unit URL, got {type_name(item)} {item!r}"
             )
+        if isinstance(item, str):
+            clean_text(f"{field}[{index}]", item)
     return list(value)
 
 
@@ -184,7 +230,9 @@ def json_object(field: str, value: Any) -> dict[str, Any]:
 
 
 def _json_value(field: str, value: Any) -> Any:
-    if value is None or isinstance(value, str | bool | int):
+    if isinstance(value, str):
+        return clean_text(field, value)
+    if value is None or isinstance(value, bool | int):
         return value
     if isinstance(value, float):
         if not math.isfinite(value):

@@ -14,10 +14,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from troy.model import limits
 from troy.model.errors import BadDescription
+from troy.model.validators import clean_text, in_range
 
 #: Keys of an ``after`` item given as a mapping.
 AFTER_KEYS = ("unit", "regardless")
@@ -30,7 +33,7 @@ def _kind(value: Any) -> str:
 def _name(field: str, value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise BadDescription(field, f"expected a non-empty string, got {_kind(value)} {value!r}")
-    return value
+    return clean_text(field, value)
 
 
 def _after(field: str, value: Any) -> list[Any]:
@@ -62,7 +65,20 @@ def _after(field: str, value: Any) -> list[Any]:
 
 def _integer(field: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise BadDescription(field, f"expected an integer, got {_kind(value)} {value!r}")
+        raise BadDescription(field, f"expected an integer, got {_kind(value)} {value!r:.80}")
+    return in_range(field, value)
+
+
+def _value(field: str, value: Any) -> str | int | float:
+    """One iteration's value: a string, an integer or a finite number."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise BadDescription(field, f"expected a string or number, got {_kind(value)}")
+    if isinstance(value, str):
+        return clean_text(field, value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise BadDescription(field, f"expected a finite number, got {value}")
+    if isinstance(value, int):
+        return in_range(field, value)
     return value
 
 
@@ -78,17 +94,18 @@ def _iterations(field: str, value: Any) -> Any:
         step = _integer(f"{field}.step", value.get("step", 1))
         if step == 0:
             raise BadDescription(f"{field}.step", "must not be 0")
-        if not range(start, stop, step):
+        values = range(start, stop, step)
+        if not values:
             raise BadDescription(field, f"range({start}, {stop}, {step}) has no values")
+        if len(values) > limits.current().units:
+            raise limits.current().over("units", field, f"a sweep of {len(values)} values")
         return {"start": start, "stop": stop, "step": step}
     if isinstance(value, list | tuple):
         if not value:
             raise BadDescription(field, "an empty list of values makes no units")
-        for index, item in enumerate(value):
-            if isinstance(item, bool) or not isinstance(item, str | int | float):
-                raise BadDescription(
-                    f"{field}[{index}]", f"expected a string or number, got {_kind(item)}"
-                )
+        if len(value) > limits.current().units:
+            raise limits.current().over("units", field, f"a sweep of {len(value)} values")
+        value = [_value(f"{field}[{index}]", item) for index, item in enumerate(value)]
         if len({str(item) for item in value}) != len(value):
             raise BadDescription(field, "values must differ (each names one iteration)")
         return list(value)
@@ -98,9 +115,7 @@ def _iterations(field: str, value: Any) -> Any:
 
 
 def _iteration(field: str, value: Any) -> str | int | float:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise BadDescription(field, f"expected a string or number, got {_kind(value)}")
-    return value
+    return _value(field, value)
 
 
 WORKFLOW_FIELDS: dict[str, Callable[[str, Any], Any]] = {
