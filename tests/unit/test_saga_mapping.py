@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import shlex
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from troy.model.description import PilotJobDescription
-from troy.model.errors import BackendError
+from troy.model.errors import BackendError, BadDescription
 from troy.model.states import State
 from troy.plugins.backends.base import PilotLaunch
 from troy.plugins.backends.saga_mapping import (
@@ -150,3 +151,48 @@ def test_files_are_reached_by_sftp_for_ssh_forms_only() -> None:
 )
 def test_every_saga_state_maps_to_a_pilot_state(saga_state: str, state: State, detail: str) -> None:
     assert job_state(saga_state) == (state, detail)
+
+
+INJECTIONS = [
+    "w$(touch PWNED)x",
+    "w`touch PWNED`x",
+    "w;touch PWNED",
+    "w\ntouch PWNED",
+    "w'x",
+    'w"x',
+]
+
+
+@pytest.mark.parametrize("value", INJECTIONS)
+def test_values_saga_puts_into_a_shell_unquoted_cannot_inject(value: str) -> None:
+    """radical.saga runs ``mkdir -p %s && cd %s`` and writes ``#SBATCH -p %s``: before, a
+    working_directory of ``w$(touch PWNED)x`` created the file (issue 17)."""
+    for field in ("working_directory", "queue", "project"):
+        description = PilotJobDescription({"queue": "debug", field: value})
+        with pytest.raises(BadDescription, match=f"^{field}: the saga backend passes it"):
+            check_description("slurm://localhost", description)
+    with pytest.raises(BadDescription, match=r"^working_directory"):
+        job_attributes(
+            PilotLaunch("p-1", "fork://localhost", PilotJobDescription(), value, AGENT), []
+        )
+    with pytest.raises(BadDescription, match=r"^environment\.A"):
+        job_attributes(launch_of({"queue": "q"}, environment={"A": value}), [])
+    arguments = job_attributes(launch_of({"queue": "q"}), [value])["arguments"]
+    assert shlex.split(" ".join(arguments)) == [value]  # arguments are quoted instead
+
+
+def test_a_pilot_with_an_injecting_directory_is_refused_before_it_launches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from troy import PilotJobService
+
+    monkeypatch.chdir(tmp_path)
+    with PilotJobService(coordination=str(tmp_path / "c")) as service:
+        with pytest.raises(BadDescription, match="working_directory: the saga backend"):
+            service.create(
+                "fork://localhost",
+                {"working_directory": str(tmp_path / "w$(touch PWNED)x")},
+                pj_type="saga",
+            )
+        assert service.list() == []
+    assert not list(tmp_path.rglob("PWNED"))

@@ -9,12 +9,13 @@ arguments into the attributes of a ``radical.saga.job.Description``, and
 from __future__ import annotations
 
 import math
+import re
 import shlex
 from typing import Any
 from urllib.parse import urlsplit
 
 from troy.model.description import PilotJobDescription
-from troy.model.errors import BackendError
+from troy.model.errors import BackendError, BadDescription
 from troy.model.states import State
 from troy.plugins.backends.base import PilotLaunch
 
@@ -29,6 +30,11 @@ LOCAL_SCHEMES = ("fork", "local")
 AGENT_OUTPUT, AGENT_ERROR = "agent.out", "agent.err"
 #: Description fields that go to the SAGA job under the same name when set.
 _SAME_NAME = ("queue", "project", "candidate_hosts", "operating_system_type")
+#: radical.saga's adaptors put these values into shell commands and job scripts as they
+#: are (``mkdir -p %s && cd %s``, ``#SBATCH -p %s``, ``export K=%s``): only characters
+#: no shell gives a meaning to may pass.  Arguments are quoted instead (job_attributes).
+_SHELL_SAFE = re.compile(r"[A-Za-z0-9_./~+,=@%:-]+")
+_SHELL_FIELDS = ("working_directory", "cpu_architecture", *_SAME_NAME)
 
 
 def saga_scheme(rm: str) -> str:
@@ -48,6 +54,22 @@ def check_description(rm: str, description: PilotJobDescription) -> None:
         raise BackendError(
             f"a slurm pilot needs a queue (the SLURM partition) in its description ({rm})"
         )
+    for field in _SHELL_FIELDS:
+        value = getattr(description, field)
+        for item in value if isinstance(value, list) else [value]:
+            if item is not None:
+                shell_safe(field, str(item))
+
+
+def shell_safe(field: str, value: str) -> str:
+    """``value`` if radical.saga may put it into a shell command unquoted; else BadDescription."""
+    if not _SHELL_SAFE.fullmatch(value):
+        raise BadDescription(
+            field,
+            f"the saga backend passes it to a shell unquoted (radical.saga), so it may hold"
+            f" only letters, digits and ._-/~+,=@%: ; got {value!r:.80}",
+        )
+    return value
 
 
 def files_url(rm: str) -> str:
@@ -71,12 +93,16 @@ def job_attributes(launch: PilotLaunch, arguments: list[str]) -> dict[str, Any]:
         "executable": "/bin/sh",
         # SAGA joins arguments into a shell command line as they are: quote them here.
         "arguments": [shlex.quote(argument) for argument in arguments],
-        "working_directory": launch.working_directory,
+        # The default directory (under $TROY_HOME) is checked too: it reaches the same shell.
+        "working_directory": shell_safe("working_directory", launch.working_directory),
         "output": AGENT_OUTPUT,
         "error": AGENT_ERROR,
     }
     if launch.environment:
-        attributes["environment"] = dict(launch.environment)
+        attributes["environment"] = {
+            shell_safe("environment", name): shell_safe(f"environment.{name}", value)
+            for name, value in launch.environment.items()
+        }
     if saga_scheme(launch.rm) not in BATCH_SCHEMES:
         return attributes
     pilot = launch.description
