@@ -129,3 +129,15 @@ def test_the_yaml_budget_counts_values_not_lines(tmp_path: Path) -> None:
     path.write_text(text)
     with pytest.raises(BadBatchFile, match="unknown key 'defaults'"):
         load_batch_file(path)  # anchors still work; only the unknown key is wrong
+
+
+@pytest.mark.parametrize("field", ["working_directory", "output", "error", "input"])
+def test_relative_unit_paths_stay_under_their_directory(tmp_path: Path, field: str) -> None:
+    """Before: ``output: ../../x`` and ``working_directory: ../../d`` wrote outside the
+    pilot directory although the docs say relative names stay under it."""
+    for escaping in ("../../x", "a/../../x", ".."):
+        error = load(tmp_path, PILOT + f"units: [{{executable: /bin/true, {field}: '{escaping}'}}]")
+        assert error.field == f"units[0].{field}"
+        assert "leads out of the" in str(error) and "give an absolute path" in str(error)
+    for fine in ("x", "a/../x", "./x", "/abs/x", "~/x"):
+        WorkUnitDescription(executable="/bin/true", **{field: fine}).validate()

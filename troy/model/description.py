@@ -10,6 +10,7 @@ Unset attributes read as None.
 from __future__ import annotations
 
 import difflib
+import posixpath
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
@@ -211,6 +212,30 @@ class WorkUnitDescription(SagaAttributes, _Description):
     after: list[Any] | None
     iterations: dict[str, int] | list[Any] | None
     iteration: str | int | float | None
+
+    #: Paths a unit names relative to its directory (working_directory: to its pilot's).
+    _RELATIVE_PATHS: ClassVar[tuple[str, ...]] = ("working_directory", "input", "output", "error")
+
+    def validate(self) -> None:
+        """As for every description, and: relative paths stay under the directory they are in.
+
+        ``working_directory`` is relative to the pilot's directory, ``input``,
+        ``output`` and ``error`` to the unit's: ``../x`` would reach outside it
+        (another unit's files, the pilot's, the user's).  An absolute path is
+        the explicit way to read or write elsewhere.
+        """
+        super().validate()
+        for field in self._RELATIVE_PATHS:
+            path = self._values.get(field)
+            if path is None or posixpath.isabs(path) or path.startswith("~"):
+                continue
+            if posixpath.normpath(path).split("/")[0] == "..":
+                raise BadDescription(
+                    field,
+                    f"the relative path {path!r} leads out of the"
+                    f" {'pilot' if field == 'working_directory' else 'unit'}'s directory;"
+                    " give an absolute path to use a directory elsewhere",
+                )
 
     @property
     def cores(self) -> int:
