@@ -6,9 +6,11 @@ with these functions, from a description or its plain dict.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
+from troy.model import limits
 from troy.model.errors import BadDescription
 from troy.model.validators import string, type_name
 
@@ -16,6 +18,9 @@ from troy.model.validators import string, type_name
 SPMD_VARIATIONS = ("single", "mpi", "openmpi")
 #: The variations started through an MPI launcher (srun, mpirun).
 MPI_VARIATIONS = frozenset({"mpi", "openmpi"})
+#: A whole number written as text: ASCII digits (int() also takes other scripts' digits).
+_DIGITS = re.compile(r"\s*-?[0-9]{1,18}\s*")
+_RANGE_END = re.compile(r"\s*[0-9]{1,18}\s*")
 
 
 def spmd_variation(field: str, value: Any) -> str:
@@ -33,8 +38,8 @@ def runs_mpi(values: Mapping[str, Any]) -> bool:
 
 
 def core_bound(field: str, value: Any, what: str) -> int:
-    """One end of a ``cores`` value: a whole number ≥ 1 (also ``"4"``)."""
-    if isinstance(value, str) and value.strip().lstrip("-").isdecimal():
+    """One end of a ``cores`` value: a whole number ≥ 1 (also ``"4"``), within the slots limit."""
+    if isinstance(value, str) and _DIGITS.fullmatch(value):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise BadDescription(
@@ -42,6 +47,9 @@ def core_bound(field: str, value: Any, what: str) -> int:
         )
     if value < 1:
         raise BadDescription(field, f"{what} must be at least 1, got {value}")
+    bound = limits.current()
+    if value > bound.slots:
+        raise bound.over("slots", field, f"{what} {value}")
     return value
 
 
@@ -54,7 +62,7 @@ def core_range(field: str, value: Any) -> tuple[int, int]:
         high = core_bound(field, value["max"], "max")
     elif isinstance(value, str) and ".." in value:
         low_text, _, high_text = value.partition("..")
-        if not (low_text.strip().isdecimal() and high_text.strip().isdecimal()):
+        if not (_RANGE_END.fullmatch(low_text) and _RANGE_END.fullmatch(high_text)):
             raise BadDescription(field, f"expected a range 'min..max', got {value!r}")
         low = core_bound(field, low_text, "min")
         high = core_bound(field, high_text, "max")

@@ -66,6 +66,18 @@ def integer(field: str, value: Any, minimum: int) -> int:
     return in_range(field, number)
 
 
+def bounded_float(field: str, value: float) -> float:
+    """``value`` if it is finite and within the limit for numbers."""
+    if not math.isfinite(value):
+        raise BadDescription(field, f"expected a finite number, got {value}")
+    bound = limits.current().number
+    if abs(value) > bound:
+        raise BadDescription(
+            field, f"{value} is out of range (at most {bound}; raise it with TROY_LIMITS=number=N)"
+        )
+    return value
+
+
 def in_range(field: str, number: int) -> int:
     """``number`` if it is within the limit for numbers (`troy.model.limits`)."""
     bound = limits.current().number
@@ -142,8 +154,10 @@ def arguments(field: str, value: Any) -> list[str]:
                 f"{field}[{index}]",
                 f"expected a string or number, got {type_name(item)} {item!r}",
             )
-        if isinstance(item, float) and not math.isfinite(item):
-            raise BadDescription(f"{field}[{index}]", f"expected a finite number, got {item}")
+        if isinstance(item, float):
+            bounded_float(f"{field}[{index}]", item)
+        elif isinstance(item, int):
+            in_range(f"{field}[{index}]", item)
         arguments.append(clean_text(f"{field}[{index}]", str(item)))
     # BigJob wrote ``"arguments": [""]`` for "no arguments" (it joined them into a
     # shell command line, where an empty word vanished); keep those descriptions working.
@@ -180,7 +194,7 @@ def environment(field: str, given: Any) -> dict[str, str]:
 
 def start_time(field: str, value: Any) -> float | int | str:
     if isinstance(value, str):
-        return value
+        return clean_text(field, value)
     return non_negative_number(field, value)
 
 
@@ -225,6 +239,7 @@ def json_object(field: str, value: Any) -> dict[str, Any]:
     for key, item in value.items():
         if not isinstance(key, str):
             raise BadDescription(field, f"keys must be strings, got {type_name(key)} {key!r}")
+        clean_text(field, key)
         result[key] = _json_value(f"{field}.{key}", item)
     return result
 
@@ -232,12 +247,12 @@ def json_object(field: str, value: Any) -> dict[str, Any]:
 def _json_value(field: str, value: Any) -> Any:
     if isinstance(value, str):
         return clean_text(field, value)
-    if value is None or isinstance(value, bool | int):
+    if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, int):
+        return in_range(field, value)
     if isinstance(value, float):
-        if not math.isfinite(value):
-            raise BadDescription(field, f"expected a finite number, got {value!r}")
-        return value
+        return bounded_float(field, value)
     if isinstance(value, Mapping):
         return json_object(field, value)
     if isinstance(value, list | tuple):

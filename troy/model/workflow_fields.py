@@ -14,13 +14,12 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from troy.model import limits
 from troy.model.errors import BadDescription
-from troy.model.validators import clean_text, in_range
+from troy.model.validators import bounded_float, clean_text, in_range
 
 #: Keys of an ``after`` item given as a mapping.
 AFTER_KEYS = ("unit", "regardless")
@@ -75,8 +74,8 @@ def _value(field: str, value: Any) -> str | int | float:
         raise BadDescription(field, f"expected a string or number, got {_kind(value)}")
     if isinstance(value, str):
         return clean_text(field, value)
-    if isinstance(value, float) and not math.isfinite(value):
-        raise BadDescription(field, f"expected a finite number, got {value}")
+    if isinstance(value, float):
+        return bounded_float(field, value)
     if isinstance(value, int):
         return in_range(field, value)
     return value
