@@ -480,8 +480,8 @@ class UnitManager(ServiceManager, Generic[U]):
 
     # -- monitor ----------------------------------------------------------------------
     def _poll(self) -> bool:
+        busy = self._read_stream()  # first: a follower that takes over judges what is known
         self._keep_lease()
-        busy = self._read_stream()
         if not self.owns:
             return busy  # a follower only watches
         changed = False
