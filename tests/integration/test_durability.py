@@ -301,3 +301,42 @@ def test_a_resume_follows_a_stopped_run_then_takes_over_and_restarts_its_pilots(
     assert "restarted" in resumed.stdout, resumed.stdout
     assert "16 units: 16 Done" in resumed.stdout, resumed.stdout
     assert sorted(set(_started(log))) == sorted(f"work-{n}" for n in range(16))
+
+
+def test_units_of_a_dead_pilot_are_judged_again_after_coordination_failed_once(
+    tmp_path: Path,
+) -> None:
+    """Coordination fails (a full disk) just as the manager records what a dead pilot
+    left behind: the next poll records it.  (Before: the pilot was marked as dealt
+    with first, so its units stayed Pending and `troy run` hung; found by the chaos
+    campaign, seed 113.)  The failure is injected into a real file coordination."""
+    from troy import PilotJobService
+    from troy.model.errors import CoordinationError
+
+    coordination = str(tmp_path / "coordination")
+    pilots = PilotJobService(coordination=coordination)
+    units = WorkUnitService(coordination=coordination)
+    try:
+        pilot = pilots.create("fork://localhost", {"number_of_processes": 1})
+        units.add(pilots)
+        submitted = units.submit([{"executable": "/bin/sleep", "arguments": ["30"]}] * 3)
+        _wait_for(lambda: submitted[0].state == State.Running, "the first unit never ran")
+        client = units._manager.coordination
+        real_append = client.append
+        failures = []
+
+        def append_failing_once(stream: str, events: Any) -> None:
+            if not failures and any(e.get("ev") == "state" for e in events):
+                failures.append(stream)
+                raise CoordinationError("cannot append: [Errno 28] No space left on device")
+            real_append(stream, events)
+
+        client.append = append_failing_once
+        os.kill(int(pilot.handle["pid"]), signal.SIGKILL)  # the units' fate must be recorded
+        units.wait(timeout=60)
+        assert failures, "the failure was never injected"
+        assert all(unit.state.is_final for unit in submitted)
+    finally:
+        pilots.cancel()
+        units.close()
+        pilots.close()

@@ -163,6 +163,9 @@ class UnitManager(ServiceManager, Generic[U]):
         #: Units claimed from a shared queue when a late-binding pilot ended:
         #: id -> (monotonic deadline, that pilot, why, final state if lost).
         self._suspects: dict[str, tuple[float, str, str, str]] = {}
+        #: Per ended pilot: units withdrawn from its queue whose fate is not recorded yet
+        #: (a coordination error cut `_pilot_ended` short; the next poll goes on with them).
+        self._withdrawn: dict[str, set[str]] = {}
         self._unsettled = 0
         self.placement = Placement(
             self.service_id,
@@ -489,10 +492,10 @@ class UnitManager(ServiceManager, Generic[U]):
             seen = (pilot.state, pilot.attempt, pilot.slots)
             if self._pilot_seen.get(pilot.id) == seen:
                 continue
-            self._pilot_seen[pilot.id] = seen
             changed = True
             if pilot.state.is_final:
-                self._pilot_ended(pilot)
+                self._pilot_ended(pilot)  # if coordination fails, the next poll does it again
+            self._pilot_seen[pilot.id] = seen
         if self._suspects:
             self._check_suspects()
         called_for = self.placement.next_call_at
@@ -530,7 +533,8 @@ class UnitManager(ServiceManager, Generic[U]):
             left = [u for u in self._units.values() if u.pilot == pilot.id and not u.state.is_final]
         if not left:
             return
-        withdrawn = set(self.coordination.withdraw(pilot.queue, [u.id for u in left]))
+        withdrawn = self._withdrawn.setdefault(pilot.id, set())
+        withdrawn |= set(self.coordination.withdraw(pilot.queue, [u.id for u in left]))
         self._read_stream()  # the agent's last reports were written before it ended
         reason = f": {pilot.state_detail}" if pilot.state_detail else ""
         why = f"pilot {pilot.id} ended ({pilot.state}{reason})"
@@ -581,6 +585,7 @@ class UnitManager(ServiceManager, Generic[U]):
         if events:
             self.coordination.append(protocol.service_key(self.service_id), events)
             self._apply(events)
+        del self._withdrawn[pilot.id]
 
     @staticmethod
     def _left_behind(unit: U, why: str, final: str, live: bool) -> dict[str, Any]:
