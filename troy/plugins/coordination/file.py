@@ -53,7 +53,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
@@ -61,6 +61,12 @@ from troy.model.errors import CoordinationError
 from troy.plugins.coordination.base import Coordination, Cursor, check_name
 
 _PENDING, _CLAIMED, _TMP = "@pending", "@claimed", "@tmp"
+#: A compacted stream's summaries are ``~summary.<ns>.<writer>.jsonl``; ``~compacted`` marks it.
+_SUMMARY, _MARKER, _REPLACES = "~summary.", "~compacted", "~replaces"
+#: How often a read looks again at a stream that a compaction swaps under it.
+_SWAP_TRIES = 100
+#: A committed bundle waits in ``@tmp`` as ``commit.<commit id>.<bundle name>``.
+_STAGED = "commit."
 _START_DIGITS = 9
 _WORD = re.compile(r"[A-Za-z0-9._-]+")
 _BUNDLE = re.compile(rf"[0-9]{{20}}-[A-Za-z0-9_-]+-[0-9]+\.[0-9]{{{_START_DIGITS}}}\.jsonl")
@@ -173,6 +179,13 @@ class FileCoordination(Coordination):
         #: Per stream folder: where this connection's own file ends after its last append.
         self._own_ends: dict[str, int] = {}
         self._append_lock = threading.Lock()
+        #: Held while a claimed bundle is shortened or acknowledged items are cut from it.
+        self._claim_lock = threading.Lock()
+        self._commits = os.path.join(self.root, "commits")
+        #: Per counter: this connection's last reservation (its block number, where it ended).
+        self._allocations: dict[str, tuple[int, int]] = {}
+        #: Per summary file path: the writer files it replaced (its content never changes).
+        self._replaced: dict[str, frozenset[str]] = {}
         for folder in (self._records, self._streams, self._queues):
             self._mkdir(folder)
         if not os.access(self.root, os.W_OK | os.X_OK):
@@ -229,6 +242,65 @@ class FileCoordination(Coordination):
         self._mkdir(folder)
         self._publish(path, data, folder)
 
+    def create_record(self, key: str, record: Mapping[str, Any]) -> bool:
+        """Store ``record`` only if ``key`` has none: a temp file hard-linked to the name.
+
+        ``link`` fails with EEXIST if the name exists, atomically (on NFS too), so
+        of several racers exactly one wins.
+        """
+        path = self._record_path(key)
+        data = _dumps(dict(record), f"record {key}")
+        folder = os.path.dirname(path)
+        self._mkdir(folder)
+        tmp = self._temp_name(folder)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            try:
+                _write_all(fd, data)
+            finally:
+                os.close(fd)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+            return True
+        except OSError as exc:
+            raise CoordinationError(f"cannot create record {path}: {exc}") from exc
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+    def allocate(self, counter: str, count: int) -> int:
+        """Reserve ``count`` numbers: records ``counter/0``, ``counter/1``... (`create_record`).
+
+        Each record says where its reservation starts and how many it holds; the
+        racer that creates record n+1 gets the numbers after record n's.  A
+        connection remembers its last record, so it lists the counter's records only
+        the first time, and follows the chain from there.
+        """
+        if count < 1:
+            raise CoordinationError(f"allocate: count must be at least 1, got {count}")
+        check_name(counter)
+        block, start = self._allocations.get(counter) or self._last_reservation(counter)
+        while True:
+            key = f"{counter}/{block + 1}"
+            if self.create_record(key, {"start": start, "count": count}):
+                self._allocations[counter] = (block + 1, start + count)
+                return start
+            won = self.get_record(key)
+            if won is None:
+                raise CoordinationError(f"allocate: reservation {self._record_path(key)} vanished")
+            block, start = block + 1, int(won["start"]) + int(won["count"])
+
+    def _last_reservation(self, counter: str) -> tuple[int, int]:
+        """The highest reservation record of ``counter`` and where it ends; (-1, 0) if none."""
+        words = [key.rpartition("/")[2] for key in self.list_records(counter)]
+        block = max((int(word) for word in words if word.isdigit()), default=-1)
+        if block < 0:
+            return -1, 0
+        record = self.get_record(f"{counter}/{block}") or {}
+        return block, int(record.get("start", 0)) + int(record.get("count", 0))
+
     def get_record(self, key: str) -> dict[str, Any] | None:
         """The record under ``key``, or None."""
         path = self._record_path(key)
@@ -260,10 +332,23 @@ class FileCoordination(Coordination):
     # -- streams -------------------------------------------------------------
     def append(self, stream: str, events: Sequence[Mapping[str, Any]]) -> None:
         """Append the batch as one JSON-array line to this writer's file, in one write."""
+        _name(stream)
+        if events:
+            self._append_line(stream, self._batch_line(stream, events))
+
+    @staticmethod
+    def _batch_line(stream: str, events: Sequence[Mapping[str, Any]]) -> bytes:
+        return _dumps([dict(event) for event in events], f"event batch for {stream}") + b"\n"
+
+    def _append_line(
+        self, stream: str, line: bytes, before: Callable[[str, int], None] | None = None
+    ) -> None:
+        """Write ``line`` at the end of this writer's file of ``stream``, in one write.
+
+        ``before(file name, offset)`` runs first, under the lock that orders this
+        connection's appends: ``offset`` is where the line will start.
+        """
         folder = os.path.join(self._streams, _name(stream))
-        if not events:
-            return
-        line = _dumps([dict(event) for event in events], f"event batch for {stream}") + b"\n"
         self._mkdir(folder)
         path = os.path.join(folder, self.writer + ".jsonl")
         try:
@@ -273,6 +358,8 @@ class FileCoordination(Coordination):
         written = 0
         try:
             with self._append_lock:  # threads of this connection share its file
+                if before is not None:
+                    before(os.path.basename(path), os.fstat(fd).st_size)
                 while written < len(line):
                     written += os.write(fd, line[written:])
                 self._own_ends[folder] = os.lseek(fd, 0, os.SEEK_CUR)
@@ -286,27 +373,239 @@ class FileCoordination(Coordination):
         finally:
             os.close(fd)
 
+    # -- commit ----------------------------------------------------------------
+    #: Test hook: called with "staged" (bundles written, nothing visible) and "intent"
+    #: (the intent written, the stream line not yet) to simulate a crash there.
+    _commit_hook: ClassVar[Callable[[str], None] | None] = None
+
+    def commit(
+        self,
+        stream: str,
+        events: Sequence[Mapping[str, Any]],
+        queues: Mapping[str, Sequence[Mapping[str, Any]]],
+    ) -> None:
+        """Append ``events`` and enqueue the items, all or nothing; see the module docstring.
+
+        The bundles are written to each queue's ``@tmp`` first, where no claimer
+        looks; an intent naming them and where the stream line will start is
+        written next; the stream line is the commit point; then the bundles are
+        renamed into ``@pending`` and the intent deleted.  Whoever finds a staged
+        bundle whose intent's line has landed (a claim, a withdraw) finishes the
+        renames, so a crash after the commit point loses no item.
+        """
+        _name(stream)
+        line = self._batch_line(stream, events) if events else b""
+        cid = f"{self.writer}-{next(self._counter):06d}"
+        staged: list[tuple[str, str]] = []
+        encoded = {queue: self._bundle(queue, items) for queue, items in queues.items() if items}
+        if not line and not encoded:
+            return
+        intent_path = os.path.join(self._commits, cid + ".json")
+        try:
+            for queue, data in encoded.items():
+                pending, _, tmp = self._queue_dirs(queue)
+                self._mkdir(pending)
+                self._mkdir(tmp)
+                bundle = self._bundle_name()
+                temp = os.path.join(tmp, f"{_STAGED}{cid}.{bundle}")
+                self._write_new(temp, data)
+                staged.append((temp, os.path.join(pending, bundle)))
+            self._hook("staged")
+            self._mkdir(self._commits)
+
+            def write_intent(file: str | None, offset: int | None) -> None:
+                intent = {
+                    "stream": stream,
+                    "file": file,
+                    "offset": offset,
+                    "bundles": [
+                        [os.path.relpath(t, self.root), os.path.relpath(f, self.root)]
+                        for t, f in staged
+                    ],
+                }
+                self._publish(intent_path, _dumps(intent, "commit intent"), self._commits)
+                self._hook("intent")
+
+            if line:
+                self._append_line(stream, line, write_intent)
+            else:
+                write_intent(None, None)  # no line: the intent is the commit point
+        except BaseException:
+            for temp, _ in staged:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp)
+            with contextlib.suppress(OSError):
+                os.unlink(intent_path)
+            raise
+        self._roll_forward(intent_path, staged)
+
+    def _hook(self, step: str) -> None:
+        hook = type(self)._commit_hook
+        if hook is not None:
+            hook(step)
+
+    def _write_new(self, path: str, data: bytes) -> None:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            try:
+                _write_all(fd, data)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise CoordinationError(f"cannot write {path}: {exc}") from exc
+
+    def _roll_forward(self, intent_path: str, staged: list[tuple[str, str]]) -> None:
+        """Move a committed intent's bundles into their queues and delete the intent."""
+        for temp, final in staged:
+            try:
+                os.rename(temp, final)
+            except FileNotFoundError:
+                pass  # another connection finished this commit
+            except OSError as exc:
+                raise CoordinationError(f"cannot enqueue committed bundle {final}: {exc}") from exc
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(intent_path)
+
+    def _recover(self, tmp: str) -> None:
+        """Finish the commits whose bundles wait in ``tmp`` and whose stream line has landed."""
+        try:
+            names = [n for n in os.listdir(tmp) if n.startswith(_STAGED)]
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        except OSError as exc:
+            raise CoordinationError(f"cannot list {tmp}: {exc}") from exc
+        for cid in {name[len(_STAGED) :].split(".", 1)[0] for name in names}:
+            intent_path = os.path.join(self._commits, cid + ".json")
+            try:
+                intent = _loads(_read(intent_path), intent_path)
+            except FileNotFoundError:
+                continue  # not committed yet (or given up: then its bundles are never used)
+            except OSError as exc:
+                raise CoordinationError(f"cannot read commit intent {intent_path}: {exc}") from exc
+            if intent["file"] is not None and not self._landed(intent):
+                continue
+            staged = [
+                (os.path.join(self.root, temp), os.path.join(self.root, final))
+                for temp, final in intent["bundles"]
+            ]
+            self._roll_forward(intent_path, staged)
+
+    def _landed(self, intent: dict[str, Any]) -> bool:
+        """True if the intent's stream line is complete in its writer's file."""
+        folder = os.path.join(self._streams, _name(intent["stream"]))
+        path = os.path.join(folder, intent["file"])
+        offset = int(intent["offset"])
+        try:
+            with open(path, "rb") as file:
+                file.seek(offset)
+                while chunk := file.read(1 << 20):
+                    if b"\n" in chunk:
+                        return True
+        except FileNotFoundError:
+            # Compacted away: the stream was finished, so the line had landed.
+            return os.path.exists(os.path.join(folder, _MARKER))
+        except OSError as exc:
+            raise CoordinationError(f"cannot read stream file {path}: {exc}") from exc
+        return False
+
     def read(
         self, stream: str, cursor: Cursor = None, skip_own: bool = False
     ) -> tuple[list[dict[str, Any]], Cursor]:
-        """Complete batches after ``cursor``: each writer's in order, writers by file name."""
+        """Complete batches after ``cursor``: each writer's in order, writers by file name.
+
+        Of a compacted stream, the newest summary and the files written after it
+        (see the module docstring on compaction).
+        """
         folder = os.path.join(self._streams, _name(stream))
         positions = _positions(cursor)
+        for _ in range(_SWAP_TRIES):
+            opened = self._open_logs(folder)
+            if opened is None:
+                continue  # a compaction swapped files under us: look again
+            try:
+                return self._read_logs(folder, opened, positions, skip_own)
+            finally:
+                for _, _, fd, _ in opened:
+                    os.close(fd)
+        raise CoordinationError(f"stream {folder} kept changing under {_SWAP_TRIES} reads")
+
+    def _open_logs(self, folder: str) -> list[tuple[str, int, int, int]] | None:
+        """The stream's files to read, opened: (name, size, fd, first offset); None to retry.
+
+        Opening every file before reading any pins one state: a compaction that
+        deletes a file after it was opened does not take its content away.
+        """
         try:
             with os.scandir(folder) as entries:
-                logs = sorted(
-                    (entry.name, entry.stat().st_size)
+                listing = {
+                    entry.name: entry.stat().st_size
                     for entry in entries
-                    if entry.name.endswith(".jsonl") and entry.is_file()
-                )
+                    if entry.name.endswith(".jsonl") or entry.name == _MARKER
+                }
         except (FileNotFoundError, NotADirectoryError):
-            return [], positions
+            return []
         except OSError as exc:
             raise CoordinationError(f"cannot list stream {folder}: {exc}") from exc
+        summaries = sorted(name for name in listing if name.startswith(_SUMMARY))
+        compacted = _MARKER in listing
+        names = sorted(name for name in listing if not name.startswith("~"))
+        opened: list[tuple[str, int, int, int]] = []
+        try:
+            if summaries:
+                summary = summaries[-1]
+                fd, header = self._open_summary(folder, summary)
+                opened.append((summary, listing[summary], fd, header))
+                replaced = self._replaced[os.path.join(folder, summary)]
+                names = [name for name in names if name not in replaced]
+            elif compacted:
+                return None  # the listing missed the summary being swapped in
+            for name in names:
+                opened.append((name, listing[name], os.open(os.path.join(folder, name), 0), 0))
+            if not summaries and os.path.exists(os.path.join(folder, _MARKER)):
+                raise FileNotFoundError  # compacted since listed: files may be missing
+        except FileNotFoundError:
+            for _, _, fd, _ in opened:
+                os.close(fd)
+            return None
+        except OSError as exc:
+            for _, _, fd, _ in opened:
+                os.close(fd)
+            raise CoordinationError(f"cannot open stream {folder}: {exc}") from exc
+        return opened
+
+    def _open_summary(self, folder: str, summary: str) -> tuple[int, int]:
+        """An open summary file and where its events start; learns which files it replaced."""
+        path = os.path.join(folder, summary)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            head = b""
+            while b"\n" not in head:
+                chunk = os.pread(fd, 65536, len(head))
+                if not chunk:
+                    raise CoordinationError(f"summary {path} has no complete header line")
+                head += chunk
+            line = head[: head.index(b"\n")]
+            if path not in self._replaced:
+                header = _loads(line, path)
+                if not isinstance(header, dict) or not isinstance(header.get(_REPLACES), list):
+                    raise CoordinationError(f"summary {path} does not start with its header")
+                self._replaced[path] = frozenset(header[_REPLACES])
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, len(line) + 1
+
+    def _read_logs(
+        self,
+        folder: str,
+        opened: list[tuple[str, int, int, int]],
+        positions: dict[str, int],
+        skip_own: bool,
+    ) -> tuple[list[dict[str, Any]], Cursor]:
         events: list[dict[str, Any]] = []
         own = self.writer + ".jsonl" if skip_own else None
-        for name, size in logs:
-            offset = positions.get(name, 0)
+        for name, size, fd, first in opened:
+            offset = max(positions.get(name, 0), first)
             if size <= offset:
                 continue
             if name == own:
@@ -316,13 +615,7 @@ class FileCoordination(Coordination):
                 continue
             path = os.path.join(folder, name)
             try:
-                fd = os.open(path, os.O_RDONLY)
-                try:
-                    data = os.pread(fd, size - offset, offset)
-                finally:
-                    os.close(fd)
-            except FileNotFoundError:
-                continue
+                data = os.pread(fd, size - offset, offset)
             except OSError as exc:
                 raise CoordinationError(f"cannot read stream file {path}: {exc}") from exc
             end = data.rfind(b"\n")
@@ -339,6 +632,38 @@ class FileCoordination(Coordination):
             positions[name] = offset + end + 1
         return events, positions
 
+    def compact(self, stream: str, events: Sequence[Mapping[str, Any]]) -> bool:
+        """Publish ``events`` as the stream's summary file, then delete the files it replaces."""
+        folder = os.path.join(self._streams, _name(stream))
+        batch = [dict(event) for event in events]
+        self._mkdir(folder)
+        try:
+            names = os.listdir(folder)
+        except OSError as exc:
+            raise CoordinationError(f"cannot list stream {folder}: {exc}") from exc
+        writers = sorted(n for n in names if n.endswith(".jsonl") and not n.startswith("~"))
+        summaries = [n for n in names if n.startswith(_SUMMARY)]
+        header = _dumps({_REPLACES: writers}, f"summary header of {stream}")
+        data = header + b"\n" + (_dumps(batch, f"summary of {stream}") + b"\n" if batch else b"")
+        ns = self._last_ns = max(time.time_ns(), self._last_ns + 1)
+        summary = f"{_SUMMARY}{ns:020d}.{self.writer}.jsonl"
+        try:
+            with open(os.path.join(folder, _MARKER), "ab"):
+                pass  # from here on, a reader that lists no summary looks again
+        except OSError as exc:
+            raise CoordinationError(f"cannot mark stream {folder} compacted: {exc}") from exc
+        self._publish(os.path.join(folder, summary), data, folder)
+        for name in [*writers, *summaries]:
+            with contextlib.suppress(FileNotFoundError):
+                try:
+                    os.unlink(os.path.join(folder, name))
+                except OSError as exc:
+                    raise CoordinationError(
+                        f"compacted stream {folder} but cannot delete {name}: {exc}"
+                    ) from exc
+        self._own_ends.pop(folder, None)
+        return True
+
     # -- queues --------------------------------------------------------------
     def _queue_dirs(self, queue: str) -> tuple[str, str, str]:
         base = os.path.join(self._queues, _name(queue))
@@ -354,23 +679,30 @@ class FileCoordination(Coordination):
             raise CoordinationError(f"cannot list queue {pending}: {exc}") from exc
         return sorted(name for name in names if _BUNDLE.fullmatch(name))
 
-    def enqueue(self, queue: str, items: Sequence[Mapping[str, Any]]) -> None:
-        """Publish the items as one bundle at the end of the queue."""
-        pending, _, tmp = self._queue_dirs(queue)
-        if not items:
-            return
+    def _bundle(self, queue: str, items: Sequence[Mapping[str, Any]]) -> bytes:
+        """The bundle file content of ``items``; CoordinationError for a bad name or item."""
+        _name(queue)
         lines = []
         for item in items:
             if not isinstance(item, Mapping) or not isinstance(item.get("id"), str):
                 raise CoordinationError(f"queue item without a string 'id': {item!r:.200}")
             lines.append(_dumps(dict(item), f"item {item['id']} for {queue}"))
+        return _lines(lines)
+
+    def _bundle_name(self) -> str:
+        """A new bundle's name: it sorts after every bundle this connection made before."""
+        ns = self._last_ns = max(time.time_ns(), self._last_ns + 1)
+        return f"{ns:020d}-{self.writer}-{next(self._counter):06d}.{0:0{_START_DIGITS}d}.jsonl"
+
+    def enqueue(self, queue: str, items: Sequence[Mapping[str, Any]]) -> None:
+        """Publish the items as one bundle at the end of the queue."""
+        pending, _, tmp = self._queue_dirs(queue)
+        if not items:
+            return
+        data = self._bundle(queue, items)
         self._mkdir(pending)
         self._mkdir(tmp)
-        ns = self._last_ns = max(time.time_ns(), self._last_ns + 1)
-        stem = f"{ns:020d}-{self.writer}-{next(self._counter):06d}"
-        self._publish(
-            os.path.join(pending, f"{stem}.{0:0{_START_DIGITS}d}.jsonl"), _lines(lines), tmp
-        )
+        self._publish(os.path.join(pending, self._bundle_name()), data, tmp)
 
     def claim(self, queue: str, claimer: str, max_items: int) -> list[dict[str, Any]]:
         """Take up to ``max_items`` items, oldest first, renaming bundles to the claimer's folder.
@@ -387,6 +719,7 @@ class FileCoordination(Coordination):
         names = self._listings.pop(pending, None)
         fresh = names is None
         if names is None:
+            self._recover(tmp)
             names = deque(self._pending(pending))
         while True:
             lost = False
@@ -402,6 +735,7 @@ class FileCoordination(Coordination):
                 names.extendleft(reversed(rest))
             if len(taken) >= max_items or (fresh and not lost):
                 break
+            self._recover(tmp)
             names, fresh = deque(self._pending(pending)), True
         if names:
             self._listings[pending] = names
@@ -422,20 +756,23 @@ class FileCoordination(Coordination):
             return self._take(pending, mine, tmp, bundle, need)
         except OSError as exc:
             raise CoordinationError(f"cannot claim {source}: {exc}") from exc
-        try:
-            lines = _split(_read(target))
-        except OSError as exc:
-            raise CoordinationError(f"cannot read claimed bundle {target}: {exc}") from exc
-        rest: list[str] = []
-        if len(lines) > need:
-            stem, start, _ = bundle.rsplit(".", 2)
-            # Put the rest back first: a crash in between duplicates items, never loses them.
-            rest = self._put_back(pending, tmp, stem, int(start) + need, lines[need:], need)
-            lines = lines[:need]
+        with self._claim_lock:  # an ack of this connection does not rewrite it meanwhile
             try:
-                os.truncate(target, sum(len(line) + 1 for line in lines))
+                lines = _split(_read(target))
             except OSError as exc:
-                raise CoordinationError(f"cannot shorten claimed bundle {target}: {exc}") from exc
+                raise CoordinationError(f"cannot read claimed bundle {target}: {exc}") from exc
+            rest: list[str] = []
+            if len(lines) > need:
+                stem, start, _ = bundle.rsplit(".", 2)
+                # Put the rest back first: a crash in between duplicates items, never loses them.
+                rest = self._put_back(pending, tmp, stem, int(start) + need, lines[need:], need)
+                lines = lines[:need]
+                try:
+                    os.truncate(target, sum(len(line) + 1 for line in lines))
+                except OSError as exc:
+                    raise CoordinationError(
+                        f"cannot shorten claimed bundle {target}: {exc}"
+                    ) from exc
         return _load_lines(lines, target), rest
 
     def _put_back(
@@ -457,6 +794,7 @@ class FileCoordination(Coordination):
         removed: list[str] = []
         if not wanted:
             return removed
+        self._recover(tmp)
         for bundle in self._pending(pending):
             path = os.path.join(pending, bundle)
             try:
@@ -493,3 +831,46 @@ class FileCoordination(Coordination):
             if not wanted:
                 break
         return removed
+
+    def ack(self, queue: str, claimer: str, ids: Collection[str]) -> None:
+        """Drop the acknowledged items from the claimer's bundles; delete bundles left empty."""
+        _, claimed, tmp = self._queue_dirs(queue)
+        mine = os.path.join(claimed, _name(claimer))
+        wanted = set(ids)
+        if not wanted:
+            return
+        try:
+            names = sorted(name for name in os.listdir(mine) if _BUNDLE.fullmatch(name))
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        except OSError as exc:
+            raise CoordinationError(f"cannot list claimed items {mine}: {exc}") from exc
+        for bundle in names:
+            path = os.path.join(mine, bundle)
+            with self._claim_lock:  # not while a claim of this connection shortens it
+                try:
+                    lines = _split(_read(path))
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    raise CoordinationError(f"cannot read claimed bundle {path}: {exc}") from exc
+                items = _load_lines(lines, path)
+                keep = [line for line, item in zip(lines, items, strict=True)
+                        if item.get("id") not in wanted]  # fmt: skip
+                if len(keep) == len(lines):
+                    continue
+                if keep:
+                    self._mkdir(tmp)
+                    self._publish(path, _lines(keep), tmp)
+                else:
+                    try:
+                        os.unlink(path)
+                    except FileNotFoundError:
+                        pass
+                    except OSError as exc:
+                        raise CoordinationError(
+                            f"cannot delete acknowledged {path}: {exc}"
+                        ) from exc
+            wanted.difference_update(item.get("id") for item in items)
+            if not wanted:
+                break
