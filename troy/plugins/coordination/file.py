@@ -178,6 +178,8 @@ class FileCoordination(Coordination):
         self._listings: dict[str, deque[str]] = {}
         #: Per stream folder: where this connection's own file ends after its last append.
         self._own_ends: dict[str, int] = {}
+        #: Per stream folder: this connection's file, if not ``<writer>.jsonl`` (see compact).
+        self._own_names: dict[str, str] = {}
         self._append_lock = threading.Lock()
         #: Held while a claimed bundle is shortened or acknowledged items are cut from it.
         self._claim_lock = threading.Lock()
@@ -350,9 +352,17 @@ class FileCoordination(Coordination):
         """
         folder = os.path.join(self._streams, _name(stream))
         self._mkdir(folder)
-        path = os.path.join(folder, self.writer + ".jsonl")
+        path = os.path.join(folder, self._own_file(folder))
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+            except FileNotFoundError:
+                if os.path.exists(os.path.join(folder, _MARKER)):
+                    # A compacted stream: our old file may be one the summary replaced.
+                    ns = self._last_ns = max(time.time_ns(), self._last_ns + 1)
+                    self._own_names[folder] = f"{self.writer}.{ns}.jsonl"
+                    path = os.path.join(folder, self._own_names[folder])
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         except OSError as exc:
             raise CoordinationError(f"cannot open stream file {path}: {exc}") from exc
         written = 0
@@ -438,6 +448,10 @@ class FileCoordination(Coordination):
                 os.unlink(intent_path)
             raise
         self._roll_forward(intent_path, staged)
+
+    def _own_file(self, folder: str) -> str:
+        """The name of this connection's file in a stream folder."""
+        return self._own_names.get(folder) or self.writer + ".jsonl"
 
     def _hook(self, step: str) -> None:
         hook = type(self)._commit_hook
@@ -603,7 +617,7 @@ class FileCoordination(Coordination):
         skip_own: bool,
     ) -> tuple[list[dict[str, Any]], Cursor]:
         events: list[dict[str, Any]] = []
-        own = self.writer + ".jsonl" if skip_own else None
+        own = self._own_file(folder) if skip_own else None
         for name, size, fd, first in opened:
             offset = max(positions.get(name, 0), first)
             if size <= offset:
@@ -662,6 +676,7 @@ class FileCoordination(Coordination):
                         f"compacted stream {folder} but cannot delete {name}: {exc}"
                     ) from exc
         self._own_ends.pop(folder, None)
+        self._own_names.pop(folder, None)
         return True
 
     # -- queues --------------------------------------------------------------

@@ -62,7 +62,15 @@ from troy.plugins.coordination.base import (
     Cursor,
     check_name,
 )
-from troy.plugins.coordination.redis_scripts import CLAIM, WITHDRAW, WRITE
+from troy.plugins.coordination.redis_scripts import (
+    ACK,
+    ALLOCATE,
+    CLAIM,
+    COMPACT,
+    CREATE_RECORD,
+    WITHDRAW,
+    WRITE,
+)
 from troy.plugins.options import Option, choice, number, text
 
 if TYPE_CHECKING:
@@ -241,6 +249,10 @@ class RedisCoordination(Coordination):
         self._write_script: Script = self._client.register_script(WRITE)
         self._claim_script: Script = self._client.register_script(CLAIM)
         self._withdraw_script: Script = self._client.register_script(WITHDRAW)
+        self._create_script: Script = self._client.register_script(CREATE_RECORD)
+        self._allocate_script: Script = self._client.register_script(ALLOCATE)
+        self._ack_script: Script = self._client.register_script(ACK)
+        self._compact_script: Script = self._client.register_script(COMPACT)
 
     @staticmethod
     def _safe(url: str, parts: SplitResult) -> str:
@@ -386,6 +398,31 @@ class RedisCoordination(Coordination):
             raise CoordinationError(f"record {key} in Redis at {self.where} is not an object")
         return record
 
+    def create_record(self, key: str, record: Mapping[str, Any]) -> bool:
+        """SET NX the record (and add its key to its parent's children) in one script, once."""
+        check_name(key)
+        data = _encode(dict(record), f"record {key}")
+        parent = key.rpartition("/")[0]
+        token = self._token()
+        keys = [token, self._key("rec", key), self._key("kids", parent) if parent else token]
+        stored = self._call(
+            f"create record {key}",
+            lambda: self._create_script(keys=keys, args=[self._token_ttl, data, key]),
+        )
+        return bool(stored)
+
+    def allocate(self, counter: str, count: int) -> int:
+        """INCRBY ``P:ctr:<counter>`` in a script that a retry does not apply twice."""
+        check_name(counter)
+        if count < 1:
+            raise CoordinationError(f"allocate: count must be at least 1, got {count}")
+        keys = [self._token(), self._key("ctr", counter)]
+        first = self._call(
+            f"allocate from counter {counter}",
+            lambda: self._allocate_script(keys=keys, args=[self._token_ttl, count]),
+        )
+        return int(cast(int, first))
+
     def list_records(self, prefix: str) -> list[str]:
         """Keys directly below ``prefix``, sorted: one SMEMBERS."""
         check_name(prefix)
@@ -446,10 +483,28 @@ class RedisCoordination(Coordination):
             check_name(queue)
         self._write(f"commit to stream {stream}", stream, events, queues)
 
+    def compact(self, stream: str, events: Sequence[Mapping[str, Any]]) -> bool:
+        """Empty the stream and add the summary as one entry, in one script.
+
+        A retry adds the same summary again, which leaves the same stream.
+        """
+        check_name(stream)
+        summary = _encode([dict(event) for event in events], f"summary of {stream}")
+        keys = [self._key("stream", stream)]
+        self._call(
+            f"compact stream {stream}",
+            lambda: self._compact_script(keys=keys, args=[self.writer, summary]),
+        )
+        return True
+
     def read(
         self, stream: str, cursor: Cursor = None, skip_own: bool = False
     ) -> tuple[list[dict[str, Any]], Cursor]:
-        """Batches after ``cursor`` (the last stream entry id read), READ_COUNT per XRANGE."""
+        """Batches after ``cursor`` (the last stream entry id read), READ_COUNT per XRANGE.
+
+        A read from the start that meets a summary (``c`` field) after other
+        entries saw the stream compacted between two XRANGEs: it keeps the summary only.
+        """
         check_name(stream)
         if cursor is not None and not (isinstance(cursor, str) and _STREAM_ID.fullmatch(cursor)):
             raise CoordinationError(f"not a redis coordination stream cursor: {cursor!r:.200}")
@@ -466,6 +521,8 @@ class RedisCoordination(Coordination):
             start = "-" if last is None else f"({last}"
             entries = self._call(f"read stream {stream}", functools.partial(fetch, start))
             for _, fields in entries:
+                if cursor is None and b"c" in fields:
+                    batches.clear()  # compacted while we read: the summary replaces it all
                 if own is None or fields.get(b"w") != own:
                     batches.append(fields.get(b"e", b"[]"))
             if entries:
@@ -491,7 +548,8 @@ class RedisCoordination(Coordination):
         check_name(claimer)
         if max_items < 1:
             return []
-        keys = [self._key("q", queue), f"{self._key('claimed', queue)}:{claimer}", self._token()]
+        claimed = f"{self._key('claimed', queue)}:{claimer}"
+        keys = [self._key("q", queue), claimed, self._token(), f"{claimed}:base"]
         items = self._call(
             f"claim from {queue}",
             lambda: cast(
@@ -501,6 +559,19 @@ class RedisCoordination(Coordination):
         if not items:
             return []
         return cast(list[dict[str, Any]], _parse_array(items, f"queue {queue}"))
+
+    def ack(self, queue: str, claimer: str, ids: Collection[str]) -> None:
+        """Blank the acknowledged items in the claimer's list and pop blanks off its head."""
+        check_name(queue)
+        check_name(claimer)
+        wanted = [_encode(ident, "item id") for ident in dict.fromkeys(ids)]
+        if not wanted:
+            return
+        claimed = f"{self._key('claimed', queue)}:{claimer}"
+        self._call(
+            f"acknowledge items of {queue}",
+            lambda: self._ack_script(keys=[claimed, f"{claimed}:base"], args=wanted),
+        )
 
     def withdraw(self, queue: str, ids: Collection[str]) -> list[str]:
         """Remove the named pending items in one script; their ids, in queue order."""
