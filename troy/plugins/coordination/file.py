@@ -551,13 +551,15 @@ class FileCoordination(Coordination):
         """
         try:
             with os.scandir(folder) as entries:
-                listing = {
-                    entry.name: entry.stat().st_size
-                    for entry in entries
-                    if entry.name.endswith(".jsonl") or entry.name == _MARKER
-                }
+                found = [e for e in entries if e.name.endswith(".jsonl") or e.name == _MARKER]
         except (FileNotFoundError, NotADirectoryError):
             return []
+        except OSError as exc:
+            raise CoordinationError(f"cannot list stream {folder}: {exc}") from exc
+        try:
+            listing = {entry.name: entry.stat().st_size for entry in found}
+        except FileNotFoundError:
+            return None  # deleted since listed: a compaction
         except OSError as exc:
             raise CoordinationError(f"cannot list stream {folder}: {exc}") from exc
         summaries = sorted(name for name in listing if name.startswith(_SUMMARY))
