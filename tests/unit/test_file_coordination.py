@@ -4,10 +4,10 @@ Everything every coordination plugin must do is in tests/conformance/.
 """
 
 import json
-import subprocess
-import sys
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
