@@ -6,9 +6,13 @@ directory is created if missing.  Layout below it::
 
     records/<key>.json                                  one record per file
     streams/<stream>/<writer>.jsonl                     one append-only log per writer
+    streams/<stream>/~summary.<ns>.<writer>.jsonl       a compacted stream's summary
+    streams/<stream>/~compacted                         marks a stream compacted (empty)
     queues/<queue>/@pending/<bundle>.<start>.jsonl      unclaimed items, one JSON per line
-    queues/<queue>/@claimed/<claimer>/<same name>       what each claimer took
-    queues/<queue>/@tmp/                                temp files, withdrawals in progress
+    queues/<queue>/@claimed/<claimer>/<same name>       what each claimer took, not yet acked
+    queues/<queue>/@tmp/                                temp files, withdrawals in progress,
+                                                        bundles of commits in progress
+    commits/<commit id>.json                            intents of commits in progress
 
 Everything rests on two guarantees that local filesystems and NFS both give:
 ``rename`` is atomic (of several processes renaming the same file, exactly one
@@ -37,6 +41,34 @@ renamed into place is seen whole or not at all.
   turn out stale, so a long queue is not listed on every claim.
   ``withdraw`` renames a bundle that holds a wanted id into ``@tmp``, publishes
   back what it must keep under the same name, and deletes the rest.
+
+- **Records only if absent** (``create_record``): a temp file is hard-linked to
+  the record's name; ``link`` fails if the name exists, atomically (on NFS too).
+  ``allocate`` chains reservation records ``<counter>/<n>`` (each says where it
+  starts and how many it holds) made that way.
+- **Acks** rewrite the claimer's bundles without the acknowledged items, and
+  delete bundles left empty.
+- **Commit** is all or nothing.  The bundles go to each queue's ``@tmp`` as
+  ``commit.<id>.<bundle>`` (no claimer looks there); then an intent
+  ``commits/<id>.json`` names them and says which writer file the stream line
+  goes to and at what offset; then the line is appended: the commit point;
+  then the bundles are renamed into ``@pending`` and the intent deleted.  A
+  claim that lists ``@pending``, and a withdraw, first finish any commit whose
+  bundles wait in ``@tmp`` and whose line is complete in its file (the
+  committer died after its commit point).  A commit whose line never landed
+  left bundles and an intent that nobody uses.
+- **Compaction** replaces a finished stream's files by one summary file: first
+  the empty marker ``~compacted`` is created, then the summary is published
+  (temp file and rename) with a header line naming the files it replaces,
+  then those files are deleted.  A reader lists the folder; if it lists a
+  summary it reads the newest one and the files its header does not name
+  (appended after the compaction); if it lists none it opens every file, and
+  then checks that the marker still does not exist, else it looks again.
+  Opened files keep their content when deleted, and files are deleted only
+  after the marker and the summary exist, so a reader from the start sees
+  the old files or the summary, never a mix and never nothing.  A cursor
+  names files; an old cursor reads the summary as new events.  A connection
+  whose file was replaced appends to a new file of its own afterwards.
 
 Nothing is fsynced: a batch survives the crash of any process, but not
 necessarily the loss of the machine's page cache.  Key, stream and queue names

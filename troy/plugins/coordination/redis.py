@@ -11,7 +11,9 @@ scripts with flags) and redis-py >= 5 (``pip install troy[redis]``).  Keys, with
     P:kids:<parent>                  SET      keys of the records directly below <parent>
     P:stream:<stream>                STREAM   one entry per batch: w=<writer id>, e=<JSON array>
     P:q:<queue>                      LIST     pending items, JSON, oldest first
-    P:claimed:<queue>:<claimer>      LIST     every item the claimer took, in order
+    P:claimed:<queue>:<claimer>      LIST     items the claimer took, in order; '' once acked
+    P:claimed:<queue>:<claimer>:base STRING   acked items popped off that list's head
+    P:ctr:<counter>                  STRING   an allocate counter: the next free number
     P:op:<writer id>-<n>             STRING/LIST   outcome of one write, kept for the retry window
 
 Names cannot contain ``:``, so no two names (nor two prefixes) share a key.  A
@@ -38,8 +40,15 @@ items may then sit in the claimer's list only.  Durability is the server's: run 
 with ``--appendonly yes --appendfsync always`` to lose nothing when it restarts.
 
 The password is never put in messages or ``repr``; it is in ``url`` (agents
-connect with it).  ``P:claimed:...`` lists keep every claimed item for recovery
-and grow until the prefix is cleared.
+connect with it).  ``ack`` blanks the acknowledged items of a claimed list and
+pops blanks off its head (counting them in ``:base``, so the positions a retried
+claim reads keep their meaning); a list whose items are all acked is deleted.
+``create_record`` (SET NX) and ``allocate`` (INCRBY) carry tokens like every
+write, so a retry answers as the first attempt did.  ``compact`` trims the stream
+to nothing and adds the summary as one entry marked ``c``, in one script; the
+stream keeps its last id, so the summary's is greater than any old cursor.  A
+read from the start that meets the summary after older entries (the stream was
+compacted between two of its XRANGEs) keeps only the summary.
 """
 
 from __future__ import annotations

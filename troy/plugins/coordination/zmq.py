@@ -34,10 +34,14 @@ again after a backoff (0.05 s doubling to 1 s), until ``retry`` seconds have
 passed; then it raises CoordinationError naming the endpoint.  The broker keeps
 each connection's last request number and reply: a repeated request gets the
 same reply without running again (so a slow request is not run twice either),
-an older one gets none.  That memory lives in the broker's process, so a
-request that a dying broker executed but did not answer may run once more on
-its successor.  The broker trusts whoever reaches its port: bind it to an
-address that only your hosts can reach.
+an older one gets none.  The reply to every request that writes is journaled
+(``zmq-sessions/<connection id>.json`` in the journal) before it is sent, so a
+successor broker, after the host process died, answers a retried request from
+the journal without running it again.  Only a broker killed between carrying
+out a write and journaling its reply (one small file write later) may run its
+retry once more.  ``create_record``, ``allocate``, ``ack`` and ``compact`` run
+on the journal, with the file plugin's semantics.  The broker trusts whoever
+reaches its port: bind it to an address that only your hosts can reach.
 """
 
 from __future__ import annotations
