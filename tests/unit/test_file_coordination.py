@@ -316,6 +316,7 @@ def test_queue_folders_removed_underneath_are_made_again(tmp_path: Path) -> None
 #: Commits in a process that dies (os._exit, no cleanup) at the step named by argv[2].
 COMMIT_AND_DIE = """
 import os, sys
+from troy.plugins.coordination import file as plugin
 from troy.plugins.coordination.file import FileCoordination
 
 root, step = sys.argv[1], sys.argv[2]
@@ -327,7 +328,7 @@ def die(*args, **kwargs):
 
 if step == "after the stream line":
     FileCoordination.enqueue = die  # a commit that appends, then enqueues
-    FileCoordination._roll_forward = die  # a commit that stages, then moves into the queues
+    plugin.roll_forward = die  # a commit that stages, then moves into the queues
 else:
     FileCoordination._commit_hook = lambda at: at == step and die()
 items = [{"id": f"u{i}"} for i in range(3)]

@@ -79,29 +79,44 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import os
-import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
 from troy.model.errors import CoordinationError
 from troy.plugins.coordination.base import Coordination, Cursor, check_name
-
-_PENDING, _CLAIMED, _TMP = "@pending", "@claimed", "@tmp"
-#: A compacted stream's summaries are ``~summary.<ns>.<writer>.jsonl``; ``~compacted`` marks it.
-_SUMMARY, _MARKER, _REPLACES = "~summary.", "~compacted", "~replaces"
-#: How often a read looks again at a stream that a compaction swaps under it.
-_SWAP_TRIES = 100
-#: A committed bundle waits in ``@tmp`` as ``commit.<commit id>.<bundle name>``.
-_STAGED = "commit."
-_START_DIGITS = 9
-_WORD = re.compile(r"[A-Za-z0-9._-]+")
-_BUNDLE = re.compile(rf"[0-9]{{20}}-[A-Za-z0-9_-]+-[0-9]+\.[0-9]{{{_START_DIGITS}}}\.jsonl")
+from troy.plugins.coordination.file_commit import recover, roll_forward, write_new
+from troy.plugins.coordination.file_format import (
+    BUNDLE,
+    CLAIMED,
+    MARKER,
+    PENDING,
+    STAGED,
+    START_DIGITS,
+    SUMMARY,
+    SWAP_TRIES,
+    TMP,
+    WORD,
+    cursor_positions,
+    dumps,
+    join_lines,
+    load_lines,
+    loads,
+    read_bytes,
+    split_lines,
+    write_all,
+)
+from troy.plugins.coordination.file_streams import (
+    close_logs,
+    compact_folder,
+    open_logs,
+    own_position,
+    read_logs,
+)
 
 
 def root_of(url: str) -> str:
@@ -128,65 +143,6 @@ def root_of(url: str) -> str:
 def _name(name: str) -> str:
     """``name`` as a relative path, once the contract's check_name has accepted it."""
     return check_name(name)
-
-
-# ensure_ascii (the default) escapes every control character: no newline inside a line.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
-
-
-def _dumps(value: Any, what: str) -> bytes:
-    try:
-        return _ENCODER.encode(value).encode()
-    except (TypeError, ValueError) as exc:
-        raise CoordinationError(f"{what} is not JSON-ready: {exc}") from exc
-
-
-def _loads(line: bytes, path: str) -> Any:
-    try:
-        return json.loads(line)
-    except ValueError as exc:
-        raise CoordinationError(f"corrupt line in {path}: {line[:80]!r}: {exc}") from exc
-
-
-def _load_lines(lines: list[bytes], path: str) -> list[Any]:
-    """The JSON value of each line, parsed in one call (a tenth of the time of one per line)."""
-    try:
-        values: list[Any] = json.loads(b"[" + b",".join(lines) + b"]")
-    except ValueError:
-        return [_loads(line, path) for line in lines]  # names the corrupt line
-    if len(values) != len(lines):  # a line such as `1,2` parsed as two values
-        return [_loads(line, path) for line in lines]
-    return values
-
-
-def _split(data: bytes) -> list[bytes]:
-    """The lines of a bundle (each written with a trailing newline)."""
-    return data.split(b"\n")[:-1] if data else []
-
-
-def _lines(lines: Iterable[bytes]) -> bytes:
-    return b"".join(line + b"\n" for line in lines)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _read(path: str) -> bytes:
-    with open(path, "rb") as file:
-        return file.read()
-
-
-def _positions(cursor: Cursor) -> dict[str, int]:
-    if cursor is None:
-        return {}
-    if isinstance(cursor, dict) and all(
-        isinstance(key, str) and type(value) is int and value >= 0 for key, value in cursor.items()
-    ):
-        return dict(cursor)
-    raise CoordinationError(f"not a file coordination stream cursor: {cursor!r:.200}")
 
 
 class FileCoordination(Coordination):
@@ -245,7 +201,7 @@ class FileCoordination(Coordination):
             try:
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
                 try:
-                    _write_all(fd, data)
+                    write_all(fd, data)
                 finally:
                     os.close(fd)
                 os.replace(tmp, path)
@@ -271,7 +227,7 @@ class FileCoordination(Coordination):
     def put_record(self, key: str, record: Mapping[str, Any]) -> None:
         """Store ``record`` as ``records/<key>.json``, replacing it atomically."""
         path = self._record_path(key)
-        data = _dumps(dict(record), f"record {key}")
+        data = dumps(dict(record), f"record {key}")
         folder = os.path.dirname(path)
         self._mkdir(folder)
         self._publish(path, data, folder)
@@ -283,14 +239,14 @@ class FileCoordination(Coordination):
         of several racers exactly one wins.
         """
         path = self._record_path(key)
-        data = _dumps(dict(record), f"record {key}")
+        data = dumps(dict(record), f"record {key}")
         folder = os.path.dirname(path)
         self._mkdir(folder)
         tmp = self._temp_name(folder)
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
             try:
-                _write_all(fd, data)
+                write_all(fd, data)
             finally:
                 os.close(fd)
             try:
@@ -339,12 +295,12 @@ class FileCoordination(Coordination):
         """The record under ``key``, or None."""
         path = self._record_path(key)
         try:
-            data = _read(path)
+            data = read_bytes(path)
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as exc:
             raise CoordinationError(f"cannot read record {path}: {exc}") from exc
-        record = _loads(data, path)
+        record = loads(data, path)
         if not isinstance(record, dict):
             raise CoordinationError(f"record {path} does not hold a JSON object")
         return record
@@ -360,7 +316,7 @@ class FileCoordination(Coordination):
         except OSError as exc:
             raise CoordinationError(f"cannot list records in {folder}: {exc}") from exc
         # Skips temp files (.tmp) and strays; a key's last word is never "." (see _name).
-        stems = [n[:-5] for n in names if n.endswith(".json") and _WORD.fullmatch(n)]
+        stems = [n[:-5] for n in names if n.endswith(".json") and WORD.fullmatch(n)]
         return sorted(f"{prefix}/{stem}" for stem in stems if stem not in ("", "."))
 
     # -- streams -------------------------------------------------------------
@@ -372,7 +328,7 @@ class FileCoordination(Coordination):
 
     @staticmethod
     def _batch_line(stream: str, events: Sequence[Mapping[str, Any]]) -> bytes:
-        return _dumps([dict(event) for event in events], f"event batch for {stream}") + b"\n"
+        return dumps([dict(event) for event in events], f"event batch for {stream}") + b"\n"
 
     def _append_line(
         self, stream: str, line: bytes, before: Callable[[str, int], None] | None = None
@@ -389,7 +345,7 @@ class FileCoordination(Coordination):
             try:
                 fd = os.open(path, os.O_WRONLY | os.O_APPEND)
             except FileNotFoundError:
-                if os.path.exists(os.path.join(folder, _MARKER)):
+                if os.path.exists(os.path.join(folder, MARKER)):
                     # A compacted stream: our old file may be one the summary replaced.
                     ns = self._last_ns = max(time.time_ns(), self._last_ns + 1)
                     self._own_names[folder] = f"{self.writer}.{ns}.jsonl"
@@ -449,8 +405,8 @@ class FileCoordination(Coordination):
                 self._mkdir(pending)
                 self._mkdir(tmp)
                 bundle = self._bundle_name()
-                temp = os.path.join(tmp, f"{_STAGED}{cid}.{bundle}")
-                self._write_new(temp, data)
+                temp = os.path.join(tmp, f"{STAGED}{cid}.{bundle}")
+                write_new(temp, data)
                 staged.append((temp, os.path.join(pending, bundle)))
             self._hook("staged")
             self._mkdir(self._commits)
@@ -465,7 +421,7 @@ class FileCoordination(Coordination):
                         for t, f in staged
                     ],
                 }
-                self._publish(intent_path, _dumps(intent, "commit intent"), self._commits)
+                self._publish(intent_path, dumps(intent, "commit intent"), self._commits)
                 self._hook("intent")
 
             if line:
@@ -479,7 +435,7 @@ class FileCoordination(Coordination):
             with contextlib.suppress(OSError):
                 os.unlink(intent_path)
             raise
-        self._roll_forward(intent_path, staged)
+        roll_forward(intent_path, staged)
 
     def _own_file(self, folder: str) -> str:
         """The name of this connection's file in a stream folder."""
@@ -490,70 +446,6 @@ class FileCoordination(Coordination):
         if hook is not None:
             hook(step)
 
-    def _write_new(self, path: str, data: bytes) -> None:
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            try:
-                _write_all(fd, data)
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            raise CoordinationError(f"cannot write {path}: {exc}") from exc
-
-    def _roll_forward(self, intent_path: str, staged: list[tuple[str, str]]) -> None:
-        """Move a committed intent's bundles into their queues and delete the intent."""
-        for temp, final in staged:
-            try:
-                os.rename(temp, final)
-            except FileNotFoundError:
-                pass  # another connection finished this commit
-            except OSError as exc:
-                raise CoordinationError(f"cannot enqueue committed bundle {final}: {exc}") from exc
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(intent_path)
-
-    def _recover(self, tmp: str) -> None:
-        """Finish the commits whose bundles wait in ``tmp`` and whose stream line has landed."""
-        try:
-            names = [n for n in os.listdir(tmp) if n.startswith(_STAGED)]
-        except (FileNotFoundError, NotADirectoryError):
-            return
-        except OSError as exc:
-            raise CoordinationError(f"cannot list {tmp}: {exc}") from exc
-        for cid in {name[len(_STAGED) :].split(".", 1)[0] for name in names}:
-            intent_path = os.path.join(self._commits, cid + ".json")
-            try:
-                intent = _loads(_read(intent_path), intent_path)
-            except FileNotFoundError:
-                continue  # not committed yet (or given up: then its bundles are never used)
-            except OSError as exc:
-                raise CoordinationError(f"cannot read commit intent {intent_path}: {exc}") from exc
-            if intent["file"] is not None and not self._landed(intent):
-                continue
-            staged = [
-                (os.path.join(self.root, temp), os.path.join(self.root, final))
-                for temp, final in intent["bundles"]
-            ]
-            self._roll_forward(intent_path, staged)
-
-    def _landed(self, intent: dict[str, Any]) -> bool:
-        """True if the intent's stream line is complete in its writer's file."""
-        folder = os.path.join(self._streams, _name(intent["stream"]))
-        path = os.path.join(folder, intent["file"])
-        offset = int(intent["offset"])
-        try:
-            with open(path, "rb") as file:
-                file.seek(offset)
-                while chunk := file.read(1 << 20):
-                    if b"\n" in chunk:
-                        return True
-        except FileNotFoundError:
-            # Compacted away: the stream was finished, so the line had landed.
-            return os.path.exists(os.path.join(folder, _MARKER))
-        except OSError as exc:
-            raise CoordinationError(f"cannot read stream file {path}: {exc}") from exc
-        return False
-
     def read(
         self, stream: str, cursor: Cursor = None, skip_own: bool = False
     ) -> tuple[list[dict[str, Any]], Cursor]:
@@ -563,152 +455,30 @@ class FileCoordination(Coordination):
         (see the module docstring on compaction).
         """
         folder = os.path.join(self._streams, _name(stream))
-        positions = _positions(cursor)
-        for _ in range(_SWAP_TRIES):
-            opened = self._open_logs(folder)
+        positions = cursor_positions(cursor)
+        own = self._own_file(folder) if skip_own else None
+        own_end = own_position(self._append_lock, self._own_ends, folder)
+        for _ in range(SWAP_TRIES):
+            opened = open_logs(folder, self._replaced)
             if opened is None:
                 continue  # a compaction swapped files under us: look again
             try:
-                return self._read_logs(folder, opened, positions, skip_own)
+                return read_logs(folder, opened, positions, own, own_end), positions
             finally:
-                for _, _, fd, _ in opened:
-                    os.close(fd)
-        raise CoordinationError(f"stream {folder} kept changing under {_SWAP_TRIES} reads")
-
-    def _open_logs(self, folder: str) -> list[tuple[str, int, int, int]] | None:
-        """The stream's files to read, opened: (name, size, fd, first offset); None to retry.
-
-        Opening every file before reading any pins one state: a compaction that
-        deletes a file after it was opened does not take its content away.
-        """
-        try:
-            with os.scandir(folder) as entries:
-                found = [e for e in entries if e.name.endswith(".jsonl") or e.name == _MARKER]
-        except (FileNotFoundError, NotADirectoryError):
-            return []
-        except OSError as exc:
-            raise CoordinationError(f"cannot list stream {folder}: {exc}") from exc
-        try:
-            listing = {entry.name: entry.stat().st_size for entry in found}
-        except FileNotFoundError:
-            return None  # deleted since listed: a compaction
-        except OSError as exc:
-            raise CoordinationError(f"cannot list stream {folder}: {exc}") from exc
-        summaries = sorted(name for name in listing if name.startswith(_SUMMARY))
-        compacted = _MARKER in listing
-        names = sorted(name for name in listing if not name.startswith("~"))
-        opened: list[tuple[str, int, int, int]] = []
-        try:
-            if summaries:
-                summary = summaries[-1]
-                fd, header = self._open_summary(folder, summary)
-                opened.append((summary, listing[summary], fd, header))
-                replaced = self._replaced[os.path.join(folder, summary)]
-                names = [name for name in names if name not in replaced]
-            elif compacted:
-                return None  # the listing missed the summary being swapped in
-            for name in names:
-                opened.append((name, listing[name], os.open(os.path.join(folder, name), 0), 0))
-            if not summaries and os.path.exists(os.path.join(folder, _MARKER)):
-                raise FileNotFoundError  # compacted since listed: files may be missing
-        except FileNotFoundError:
-            for _, _, fd, _ in opened:
-                os.close(fd)
-            return None
-        except OSError as exc:
-            for _, _, fd, _ in opened:
-                os.close(fd)
-            raise CoordinationError(f"cannot open stream {folder}: {exc}") from exc
-        return opened
-
-    def _open_summary(self, folder: str, summary: str) -> tuple[int, int]:
-        """An open summary file and where its events start; learns which files it replaced."""
-        path = os.path.join(folder, summary)
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            head = b""
-            while b"\n" not in head:
-                chunk = os.pread(fd, 65536, len(head))
-                if not chunk:
-                    raise CoordinationError(f"summary {path} has no complete header line")
-                head += chunk
-            line = head[: head.index(b"\n")]
-            if path not in self._replaced:
-                header = _loads(line, path)
-                if not isinstance(header, dict) or not isinstance(header.get(_REPLACES), list):
-                    raise CoordinationError(f"summary {path} does not start with its header")
-                self._replaced[path] = frozenset(header[_REPLACES])
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd, len(line) + 1
-
-    def _read_logs(
-        self,
-        folder: str,
-        opened: list[tuple[str, int, int, int]],
-        positions: dict[str, int],
-        skip_own: bool,
-    ) -> tuple[list[dict[str, Any]], Cursor]:
-        events: list[dict[str, Any]] = []
-        own = self._own_file(folder) if skip_own else None
-        for name, size, fd, first in opened:
-            offset = max(positions.get(name, 0), first)
-            if size <= offset:
-                continue
-            if name == own:
-                # Skip our own batches unread, up to the end of the last one completed.
-                with self._append_lock:
-                    positions[name] = max(offset, self._own_ends.get(folder, offset))
-                continue
-            path = os.path.join(folder, name)
-            try:
-                data = os.pread(fd, size - offset, offset)
-            except OSError as exc:
-                raise CoordinationError(f"cannot read stream file {path}: {exc}") from exc
-            end = data.rfind(b"\n")
-            if end < 0:
-                continue  # only a batch still being written (or torn by a crash)
-            lines = [line for line in data[:end].split(b"\n") if line]
-            for line, batch in zip(lines, _load_lines(lines, path), strict=True):
-                if isinstance(batch, dict):
-                    events.append(batch)
-                elif isinstance(batch, list) and all(isinstance(e, dict) for e in batch):
-                    events.extend(batch)
-                else:
-                    raise CoordinationError(f"corrupt line in {path}: {line[:80]!r}: not events")
-            positions[name] = offset + end + 1
-        return events, positions
+                close_logs(opened)
+        raise CoordinationError(f"stream {folder} kept changing under {SWAP_TRIES} reads")
 
     def compact(self, stream: str, events: Sequence[Mapping[str, Any]]) -> bool:
         """Publish ``events`` as the stream's summary file, then delete the files it replaces."""
         folder = os.path.join(self._streams, _name(stream))
         batch = [dict(event) for event in events]
+        content = dumps(batch, f"summary of {stream}") + b"\n" if batch else b""
         self._mkdir(folder)
-        try:
-            names = os.listdir(folder)
-        except OSError as exc:
-            raise CoordinationError(f"cannot list stream {folder}: {exc}") from exc
-        writers = sorted(n for n in names if n.endswith(".jsonl") and not n.startswith("~"))
-        summaries = [n for n in names if n.startswith(_SUMMARY)]
-        header = _dumps({_REPLACES: writers}, f"summary header of {stream}")
-        data = header + b"\n" + (_dumps(batch, f"summary of {stream}") + b"\n" if batch else b"")
         ns = self._last_ns = max(time.time_ns(), self._last_ns + 1)
-        summary = f"{_SUMMARY}{ns:020d}.{self.writer}.jsonl"
-        try:
-            with open(os.path.join(folder, _MARKER), "ab"):
-                pass  # from here on, a reader that lists no summary looks again
-        except OSError as exc:
-            raise CoordinationError(f"cannot mark stream {folder} compacted: {exc}") from exc
-        self._publish(os.path.join(folder, summary), data, folder)
-        for name in [*writers, *summaries]:
-            with contextlib.suppress(FileNotFoundError):
-                try:
-                    os.unlink(os.path.join(folder, name))
-                except OSError as exc:
-                    raise CoordinationError(
-                        f"compacted stream {folder} but cannot delete {name}: {exc}"
-                    ) from exc
+        summary = f"{SUMMARY}{ns:020d}.{self.writer}.jsonl"
+        compact_folder(
+            folder, summary, content, lambda path, data: self._publish(path, data, folder)
+        )
         self._own_ends.pop(folder, None)
         self._own_names.pop(folder, None)
         return True
@@ -716,7 +486,7 @@ class FileCoordination(Coordination):
     # -- queues --------------------------------------------------------------
     def _queue_dirs(self, queue: str) -> tuple[str, str, str]:
         base = os.path.join(self._queues, _name(queue))
-        return os.path.join(base, _PENDING), os.path.join(base, _CLAIMED), os.path.join(base, _TMP)
+        return os.path.join(base, PENDING), os.path.join(base, CLAIMED), os.path.join(base, TMP)
 
     def _pending(self, pending: str) -> list[str]:
         try:
@@ -726,7 +496,7 @@ class FileCoordination(Coordination):
             return []
         except OSError as exc:
             raise CoordinationError(f"cannot list queue {pending}: {exc}") from exc
-        return sorted(name for name in names if _BUNDLE.fullmatch(name))
+        return sorted(name for name in names if BUNDLE.fullmatch(name))
 
     def _bundle(self, queue: str, items: Sequence[Mapping[str, Any]]) -> bytes:
         """The bundle file content of ``items``; CoordinationError for a bad name or item."""
@@ -735,13 +505,13 @@ class FileCoordination(Coordination):
         for item in items:
             if not isinstance(item, Mapping) or not isinstance(item.get("id"), str):
                 raise CoordinationError(f"queue item without a string 'id': {item!r:.200}")
-            lines.append(_dumps(dict(item), f"item {item['id']} for {queue}"))
-        return _lines(lines)
+            lines.append(dumps(dict(item), f"item {item['id']} for {queue}"))
+        return join_lines(lines)
 
     def _bundle_name(self) -> str:
         """A new bundle's name: it sorts after every bundle this connection made before."""
         ns = self._last_ns = max(time.time_ns(), self._last_ns + 1)
-        return f"{ns:020d}-{self.writer}-{next(self._counter):06d}.{0:0{_START_DIGITS}d}.jsonl"
+        return f"{ns:020d}-{self.writer}-{next(self._counter):06d}.{0:0{START_DIGITS}d}.jsonl"
 
     def enqueue(self, queue: str, items: Sequence[Mapping[str, Any]]) -> None:
         """Publish the items as one bundle at the end of the queue."""
@@ -768,7 +538,7 @@ class FileCoordination(Coordination):
         names = self._listings.pop(pending, None)
         fresh = names is None
         if names is None:
-            self._recover(tmp)
+            recover(self.root, tmp)
             names = deque(self._pending(pending))
         while True:
             lost = False
@@ -784,7 +554,7 @@ class FileCoordination(Coordination):
                 names.extendleft(reversed(rest))
             if len(taken) >= max_items or (fresh and not lost):
                 break
-            self._recover(tmp)
+            recover(self.root, tmp)
             names, fresh = deque(self._pending(pending)), True
         if names:
             self._listings[pending] = names
@@ -807,7 +577,7 @@ class FileCoordination(Coordination):
             raise CoordinationError(f"cannot claim {source}: {exc}") from exc
         with self._claim_lock:  # an ack of this connection does not rewrite it meanwhile
             try:
-                lines = _split(_read(target))
+                lines = split_lines(read_bytes(target))
             except OSError as exc:
                 raise CoordinationError(f"cannot read claimed bundle {target}: {exc}") from exc
             rest: list[str] = []
@@ -822,7 +592,7 @@ class FileCoordination(Coordination):
                     raise CoordinationError(
                         f"cannot shorten claimed bundle {target}: {exc}"
                     ) from exc
-        return _load_lines(lines, target), rest
+        return load_lines(lines, target), rest
 
     def _put_back(
         self, pending: str, tmp: str, stem: str, start: int, lines: list[bytes], piece: int
@@ -831,8 +601,10 @@ class FileCoordination(Coordination):
         names, done = [], 0
         while done < len(lines):
             size = max(piece, done)
-            names.append(f"{stem}.{start + done:0{_START_DIGITS}d}.jsonl")
-            self._publish(os.path.join(pending, names[-1]), _lines(lines[done : done + size]), tmp)
+            names.append(f"{stem}.{start + done:0{START_DIGITS}d}.jsonl")
+            self._publish(
+                os.path.join(pending, names[-1]), join_lines(lines[done : done + size]), tmp
+            )
             done += size
         return names
 
@@ -843,16 +615,16 @@ class FileCoordination(Coordination):
         removed: list[str] = []
         if not wanted:
             return removed
-        self._recover(tmp)
+        recover(self.root, tmp)
         for bundle in self._pending(pending):
             path = os.path.join(pending, bundle)
             try:
-                lines = _split(_read(path))
+                lines = split_lines(read_bytes(path))
             except FileNotFoundError:
                 continue
             except OSError as exc:
                 raise CoordinationError(f"cannot read bundle {path}: {exc}") from exc
-            if not any(item["id"] in wanted for item in _load_lines(lines, path)):
+            if not any(item["id"] in wanted for item in load_lines(lines, path)):
                 continue
             private = self._temp_name(tmp)
             try:
@@ -862,11 +634,11 @@ class FileCoordination(Coordination):
             except OSError as exc:
                 raise CoordinationError(f"cannot withdraw from {path}: {exc}") from exc
             try:
-                lines = _split(_read(private))  # may differ from what we looked at
+                lines = split_lines(read_bytes(private))  # may differ from what we looked at
             except OSError as exc:
                 raise CoordinationError(f"cannot read bundle {private}: {exc}") from exc
             keep = []
-            for line, item in zip(lines, _load_lines(lines, private), strict=True):
+            for line, item in zip(lines, load_lines(lines, private), strict=True):
                 ident = item["id"]
                 if ident in wanted:
                     wanted.discard(ident)
@@ -874,7 +646,7 @@ class FileCoordination(Coordination):
                 else:
                     keep.append(line)
             if keep:
-                self._publish(path, _lines(keep), tmp)
+                self._publish(path, join_lines(keep), tmp)
             with contextlib.suppress(OSError):
                 os.unlink(private)
             if not wanted:
@@ -889,7 +661,7 @@ class FileCoordination(Coordination):
         if not wanted:
             return
         try:
-            names = sorted(name for name in os.listdir(mine) if _BUNDLE.fullmatch(name))
+            names = sorted(name for name in os.listdir(mine) if BUNDLE.fullmatch(name))
         except (FileNotFoundError, NotADirectoryError):
             return
         except OSError as exc:
@@ -898,19 +670,19 @@ class FileCoordination(Coordination):
             path = os.path.join(mine, bundle)
             with self._claim_lock:  # not while a claim of this connection shortens it
                 try:
-                    lines = _split(_read(path))
+                    lines = split_lines(read_bytes(path))
                 except FileNotFoundError:
                     continue
                 except OSError as exc:
                     raise CoordinationError(f"cannot read claimed bundle {path}: {exc}") from exc
-                items = _load_lines(lines, path)
+                items = load_lines(lines, path)
                 keep = [line for line, item in zip(lines, items, strict=True)
                         if item.get("id") not in wanted]  # fmt: skip
                 if len(keep) == len(lines):
                     continue
                 if keep:
                     self._mkdir(tmp)
-                    self._publish(path, _lines(keep), tmp)
+                    self._publish(path, join_lines(keep), tmp)
                 else:
                     try:
                         os.unlink(path)
