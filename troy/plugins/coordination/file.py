@@ -70,6 +70,10 @@ renamed into place is seen whole or not at all.
   names files; an old cursor reads the summary as new events.  A connection
   whose file was replaced appends to a new file of its own afterwards.
 
+The code is in five modules: this one (records, appends, commit), `file_queues`,
+`file_streams` (reading and compaction), `file_commit` (finishing a commit a
+crash cut short) and `file_format` (names and JSON lines).
+
 Nothing is fsynced: a batch survives the crash of any process, but not
 necessarily the loss of the machine's page cache.  Key, stream and queue names
 may not contain ``.`` as a word (``a/./b``), which would alias another name.
