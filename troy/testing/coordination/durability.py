@@ -38,7 +38,7 @@ from troy.testing.coordination.base import (
 ClaimedCount = Callable[[Coordination, str, str], int]
 
 RACERS = 4
-KEYS = 150
+KEYS = 300
 ALLOCATIONS = 40
 
 
