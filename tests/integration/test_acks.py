@@ -8,8 +8,10 @@ Without acks every claimed item stays in the claimer's storage for good: the
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from pathlib import Path
+from urllib.parse import quote
 
 import redis
 from redis_fixtures import RedisServer, redis_server  # noqa: F401 - a fixture
@@ -71,6 +73,17 @@ def test_after_units_ran_no_claimed_item_is_left_with_redis(
         return sum(1 for key in lists for item in client.lrange(key, 0, -1) if item)
 
     wait_until(lambda: left() == 0, 30, "claimed items to be acknowledged")
+
+
+def test_after_units_ran_no_claimed_item_is_left_with_zmq(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    journal = tmp_path / "journal"
+    run_units(f"tcp://127.0.0.1:{port}?journal={quote(str(journal))}", tmp_path, 300)
+
+    # The broker's journal is a file coordination directory.
+    wait_until(lambda: claimed_file_items(journal) == 0, 30, "claimed items to be acknowledged")
 
 
 def test_the_file_helper_counts_claimed_items(tmp_path: Path) -> None:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import socket
+import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
+from redis_fixtures import RedisServer, redis_server  # noqa: F401 - a fixture
 
 import troy
 from troy import State
@@ -69,16 +73,34 @@ def report(url: str, service_id: str, output: Path, capsys: pytest.CaptureFixtur
     return printed, files
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture(params=["file", "redis", "zmq"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "redis":
+        server: RedisServer = request.getfixturevalue("redis_server")
+        return f"{server.url}?prefix=compaction-{uuid.uuid4().hex[:8]}"
+    if request.param == "zmq":
+        pytest.importorskip("zmq")
+        journal = quote(str(tmp_path / "journal"))
+        return f"tcp://127.0.0.1:{free_port()}?journal={journal}"
+    return (tmp_path / "coordination").as_uri()
+
+
 def test_a_compacted_service_replays_to_the_same_units_and_report(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url = (tmp_path / "coordination").as_uri()
     # Compared with what the service showed as it ran: a service reconnecting to the
     # stream before compaction replays events in the order it reads them, and loses
     # the earlier runs and tries of a retried unit whose later Pending it reads first.
     service_id, before = run_service(url, tmp_path)
     report_before = report(url, service_id, tmp_path / "report", capsys)
-    coordination = open_coordination(url)
+    coordination = open_coordination(url, serve=True)
     events_before, _ = coordination.read(protocol.service_key(service_id))
 
     assert compact_unit_service(coordination, service_id) is True
