@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from fnmatch import fnmatchcase
 from typing import Any, ClassVar
 
-from troy.plugins.coordination.base import check_name
+from troy.plugins.coordination.base import Coordination, check_name
 from troy.plugins.coordination.file import FileCoordination
 from troy.plugins.schedulers.base import PilotOffer, Scheduler, UnitRequest
 from troy.plugins.stores.file import FileStore
@@ -172,3 +172,27 @@ class StrGetStore(FileStore):
     def get(self, unit_id: str, destination: str, patterns: Sequence[str] = ("*",)) -> Any:
         super().get(unit_id, destination, patterns)
         return destination
+
+
+class GetThenPutCoordination(FileCoordination):
+    """Creates a record if ``get_record`` finds none: the contract's 1.1 default, kept.
+
+    Wrong: between the get and the put another process may create it too, and
+    both are told they won (two holders of one lease, two owners of one number).
+    """
+
+    name: ClassVar[str] = "getput"
+    schemes: ClassVar[tuple[str, ...]] = ("getput",)
+
+    def __init__(self, url: str, *, serve: bool = False) -> None:
+        super().__init__(file_url(url), serve=serve)
+        self.url = url
+
+    def create_record(self, key: str, record: Mapping[str, Any]) -> bool:
+        if self.get_record(key) is not None:
+            return False
+        self.put_record(key, record)
+        return True
+
+    def allocate(self, counter: str, count: int) -> int:
+        return Coordination.allocate(self, counter, count)

@@ -33,6 +33,7 @@ returns_list = broken_plugins:ReturnsList
 like = broken_plugins:LikeCoordination
 glob = broken_plugins:GlobCoordination
 setlist = broken_plugins:SetListCoordination
+getput = broken_plugins:GetThenPutCoordination
 
 [troy.stores]
 strget = broken_plugins:StrGetStore
@@ -79,6 +80,12 @@ class TestSetListCoordination(CoordinationSuite):
     @pytest.fixture
     def coordination_url(self, tmp_path):
         return f"setlist://{tmp_path}/coordination"
+
+
+class TestGetThenPutCoordination(CoordinationSuite):
+    @pytest.fixture
+    def coordination_url(self, tmp_path):
+        return f"getput://{tmp_path}/coordination"
 
 
 class TestStrGetStore(StoreSuite):
@@ -189,6 +196,14 @@ CAUGHT = {
     "list_records returns a set": (
         "TestSetListCoordination::test_list_records_returns_a_sorted_list_of_keys",
         ["coordination 'setlist''s list_records returned set", "expected a sorted list of keys"],
+    ),
+    "create_record as get, then put": (
+        "TestGetThenPutCoordination::test_racing_creators_exactly_one_wins_each_key",
+        ["coordination 'getput''s create_record gave True to several racers", "atomically"],
+    ),
+    "allocate on a create_record that is not atomic": (
+        "TestGetThenPutCoordination::test_racing_allocators_get_disjoint_ranges",
+        ["coordination 'getput''s allocate handed number", "must be atomic"],
     ),
     "store get returns a str": (
         "TestStrGetStore::test_operations_return_the_contracts_types",

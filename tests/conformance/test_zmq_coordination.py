@@ -6,9 +6,13 @@ from urllib.parse import quote
 
 import pytest
 
-from troy.testing.coordination import CoordinationSuite
+from troy.plugins.coordination.base import Coordination
+from troy.plugins.coordination.file import FileCoordination
+from troy.testing.coordination import ClaimedCount, CoordinationSuite
 
 pytest.importorskip("zmq")
+
+from .test_file_coordination import claimed_lines
 
 
 def free_port() -> int:
@@ -22,3 +26,12 @@ class TestZmqCoordination(CoordinationSuite):
     @pytest.fixture
     def coordination_url(self, tmp_path: Path) -> str:
         return f"tcp://127.0.0.1:{free_port()}?journal={quote(str(tmp_path / 'journal'))}"
+
+    @pytest.fixture
+    def claimed_count(self, tmp_path: Path) -> ClaimedCount:
+        journal = FileCoordination((tmp_path / "journal").as_uri())
+
+        def count(coordination: Coordination, queue: str, claimer: str) -> int:
+            return claimed_lines(journal, queue, claimer)
+
+        return count

@@ -41,3 +41,15 @@ def test_binding_benchmark_runs_both_bindings() -> None:
         assert figures[kind]["makespan_s"] > 0
         assert all(0 < share <= 1.0 for share in figures[kind]["utilisation"].values())
     assert figures["early"]["units"] == {"fast": 12, "slow": 12}  # dealt at submit
+
+
+def test_storage_benchmark_measures_before_and_after_compaction() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH.with_name("storage.py")), "-n", "30"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    line = next(line for line in result.stdout.splitlines() if line.startswith("RESULT "))
+    figures = json.loads(line.removeprefix("RESULT "))["file"]
+    assert figures["n"] == 30
+    assert figures["bytes_per_unit_before"] > 0 and figures["bytes_per_unit_after"] > 0

@@ -441,6 +441,45 @@ def test_a_retried_withdraw_returns_what_it_removed(
     assert coordination.claim("q", "c", 10) == [_items(0, 5)[i] for i in (0, 2, 4)]
 
 
+def test_a_retried_create_record_answers_as_its_first_attempt(
+    coordination: RedisCoordination, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _lose_replies(monkeypatch, coordination, redis.ConnectionError)
+
+    assert coordination.create_record("lease/a", {"owner": "me"}) is True
+
+    assert coordination.get_record("lease/a") == {"owner": "me"}
+    assert coordination.list_records("lease") == ["lease/a"]
+
+
+def test_a_retried_allocate_reserves_once(
+    coordination: RedisCoordination, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _lose_replies(monkeypatch, coordination, redis.TimeoutError)
+
+    assert coordination.allocate("ids", 5) == 0
+
+    assert coordination.allocate("ids", 1) == 5
+
+
+def test_a_retried_claim_returns_its_items_after_acks_shortened_the_list(
+    coordination: RedisCoordination,
+    monkeypatch: pytest.MonkeyPatch,
+    redis_server: RedisServer,  # noqa: F811
+    prefix: str,
+) -> None:
+    coordination.enqueue("q", _items(0, 10))
+    assert coordination.claim("q", "c1", 3) == _items(0, 3)
+    coordination.ack("q", "c1", ["u00000", "u00001"])
+    _lose_replies(monkeypatch, coordination, redis.ConnectionError)
+
+    assert coordination.claim("q", "c1", 4) == _items(3, 4)
+
+    monkeypatch.undo()
+    coordination.ack("q", "c1", [item["id"] for item in _items(2, 5)])
+    assert _raw(redis_server).exists(f"{prefix}:claimed:q:c1") == 0
+
+
 def test_an_id_enqueued_again_by_a_later_call_is_queued_again(
     coordination: RedisCoordination,
 ) -> None:

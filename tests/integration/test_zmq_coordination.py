@@ -277,6 +277,36 @@ def test_a_lost_reply_is_retried_and_the_request_runs_once(
     assert manager.claim("t/q", "c1", 100) == _items(0, 3)
 
 
+def test_a_successor_broker_answers_a_retried_request_without_running_it_again(
+    url: str, connect: Connect, start_host: Start
+) -> None:
+    # The client's view of a broker that ran a request and died before its reply arrived:
+    # the request ran, the client never saw the reply, and sends it again to a successor.
+    host, role, _ = start_host(url)
+    assert role == "hosting"
+    endpoint = plugin.parse_url(url).endpoint
+    dealer = zmq.Context.instance().socket(zmq.DEALER)
+    dealer.linger = 0
+    dealer.connect(endpoint)
+    try:
+        enqueue = ["t/q", _items(0, 4)]
+        assert _request(dealer, "host-1-abc", 1, "enqueue", enqueue) == (b"ok", None)
+        assert _request(dealer, "host-1-abc", 2, "allocate", ["t/ids", 10]) == (b"ok", 0)
+        _kill(host)
+        _, role, _ = start_host(url)
+        assert role == "hosting"
+        again = _request(dealer, "host-1-abc", 2, "allocate", ["t/ids", 10], wait=10)
+        older = _request(dealer, "host-1-abc", 1, "enqueue", enqueue, wait=0.5)
+    finally:
+        dealer.close()
+
+    assert again == (b"ok", 0), "the successor ran the retried allocate again"
+    assert older is None
+    client = connect(url)
+    assert client.claim("t/q", "c", 100) == _items(0, 4), "the successor ran an enqueue twice"
+    assert client.allocate("t/ids", 1) == 10
+
+
 # -- URLs and installation ------------------------------------------------------------
 
 

@@ -6,6 +6,8 @@ Everything every coordination plugin must do is in tests/conformance/.
 import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -309,3 +311,59 @@ def test_queue_folders_removed_underneath_are_made_again(tmp_path: Path) -> None
     coordination.enqueue("q", _items(1, 1))
 
     assert coordination.claim("q", "c", 5) == _items(1, 1)
+
+
+#: Commits in a process that dies (os._exit, no cleanup) at the step named by argv[2].
+COMMIT_AND_DIE = """
+import os, sys
+from troy.plugins.coordination import file as plugin
+from troy.plugins.coordination.file import FileCoordination
+
+root, step = sys.argv[1], sys.argv[2]
+
+
+def die(*args, **kwargs):
+    os._exit(3)
+
+
+if step == "after the stream line":
+    FileCoordination.enqueue = die  # a commit that appends, then enqueues
+    plugin.roll_forward = die  # a commit that stages, then moves into the queues
+else:
+    FileCoordination._commit_hook = lambda at: at == step and die()
+items = [{"id": f"u{i}"} for i in range(3)]
+FileCoordination(root).commit("svc", [{"n": 1}], {"q1": items[:2], "q2": items[2:]})
+"""
+
+
+@pytest.mark.parametrize("step", ["staged", "intent", "after the stream line"])
+def test_a_commit_cut_short_by_a_crash_is_all_or_nothing(tmp_path: Path, step: str) -> None:
+    root = tmp_path / "coordination"
+    died = subprocess.run(
+        [sys.executable, "-c", COMMIT_AND_DIE, str(root), step], capture_output=True, text=True
+    )
+    assert died.returncode == 3, died.stderr
+
+    survivor = FileCoordination(str(root))
+    events, _ = survivor.read("svc")
+    items = survivor.claim("q1", "c", 10) + survivor.claim("q2", "c", 10)
+    assert (events, items) in (
+        ([], []),
+        ([{"n": 1}], [{"id": "u0"}, {"id": "u1"}, {"id": "u2"}]),
+    ), f"after a crash at {step}: events {events}, items {items}"
+    assert survivor.withdraw("q1", ["u0"]) == []
+
+
+def test_a_commit_crashed_after_its_line_is_finished_by_a_withdraw_too(tmp_path: Path) -> None:
+    root = tmp_path / "coordination"
+    died = subprocess.run(
+        [sys.executable, "-c", COMMIT_AND_DIE, str(root), "after the stream line"],
+        capture_output=True,
+        text=True,
+    )
+    assert died.returncode == 3, died.stderr
+
+    survivor = FileCoordination(str(root))
+    assert survivor.withdraw("q1", ["u1"]) == ["u1"]
+    assert survivor.claim("q1", "c", 10) == [{"id": "u0"}]
+    assert os.listdir(root / "commits") == []

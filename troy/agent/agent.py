@@ -101,7 +101,7 @@ class Agent:
         self.pull = bool(record.get("pull"))
         #: Wakes the main loop: a report to write, or the backlog running low.
         self._wake = threading.Event()
-        self.reporter = Reporter(coordination, self._wake)
+        self.reporter = Reporter(coordination, self._wake, claimed=(self.queue, self.claimer))
         # Units inherit the agent's environment: set what they all share once, here.
         os.environ.update(description.get("environment") or {})
         os.environ["TROY_PILOT_ID"] = pilot_id
@@ -428,6 +428,7 @@ class Agent:
                         for j in pending
                     ],
                 )  # fmt: skip
+                self.reporter.acknowledge([j.id for j in pending])
             if unit_fate == "lost":
                 self._report_pilot(pilot_state, detail=detail)
                 self.reporter.flush()

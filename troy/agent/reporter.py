@@ -1,4 +1,10 @@
-"""Batched state reports from the agent to coordination."""
+"""Batched state reports from the agent to coordination, and the acks they allow.
+
+Once a unit's state (Running, final, or sent back New to be placed again) is
+written, the agent no longer needs the queue item it claimed for it: `flush`
+acknowledges those items, in one ``ack`` per flush, after the events are written
+(so an item is never dropped before what became of it is recorded).
+"""
 
 from __future__ import annotations
 
@@ -14,9 +20,19 @@ class Reporter:
     """Collects events per stream from many threads; `flush` writes each stream once."""
 
     def __init__(
-        self, coordination: Coordination, wake: threading.Event, interval: float = 0.02
+        self,
+        coordination: Coordination,
+        wake: threading.Event,
+        interval: float = 0.02,
+        claimed: tuple[str, str] | None = None,
     ) -> None:
+        """``claimed`` is (queue, claimer): the items that unit events acknowledge."""
         self._coordination = coordination
+        self._claimed = claimed
+        #: Ids of claimed items whose unit has an event in ``_pending``.
+        self._acks: set[str] = set()
+        #: Ids to acknowledge with no event to write first (handed back, or the ack failed).
+        self._unacked: set[str] = set()
         self._lock = threading.Lock()
         self._pending: dict[str, list[dict[str, Any]]] = {}
         #: Running events not yet written, by unit id: a final event merges into them.
@@ -28,7 +44,10 @@ class Reporter:
         self._wake = wake
 
     def add(self, stream: str, event: dict[str, Any]) -> None:
+        """Collect ``event`` for ``stream``; a unit event also acknowledges the unit's item."""
         with self._lock:
+            if "id" in event and event.get("ev") == "state":
+                self._acks.add(event["id"])
             if event.get("s") == "Running" and "id" in event:
                 self._running[event["id"]] = event
             elif "id" in event and event["id"] in self._running:
@@ -43,6 +62,11 @@ class Reporter:
             self._count += 1
             if self._count == 1:
                 self._wake.set()
+
+    def acknowledge(self, ids: list[str]) -> None:
+        """Acknowledge these claimed items with the next flush (units handed back)."""
+        with self._lock:
+            self._unacked.update(ids)
 
     @property
     def pending(self) -> int:
@@ -63,6 +87,7 @@ class Reporter:
         """
         with self._lock:
             pending, self._pending, self._count = self._pending, {}, 0
+            acks, self._acks = self._acks, set()
             self._running.clear()
         self._last_flush = time.monotonic()
         streams = list(pending.items())
@@ -74,4 +99,15 @@ class Reporter:
                     for unwritten, kept in streams[index:]:
                         self._pending[unwritten] = kept + self._pending.get(unwritten, [])
                     self._count = sum(len(e) for e in self._pending.values())
+                    self._acks |= acks
+                raise
+        with self._lock:
+            acks |= self._unacked
+            self._unacked = set()
+        if self._claimed is not None and acks:
+            try:
+                self._coordination.ack(*self._claimed, acks)
+            except CoordinationError:
+                with self._lock:
+                    self._unacked |= acks
                 raise

@@ -153,8 +153,9 @@ class Coordination(ABC):
         """Store ``record`` under ``key`` only if no record is stored there; True if stored.
 
         Of several callers racing for one key, in any processes on any hosts,
-        exactly one gets True.  This default (get, then put) is not atomic: a
-        plugin for contract 1.2 overrides it.
+        exactly one gets True; a call retried after an unknown outcome answers as
+        its first attempt did.  This default (get, then put) is not atomic: a
+        plugin for contract 1.2 overrides it (the conformance suite races it).
         """
         if self.get_record(key) is not None:
             return False
@@ -164,10 +165,11 @@ class Coordination(ABC):
     def allocate(self, counter: str, count: int) -> int:
         """Reserve ``count`` consecutive numbers of ``counter`` (from 0); return the first.
 
-        No number is ever handed out twice, whoever asks.  The default stores one
-        record per reservation (``counter/<n>``: its start and count, made with
-        `create_record`) and remembers the last one it saw, so a reservation
-        costs a read and a create; a service with an atomic increment overrides it.
+        No number is ever handed out twice, whoever asks, and a call retried
+        after an unknown outcome reserves once.  The default stores one record per
+        reservation (``counter/<n>``: its start and count, made with `create_record`)
+        and remembers the last one it saw, so a reservation costs a read and a
+        create; a service with an atomic increment overrides it.
         """
         if count < 1:
             raise CoordinationError(f"allocate: count must be at least 1, got {count}")
@@ -227,9 +229,11 @@ class Coordination(ABC):
         The caller passes a summary that a reader applying it from the start
         ends in the same state with (one event per unit of a finished service).
         A reader from the start sees either the old events or the summary, never
-        a mix; a reader with an older cursor may see the summary as new events.
-        Only a stream nobody appends to any more is compacted.  The default
-        keeps the stream as it is and returns False.
+        a mix (nor nothing); a reader with an older cursor may see the summary as
+        new events.  Only a stream nobody appends to any more is compacted: an
+        append racing the compaction may be lost; events appended after it
+        returned are read after the summary.  A retry writes the same summary
+        again.  The default keeps the stream as it is and returns False.
         """
         return False
 

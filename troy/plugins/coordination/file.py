@@ -6,9 +6,13 @@ directory is created if missing.  Layout below it::
 
     records/<key>.json                                  one record per file
     streams/<stream>/<writer>.jsonl                     one append-only log per writer
+    streams/<stream>/~summary.<ns>.<writer>.jsonl       a compacted stream's summary
+    streams/<stream>/~compacted                         marks a stream compacted (empty)
     queues/<queue>/@pending/<bundle>.<start>.jsonl      unclaimed items, one JSON per line
-    queues/<queue>/@claimed/<claimer>/<same name>       what each claimer took
-    queues/<queue>/@tmp/                                temp files, withdrawals in progress
+    queues/<queue>/@claimed/<claimer>/<same name>       what each claimer took, not yet acked
+    queues/<queue>/@tmp/                                temp files, withdrawals in progress,
+                                                        bundles of commits in progress
+    commits/<commit id>.json                            intents of commits in progress
 
 Everything rests on two guarantees that local filesystems and NFS both give:
 ``rename`` is atomic (of several processes renaming the same file, exactly one
@@ -38,6 +42,38 @@ renamed into place is seen whole or not at all.
   ``withdraw`` renames a bundle that holds a wanted id into ``@tmp``, publishes
   back what it must keep under the same name, and deletes the rest.
 
+- **Records only if absent** (``create_record``): a temp file is hard-linked to
+  the record's name; ``link`` fails if the name exists, atomically (on NFS too).
+  ``allocate`` chains reservation records ``<counter>/<n>`` (each says where it
+  starts and how many it holds) made that way.
+- **Acks** rewrite the claimer's bundles without the acknowledged items, and
+  delete bundles left empty.
+- **Commit** is all or nothing.  The bundles go to each queue's ``@tmp`` as
+  ``commit.<id>.<bundle>`` (no claimer looks there); then an intent
+  ``commits/<id>.json`` names them and says which writer file the stream line
+  goes to and at what offset; then the line is appended: the commit point;
+  then the bundles are renamed into ``@pending`` and the intent deleted.  A
+  claim that lists ``@pending``, and a withdraw, first finish any commit whose
+  bundles wait in ``@tmp`` and whose line is complete in its file (the
+  committer died after its commit point).  A commit whose line never landed
+  left bundles and an intent that nobody uses.
+- **Compaction** replaces a finished stream's files by one summary file: first
+  the empty marker ``~compacted`` is created, then the summary is published
+  (temp file and rename) with a header line naming the files it replaces,
+  then those files are deleted.  A reader lists the folder; if it lists a
+  summary it reads the newest one and the files its header does not name
+  (appended after the compaction); if it lists none it opens every file, and
+  then checks that the marker still does not exist, else it looks again.
+  Opened files keep their content when deleted, and files are deleted only
+  after the marker and the summary exist, so a reader from the start sees
+  the old files or the summary, never a mix and never nothing.  A cursor
+  names files; an old cursor reads the summary as new events.  A connection
+  whose file was replaced appends to a new file of its own afterwards.
+
+The code is in five modules: this one (records, appends, commit), `file_queues`,
+`file_streams` (reading and compaction), `file_commit` (finishing a commit a
+crash cut short) and `file_format` (names and JSON lines).
+
 Nothing is fsynced: a batch survives the crash of any process, but not
 necessarily the loss of the machine's page cache.  Key, stream and queue names
 may not contain ``.`` as a word (``a/./b``), which would alias another name.
@@ -47,23 +83,37 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import os
-import re
 import threading
 import time
 from collections import deque
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
 from troy.model.errors import CoordinationError
 from troy.plugins.coordination.base import Coordination, Cursor, check_name
-
-_PENDING, _CLAIMED, _TMP = "@pending", "@claimed", "@tmp"
-_START_DIGITS = 9
-_WORD = re.compile(r"[A-Za-z0-9._-]+")
-_BUNDLE = re.compile(rf"[0-9]{{20}}-[A-Za-z0-9_-]+-[0-9]+\.[0-9]{{{_START_DIGITS}}}\.jsonl")
+from troy.plugins.coordination.file_commit import roll_forward, write_new
+from troy.plugins.coordination.file_format import (
+    MARKER,
+    STAGED,
+    SUMMARY,
+    SWAP_TRIES,
+    WORD,
+    cursor_positions,
+    dumps,
+    loads,
+    read_bytes,
+    write_all,
+)
+from troy.plugins.coordination.file_queues import QueueFiles
+from troy.plugins.coordination.file_streams import (
+    close_logs,
+    compact_folder,
+    open_logs,
+    own_position,
+    read_logs,
+)
 
 
 def root_of(url: str) -> str:
@@ -92,66 +142,7 @@ def _name(name: str) -> str:
     return check_name(name)
 
 
-# ensure_ascii (the default) escapes every control character: no newline inside a line.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
-
-
-def _dumps(value: Any, what: str) -> bytes:
-    try:
-        return _ENCODER.encode(value).encode()
-    except (TypeError, ValueError) as exc:
-        raise CoordinationError(f"{what} is not JSON-ready: {exc}") from exc
-
-
-def _loads(line: bytes, path: str) -> Any:
-    try:
-        return json.loads(line)
-    except ValueError as exc:
-        raise CoordinationError(f"corrupt line in {path}: {line[:80]!r}: {exc}") from exc
-
-
-def _load_lines(lines: list[bytes], path: str) -> list[Any]:
-    """The JSON value of each line, parsed in one call (a tenth of the time of one per line)."""
-    try:
-        values: list[Any] = json.loads(b"[" + b",".join(lines) + b"]")
-    except ValueError:
-        return [_loads(line, path) for line in lines]  # names the corrupt line
-    if len(values) != len(lines):  # a line such as `1,2` parsed as two values
-        return [_loads(line, path) for line in lines]
-    return values
-
-
-def _split(data: bytes) -> list[bytes]:
-    """The lines of a bundle (each written with a trailing newline)."""
-    return data.split(b"\n")[:-1] if data else []
-
-
-def _lines(lines: Iterable[bytes]) -> bytes:
-    return b"".join(line + b"\n" for line in lines)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _read(path: str) -> bytes:
-    with open(path, "rb") as file:
-        return file.read()
-
-
-def _positions(cursor: Cursor) -> dict[str, int]:
-    if cursor is None:
-        return {}
-    if isinstance(cursor, dict) and all(
-        isinstance(key, str) and type(value) is int and value >= 0 for key, value in cursor.items()
-    ):
-        return dict(cursor)
-    raise CoordinationError(f"not a file coordination stream cursor: {cursor!r:.200}")
-
-
-class FileCoordination(Coordination):
+class FileCoordination(QueueFiles, Coordination):
     """Records, streams and queues as files in one directory tree; see the module docstring."""
 
     name = "file"
@@ -172,7 +163,16 @@ class FileCoordination(Coordination):
         self._listings: dict[str, deque[str]] = {}
         #: Per stream folder: where this connection's own file ends after its last append.
         self._own_ends: dict[str, int] = {}
+        #: Per stream folder: this connection's file, if not ``<writer>.jsonl`` (see compact).
+        self._own_names: dict[str, str] = {}
         self._append_lock = threading.Lock()
+        #: Held while a claimed bundle is shortened or acknowledged items are cut from it.
+        self._claim_lock = threading.Lock()
+        self._commits = os.path.join(self.root, "commits")
+        #: Per counter: this connection's last reservation (its block number, where it ended).
+        self._allocations: dict[str, tuple[int, int]] = {}
+        #: Per summary file path: the writer files it replaced (its content never changes).
+        self._replaced: dict[str, frozenset[str]] = {}
         for folder in (self._records, self._streams, self._queues):
             self._mkdir(folder)
         if not os.access(self.root, os.W_OK | os.X_OK):
@@ -198,7 +198,7 @@ class FileCoordination(Coordination):
             try:
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
                 try:
-                    _write_all(fd, data)
+                    write_all(fd, data)
                 finally:
                     os.close(fd)
                 os.replace(tmp, path)
@@ -224,21 +224,80 @@ class FileCoordination(Coordination):
     def put_record(self, key: str, record: Mapping[str, Any]) -> None:
         """Store ``record`` as ``records/<key>.json``, replacing it atomically."""
         path = self._record_path(key)
-        data = _dumps(dict(record), f"record {key}")
+        data = dumps(dict(record), f"record {key}")
         folder = os.path.dirname(path)
         self._mkdir(folder)
         self._publish(path, data, folder)
+
+    def create_record(self, key: str, record: Mapping[str, Any]) -> bool:
+        """Store ``record`` only if ``key`` has none: a temp file hard-linked to the name.
+
+        ``link`` fails with EEXIST if the name exists, atomically (on NFS too), so
+        of several racers exactly one wins.
+        """
+        path = self._record_path(key)
+        data = dumps(dict(record), f"record {key}")
+        folder = os.path.dirname(path)
+        self._mkdir(folder)
+        tmp = self._temp_name(folder)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            try:
+                write_all(fd, data)
+            finally:
+                os.close(fd)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+            return True
+        except OSError as exc:
+            raise CoordinationError(f"cannot create record {path}: {exc}") from exc
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+    def allocate(self, counter: str, count: int) -> int:
+        """Reserve ``count`` numbers: records ``counter/0``, ``counter/1``... (`create_record`).
+
+        Each record says where its reservation starts and how many it holds; the
+        racer that creates record n+1 gets the numbers after record n's.  A
+        connection remembers its last record, so it lists the counter's records only
+        the first time, and follows the chain from there.
+        """
+        if count < 1:
+            raise CoordinationError(f"allocate: count must be at least 1, got {count}")
+        check_name(counter)
+        block, start = self._allocations.get(counter) or self._last_reservation(counter)
+        while True:
+            key = f"{counter}/{block + 1}"
+            if self.create_record(key, {"start": start, "count": count}):
+                self._allocations[counter] = (block + 1, start + count)
+                return start
+            won = self.get_record(key)
+            if won is None:
+                raise CoordinationError(f"allocate: reservation {self._record_path(key)} vanished")
+            block, start = block + 1, int(won["start"]) + int(won["count"])
+
+    def _last_reservation(self, counter: str) -> tuple[int, int]:
+        """The highest reservation record of ``counter`` and where it ends; (-1, 0) if none."""
+        words = [key.rpartition("/")[2] for key in self.list_records(counter)]
+        block = max((int(word) for word in words if word.isdigit()), default=-1)
+        if block < 0:
+            return -1, 0
+        record = self.get_record(f"{counter}/{block}") or {}
+        return block, int(record.get("start", 0)) + int(record.get("count", 0))
 
     def get_record(self, key: str) -> dict[str, Any] | None:
         """The record under ``key``, or None."""
         path = self._record_path(key)
         try:
-            data = _read(path)
+            data = read_bytes(path)
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as exc:
             raise CoordinationError(f"cannot read record {path}: {exc}") from exc
-        record = _loads(data, path)
+        record = loads(data, path)
         if not isinstance(record, dict):
             raise CoordinationError(f"record {path} does not hold a JSON object")
         return record
@@ -254,25 +313,48 @@ class FileCoordination(Coordination):
         except OSError as exc:
             raise CoordinationError(f"cannot list records in {folder}: {exc}") from exc
         # Skips temp files (.tmp) and strays; a key's last word is never "." (see _name).
-        stems = [n[:-5] for n in names if n.endswith(".json") and _WORD.fullmatch(n)]
+        stems = [n[:-5] for n in names if n.endswith(".json") and WORD.fullmatch(n)]
         return sorted(f"{prefix}/{stem}" for stem in stems if stem not in ("", "."))
 
     # -- streams -------------------------------------------------------------
     def append(self, stream: str, events: Sequence[Mapping[str, Any]]) -> None:
         """Append the batch as one JSON-array line to this writer's file, in one write."""
+        _name(stream)
+        if events:
+            self._append_line(stream, self._batch_line(stream, events))
+
+    @staticmethod
+    def _batch_line(stream: str, events: Sequence[Mapping[str, Any]]) -> bytes:
+        return dumps([dict(event) for event in events], f"event batch for {stream}") + b"\n"
+
+    def _append_line(
+        self, stream: str, line: bytes, before: Callable[[str, int], None] | None = None
+    ) -> None:
+        """Write ``line`` at the end of this writer's file of ``stream``, in one write.
+
+        ``before(file name, offset)`` runs first, under the lock that orders this
+        connection's appends: ``offset`` is where the line will start.
+        """
         folder = os.path.join(self._streams, _name(stream))
-        if not events:
-            return
-        line = _dumps([dict(event) for event in events], f"event batch for {stream}") + b"\n"
         self._mkdir(folder)
-        path = os.path.join(folder, self.writer + ".jsonl")
+        path = os.path.join(folder, self._own_file(folder))
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+            except FileNotFoundError:
+                if os.path.exists(os.path.join(folder, MARKER)):
+                    # A compacted stream: our old file may be one the summary replaced.
+                    ns = self._last_ns = max(time.time_ns(), self._last_ns + 1)
+                    self._own_names[folder] = f"{self.writer}.{ns}.jsonl"
+                    path = os.path.join(folder, self._own_names[folder])
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         except OSError as exc:
             raise CoordinationError(f"cannot open stream file {path}: {exc}") from exc
         written = 0
         try:
             with self._append_lock:  # threads of this connection share its file
+                if before is not None:
+                    before(os.path.basename(path), os.fstat(fd).st_size)
                 while written < len(line):
                     written += os.write(fd, line[written:])
                 self._own_ends[folder] = os.lseek(fd, 0, os.SEEK_CUR)
@@ -286,210 +368,114 @@ class FileCoordination(Coordination):
         finally:
             os.close(fd)
 
+    # -- commit ----------------------------------------------------------------
+    #: Test hook: called with "staged" (bundles written, nothing visible) and "intent"
+    #: (the intent written, the stream line not yet) to simulate a crash there.
+    _commit_hook: ClassVar[Callable[[str], None] | None] = None
+
+    def commit(
+        self,
+        stream: str,
+        events: Sequence[Mapping[str, Any]],
+        queues: Mapping[str, Sequence[Mapping[str, Any]]],
+    ) -> None:
+        """Append ``events`` and enqueue the items, all or nothing; see the module docstring.
+
+        The bundles are written to each queue's ``@tmp`` first, where no claimer
+        looks; an intent naming them and where the stream line will start is
+        written next; the stream line is the commit point; then the bundles are
+        renamed into ``@pending`` and the intent deleted.  Whoever finds a staged
+        bundle whose intent's line has landed (a claim, a withdraw) finishes the
+        renames, so a crash after the commit point loses no item.
+        """
+        _name(stream)
+        line = self._batch_line(stream, events) if events else b""
+        cid = f"{self.writer}-{next(self._counter):06d}"
+        staged: list[tuple[str, str]] = []
+        encoded = {queue: self._bundle(queue, items) for queue, items in queues.items() if items}
+        if not line and not encoded:
+            return
+        intent_path = os.path.join(self._commits, cid + ".json")
+        try:
+            for queue, data in encoded.items():
+                pending, _, tmp = self._queue_dirs(queue)
+                self._mkdir(pending)
+                self._mkdir(tmp)
+                bundle = self._bundle_name()
+                temp = os.path.join(tmp, f"{STAGED}{cid}.{bundle}")
+                write_new(temp, data)
+                staged.append((temp, os.path.join(pending, bundle)))
+            self._hook("staged")
+            self._mkdir(self._commits)
+
+            def write_intent(file: str | None, offset: int | None) -> None:
+                intent = {
+                    "stream": stream,
+                    "file": file,
+                    "offset": offset,
+                    "bundles": [
+                        [os.path.relpath(t, self.root), os.path.relpath(f, self.root)]
+                        for t, f in staged
+                    ],
+                }
+                self._publish(intent_path, dumps(intent, "commit intent"), self._commits)
+                self._hook("intent")
+
+            if line:
+                self._append_line(stream, line, write_intent)
+            else:
+                write_intent(None, None)  # no line: the intent is the commit point
+        except BaseException:
+            for temp, _ in staged:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp)
+            with contextlib.suppress(OSError):
+                os.unlink(intent_path)
+            raise
+        roll_forward(intent_path, staged)
+
+    def _own_file(self, folder: str) -> str:
+        """The name of this connection's file in a stream folder."""
+        return self._own_names.get(folder) or self.writer + ".jsonl"
+
+    def _hook(self, step: str) -> None:
+        hook = type(self)._commit_hook
+        if hook is not None:
+            hook(step)
+
     def read(
         self, stream: str, cursor: Cursor = None, skip_own: bool = False
     ) -> tuple[list[dict[str, Any]], Cursor]:
-        """Complete batches after ``cursor``: each writer's in order, writers by file name."""
-        folder = os.path.join(self._streams, _name(stream))
-        positions = _positions(cursor)
-        try:
-            with os.scandir(folder) as entries:
-                logs = sorted(
-                    (entry.name, entry.stat().st_size)
-                    for entry in entries
-                    if entry.name.endswith(".jsonl") and entry.is_file()
-                )
-        except (FileNotFoundError, NotADirectoryError):
-            return [], positions
-        except OSError as exc:
-            raise CoordinationError(f"cannot list stream {folder}: {exc}") from exc
-        events: list[dict[str, Any]] = []
-        own = self.writer + ".jsonl" if skip_own else None
-        for name, size in logs:
-            offset = positions.get(name, 0)
-            if size <= offset:
-                continue
-            if name == own:
-                # Skip our own batches unread, up to the end of the last one completed.
-                with self._append_lock:
-                    positions[name] = max(offset, self._own_ends.get(folder, offset))
-                continue
-            path = os.path.join(folder, name)
-            try:
-                fd = os.open(path, os.O_RDONLY)
-                try:
-                    data = os.pread(fd, size - offset, offset)
-                finally:
-                    os.close(fd)
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                raise CoordinationError(f"cannot read stream file {path}: {exc}") from exc
-            end = data.rfind(b"\n")
-            if end < 0:
-                continue  # only a batch still being written (or torn by a crash)
-            lines = [line for line in data[:end].split(b"\n") if line]
-            for line, batch in zip(lines, _load_lines(lines, path), strict=True):
-                if isinstance(batch, dict):
-                    events.append(batch)
-                elif isinstance(batch, list) and all(isinstance(e, dict) for e in batch):
-                    events.extend(batch)
-                else:
-                    raise CoordinationError(f"corrupt line in {path}: {line[:80]!r}: not events")
-            positions[name] = offset + end + 1
-        return events, positions
+        """Complete batches after ``cursor``: each writer's in order, writers by file name.
 
-    # -- queues --------------------------------------------------------------
-    def _queue_dirs(self, queue: str) -> tuple[str, str, str]:
-        base = os.path.join(self._queues, _name(queue))
-        return os.path.join(base, _PENDING), os.path.join(base, _CLAIMED), os.path.join(base, _TMP)
-
-    def _pending(self, pending: str) -> list[str]:
-        try:
-            # listdir, not scandir: only names are needed, and it is twice as fast.
-            names = os.listdir(pending)
-        except (FileNotFoundError, NotADirectoryError):
-            return []
-        except OSError as exc:
-            raise CoordinationError(f"cannot list queue {pending}: {exc}") from exc
-        return sorted(name for name in names if _BUNDLE.fullmatch(name))
-
-    def enqueue(self, queue: str, items: Sequence[Mapping[str, Any]]) -> None:
-        """Publish the items as one bundle at the end of the queue."""
-        pending, _, tmp = self._queue_dirs(queue)
-        if not items:
-            return
-        lines = []
-        for item in items:
-            if not isinstance(item, Mapping) or not isinstance(item.get("id"), str):
-                raise CoordinationError(f"queue item without a string 'id': {item!r:.200}")
-            lines.append(_dumps(dict(item), f"item {item['id']} for {queue}"))
-        self._mkdir(pending)
-        self._mkdir(tmp)
-        ns = self._last_ns = max(time.time_ns(), self._last_ns + 1)
-        stem = f"{ns:020d}-{self.writer}-{next(self._counter):06d}"
-        self._publish(
-            os.path.join(pending, f"{stem}.{0:0{_START_DIGITS}d}.jsonl"), _lines(lines), tmp
-        )
-
-    def claim(self, queue: str, claimer: str, max_items: int) -> list[dict[str, Any]]:
-        """Take up to ``max_items`` items, oldest first, renaming bundles to the claimer's folder.
-
-        Returns fewer only when, at one moment, no more were pending: a lost race
-        makes the claimer look again, since the winner may have put a rest back.
-        The bundle names left over from the last listing are tried before the
-        folder is listed again (listing a long queue on every claim is what would
-        cost most); a single lost race on them means they are stale.
+        Of a compacted stream, the newest summary and the files written after it
+        (see the module docstring on compaction).
         """
-        pending, claimed, tmp = self._queue_dirs(queue)
-        mine = os.path.join(claimed, _name(claimer))
-        taken: list[dict[str, Any]] = []
-        names = self._listings.pop(pending, None)
-        fresh = names is None
-        if names is None:
-            names = deque(self._pending(pending))
-        while True:
-            lost = False
-            while names and len(taken) < max_items:
-                result = self._take(pending, mine, tmp, names.popleft(), max_items - len(taken))
-                if result is None:
-                    lost = True
-                    if not fresh:
-                        names.clear()
-                    continue
-                items, rest = result
-                taken.extend(items)
-                names.extendleft(reversed(rest))
-            if len(taken) >= max_items or (fresh and not lost):
-                break
-            names, fresh = deque(self._pending(pending)), True
-        if names:
-            self._listings[pending] = names
-        return taken
+        folder = os.path.join(self._streams, _name(stream))
+        positions = cursor_positions(cursor)
+        own = self._own_file(folder) if skip_own else None
+        own_end = own_position(self._append_lock, self._own_ends, folder)
+        for _ in range(SWAP_TRIES):
+            opened = open_logs(folder, self._replaced)
+            if opened is None:
+                continue  # a compaction swapped files under us: look again
+            try:
+                return read_logs(folder, opened, positions, own, own_end), positions
+            finally:
+                close_logs(opened)
+        raise CoordinationError(f"stream {folder} kept changing under {SWAP_TRIES} reads")
 
-    def _take(
-        self, pending: str, mine: str, tmp: str, bundle: str, need: int
-    ) -> tuple[list[dict[str, Any]], list[str]] | None:
-        """Up to ``need`` items of ``bundle`` and the names of its rest, if this claimer wins it."""
-        source, target = os.path.join(pending, bundle), os.path.join(mine, bundle)
-        self._mkdir(mine)
-        try:
-            os.rename(source, target)
-        except FileNotFoundError:
-            if os.path.isdir(mine):
-                return None  # another claimer (or a withdraw) won it
-            self._dirs.discard(mine)
-            return self._take(pending, mine, tmp, bundle, need)
-        except OSError as exc:
-            raise CoordinationError(f"cannot claim {source}: {exc}") from exc
-        try:
-            lines = _split(_read(target))
-        except OSError as exc:
-            raise CoordinationError(f"cannot read claimed bundle {target}: {exc}") from exc
-        rest: list[str] = []
-        if len(lines) > need:
-            stem, start, _ = bundle.rsplit(".", 2)
-            # Put the rest back first: a crash in between duplicates items, never loses them.
-            rest = self._put_back(pending, tmp, stem, int(start) + need, lines[need:], need)
-            lines = lines[:need]
-            try:
-                os.truncate(target, sum(len(line) + 1 for line in lines))
-            except OSError as exc:
-                raise CoordinationError(f"cannot shorten claimed bundle {target}: {exc}") from exc
-        return _load_lines(lines, target), rest
-
-    def _put_back(
-        self, pending: str, tmp: str, stem: str, start: int, lines: list[bytes], piece: int
-    ) -> list[str]:
-        """Publish ``lines`` as bundles of piece, piece, 2*piece, 4*piece... items; their names."""
-        names, done = [], 0
-        while done < len(lines):
-            size = max(piece, done)
-            names.append(f"{stem}.{start + done:0{_START_DIGITS}d}.jsonl")
-            self._publish(os.path.join(pending, names[-1]), _lines(lines[done : done + size]), tmp)
-            done += size
-        return names
-
-    def withdraw(self, queue: str, ids: Collection[str]) -> list[str]:
-        """Remove the named items that are still pending; return their ids, in queue order."""
-        pending, _, tmp = self._queue_dirs(queue)
-        wanted = set(ids)
-        removed: list[str] = []
-        if not wanted:
-            return removed
-        for bundle in self._pending(pending):
-            path = os.path.join(pending, bundle)
-            try:
-                lines = _split(_read(path))
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                raise CoordinationError(f"cannot read bundle {path}: {exc}") from exc
-            if not any(item["id"] in wanted for item in _load_lines(lines, path)):
-                continue
-            private = self._temp_name(tmp)
-            try:
-                os.rename(path, private)
-            except FileNotFoundError:
-                continue  # claimed meanwhile
-            except OSError as exc:
-                raise CoordinationError(f"cannot withdraw from {path}: {exc}") from exc
-            try:
-                lines = _split(_read(private))  # may differ from what we looked at
-            except OSError as exc:
-                raise CoordinationError(f"cannot read bundle {private}: {exc}") from exc
-            keep = []
-            for line, item in zip(lines, _load_lines(lines, private), strict=True):
-                ident = item["id"]
-                if ident in wanted:
-                    wanted.discard(ident)
-                    removed.append(ident)
-                else:
-                    keep.append(line)
-            if keep:
-                self._publish(path, _lines(keep), tmp)
-            with contextlib.suppress(OSError):
-                os.unlink(private)
-            if not wanted:
-                break
-        return removed
+    def compact(self, stream: str, events: Sequence[Mapping[str, Any]]) -> bool:
+        """Publish ``events`` as the stream's summary file, then delete the files it replaces."""
+        folder = os.path.join(self._streams, _name(stream))
+        batch = [dict(event) for event in events]
+        content = dumps(batch, f"summary of {stream}") + b"\n" if batch else b""
+        self._mkdir(folder)
+        ns = self._last_ns = max(time.time_ns(), self._last_ns + 1)
+        summary = f"{SUMMARY}{ns:020d}.{self.writer}.jsonl"
+        compact_folder(
+            folder, summary, content, lambda path, data: self._publish(path, data, folder)
+        )
+        self._own_ends.pop(folder, None)
+        self._own_names.pop(folder, None)
+        return True

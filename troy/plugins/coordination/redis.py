@@ -11,7 +11,9 @@ scripts with flags) and redis-py >= 5 (``pip install troy[redis]``).  Keys, with
     P:kids:<parent>                  SET      keys of the records directly below <parent>
     P:stream:<stream>                STREAM   one entry per batch: w=<writer id>, e=<JSON array>
     P:q:<queue>                      LIST     pending items, JSON, oldest first
-    P:claimed:<queue>:<claimer>      LIST     every item the claimer took, in order
+    P:claimed:<queue>:<claimer>      LIST     items the claimer took, in order; '' once acked
+    P:claimed:<queue>:<claimer>:base STRING   acked items popped off that list's head
+    P:ctr:<counter>                  STRING   an allocate counter: the next free number
     P:op:<writer id>-<n>             STRING/LIST   outcome of one write, kept for the retry window
 
 Names cannot contain ``:``, so no two names (nor two prefixes) share a key.  A
@@ -38,8 +40,15 @@ items may then sit in the claimer's list only.  Durability is the server's: run 
 with ``--appendonly yes --appendfsync always`` to lose nothing when it restarts.
 
 The password is never put in messages or ``repr``; it is in ``url`` (agents
-connect with it).  ``P:claimed:...`` lists keep every claimed item for recovery
-and grow until the prefix is cleared.
+connect with it).  ``ack`` blanks the acknowledged items of a claimed list and
+pops blanks off its head (counting them in ``:base``, so the positions a retried
+claim reads keep their meaning); a list whose items are all acked is deleted.
+``create_record`` (SET NX) and ``allocate`` (INCRBY) carry tokens like every
+write, so a retry answers as the first attempt did.  ``compact`` trims the stream
+to nothing and adds the summary as one entry marked ``c``, in one script; the
+stream keeps its last id, so the summary's is greater than any old cursor.  A
+read from the start that meets the summary after older entries (the stream was
+compacted between two of its XRANGEs) keeps only the summary.
 """
 
 from __future__ import annotations
@@ -62,7 +71,15 @@ from troy.plugins.coordination.base import (
     Cursor,
     check_name,
 )
-from troy.plugins.coordination.redis_scripts import CLAIM, WITHDRAW, WRITE
+from troy.plugins.coordination.redis_scripts import (
+    ACK,
+    ALLOCATE,
+    CLAIM,
+    COMPACT,
+    CREATE_RECORD,
+    WITHDRAW,
+    WRITE,
+)
 from troy.plugins.options import Option, choice, number, text
 
 if TYPE_CHECKING:
@@ -241,6 +258,10 @@ class RedisCoordination(Coordination):
         self._write_script: Script = self._client.register_script(WRITE)
         self._claim_script: Script = self._client.register_script(CLAIM)
         self._withdraw_script: Script = self._client.register_script(WITHDRAW)
+        self._create_script: Script = self._client.register_script(CREATE_RECORD)
+        self._allocate_script: Script = self._client.register_script(ALLOCATE)
+        self._ack_script: Script = self._client.register_script(ACK)
+        self._compact_script: Script = self._client.register_script(COMPACT)
 
     @staticmethod
     def _safe(url: str, parts: SplitResult) -> str:
@@ -386,6 +407,31 @@ class RedisCoordination(Coordination):
             raise CoordinationError(f"record {key} in Redis at {self.where} is not an object")
         return record
 
+    def create_record(self, key: str, record: Mapping[str, Any]) -> bool:
+        """SET NX the record (and add its key to its parent's children) in one script, once."""
+        check_name(key)
+        data = _encode(dict(record), f"record {key}")
+        parent = key.rpartition("/")[0]
+        token = self._token()
+        keys = [token, self._key("rec", key), self._key("kids", parent) if parent else token]
+        stored = self._call(
+            f"create record {key}",
+            lambda: self._create_script(keys=keys, args=[self._token_ttl, data, key]),
+        )
+        return bool(stored)
+
+    def allocate(self, counter: str, count: int) -> int:
+        """INCRBY ``P:ctr:<counter>`` in a script that a retry does not apply twice."""
+        check_name(counter)
+        if count < 1:
+            raise CoordinationError(f"allocate: count must be at least 1, got {count}")
+        keys = [self._token(), self._key("ctr", counter)]
+        first = self._call(
+            f"allocate from counter {counter}",
+            lambda: self._allocate_script(keys=keys, args=[self._token_ttl, count]),
+        )
+        return int(cast(int, first))
+
     def list_records(self, prefix: str) -> list[str]:
         """Keys directly below ``prefix``, sorted: one SMEMBERS."""
         check_name(prefix)
@@ -446,10 +492,28 @@ class RedisCoordination(Coordination):
             check_name(queue)
         self._write(f"commit to stream {stream}", stream, events, queues)
 
+    def compact(self, stream: str, events: Sequence[Mapping[str, Any]]) -> bool:
+        """Empty the stream and add the summary as one entry, in one script.
+
+        A retry adds the same summary again, which leaves the same stream.
+        """
+        check_name(stream)
+        summary = _encode([dict(event) for event in events], f"summary of {stream}")
+        keys = [self._key("stream", stream)]
+        self._call(
+            f"compact stream {stream}",
+            lambda: self._compact_script(keys=keys, args=[self.writer, summary]),
+        )
+        return True
+
     def read(
         self, stream: str, cursor: Cursor = None, skip_own: bool = False
     ) -> tuple[list[dict[str, Any]], Cursor]:
-        """Batches after ``cursor`` (the last stream entry id read), READ_COUNT per XRANGE."""
+        """Batches after ``cursor`` (the last stream entry id read), READ_COUNT per XRANGE.
+
+        A read from the start that meets a summary (``c`` field) after other
+        entries saw the stream compacted between two XRANGEs: it keeps the summary only.
+        """
         check_name(stream)
         if cursor is not None and not (isinstance(cursor, str) and _STREAM_ID.fullmatch(cursor)):
             raise CoordinationError(f"not a redis coordination stream cursor: {cursor!r:.200}")
@@ -466,6 +530,8 @@ class RedisCoordination(Coordination):
             start = "-" if last is None else f"({last}"
             entries = self._call(f"read stream {stream}", functools.partial(fetch, start))
             for _, fields in entries:
+                if cursor is None and b"c" in fields:
+                    batches.clear()  # compacted while we read: the summary replaces it all
                 if own is None or fields.get(b"w") != own:
                     batches.append(fields.get(b"e", b"[]"))
             if entries:
@@ -491,7 +557,8 @@ class RedisCoordination(Coordination):
         check_name(claimer)
         if max_items < 1:
             return []
-        keys = [self._key("q", queue), f"{self._key('claimed', queue)}:{claimer}", self._token()]
+        claimed = f"{self._key('claimed', queue)}:{claimer}"
+        keys = [self._key("q", queue), claimed, self._token(), f"{claimed}:base"]
         items = self._call(
             f"claim from {queue}",
             lambda: cast(
@@ -501,6 +568,19 @@ class RedisCoordination(Coordination):
         if not items:
             return []
         return cast(list[dict[str, Any]], _parse_array(items, f"queue {queue}"))
+
+    def ack(self, queue: str, claimer: str, ids: Collection[str]) -> None:
+        """Blank the acknowledged items in the claimer's list and pop blanks off its head."""
+        check_name(queue)
+        check_name(claimer)
+        wanted = [_encode(ident, "item id") for ident in dict.fromkeys(ids)]
+        if not wanted:
+            return
+        claimed = f"{self._key('claimed', queue)}:{claimer}"
+        self._call(
+            f"acknowledge items of {queue}",
+            lambda: self._ack_script(keys=[claimed, f"{claimed}:base"], args=wanted),
+        )
 
     def withdraw(self, queue: str, ids: Collection[str]) -> list[str]:
         """Remove the named pending items in one script; their ids, in queue order."""

@@ -41,17 +41,21 @@ return 1
 """
 )
 
-#: KEYS: queue, claimed list, token.  ARGV: max items, ttl.  Returns the items taken.
+#: KEYS: queue, claimed list, token, the claimed list's base.  ARGV: max items, ttl.
+#: Returns the items taken.  The token holds where they end in the claimed list counted
+#: from its first item ever (the base counts those acknowledged and popped off its head).
 CLAIM = (
     "#!lua"
     + EXPECT
     + """
 local wrong = expect(KEYS[1], 'list') or expect(KEYS[2], 'list')
 if wrong then return wrong end
+local base = tonumber(redis.call('GET', KEYS[4]) or '0')
 local done = redis.call('GET', KEYS[3])
 if done then
   local stop, count = string.match(done, '^(%d+):(%d+)$')
-  return redis.call('LRANGE', KEYS[2], tonumber(stop) - tonumber(count), tonumber(stop) - 1)
+  stop = tonumber(stop) - base
+  return redis.call('LRANGE', KEYS[2], stop - tonumber(count), stop - 1)
 end
 local items = redis.call('LPOP', KEYS[1], ARGV[1])
 if not items then return {} end
@@ -59,7 +63,7 @@ local stop = 0
 for i = 1, #items, 4000 do
   stop = redis.call('RPUSH', KEYS[2], unpack(items, i, math.min(i + 3999, #items)))
 end
-redis.call('SET', KEYS[3], stop .. ':' .. #items, 'EX', ARGV[2])
+redis.call('SET', KEYS[3], (stop + base) .. ':' .. #items, 'EX', ARGV[2])
 return items
 """
 )
@@ -123,3 +127,73 @@ end
 redis.call('EXPIRE', KEYS[2], ARGV[1])
 return found
 """
+
+#: KEYS: token, record, parent's SET of children (or the token again).  ARGV: ttl, record
+#: JSON, key.  Returns 1 if stored, 0 if a record was there; a retry returns the first answer.
+CREATE_RECORD = """#!lua
+local done = redis.call('GET', KEYS[1])
+if done then return tonumber(done) end
+local stored = 0
+if redis.call('SET', KEYS[2], ARGV[2], 'NX') then
+  stored = 1
+  if KEYS[3] ~= KEYS[1] then redis.call('SADD', KEYS[3], ARGV[3]) end
+end
+redis.call('SET', KEYS[1], stored, 'EX', ARGV[1])
+return stored
+"""
+
+#: KEYS: token, counter.  ARGV: ttl, count.  Returns the first number reserved; a retry
+#: returns the first attempt's.
+ALLOCATE = """#!lua
+local done = redis.call('GET', KEYS[1])
+if done then return tonumber(done) end
+local first = redis.call('INCRBY', KEYS[2], ARGV[2]) - tonumber(ARGV[2])
+redis.call('SET', KEYS[1], first, 'EX', ARGV[1])
+return first
+"""
+
+#: KEYS: claimed list, its base (how many items were popped off its head).  ARGV: the
+#: JSON-encoded ids.  Acknowledged items become '' (so positions, which a retried claim
+#: reads, keep their meaning); '' items at the head are popped and counted in the base.
+ACK = """#!lua
+local wanted, lengths = {}, {}
+for i = 1, #ARGV do
+  wanted[ARGV[i]] = true
+  lengths[#ARGV[i]] = true
+end
+local items = redis.call('LRANGE', KEYS[1], 0, -1)
+for j = 1, #items do
+  local item = items[j]
+  if string.sub(item, 1, 6) == '{"id":' then
+    for length in pairs(lengths) do
+      if wanted[string.sub(item, 7, 6 + length)] then
+        redis.call('LSET', KEYS[1], j - 1, '')
+        items[j] = ''
+        break
+      end
+    end
+  end
+end
+local head = 0
+while head < #items and items[head + 1] == '' do head = head + 1 end
+if head > 0 then
+  redis.call('LTRIM', KEYS[1], head, -1)
+  redis.call('INCRBY', KEYS[2], head)
+end
+if redis.call('LLEN', KEYS[1]) == 0 then redis.call('DEL', KEYS[1], KEYS[2]) end
+return head
+"""
+
+#: KEYS: stream.  ARGV: writer, summary JSON.  Empties the stream (keeping its last id, so
+#: the summary's id is greater than every old one) and adds the summary, marked c=1.
+COMPACT = (
+    "#!lua"
+    + EXPECT
+    + """
+local wrong = expect(KEYS[1], 'stream')
+if wrong then return wrong end
+redis.call('XTRIM', KEYS[1], 'MAXLEN', 0)
+redis.call('XADD', KEYS[1], '*', 'w', ARGV[1], 'e', ARGV[2], 'c', '1')
+return 1
+"""
+)

@@ -34,10 +34,14 @@ again after a backoff (0.05 s doubling to 1 s), until ``retry`` seconds have
 passed; then it raises CoordinationError naming the endpoint.  The broker keeps
 each connection's last request number and reply: a repeated request gets the
 same reply without running again (so a slow request is not run twice either),
-an older one gets none.  That memory lives in the broker's process, so a
-request that a dying broker executed but did not answer may run once more on
-its successor.  The broker trusts whoever reaches its port: bind it to an
-address that only your hosts can reach.
+an older one gets none.  The reply to every request that writes is journaled
+(``zmq-sessions/<connection id>.json`` in the journal) before it is sent, so a
+successor broker, after the host process died, answers a retried request from
+the journal without running it again.  Only a broker killed between carrying
+out a write and journaling its reply (one small file write later) may run its
+retry once more.  ``create_record``, ``allocate``, ``ack`` and ``compact`` run
+on the journal, with the file plugin's semantics.  The broker trusts whoever
+reaches its port: bind it to an address that only your hosts can reach.
 """
 
 from __future__ import annotations
@@ -83,6 +87,10 @@ BACKOFF, BACKOFF_MAX = 0.05, 1.0
 MAX_SESSIONS = 4096
 
 _CONNECTION_ID = re.compile(rb"[A-Za-z0-9_-]{1,128}")
+#: Requests that change nothing: their replies are not journaled (a retry just runs again).
+_READ_ONLY = frozenset({"ping", "get_record", "list_records", "read"})
+#: The journal's folder of per-connection files: last write request and its reply.
+_SESSIONS = "zmq-sessions"
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
@@ -238,7 +246,7 @@ class _Writer(FileCoordination):
             folder = os.path.join(self._streams, check_name(stream))
             if folder not in self._own_ends:
                 with contextlib.suppress(OSError):
-                    own = os.path.join(folder, self.writer + ".jsonl")
+                    own = os.path.join(folder, self._own_file(folder))
                     self._own_ends[folder] = os.path.getsize(own)
         return super().read(stream, cursor, skip_own)
 
@@ -291,7 +299,7 @@ class _Broker:
             return [rid, b"err", b"bad connection id or request number"]
         session = self._sessions.get(connection)
         if session is None:
-            session = self._sessions[connection] = _Session()
+            session = self._sessions[connection] = self._load_session(connection)
             if len(self._sessions) > MAX_SESSIONS:
                 self._sessions.popitem(last=False)
         else:
@@ -309,7 +317,40 @@ class _Broker:
         except Exception as exc:  # the broker must outlive any request
             reply = [b"err", f"broker at {self.endpoint}: {type(exc).__name__}: {exc}".encode()]
         session.reply = reply
+        if op.decode(errors="replace") not in _READ_ONLY:
+            # Failing to journal it only loses the dedupe on a successor: still answer.
+            with contextlib.suppress(OSError):
+                self._save_session(connection, number, reply)
         return [rid, *reply]
+
+    def _session_path(self, connection: bytes) -> str:
+        return os.path.join(self.journal.root, _SESSIONS, connection.decode() + ".json")
+
+    def _load_session(self, connection: bytes) -> _Session:
+        """What the journal says about a connection: its last write request and the reply."""
+        session = _Session()
+        path = self._session_path(connection)
+        try:
+            with open(path, "rb") as file:
+                saved = json.loads(file.read())
+            session.last = int(saved["last"])
+            session.reply = [part.encode() for part in saved["reply"]]
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise CoordinationError(f"broker journal {path} is unreadable: {exc}") from exc
+        return session
+
+    def _save_session(self, connection: bytes, number: int, reply: list[bytes]) -> None:
+        """Journal the reply to a write before it is sent: a successor answers a retry with it."""
+        path = self._session_path(connection)
+        folder = os.path.dirname(path)
+        os.makedirs(folder, exist_ok=True)
+        saved = {"last": number, "reply": [part.decode() for part in reply]}
+        temp = f"{path}.{os.getpid()}.tmp"
+        with open(temp, "wb") as file:
+            file.write(_encode(saved))
+        os.replace(temp, path)
 
     def _writer(self, connection: bytes, session: _Session) -> _Writer:
         if session.writer is None:
@@ -348,6 +389,17 @@ class _Broker:
                 return journal.claim(queue, claimer, max_items)
             case "withdraw", [queue, list() as ids]:
                 return journal.withdraw(queue, ids)
+            case "create_record", [key, dict() as record]:
+                return journal.create_record(key, record)
+            case "allocate", [counter, int() as count]:
+                return journal.allocate(counter, count)
+            case "ack", [queue, claimer, list() as ids]:
+                check_name(queue)
+                return journal.ack(queue, check_name(claimer), ids)
+            case "compact", [stream, list() as events]:
+                if not all(isinstance(event, dict) for event in events):
+                    raise CoordinationError(f"events for {stream} are not all JSON objects")
+                return journal.compact(stream, events)
         raise CoordinationError(f"broker at {self.endpoint}: bad request {op}{args!r:.200}")
 
 
@@ -533,6 +585,27 @@ class ZmqCoordination(Coordination):
             "claim", [queue, check_name(claimer), int(max_items)]
         )
         return items
+
+    def create_record(self, key: str, record: Mapping[str, Any]) -> bool:
+        """Store the record if absent, as the broker's journal does (a hard link)."""
+        return bool(self._call("create_record", [check_name(key), dict(record)]))
+
+    def allocate(self, counter: str, count: int) -> int:
+        """Reserve numbers from the broker's journal; a retried request is not run twice."""
+        if count < 1:
+            raise CoordinationError(f"allocate: count must be at least 1, got {count}")
+        return int(self._call("allocate", [check_name(counter), int(count)]))
+
+    def ack(self, queue: str, claimer: str, ids: Collection[str]) -> None:
+        """Drop acknowledged items from the claimer's claimed bundles in the journal."""
+        check_name(queue)
+        wanted = list(ids)
+        if wanted:
+            self._call("ack", [queue, check_name(claimer), wanted])
+
+    def compact(self, stream: str, events: Sequence[Mapping[str, Any]]) -> bool:
+        """Replace the stream by a summary in the journal (see the file plugin)."""
+        return bool(self._call("compact", [check_name(stream), _events(stream, events)]))
 
     def withdraw(self, queue: str, ids: Collection[str]) -> list[str]:
         check_name(queue)

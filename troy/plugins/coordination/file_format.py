@@ -1,0 +1,86 @@
+"""The file coordination plugin's formats: names in its tree, and JSON lines in and out.
+
+Shared by `troy.plugins.coordination.file` and the modules it is split into
+(`file_streams`, `file_commit`); see the file plugin's docstring for the layout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from troy.model.errors import CoordinationError
+from troy.plugins.coordination.base import Cursor
+
+PENDING, CLAIMED, TMP = "@pending", "@claimed", "@tmp"
+#: A compacted stream's summaries are ``~summary.<ns>.<writer>.jsonl``; ``~compacted`` marks it.
+SUMMARY, MARKER, REPLACES = "~summary.", "~compacted", "~replaces"
+#: How often a read looks again at a stream that a compaction swaps under it.
+SWAP_TRIES = 100
+#: A committed bundle waits in ``@tmp`` as ``commit.<commit id>.<bundle name>``.
+STAGED = "commit."
+START_DIGITS = 9
+WORD = re.compile(r"[A-Za-z0-9._-]+")
+BUNDLE = re.compile(rf"[0-9]{{20}}-[A-Za-z0-9_-]+-[0-9]+\.[0-9]{{{START_DIGITS}}}\.jsonl")
+
+
+# ensure_ascii (the default) escapes every control character: no newline inside a line.
+ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
+def dumps(value: Any, what: str) -> bytes:
+    try:
+        return ENCODER.encode(value).encode()
+    except (TypeError, ValueError) as exc:
+        raise CoordinationError(f"{what} is not JSON-ready: {exc}") from exc
+
+
+def loads(line: bytes, path: str) -> Any:
+    try:
+        return json.loads(line)
+    except ValueError as exc:
+        raise CoordinationError(f"corrupt line in {path}: {line[:80]!r}: {exc}") from exc
+
+
+def load_lines(lines: list[bytes], path: str) -> list[Any]:
+    """The JSON value of each line, parsed in one call (a tenth of the time of one per line)."""
+    try:
+        values: list[Any] = json.loads(b"[" + b",".join(lines) + b"]")
+    except ValueError:
+        return [loads(line, path) for line in lines]  # names the corrupt line
+    if len(values) != len(lines):  # a line such as `1,2` parsed as two values
+        return [loads(line, path) for line in lines]
+    return values
+
+
+def split_lines(data: bytes) -> list[bytes]:
+    """The lines of a bundle (each written with a trailing newline)."""
+    return data.split(b"\n")[:-1] if data else []
+
+
+def join_lines(lines: Iterable[bytes]) -> bytes:
+    return b"".join(line + b"\n" for line in lines)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def read_bytes(path: str) -> bytes:
+    with open(path, "rb") as file:
+        return file.read()
+
+
+def cursor_positions(cursor: Cursor) -> dict[str, int]:
+    if cursor is None:
+        return {}
+    if isinstance(cursor, dict) and all(
+        isinstance(key, str) and type(value) is int and value >= 0 for key, value in cursor.items()
+    ):
+        return dict(cursor)
+    raise CoordinationError(f"not a file coordination stream cursor: {cursor!r:.200}")
