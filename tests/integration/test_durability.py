@@ -340,3 +340,32 @@ def test_units_of_a_dead_pilot_are_judged_again_after_coordination_failed_once(
         pilots.cancel()
         units.close()
         pilots.close()
+
+
+def test_closing_a_finished_service_compacts_it_and_a_reconnect_sees_the_same(
+    tmp_path: Path,
+) -> None:
+    """The owner compacts a service whose units are all final when it closes it: the
+    stream is then one summary, and a reconnect shows the same units and states."""
+    from troy import PilotJobService
+    from troy.plugins.coordination.file_format import MARKER, SUMMARY
+
+    coordination = str(tmp_path / "coordination")
+    with PilotJobService(coordination=coordination) as pilots:
+        units = WorkUnitService(coordination=coordination)
+        pilots.create("fork://localhost", {"number_of_processes": 2})
+        units.add(pilots)
+        units.submit([{"executable": "/bin/sh", "arguments": ["-c", f"exit {n % 2}"]}
+                      for n in range(6)])  # fmt: skip
+        units.wait(timeout=60)
+        before = {u.id: (u.state, u.exit_code, u.pilot) for u in units.list()}
+        units.close()
+        pilots.cancel()
+    folder = tmp_path / "coordination" / "streams" / "service" / units.id
+    assert [p.name for p in folder.iterdir() if p.name.startswith(SUMMARY)], list(folder.iterdir())
+    assert not [p for p in folder.iterdir() if not p.name.startswith((SUMMARY, MARKER))]
+    again = WorkUnitService(id=units.id, coordination=coordination)
+    try:
+        assert {u.id: (u.state, u.exit_code, u.pilot) for u in again.list()} == before
+    finally:
+        again.close()

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
-from troy.core import dependencies, sweeps
+from troy.core import compaction, dependencies, sweeps
 from troy.core.data_locator import DataLocator
 from troy.core.lease import Lease
 from troy.core.monitor import SLOW_POLL, Monitor
@@ -680,8 +680,17 @@ class UnitManager(ServiceManager, Generic[U]):
                 self.settled.wait(0.5 if remaining is None else min(remaining, 0.5))
 
     def close(self) -> None:
-        """Stop watching (units keep running on their pilots); give up the lease if held."""
+        """Stop watching (units keep running on their pilots); give up the lease if held.
+
+        The owner of a service whose units are all final compacts its stream first
+        (troy.core.compaction): a reconnect replays the same units from a summary.
+        """
         self.monitor.stop()
+        if self.owns and self._units and all(u.state.is_final for u in self.units()):
+            try:
+                compaction.compact_unit_service(self.coordination, self.service_id)
+            except TroyError as exc:
+                log.warning("%s: not compacted: %s", self.service_id, exc)
         self.lease.release()
         for manager in self._owned_managers:
             manager.close()
