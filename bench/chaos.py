@@ -18,6 +18,13 @@ a subprocess, and on a schedule drawn from the seed injects faults:
     SIGKILL the ``troy run`` process (with zmq, the broker dies with it),
     then ``troy run --resume FILE`` after 0-1 s, again until the run ends (at
     most a few times); or SIGSTOP it for 0.5-3 s.
+``all_kill``
+    SIGKILL the ``troy run`` process and every agent at once (as if the
+    machine's troy processes crashed; units run on), then resume as above:
+    the resumed run must start pilots again.
+``manager_twice``
+    start a second ``troy run --resume FILE`` while the first one runs; both
+    follow the run to its end.
 ``redis_kill`` / ``redis_outage``
     SIGKILL redis-server and start it again on the same port and directory
     after 0-1.5 s; or stop it (SIGTERM) for 1-3 s.
@@ -98,7 +105,7 @@ def plan(seed: int, coordinations: list[str], units: int, disk: bool) -> Trial:
     pilots = draw.randint(1, 3)
     durations = [round(draw.uniform(0.05, 0.5), 3) for _ in range(units)]
     horizon = 1.0 + sum(durations) / (2 * pilots)  # agents start in about a second
-    kinds = ["manager_kill", "manager_stop"]
+    kinds = ["manager_kill", "manager_stop", "all_kill", "manager_twice"]
     if pilots > 1:
         kinds += ["agent_kill", "agent_stop", "agent_kill"]
     if coordination == "redis":
@@ -111,6 +118,7 @@ def plan(seed: int, coordinations: list[str], units: int, disk: bool) -> Trial:
         hold = {
             "agent_stop": draw.uniform(0.5, 8.0),
             "manager_kill": draw.uniform(0.0, 1.0),
+            "all_kill": draw.uniform(0.0, 1.0),
             "manager_stop": draw.uniform(0.5, 3.0),
             "redis_kill": draw.uniform(0.0, 1.5),
             "redis_outage": draw.uniform(1.0, 3.0),
@@ -166,7 +174,10 @@ class Runner:
         self.agent_faults = 0
         self.resume_at: float | None = None  # when to start `troy run --resume`
         self.url = ""
-        self.redis_retry = 0.0  # when the campaign may try to start redis again
+        self.batch = directory / "batch.yaml"
+        self.seconds: list[subprocess.Popen[bytes]] = []  # managers started beside the first
+        self.redis_retry = 0.0
+        self.deadline = 0.0  # when the campaign may try to start redis again
         base = {k: v for k, v in os.environ.items() if k != "TROY_COORDINATION"}
         base["TROY_HOME"] = str(self.home)
         base["TROY_HEARTBEAT_TIMEOUT"] = HEARTBEAT_TIMEOUT
@@ -174,10 +185,17 @@ class Runner:
         self.env = {**base, MARKER: self.token}
 
     # -- the run ------------------------------------------------------------------------
-    def start_manager(self, batch: Path, resume: bool, service: str | None = None) -> None:
-        """`troy run FILE`, or `troy run --resume FILE` (`--resume SERVICE`, if given)."""
-        self.starts += 1
-        out = open(self.dir / f"manager-{self.starts}.out", "wb")  # noqa: SIM115
+    def start_manager(
+        self, batch: Path, resume: bool, service: str | None = None, second: bool = False
+    ) -> None:
+        """`troy run FILE`, or `troy run --resume FILE` (`--resume SERVICE`, if given).
+
+        ``second``: a second manager beside the current one, left to finish by itself.
+        """
+        name = f"second-{len(self.seconds) + 1}" if second else str(self.starts + 1)
+        if not second:
+            self.starts += 1
+        out = open(self.dir / f"manager-{name}.out", "wb")  # noqa: SIM115
         argv = [sys.executable, "-m", "troy", "run"]
         if resume:
             argv += ["--resume", service or str(batch)]
@@ -186,11 +204,15 @@ class Runner:
         else:
             argv.append(str(batch))
         with out:
-            self.manager = subprocess.Popen(
+            process = subprocess.Popen(
                 argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env=self.env, cwd=self.dir,
             )  # fmt: skip
-        self.killed_manager = False
+        if second:
+            self.seconds.append(process)
+        else:
+            self.manager = process
+            self.killed_manager = False
 
     def manager_output(self) -> str:
         return (self.dir / f"manager-{self.starts}.out").read_text(errors="replace")
@@ -214,7 +236,8 @@ class Runner:
         self.url = url
         batch = batch_file(trial, self.dir, url, self.log)
         started = time.monotonic()
-        max_starts = 4 + sum(1 for f in trial.faults if f.kind == "manager_kill")
+        self.deadline = started + self.timeout
+        max_starts = 4 + sum(1 for f in trial.faults if f.kind in ("manager_kill", "all_kill"))
         pending = list(trial.faults)
         self.start_manager(batch, resume=False)
         while True:
@@ -271,6 +294,22 @@ class Runner:
             elif send(pid, signal.SIGSTOP):
                 self.stopped[pid] = now + fault.hold
             self.agent_faults += 1
+            return True
+        if kind == "all_kill":  # as if the machine's troy processes crashed; units live on
+            agents = self.scanner.agents()
+            if manager is None or manager.poll() is not None or not agents:
+                return False
+            self.killed_manager = True
+            manager.kill()
+            for pid in agents:
+                send(pid, signal.SIGKILL)
+            manager.wait(10)
+            self.resume_at = now + fault.hold
+            return True
+        if kind == "manager_twice":  # a second `troy run --resume FILE` while one runs
+            if manager is None or manager.poll() is not None or self.service is None:
+                return False
+            self.start_manager(self.batch, resume=True, second=True)
             return True
         if kind in ("manager_kill", "manager_stop"):
             if manager is None or manager.poll() is not None or manager.pid in self.stopped:
@@ -330,6 +369,13 @@ class Runner:
     def _finish(self, url: str, stuck: str | None) -> dict[str, Any]:
         self._restore(time.monotonic(), everything=True)
         leftovers: list[dict[str, Any]] = []
+        for second in self.seconds:  # they follow the same run: they end with it
+            try:
+                second.wait(max(1.0, self.deadline - time.monotonic()) if not stuck else 1.0)
+            except subprocess.TimeoutExpired:
+                second.kill()
+                second.wait(10)
+                stuck = stuck or "a second `troy run --resume` did not end with the run"
         if stuck:
             if self.manager is not None and self.manager.poll() is None:
                 self.manager.kill()
@@ -342,7 +388,7 @@ class Runner:
                 time.sleep(0.05)
             leftovers = [{"pid": pid, "cmd": cmd} for pid, cmd in self.scanner.alive.items()]
             self.scanner.kill_all()
-        units: list[dict[str, Any]] = []
+        units: list[dict[str, Any]] | None = None
         events: list[dict[str, Any]] = []
         if self.service is None:
             found = re.search(r"units service (\S+)", self.manager_output())
@@ -374,9 +420,10 @@ class Runner:
         """Stop everything this trial started, by PID; unmount its tmpfs."""
         with contextlib.suppress(Exception):
             self._restore(time.monotonic(), everything=True)
-        if self.manager is not None and self.manager.poll() is None:
-            self.manager.kill()
-            self.manager.wait(10)
+        for process in [self.manager, *self.seconds]:
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait(10)
         self.scanner.kill_all()
         if self.redis is not None:
             self.redis.stop()
@@ -428,12 +475,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--coordination", default=",".join(COORDINATIONS))
     parser.add_argument("--units", type=int, default=20)
-    parser.add_argument("--trial-timeout", type=float, default=120.0)
+    parser.add_argument("--trial-timeout", type=float, default=60.0)
     parser.add_argument("--workdir", help="where trials run (default: a temporary directory)")
     parser.add_argument("--keep", action="store_true", help="keep every trial's directory")
     parser.add_argument("--no-disk", action="store_true", help="no disk_full faults")
     parser.add_argument("--gather", nargs=2, metavar=("URL", "SERVICE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    # A SIGTERM ends the campaign as Ctrl-C does: through every trial's cleanup.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     if args.gather:
         gather(*args.gather)
         return 0

@@ -7,7 +7,8 @@ A trial's history is plain data (JSON), gathered after the run:
 ``units``
     what coordination says of each unit, read by a fresh process through troy's
     API: ``{"id", "index", "state", "attempt", "tries": [{"a", "kind", "why"}],
-    "history": [[state, ts], ...]}``.
+    "history": [[state, ts], ...]}`` (None if it could not be read: then
+    ``stuck`` says why).
 ``events``
     the raw state events of the run's work-unit service stream, as written by
     every writer (manager, agents): ``{"id", "s", "a", "ts"}``.
@@ -163,7 +164,10 @@ def check(history: dict[str, Any]) -> list[Violation]:
     found: list[Violation] = []
     if history.get("stuck"):
         found.append(Violation("stuck", str(history["stuck"])))
-    units = history.get("units") or []
+    units = history.get("units")
+    if units is None:  # the run could not be read back: that is its violation (stuck)
+        units = []
+        history = {**history, "expected": []}
     by_index: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for unit in units:
         by_index[int(unit["index"])].append(unit)

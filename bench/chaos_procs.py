@@ -24,13 +24,21 @@ def free_port() -> int:
         return port
 
 
-def _stat(pid: str) -> tuple[str, str] | None:
-    """(state letter, start time in clock ticks) of a process, None if it is gone."""
+def _stat(pid: str) -> tuple[str, str, int] | None:
+    """(state letter, start time in clock ticks, parent pid) of a process; None if gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as stat:
             fields = stat.read().rpartition(b")")[2].split()
-        return fields[0].decode(), fields[19].decode()
-    except (OSError, IndexError):
+        return fields[0].decode(), fields[19].decode(), int(fields[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _cmdline(pid: str) -> str | None:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return cmdline.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
         return None
 
 
@@ -44,25 +52,24 @@ class ProcScanner:
 
     def __init__(self, name: str, value: str) -> None:
         self.marker = f"{name}={value}".encode()
-        self._known: dict[tuple[str, str], str | None] = {}  # (pid, st) -> cmd if marked
+        self._known: dict[tuple[str, str], bool] = {}  # (pid, st) -> marked
         #: "pid:st" -> {"first", "last", "gone", "cmd"}
         self.seen: dict[str, dict[str, Any]] = {}
         self.alive: dict[int, str] = {}  # pid -> cmd, as of the last poll
+        self.parents: dict[int, int] = {}  # pid -> parent pid, as of the last poll
 
-    def _marked(self, pid: str) -> str | None:
+    def _marked(self, pid: str) -> bool:
         try:
             with open(f"/proc/{pid}/environ", "rb") as environ:
-                if self.marker not in environ.read().split(b"\0"):
-                    return None
-            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-                return cmdline.read().replace(b"\0", b" ").decode(errors="replace").strip()
+                return self.marker in environ.read().split(b"\0")
         except OSError:
-            return None
+            return False
 
     def poll(self) -> dict[int, str]:
         """Look once; the marked processes alive now (pid -> command line)."""
         now = time.monotonic()
         alive: dict[int, str] = {}
+        parents: dict[int, int] = {}
         present: set[str] = set()
         for pid in os.listdir("/proc"):
             if not pid.isdigit():
@@ -73,23 +80,29 @@ class ProcScanner:
             key = (pid, stat[1])
             if key not in self._known:
                 self._known[key] = self._marked(pid)
-            cmd = self._known[key]
+            if not self._known[key]:
+                continue
+            # Read each time: a child forked by an agent shows the agent's command line
+            # until it execs its unit.
+            cmd = _cmdline(pid)
             if cmd is None:
                 continue
             name = f"{pid}:{stat[1]}"
             present.add(name)
-            entry = self.seen.setdefault(name, {"first": now, "gone": None, "cmd": cmd})
-            entry["last"] = now
-            entry["gone"] = None
+            entry = self.seen.setdefault(name, {"first": now, "gone": None})
+            entry.update(last=now, gone=None, cmd=cmd)
             alive[int(pid)] = cmd
+            parents[int(pid)] = stat[2]
         for name, entry in self.seen.items():
             if name not in present and entry["gone"] is None:
                 entry["gone"] = now
-        self.alive = alive
+        self.alive, self.parents = alive, parents
         return alive
 
     def agents(self) -> list[int]:
-        return [pid for pid, cmd in self.alive.items() if "troy.agent" in cmd]
+        """The agents alive at the last poll (not their children that have yet to exec)."""
+        agents = {pid for pid, cmd in self.alive.items() if "troy.agent" in cmd}
+        return sorted(pid for pid in agents if self.parents.get(pid) not in agents)
 
     def kill_all(self) -> None:
         """SIGCONT then SIGKILL every marked process still alive (by PID)."""

@@ -203,3 +203,10 @@ def test_the_checker_does_not_change_the_history() -> None:
     before = copy.deepcopy(history)
     check(history)
     assert history == before
+
+
+def test_a_run_that_could_not_be_read_back_is_stuck_and_nothing_else() -> None:
+    history = clean()
+    history["units"] = None
+    history["stuck"] = "cannot read the run back: Redis did not answer"
+    assert kinds(history) == {"stuck": 1}
