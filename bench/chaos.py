@@ -214,6 +214,12 @@ class Runner:
             self.manager = process
             self.killed_manager = False
 
+    def _note_service(self) -> None:
+        """The run's work-unit service id, once `troy run` has printed it."""
+        if self.service is None and self.starts:
+            found = re.search(r"units service (\S+)", self.manager_output())
+            self.service = found.group(1) if found else None
+
     def manager_output(self) -> str:
         return (self.dir / f"manager-{self.starts}.out").read_text(errors="replace")
 
@@ -247,6 +253,7 @@ class Runner:
                 break
             self.scanner.poll()
             self._restore(now)
+            self._note_service()
             for fault in list(pending):
                 if now - started >= fault.at and self._inject(fault, now):
                     pending.remove(fault)
@@ -256,9 +263,7 @@ class Runner:
                 time.sleep(POLL)
                 continue
             output = self.manager_output()
-            if self.service is None:
-                found = re.search(r"units service (\S+)", output)
-                self.service = found.group(1) if found else None
+            self._note_service()
             if SUMMARY.search(output) and not self.killed_manager:
                 break  # troy run followed the run to its end
             if self.resume_at is None:
@@ -390,9 +395,7 @@ class Runner:
             self.scanner.kill_all()
         units: list[dict[str, Any]] | None = None
         events: list[dict[str, Any]] = []
-        if self.service is None:
-            found = re.search(r"units service (\S+)", self.manager_output())
-            self.service = found.group(1) if found else None
+        self._note_service()
         if self.service is not None:
             gathered = subprocess.run(
                 [sys.executable, __file__, "--gather", url, self.service],
