@@ -244,7 +244,7 @@ class Runner:
         batch = batch_file(trial, self.dir, url, self.log)
         started = time.monotonic()
         self.deadline = started + self.timeout
-        max_starts = 4 + sum(1 for f in trial.faults if f.kind in ("manager_kill", "all_kill"))
+        max_starts = 8 + sum(1 for f in trial.faults if f.kind in ("manager_kill", "all_kill"))
         pending = list(trial.faults)
         self.start_manager(batch, resume=False)
         while True:
@@ -271,7 +271,7 @@ class Runner:
                 if self.starts >= max_starts:
                     stuck = f"troy run ended {self.starts} times without finishing the run"
                     break
-                self.resume_at = now + 0.2  # it crashed: try again
+                self.resume_at = now + 1.0  # it failed by itself (a full disk?): again
             if now < self.resume_at:
                 time.sleep(POLL)
                 continue

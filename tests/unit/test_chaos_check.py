@@ -210,3 +210,26 @@ def test_a_run_that_could_not_be_read_back_is_stuck_and_nothing_else() -> None:
     history["units"] = None
     history["stuck"] = "cannot read the run back: Redis did not answer"
     assert kinds(history) == {"stuck": 1}
+
+
+def test_a_trial_is_drawn_from_its_seed_alone() -> None:
+    """`--trials 1 --seed S` repeats trial S of any longer campaign."""
+    import chaos
+
+    coordinations = list(chaos.COORDINATIONS)
+    assert chaos.plan(41, coordinations, 16, True) == chaos.plan(41, coordinations, 16, True)
+    assert chaos.plan(41, coordinations, 16, True) != chaos.plan(42, coordinations, 16, True)
+
+
+def test_no_trial_plans_an_agent_fault_it_could_not_survive_or_a_fault_it_cannot_make() -> None:
+    """A single pilot is never killed or stopped (the run would have none left), and
+    without a tmpfs or Redis there are no disk or Redis faults."""
+    import chaos
+
+    for seed in range(300):
+        trial = chaos.plan(seed, ["file", "zmq"], 10, False)
+        kinds = {fault.kind for fault in trial.faults}
+        assert not kinds & {"disk_full", "redis_kill", "redis_outage"}, seed
+        if trial.pilots == 1:
+            assert not kinds & {"agent_kill", "agent_stop"}, seed
+        assert 1 <= len(trial.faults) <= 3 and len(trial.durations) == 10
