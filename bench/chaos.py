@@ -17,7 +17,8 @@ a subprocess, and on a schedule drawn from the seed injects faults:
 ``manager_kill`` / ``manager_stop``
     SIGKILL the ``troy run`` process (with zmq, the broker dies with it),
     then ``troy run --resume FILE`` after 0-1 s, again until the run ends (at
-    most a few times); or SIGSTOP it for 0.5-3 s.
+    most a few times; ``troy run FILE`` afresh if the killed one had not yet
+    recorded its run, as a user would); or SIGSTOP it for 0.5-3 s.
 ``all_kill``
     SIGKILL the ``troy run`` process and every agent at once (as if the
     machine's troy processes crashed; units run on), then resume as above:
@@ -174,7 +175,6 @@ class Runner:
         self.restarts: list[tuple[float, str]] = []  # (when, what): "redis" or "disk"
         self.agent_faults = 0
         self.resume_at: float | None = None  # when to start `troy run --resume`
-        self.url = ""
         self.batch = directory / "batch.yaml"
         self.seconds: list[subprocess.Popen[bytes]] = []  # managers started beside the first
         self.redis_retry = 0.0
@@ -186,10 +186,8 @@ class Runner:
         self.env = {**base, MARKER: self.token}
 
     # -- the run ------------------------------------------------------------------------
-    def start_manager(
-        self, batch: Path, resume: bool, service: str | None = None, second: bool = False
-    ) -> None:
-        """`troy run FILE`, or `troy run --resume FILE` (`--resume SERVICE`, if given).
+    def start_manager(self, batch: Path, resume: bool, second: bool = False) -> None:
+        """`troy run FILE`, or `troy run --resume FILE`.
 
         ``second``: a second manager beside the current one, left to finish by itself.
         """
@@ -199,9 +197,7 @@ class Runner:
         out = open(self.dir / f"manager-{name}.out", "wb")  # noqa: SIM115
         argv = [sys.executable, "-m", "troy", "run"]
         if resume:
-            argv += ["--resume", service or str(batch)]
-            if service:
-                argv += ["--coordination", self.url]
+            argv += ["--resume", str(batch)]
         else:
             argv.append(str(batch))
         with out:
@@ -240,7 +236,6 @@ class Runner:
             url = f"tcp://127.0.0.1:{free_port()}"
         else:
             url = (self.home / "coordination").as_uri()
-        self.url = url
         batch = batch_file(trial, self.dir, url, self.log)
         started = time.monotonic()
         self.deadline = started + self.timeout
@@ -276,11 +271,11 @@ class Runner:
                 time.sleep(POLL)
                 continue
             self.resume_at = None
-            if self.service is None:
-                # It failed before recording the run (say, on a full disk): start it afresh.
+            if self.service is None or "no earlier run" in output or "nothing to resume" in output:
+                # It ended before it recorded the run (killed early, or a full disk): there
+                # is nothing to resume, so start the batch file afresh, as a user would.
+                self.service = None
                 self.start_manager(batch, resume=False)
-            elif "no earlier run" in output:
-                self.start_manager(batch, resume=True, service=self.service)
             else:
                 self.start_manager(batch, resume=True)
         return self._finish(url, stuck)
