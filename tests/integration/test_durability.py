@@ -369,3 +369,39 @@ def test_closing_a_finished_service_compacts_it_and_a_reconnect_sees_the_same(
         assert {u.id: (u.state, u.exit_code, u.pilot) for u in again.list()} == before
     finally:
         again.close()
+
+
+_CRASH_AT = """
+import os, sys
+import troy.api.services, troy.core.pilot_manager
+from troy.cli import main
+where = sys.argv[2]
+if where == "submit":  # the run and its pilots are recorded, its units not yet
+    troy.api.services.WorkUnitService.submit = lambda *args: os._exit(9)
+else:  # the first pilot is recorded New, and its agent not yet launched
+    troy.core.pilot_manager.PilotManager._launch = lambda *args: os._exit(9)
+sys.exit(main(["run", sys.argv[1]]))
+"""
+
+
+@pytest.mark.parametrize("where", ["submit", "launch"])
+def test_a_run_killed_while_it_starts_resumes_to_the_end(tmp_path: Path, where: str) -> None:
+    """`troy run` dies (like SIGKILL: no clean-up) right before it submits its units, or
+    while it launches a pilot.  (Before: the resume of the first ended "0 units" with
+    exit 0; of the second, the pilot stayed New, counted as live, and the units
+    waited for ever.  Found by the chaos campaign, seeds 16 and 111.)"""
+    path, log = _batch(tmp_path, units=6, seconds=0.05)
+    environment = _environment(tmp_path)
+    crashed = subprocess.run(
+        [sys.executable, "-c", _CRASH_AT, str(path), where], env=environment, cwd=tmp_path,
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert crashed.returncode == 9, crashed.stdout + crashed.stderr
+    assert not _started(log)
+    resumed = subprocess.run(
+        [sys.executable, "-m", "troy", "run", str(path), "--resume"], env=environment,
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "6 units: 6 Done" in resumed.stdout, resumed.stdout
+    assert sorted(_started(log)) == sorted(f"work-{n}" for n in range(6))

@@ -78,7 +78,7 @@ def start(batch: BatchFile, coordination: str | None, out: TextIO) -> Run:
     run = Run(units, pilots, time.time())
     print(f"troy run {batch.path}", file=out)
     print(f"  coordination  {units.coordination}", file=out)
-    print(f"  units service {units.id} ({len(descriptions)} units)", file=out)
+    print(f"  units service {units.id} ({batch.unit_count} units)", file=out)
     print(
         f"  scheduler     {describe_scheduler(units.scheduler, units.scheduler_options)}", file=out
     )
@@ -94,6 +94,10 @@ def start(batch: BatchFile, coordination: str | None, out: TextIO) -> Run:
         out.flush()
         run.started = time.time()
         run.units.submit(descriptions)
+        # A run cut off before this line has no units: its resume submits them.
+        coordination_client.put_record(
+            _run_key(units.id), {**record, "started": run.started, "submitted": True}
+        )
     except BaseException:
         pilots.cancel()  # nothing of a failed start may keep running
         units.close()
@@ -147,12 +151,33 @@ def resume(
 
 def _prepare(run: Run, record: dict[str, Any], batch_path: str | None, out: TextIO) -> None:
     """What the owner of a resumed run does first: judge every pilot, restart the dead."""
-    run.pilots._manager.check_now()  # their streams, then their backends
+    manager = run.pilots._manager
+    manager.check_now()  # their streams, then their backends
+    for pilot in run.pilots.list():
+        if pilot.state == State.New and pilot.handle is None:
+            # Its creator died before it launched (or before it said so): it never will.
+            manager.give_up(pilot, "never launched: the process starting it ended first")
     listed = run.units.list()
     done = sum(1 for unit in listed if unit.state == State.Done)
     print(f"  units service {run.units.id} ({len(listed)} units, {done} Done)", file=out)
-    if any(not unit.state.is_final for unit in listed):
+    unsubmitted = not listed and not record.get("submitted")
+    if unsubmitted or any(not unit.state.is_final for unit in listed):
         _restart_pilots(run, record, batch_path, out)
+    if unsubmitted:
+        # Cut off between recording the run and submitting it: submit it now, once.
+        batch = load_batch_file(_batch_path(record, batch_path))
+        print(f"  units         never submitted: submitting {batch.unit_count}", file=out)
+        run.units.submit(batch.unit_descriptions())
+        client = run.units._manager.coordination
+        client.put_record(_run_key(run.units.id), {**record, "submitted": True})
+
+
+def _batch_path(record: dict[str, Any], batch_path: str | None) -> str:
+    """The run's batch file; NoRun if it is gone."""
+    path = batch_path or record.get("file")
+    if not path or not os.path.exists(path):
+        raise NoRun(f"the run needs its batch file, and {path} is gone")
+    return str(path)
 
 
 def _restart_pilots(run: Run, record: dict[str, Any], batch_path: str | None, out: TextIO) -> None:
@@ -165,11 +190,8 @@ def _restart_pilots(run: Run, record: dict[str, Any], batch_path: str | None, ou
     replaced: dict[str, str] = dict(record.get("replaced") or {})
     current = [p for p in run.pilots.list() if p.id not in replaced]
     if not current:
-        path = batch_path or record.get("file")
-        if not path or not os.path.exists(path):
-            raise NoRun(f"the run has no pilot and its batch file {path} is gone")
         print("  no pilot recorded: starting the batch file's pilots", file=out)
-        start_pilots(run, load_batch_file(path), out)
+        start_pilots(run, load_batch_file(_batch_path(record, batch_path)), out)
         return
     for old in current:
         if not old.state.is_final:

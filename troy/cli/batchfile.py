@@ -102,8 +102,8 @@ class BatchFile:
 
     @property
     def unit_count(self) -> int:
-        """How many units the file submits once counts are expanded."""
-        return sum(spec.count for spec in self.units)
+        """How many units the file submits once counts and sweeps are expanded."""
+        return sum(_units_of(spec) for spec in self.units)
 
     def unit_descriptions(self) -> list[WorkUnitDescription]:
         """Every unit, counts expanded; copy i of an entry has TROY_INDEX=i in its environment."""

@@ -330,6 +330,15 @@ class PilotManager(ServiceManager, Generic[P]):
         if silent > pilot.heartbeat_timeout:
             self._lost(pilot, f"agent heartbeat lapsed: no sign of life for {silent:.0f} s")
 
+    def give_up(self, pilot: P, reason: str) -> None:
+        """Record a pilot that will never run (or answer) as Failed, and stop what may run.
+
+        For resume: a pilot left New without a handle by a process that died while
+        it started it never launched, or launched an agent nobody knows of; the
+        agent, if any, reads the terminate request and stops.
+        """
+        self._lost(pilot, reason)
+
     def _lost(self, pilot: P, reason: str) -> None:
         """Record a pilot whose agent stopped answering as Failed, and try to stop it."""
         self._record_state(pilot, State.Failed, reason)
