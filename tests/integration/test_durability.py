@@ -405,3 +405,52 @@ def test_a_run_killed_while_it_starts_resumes_to_the_end(tmp_path: Path, where: 
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "6 units: 6 Done" in resumed.stdout, resumed.stdout
     assert sorted(_started(log)) == sorted(f"work-{n}" for n in range(6))
+
+
+def test_an_agent_that_starts_on_a_full_disk_waits_for_coordination(tmp_path: Path) -> None:
+    """The file store is full as the agent writes its first report: it keeps the
+    report and tries again, as in any outage.  (Before: it exited at once, its
+    pilot failed before it started, and its units failed with it; found by the
+    chaos campaign, seeds 11, 22, 29 and more.)  A real full disk: a small tmpfs."""
+    from troy import PilotJobService
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True
+    )
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {made.stderr.decode().strip()}")
+    pilots = units = None
+    try:
+        coordination = str(mount / "coordination")
+        pilots = PilotJobService(coordination=coordination)
+        units = WorkUnitService(coordination=coordination)
+        pilot = pilots.create(
+            "fork://localhost", {"number_of_processes": 2, "working_directory": str(tmp_path)}
+        )
+        agent = int(pilot.handle["pid"])
+        os.kill(agent, signal.SIGSTOP)  # still importing: it has written nothing yet
+        units.add(pilots)
+        submitted = units.submit([{"executable": "/bin/true"}] * 4)
+        filler = mount / "filler"
+        with open(filler, "wb") as fill:
+            try:
+                while True:
+                    fill.write(b"\0" * 65536)
+            except OSError:
+                pass  # the disk is full
+        os.kill(agent, signal.SIGCONT)
+        time.sleep(1.5)  # its first report fails
+        assert pilot.state != State.Failed, pilot.state_detail
+        filler.unlink()
+        units.wait(timeout=60)
+        assert [u.state for u in submitted] == [State.Done] * 4
+        assert pilot.state == State.Running
+    finally:
+        if pilots is not None:
+            pilots.cancel()
+            pilots.close()
+        if units is not None:
+            units.close()
+        subprocess.run(["umount", "-l", str(mount)], check=False)

@@ -316,7 +316,12 @@ class Agent:
             signal.signal(signum, lambda *_: self._signaled.set())
         self.pool.start()
         self._report_pilot("Running", slots=self.slots, host=self.host, pid=os.getpid())
-        self.reporter.flush()
+        try:
+            self.reporter.flush()
+        except CoordinationError as exc:
+            # The report is kept: the loop writes it once coordination answers, and
+            # gives up only after its outage time, as for any outage.
+            log.warning("coordination unreachable at start, trying again: %s", exc)
         try:
             self._loop()
         except Exception:
