@@ -367,3 +367,45 @@ def test_a_commit_crashed_after_its_line_is_finished_by_a_withdraw_too(tmp_path:
     assert survivor.withdraw("q1", ["u1"]) == ["u1"]
     assert survivor.claim("q1", "c", 10) == [{"id": "u0"}]
     assert os.listdir(root / "commits") == []
+
+
+def test_a_compaction_cut_short_by_a_full_disk_leaves_the_stream_readable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: the marker was written first, the summary failed (ENOSPC), and every
+    read after that raised "kept changing" for ever (found by the chaos campaign,
+    seed 306)."""
+    from troy.plugins.coordination.file_format import MARKER
+
+    store = FileCoordination(str(tmp_path / "c"))
+    store.append("service/s", [{"ev": "unit", "id": "s.0"}, {"ev": "unit", "id": "s.1"}])
+    publish = store._publish
+
+    def full_disk(path: str, data: bytes, tmp_dir: str) -> None:
+        raise CoordinationError(f"cannot write {path}: [Errno 28] No space left on device")
+
+    monkeypatch.setattr(store, "_publish", full_disk)
+    with pytest.raises(CoordinationError, match="No space left"):
+        store.compact("service/s", [{"ev": "unit", "id": "s.0"}])
+    folder = tmp_path / "c" / "streams" / "service" / "s"
+    assert not (folder / MARKER).exists()
+    reader = FileCoordination(str(tmp_path / "c"))
+    assert [e["id"] for e in reader.read("service/s")[0]] == ["s.0", "s.1"]
+    monkeypatch.setattr(store, "_publish", publish)
+    assert store.compact("service/s", [{"ev": "unit", "id": "s.0"}])
+    assert [e["id"] for e in reader.read("service/s")[0]] == ["s.0"]
+
+
+def test_a_marker_left_by_a_compaction_killed_mid_swap_goes_stale(tmp_path: Path) -> None:
+    """A process killed between the marker and the summary's rename: once the marker is
+    older than a swap can take, readers read the stream's files as they are."""
+    from troy.plugins.coordination import file_streams
+    from troy.plugins.coordination.file_format import MARKER
+
+    store = FileCoordination(str(tmp_path / "c"))
+    store.append("service/s", [{"ev": "unit", "id": "s.0"}])
+    marker = tmp_path / "c" / "streams" / "service" / "s" / MARKER
+    marker.touch()
+    old = marker.stat().st_mtime - file_streams.STALE_MARKER - 1
+    os.utime(marker, (old, old))
+    assert [e["id"] for e in FileCoordination(str(tmp_path / "c")).read("service/s")[0]] == ["s.0"]

@@ -7,8 +7,10 @@ why a reader never sees a mix, is in the file plugin's docstring
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -21,6 +23,9 @@ from troy.plugins.coordination.file_format import (
     load_lines,
     loads,
 )
+
+#: Seconds after which a compaction marker with no summary is one left by a killed process.
+STALE_MARKER = 10.0
 
 #: Per summary file path: the writer files it replaced (a summary never changes).
 ReplacedCache = dict[str, frozenset[str]]
@@ -64,12 +69,12 @@ def open_logs(folder: str, replaced: ReplacedCache) -> list[OpenLog] | None:
             opened.append(OpenLog(summary, listing[summary], fd, first))
             gone = replaced[os.path.join(folder, summary)]
             names = [name for name in names if name not in gone]
-        elif MARKER in listing:
+        elif MARKER in listing and _compacting(folder):
             return None  # the listing missed the summary being swapped in
         for name in names:
             fd = os.open(os.path.join(folder, name), os.O_RDONLY)
             opened.append(OpenLog(name, listing[name], fd, 0))
-        if not summaries and os.path.exists(os.path.join(folder, MARKER)):
+        if not summaries and _compacting(folder):
             raise FileNotFoundError  # compacted since listed: files may be missing
     except FileNotFoundError:
         close_logs(opened)
@@ -78,6 +83,22 @@ def open_logs(folder: str, replaced: ReplacedCache) -> list[OpenLog] | None:
         close_logs(opened)
         raise CoordinationError(f"cannot open stream {folder}: {exc}") from exc
     return opened
+
+
+def _compacting(folder: str) -> bool:
+    """Whether a first compaction of ``folder`` may be swapping its summary in right now.
+
+    Its marker exists and is younger than STALE_MARKER seconds: a swap takes
+    microseconds, so an older marker with no summary is one a process killed
+    mid-swap left behind, and the stream's files are read as they are.
+    """
+    try:
+        age = time.time() - os.stat(os.path.join(folder, MARKER)).st_mtime
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise CoordinationError(f"cannot look at stream {folder}: {exc}") from exc
+    return age < STALE_MARKER
 
 
 def close_logs(opened: list[OpenLog]) -> None:
@@ -161,12 +182,22 @@ def compact_folder(
     writers = sorted(n for n in names if n.endswith(".jsonl") and not n.startswith("~"))
     older = [n for n in names if n.startswith(SUMMARY)]
     header = dumps({REPLACES: writers}, f"summary header of {folder}") + b"\n"
+    # Written whole under a name readers skip first: a full disk here changes nothing.
+    staged = os.path.join(folder, summary + ".staged")
+    publish(staged, header + content)
+    marker = os.path.join(folder, MARKER)
+    marked_before = os.path.exists(marker)
     try:
-        with open(os.path.join(folder, MARKER), "ab"):
+        with open(marker, "ab"):
             pass  # from here on, a reader that lists no summary looks again
+        os.rename(staged, os.path.join(folder, summary))
     except OSError as exc:
-        raise CoordinationError(f"cannot mark stream {folder} compacted: {exc}") from exc
-    publish(os.path.join(folder, summary), header + content)
+        with contextlib.suppress(OSError):
+            os.unlink(staged)
+        if not marked_before:  # no summary came of it: readers must not wait for one
+            with contextlib.suppress(OSError):
+                os.unlink(marker)
+        raise CoordinationError(f"cannot compact stream {folder}: {exc}") from exc
     for name in [*writers, *older]:
         try:
             os.unlink(os.path.join(folder, name))
