@@ -8,7 +8,9 @@ start and output_data out after they end (troy.agent.staging).  The agent
 stops on a terminate request, on SIGTERM (both: units Canceled, pilot
 Canceled) or when the pilot's wall_time_limit is reached (units Failed with
 the reason, pilot Done); units it claimed but had not started go back to
-its queue so the manager can place them elsewhere.
+its queue so the manager can place them elsewhere.  A guard process ends the
+units of an agent that dies, and a unit that runs again first ends any copy of
+an earlier attempt still running on this host (troy.agent.guard).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import time
 import traceback
 from typing import Any
 
+from troy.agent import guard
 from troy.agent.launcher import describe_exit, load_launcher, prepare, start
 from troy.agent.reporter import Reporter
 from troy.agent.resources import discover, pilot_slots
@@ -132,6 +135,8 @@ class Agent:
         self._beats = 0
         beat = record.get("heartbeat") or {}
         self.heartbeat_interval: float = beat.get("interval", DEFAULT_HEARTBEAT)
+        #: Ends this agent's units if it dies (None where there is no /proc); set by run().
+        self.guard: guard.Guard | None = None
 
     # -- reports -------------------------------------------------------------
     def _report_unit(self, job: Job, state: str, **extra: Any) -> None:
@@ -156,6 +161,8 @@ class Agent:
         description = job.description
         transfers: list[dict[str, Any]] = []
         try:
+            if job.attempt and self.guard is not None:  # never alongside an earlier copy
+                guard.end_earlier_copies(self.guard.directory, job.id, job.attempt)
             prepared = prepare(
                 job.id,
                 description,
@@ -168,6 +175,11 @@ class Agent:
             if description.get("input_data"):
                 transfers = self.stager.stage_in(description, prepared.sandbox)
             process = start(prepared)
+            if self.guard is not None:
+                self.guard.started(job.id, job.attempt, process.pid)
+        except guard.GuardError as exc:
+            self._fail(job, "lost", str(exc))
+            return
         except StagingError as exc:
             self._fail(job, "failed", str(exc), transfers=transfers)
             return
@@ -182,7 +194,7 @@ class Agent:
         self._report_unit(job, "Running", sandbox=prepared.sandbox, host=self.host, cores=granted)
         if canceled:
             self._kill(process)
-        returncode = process.wait()
+        returncode = self.guard.wait(process) if self.guard is not None else process.wait()
         with self._lock:
             self._running.pop(job.id, None)
             canceled = job.id in self._cancel_requested
@@ -312,6 +324,7 @@ class Agent:
     def run(self) -> int:
         """Run until stopped; return the process exit code."""
         os.makedirs(self.directory, exist_ok=True)
+        self._start_guard()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: self._signaled.set())
         self.pool.start()
@@ -323,7 +336,24 @@ class Agent:
             self.request_stop("Failed", "lost", f"agent error: {traceback.format_exc()}")
         assert self._stop is not None
         self._shutdown(*self._stop)
+        if self.guard is not None:
+            self.guard.close()  # it ends whatever did not stop in time
         return 0 if self._stop[0] != "Failed" else 1
+
+    def _start_guard(self) -> None:
+        """Start the guard; end units that dead agents left on this host.
+
+        Raises GuardError if the host's registry cannot be used safely.
+        """
+        if not guard.available():
+            log.warning("no /proc here: units are not ended if this agent dies")
+            return
+        directory = guard.registry_directory()
+        ended = guard.sweep(directory)
+        if ended:
+            log.warning("ended %d unit process groups left by dead agents on this host", ended)
+        self.guard = guard.Guard(directory, self.pilot_id)
+        self.guard.start()
 
     def _loop(self) -> None:
         """Claim units while the backlog is low; watch control, signals and the wall time.

@@ -1,0 +1,195 @@
+"""No unit outlives its agent, and a re-run never overlaps a live copy on the same host (issue 16).
+
+Real local pilots and real processes.  Before the guard (troy.agent.guard),
+units ran on in sessions of their own when their agent was killed, and a
+unit given up for lost with a stopped agent ran twice at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import troy
+from troy import State
+from troy.agent.guard_process import read_registrations, start_time
+from troy.testing.backends import wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def services(tmp_path: Path) -> Iterator[tuple[troy.PilotJobService, troy.WorkUnitService]]:
+    url = (tmp_path / "coordination").as_uri()
+    with (
+        troy.PilotJobService(coordination=url) as pilots,
+        troy.WorkUnitService(coordination=url) as units,
+    ):
+        units.add(pilots)
+        try:
+            yield pilots, units
+        finally:
+            pilots.cancel()
+
+
+def one_slot_pilot(pilots: troy.PilotJobService, directory: Path) -> troy.PilotJob:
+    return pilots.create(
+        "fork://localhost", {"number_of_processes": 1, "working_directory": str(directory)}
+    )
+
+
+def read_pid(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        return None
+    return int(text) if text else None
+
+
+@contextlib.contextmanager
+def killed_afterwards(pids: list[int]) -> Iterator[None]:
+    """SIGKILL whatever of ``pids`` (still the same processes) runs at the end: no leaks."""
+    starts = {pid: start_time(pid) for pid in pids}
+    try:
+        yield
+    finally:
+        for pid, start in starts.items():
+            if start is not None and start_time(pid) == start:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+
+#: A unit that forks a grandchild; both sleep, and both pids are written down.
+FORKER = 'sleep 60 & echo $! > "$1/grandchild"; echo $$ > "$1/unit"; wait'
+
+
+def test_a_killed_agents_unit_and_what_it_forked_end(tmp_path: Path) -> None:
+    with services(tmp_path) as (pilots, units):
+        pilot = one_slot_pilot(pilots, tmp_path / "pilot")
+        units.submit({"executable": "/bin/sh", "arguments": ["-c", FORKER, "sh", str(tmp_path)]})
+        wait_until(
+            lambda: read_pid(tmp_path / "unit") and read_pid(tmp_path / "grandchild"),
+            60,
+            "the unit to write its pids",
+        )
+        pids = [read_pid(tmp_path / "unit"), read_pid(tmp_path / "grandchild")]
+        assert all(isinstance(pid, int) and alive(pid) for pid in pids), pids
+        with killed_afterwards(pids):  # type: ignore[arg-type]
+            assert pilot.handle is not None
+            os.kill(pilot.handle["pid"], signal.SIGKILL)
+            wait_until(
+                lambda: not any(alive(pid) for pid in pids),  # type: ignore[arg-type]
+                10,
+                "the killed agent's unit and its grandchild to end",
+            )
+        # The guard removed its registry file once the groups were gone.
+        registry = Path(os.environ["TROY_HOME"]) / "run"
+        wait_until(
+            lambda: not any(read_registrations(d) for d in registry.iterdir()),
+            10,
+            "the guard to remove its registry file",
+        )
+
+
+def test_a_stopped_agents_unit_ends_when_its_pilot_is_canceled(tmp_path: Path) -> None:
+    # The local backend SIGKILLs a stopped agent's process group after its grace
+    # period; the units, in sessions of their own, are out of that group.
+    with services(tmp_path) as (pilots, units):
+        pilot = one_slot_pilot(pilots, tmp_path / "pilot")
+        units.submit({"executable": "/bin/sh", "arguments": ["-c", FORKER, "sh", str(tmp_path)]})
+        wait_until(
+            lambda: read_pid(tmp_path / "unit") and read_pid(tmp_path / "grandchild"),
+            60,
+            "the unit to write its pids",
+        )
+        pids = [read_pid(tmp_path / "unit"), read_pid(tmp_path / "grandchild")]
+        assert pilot.handle is not None
+        agent = pilot.handle["pid"]
+        with killed_afterwards(pids):  # type: ignore[arg-type]
+            os.kill(agent, signal.SIGSTOP)
+            try:
+                pilot.cancel()  # SIGTERM waits while it is stopped: SIGKILL after the grace
+            finally:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(agent, signal.SIGCONT)
+            wait_until(
+                lambda: not any(alive(pid) for pid in pids),  # type: ignore[arg-type]
+                10,
+                "the stopped agent's unit and its grandchild to end",
+            )
+
+
+#: A unit that notes, in a file it shares with its other copies, when it runs.
+TICKER = """
+import os, sys, time
+path, seconds = sys.argv[1], float(sys.argv[2])
+def say(what):
+    with open(path, "a") as stream:
+        stream.write(f"{os.getpid()} {what} {time.time():.6f}\\n")
+say("start")
+end = time.monotonic() + seconds
+while time.monotonic() < end:
+    say("tick")
+    time.sleep(0.05)
+say("end")
+"""
+
+
+def intervals(path: Path) -> dict[int, tuple[float, float, bool]]:
+    """Per copy (pid): first and last time it said something, and whether it ended."""
+    seen: dict[int, list[float]] = {}
+    ended: set[int] = set()
+    for line in path.read_text().splitlines():
+        pid, what, when = line.split()
+        seen.setdefault(int(pid), []).append(float(when))
+        if what == "end":
+            ended.add(int(pid))
+    return {pid: (min(times), max(times), pid in ended) for pid, times in seen.items()}
+
+
+def test_a_unit_given_up_for_lost_never_runs_alongside_its_rerun_on_this_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TROY_HEARTBEAT_TIMEOUT", "2")
+    side_effects = tmp_path / "side-effects"
+    with services(tmp_path) as (pilots, units):
+        stopped = one_slot_pilot(pilots, tmp_path / "stopped")
+        (unit,) = units.submit(
+            [{"executable": sys.executable, "arguments": ["-c", TICKER, str(side_effects), "10"]}]
+        )
+        wait_until(side_effects.exists, 60, "the first copy to start")
+        other = one_slot_pilot(pilots, tmp_path / "other")
+        wait_until(lambda: other.state == State.Running, 60, "the second pilot to run")
+        assert stopped.handle is not None
+        agent = stopped.handle["pid"]
+        os.kill(agent, signal.SIGSTOP)  # alive to its backend: only the heartbeat tells
+        try:
+            unit.wait(timeout=90)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(agent, signal.SIGCONT)
+        assert unit.state == State.Done, unit.state_detail
+        assert unit.pilot == other.id
+        assert [t["kind"] for t in unit.tries] == ["lost"], unit.tries
+        copies = sorted(intervals(side_effects).values())
+        assert len(copies) == 2, copies
+        (_, first_last, first_ended), (second_start, _, second_ended) = copies
+        assert not first_ended and second_ended, copies
+        assert first_last < second_start, (
+            f"the copies overlapped by {first_last - second_start:.2f} s: {copies}"
+        )
