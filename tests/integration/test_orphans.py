@@ -8,6 +8,7 @@ unit given up for lost with a stopped agent ran twice at once.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import signal
 import sys
@@ -193,3 +194,45 @@ def test_a_unit_given_up_for_lost_never_runs_alongside_its_rerun_on_this_host(
         assert first_last < second_start, (
             f"the copies overlapped by {first_last - second_start:.2f} s: {copies}"
         )
+
+
+def test_a_stopped_agent_that_wakes_up_starts_no_unit_that_runs_again_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The stopped agent had claimed a second unit that waited for its one slot;
+    # both are placed again while it is stopped.  When it wakes up, its slot is
+    # free at once (its running copy was ended by the re-run), and the waiting
+    # unit must not start there while its re-run runs here.  Whether its slot
+    # thread gets there before its main thread reads that it was given up is a
+    # race; tests/unit/test_out_of_touch.py checks the hold on starts itself.
+    monkeypatch.setenv("TROY_HEARTBEAT_TIMEOUT", "2")
+    running, waiting = tmp_path / "running", tmp_path / "waiting"
+    with services(tmp_path) as (pilots, units):
+        stopped = one_slot_pilot(pilots, tmp_path / "stopped")
+        submitted = units.submit(
+            [
+                {"executable": sys.executable, "arguments": ["-c", TICKER, str(path), seconds]}
+                for path, seconds in ((running, "8"), (waiting, "6"))
+            ]
+        )
+        wait_until(running.exists, 60, "the first unit to start")
+        other = pilots.create(
+            "fork://localhost",
+            {"number_of_processes": 2, "working_directory": str(tmp_path / "other")},
+        )
+        wait_until(lambda: other.state == State.Running, 60, "the second pilot to run")
+        assert stopped.handle is not None
+        agent = stopped.handle["pid"]
+        os.kill(agent, signal.SIGSTOP)
+        try:
+            wait_until(waiting.exists, 60, "the waiting unit to start on the other pilot")
+        finally:
+            os.kill(agent, signal.SIGCONT)
+        units.wait(timeout=90)
+        assert [u.state for u in submitted] == [State.Done, State.Done]
+        assert all(u.pilot == other.id for u in submitted)
+        for path in (running, waiting):
+            copies = sorted(intervals(path).values())
+            for (_, last, _), (start, _, _) in itertools.pairwise(copies):
+                assert last < start, f"copies of one unit overlapped: {copies}"
+        assert len(intervals(waiting)) == 1, "the woken agent started a unit run elsewhere"

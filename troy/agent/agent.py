@@ -135,6 +135,10 @@ class Agent:
         self._beats = 0
         beat = record.get("heartbeat") or {}
         self.heartbeat_interval: float = beat.get("interval", DEFAULT_HEARTBEAT)
+        self.heartbeat_timeout: float = beat.get("timeout", 6 * self.heartbeat_interval)
+        #: When (monotonic) the last beat that was written began, and that beat if it
+        #: was followed by a look at the control stream: the agent was in touch then.
+        self._beat_began = self._in_touch_since = time.monotonic()
         #: Ends this agent's units if it dies (None where there is no /proc); set by run().
         self.guard: guard.Guard | None = None
 
@@ -174,6 +178,8 @@ class Agent:
             )
             if description.get("input_data"):
                 transfers = self.stager.stage_in(description, prepared.sandbox)
+            if not self._may_start(job):
+                return
             process = start(prepared)
             if self.guard is not None:
                 self.guard.started(job.id, job.attempt, process.pid)
@@ -250,6 +256,32 @@ class Agent:
                 exit=returncode,
                 transfers=transfers or None,
             )
+
+    def _may_start(self, job: Job) -> bool:
+        """Hold a unit while the agent is out of touch; False if it must not start at all.
+
+        An agent that has not beaten and then read its control stream for half its
+        heartbeat timeout (stopped, or cut off from coordination) may be given up
+        for lost, and then its units run again elsewhere: a unit it starts late
+        could run alongside its own re-run.  So it waits until the agent is in
+        touch again; if the agent is stopping by then (e.g. it read that it was given
+        up), the unit goes back to the queue unstarted, as its backlog does.
+        """
+        if time.monotonic() - self._in_touch_since < self.heartbeat_timeout / 2:
+            return True
+        log.info("out of touch with coordination: %s waits to start", job.id)
+        while time.monotonic() - self._in_touch_since >= self.heartbeat_timeout / 2:
+            if self._stop is not None:
+                break
+            time.sleep(CONTROL_INTERVAL)
+        if self._stop is None:
+            return True
+        item = {"id": job.id, "service": job.service, "d": job.description, "a": job.attempt}
+        try:
+            self.coordination.enqueue(self.queue, [{**item, "t": job.tries}])
+        except CoordinationError as exc:  # then its pilot's end makes it lost
+            log.error("could not hand back %s: %s", job.id, exc)
+        return False
 
     @staticmethod
     def _kill(process: subprocess.Popen[bytes]) -> None:
@@ -389,6 +421,7 @@ class Agent:
                 if now >= next_control:
                     self._read_control()
                     next_control = now + CONTROL_INTERVAL
+                    self._in_touch_since = self._beat_began  # set after a stop was requested
                 wanted = self._wanted(low_water)
                 if wanted:
                     items = self.coordination.claim(self.queue, self.claimer, wanted)
@@ -432,10 +465,12 @@ class Agent:
     def _beat(self) -> None:
         """Tell the manager this agent lives (it counts changes, not clock readings)."""
         self._beats += 1
+        began = time.monotonic()
         self.coordination.put_record(
             protocol.heartbeat_key(self.pilot_id),
             {"n": self._beats, "a": self.attempt, "ts": time.time(), "host": self.host},
         )
+        self._beat_began = began
 
     def _shutdown(self, pilot_state: str, unit_fate: str, detail: str) -> None:
         """End the pilot: unstarted units back to the queue, running ones killed, report.
