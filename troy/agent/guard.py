@@ -22,6 +22,7 @@ their agent dies, as before.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import socket
@@ -41,6 +42,9 @@ log = logging.getLogger("troy.agent")
 
 #: Seconds a re-run waits for an earlier copy it SIGKILLed to end before it gives up.
 END_TIMEOUT = 30.0
+#: Bytes the pipe to the guard holds (Linux's default for unprivileged processes' maximum),
+#: some 15,000 units' lines: a guard slowed by a slow disk does not hold up the agent.
+PIPE_SIZE = 1 << 20
 #: Guards started again after one died, at most, before the agent goes on without.
 MAX_RESTARTS = 3
 #: Runs the guard module by path: no troy import, no site packages, a fast start.
@@ -161,6 +165,8 @@ class Guard:
     def start(self) -> None:
         """Start the guard process.  Raises GuardError if it cannot be started."""
         read, write = os.pipe()  # both ends close-on-exec: units never hold them
+        with contextlib.suppress(OSError, AttributeError):  # room for bursts while it writes
+            fcntl.fcntl(write, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
         try:
             command = [sys.executable, "-I", "-S", "-c", _BOOT, guard_process.__file__]
             command += [str(read), str(self.directory), str(os.getpid()), self.pilot_id]
@@ -205,11 +211,16 @@ class Guard:
             log.error("the unit guard (pid %s) died: starting another", self._guard_pid())
             self._restart()
 
+    def _close_pipe(self) -> None:
+        if self._descriptor is not None:
+            os.close(self._descriptor)
+            self._descriptor = None
+
     def _guard_pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
 
     def _restart(self) -> None:
-        self.close()
+        self._close_pipe()
         if self._process is not None:
             self._process.poll()  # reap it
         self._restarts += 1
@@ -229,9 +240,8 @@ class Guard:
 
         Waits up to ``timeout`` seconds for it to be done.
         """
-        if self._descriptor is not None:
-            os.close(self._descriptor)
-            self._descriptor = None
+        with self._lock:  # a slot thread may still be writing
+            self._close_pipe()
         if timeout and self._process is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._process.wait(timeout)
