@@ -17,8 +17,10 @@ Why a pipe and not PR_SET_PDEATHSIG: the death signal reaches only a unit's
 first process (not what it forks), fires when the *thread* that started it
 ends, and needs code run between fork and exec, which takes every start off
 subprocess' fast path.  End of file on a pipe is delivered whatever kills the
-agent, costs the agent two writes per unit, and the guard learns a unit's
-process group before anything can leave it.
+agent, and costs the agent two writes per unit.  Nor is the agent made a
+child subreaper (PR_SET_CHILD_SUBREAPER): that changes only who inherits the
+orphaned descendants of a unit, not whether they end, and the agent, which
+waits for each unit by pid, would collect zombies it never reaps.
 
 The guard also keeps a small host-local registry file (one per agent, in
 ``$TROY_HOME/run/<host>``, rewritten at most every `FLUSH_INTERVAL` seconds,
@@ -251,10 +253,13 @@ class _Watch:
         self._partial = lines.pop()
         for line in lines:
             fields = line.split(b" ", 3)
-            if fields[0] == b"+" and len(fields) == 4:
-                self.running[int(fields[1])] = (fields[3].decode(), int(fields[2]), None)
-            elif fields[0] == b"-" and len(fields) == 2:
-                self.running.pop(int(fields[1]), None)
+            try:
+                if fields[0] == b"+" and len(fields) == 4:
+                    self.running[int(fields[1])] = (fields[3].decode(), int(fields[2]), None)
+                elif fields[0] == b"-" and len(fields) == 2:
+                    self.running.pop(int(fields[1]), None)
+            except ValueError:  # not from an agent: a guard does not die of it
+                continue
         for pgid, (unit, attempt, start) in list(self.running.items()):
             if start is None:
                 start = start_time(pgid)
