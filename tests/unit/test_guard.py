@@ -19,6 +19,7 @@ import pytest
 from troy.agent import guard
 from troy.agent.guard_process import (
     UnitGroup,
+    process_info,
     read_registrations,
     registry_path,
     start_time,
@@ -99,6 +100,33 @@ def test_the_guard_ends_the_groups_it_was_told_of_when_the_agent_end_closes(
     assert ended_by_sigkill(running)
     assert still_running(untold)
     wait_for_registry(tmp_path, set())
+
+
+def test_a_guard_that_dies_is_replaced_and_told_of_every_unit_that_runs(
+    tmp_path: Path, sleepers: list[subprocess.Popen[bytes]]
+) -> None:
+    sleepers.extend([sleeper(), sleeper()])
+    first, second = sleepers
+    watcher = guard.Guard(tmp_path, "pj-1")
+    watcher.start()
+    watcher.started("wu-1", 0, first.pid)
+    wait_for_registry(tmp_path, {("wu-1", first.pid)})
+    dead = watcher.pid
+    assert dead is not None
+    os.kill(dead, signal.SIGKILL)
+    wait_until_gone(dead)
+    watcher.started("wu-2", 0, second.pid)  # the write fails: a new guard, told of both
+    assert watcher.pid != dead
+    wait_for_registry(tmp_path, {("wu-1", first.pid), ("wu-2", second.pid)})
+    watcher.close(timeout=10)
+    assert ended_by_sigkill(first) and ended_by_sigkill(second)
+
+
+def wait_until_gone(pid: int) -> None:
+    deadline = time.monotonic() + 10
+    while (info := process_info(pid)) is not None and not info.zombie:
+        assert time.monotonic() < deadline, f"{pid} still runs"
+        time.sleep(0.01)
 
 
 def wait_for_registry(directory: Path, expected: set[tuple[str, int]]) -> None:

@@ -208,7 +208,7 @@ class Guard:
         try:
             os.write(self._descriptor, line)
         except BrokenPipeError:
-            log.error("the unit guard (pid %s) died: starting another", self._guard_pid())
+            log.error("the unit guard (pid %s) died: starting another", self.pid)
             self._restart()
 
     def _close_pipe(self) -> None:
@@ -216,7 +216,9 @@ class Guard:
             os.close(self._descriptor)
             self._descriptor = None
 
-    def _guard_pid(self) -> int | None:
+    @property
+    def pid(self) -> int | None:
+        """The guard process' pid (None before it starts)."""
         return self._process.pid if self._process is not None else None
 
     def _restart(self) -> None:
