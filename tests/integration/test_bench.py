@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -41,3 +42,16 @@ def test_binding_benchmark_runs_both_bindings() -> None:
         assert figures[kind]["makespan_s"] > 0
         assert all(0 < share <= 1.0 for share in figures[kind]["utilisation"].values())
     assert figures["early"]["units"] == {"fast": 12, "slow": 12}  # dealt at submit
+
+
+def test_guard_cost_benchmark_runs_both_ways(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH.with_name("guard_cost.py")), "-n", "20", "--repeats", "1"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "TMPDIR": str(tmp_path)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split(" this process")[0].strip() for line in lines] == [
+        "without the guard",
+        "with the guard",
+    ]
