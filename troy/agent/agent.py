@@ -421,7 +421,8 @@ class Agent:
                 if now >= next_control:
                     self._read_control()
                     next_control = now + CONTROL_INTERVAL
-                    self._in_touch_since = self._beat_began  # set after a stop was requested
+                    # After the read: a slot thread that sees it in touch sees a stop it requested.
+                    self._in_touch_since = self._beat_began
                 wanted = self._wanted(low_water)
                 if wanted:
                     items = self.coordination.claim(self.queue, self.claimer, wanted)
