@@ -28,6 +28,8 @@ never per unit) naming the process groups that run, each with the start time
 of its first process (``/proc/<pid>/stat``).  Another agent on this host that
 is about to run a unit again reads it to end the copy a stopped or hung agent
 still runs, and an agent sweeps files whose agent and guard are both dead.
+The guard writes it, not the agent, so that a unit costs the agent two
+writes to a pipe and no file-system round trip.
 A group is signalled only while its first process (pid = pgid, a session
 leader, which can never leave its group) still exists with the recorded start
 time: the kernel does not hand out a number that is still some process'
