@@ -80,6 +80,27 @@ FORKER = 'sleep 60 & echo $! > "$1/grandchild"; echo $$ > "$1/unit"; wait'
 
 
 def test_a_killed_agents_unit_and_what_it_forked_end(tmp_path: Path) -> None:
+    kill_an_agent_and_watch_its_unit_end(tmp_path)
+    # The guard removed its registry file once the groups were gone.
+    registry = Path(os.environ["TROY_HOME"]) / "run"
+    wait_until(
+        lambda: not any(read_registrations(d) for d in registry.iterdir()),
+        10,
+        "the guard to remove its registry file",
+    )
+
+
+def test_without_a_usable_registry_the_guard_still_ends_a_killed_agents_units(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("TROY_HOME", str(tmp_path / "a-file" / "home"))  # cannot be made
+    kill_an_agent_and_watch_its_unit_end(tmp_path)
+    errors = (tmp_path / "pilot" / "agent.err").read_text()
+    assert "cannot make the unit registry" in errors, errors
+
+
+def kill_an_agent_and_watch_its_unit_end(tmp_path: Path) -> None:
     with services(tmp_path) as (pilots, units):
         pilot = one_slot_pilot(pilots, tmp_path / "pilot")
         units.submit({"executable": "/bin/sh", "arguments": ["-c", FORKER, "sh", str(tmp_path)]})
@@ -98,13 +119,6 @@ def test_a_killed_agents_unit_and_what_it_forked_end(tmp_path: Path) -> None:
                 10,
                 "the killed agent's unit and its grandchild to end",
             )
-        # The guard removed its registry file once the groups were gone.
-        registry = Path(os.environ["TROY_HOME"]) / "run"
-        wait_until(
-            lambda: not any(read_registrations(d) for d in registry.iterdir()),
-            10,
-            "the guard to remove its registry file",
-        )
 
 
 def test_a_stopped_agents_unit_ends_when_its_pilot_is_canceled(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ import subprocess
 import threading
 import time
 import traceback
+from pathlib import Path
 from typing import Any
 
 from troy.agent import guard
@@ -165,8 +166,9 @@ class Agent:
         description = job.description
         transfers: list[dict[str, Any]] = []
         try:
-            if job.attempt and self.guard is not None:  # never alongside an earlier copy
-                guard.end_earlier_copies(self.guard.directory, job.id, job.attempt)
+            registry = self.guard.directory if self.guard is not None else None
+            if job.attempt and registry is not None:  # never alongside an earlier copy
+                guard.end_earlier_copies(registry, job.id, job.attempt)
             prepared = prepare(
                 job.id,
                 description,
@@ -375,15 +377,20 @@ class Agent:
     def _start_guard(self) -> None:
         """Start the guard; end units that dead agents left on this host.
 
-        Raises GuardError if the host's registry cannot be used safely.
+        Raises GuardError if the guard cannot be started.
         """
         if not guard.available():
             log.warning("no /proc here: units are not ended if this agent dies")
             return
-        directory = guard.registry_directory()
-        ended = guard.sweep(directory)
-        if ended:
-            log.warning("ended %d unit process groups left by dead agents on this host", ended)
+        directory: Path | None = None
+        try:
+            directory = guard.registry_directory()
+        except guard.GuardError as exc:  # the guard still ends this agent's units
+            log.error("%s; units that run again here are not checked for earlier copies", exc)
+        if directory is not None:
+            ended = guard.sweep(directory)
+            if ended:
+                log.warning("ended %d unit process groups left by dead agents on this host", ended)
         self.guard = guard.Guard(directory, self.pilot_id)
         self.guard.start()
 

@@ -13,7 +13,10 @@ The registry is ``$TROY_HOME/run/<host>``: per user (other users' processes
 cannot be signalled anyway), shared by every agent of this user on this host
 whatever its pilot, and named by host so that a ``$TROY_HOME`` on a shared
 filesystem still gives each host its own.  It is made 0700 and refused if
-another user owns it, since whoever writes it chooses what agents kill.
+another user owns it, since whoever writes it chooses what agents kill.  An
+agent that cannot use it (refused, or a read-only home) says so on stderr and
+runs without it: its guard still ends its units if it dies, but re-runs on
+this host are not checked for earlier copies.
 
 Without /proc (not Linux) there is no guard: units are then not ended when
 their agent dies, as before.
@@ -152,7 +155,8 @@ class Guard:
     unit that runs.
     """
 
-    def __init__(self, directory: Path, pilot_id: str) -> None:
+    def __init__(self, directory: Path | None, pilot_id: str) -> None:
+        #: The host's registry of running units (None: the guard keeps no file in one).
         self.directory = directory
         self.pilot_id = pilot_id
         #: pid -> (unit, attempt) of the units that run.
@@ -169,7 +173,7 @@ class Guard:
             fcntl.fcntl(write, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
         try:
             command = [sys.executable, "-I", "-S", "-c", _BOOT, guard_process.__file__]
-            command += [str(read), str(self.directory), str(os.getpid()), self.pilot_id]
+            command += [str(read), str(self.directory or ""), str(os.getpid()), self.pilot_id]
             self._process = subprocess.Popen(
                 command,
                 stdin=subprocess.DEVNULL,

@@ -232,7 +232,7 @@ def read_registrations(directory: str | os.PathLike[str]) -> list[Registration]:
 class _Watch:
     """The guard's state: the groups the agent runs, and its registry file."""
 
-    def __init__(self, path: Path, pilot: str, agent: tuple[int, int]) -> None:
+    def __init__(self, path: Path | None, pilot: str, agent: tuple[int, int]) -> None:
         self.path = path
         self.pilot = pilot
         self.agent = agent
@@ -279,7 +279,7 @@ class _Watch:
         ]
 
     def flush(self) -> None:
-        if self.running or self.path.exists():
+        if self.path is not None and (self.running or self.path.exists()):
             with contextlib.suppress(OSError):  # a full disk must not stop the guard
                 write_registration(self.path, self.pilot, self.agent, self.guard, self.groups())
         self.dirty = False
@@ -298,15 +298,18 @@ class _Watch:
         if groups:  # stuck (e.g. in uninterruptible sleep): leave them for a sweep to find
             self.running = {g.pgid: (g.unit, g.attempt, g.start) for g in groups}
             self.flush()
-        else:
+        elif self.path is not None:
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
 
 
 def serve(descriptor: int, directory: str, agent_pid: int, pilot: str) -> None:
-    """Watch the agent through ``descriptor`` until it is gone; then end its units."""
+    """Watch the agent through ``descriptor`` until it is gone; then end its units.
+
+    ``directory`` is the host's registry ("": keep no registry file).
+    """
     agent_start = start_time(agent_pid) or 0
-    path = registry_path(directory, agent_pid, agent_start)
+    path = registry_path(directory, agent_pid, agent_start) if directory else None
     watch = _Watch(path, pilot, (agent_pid, agent_start))
     while True:
         timeout = None
