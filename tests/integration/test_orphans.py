@@ -79,6 +79,15 @@ def killed_afterwards(pids: list[int]) -> Iterator[None]:
 FORKER = 'sleep 60 & echo $! > "$1/grandchild"; echo $$ > "$1/unit"; wait'
 
 
+def forker_pids(directory: Path) -> list[int]:
+    """The pids of a FORKER unit and its grandchild, once it wrote them; both run."""
+    files = [directory / "unit", directory / "grandchild"]
+    wait_until(lambda: all(read_pid(f) for f in files), 60, "the unit to write its pids")
+    pids = [pid for pid in map(read_pid, files) if pid is not None]
+    assert len(pids) == 2 and all(alive(pid) for pid in pids), pids
+    return pids
+
+
 def test_a_killed_agents_unit_and_what_it_forked_end(tmp_path: Path) -> None:
     kill_an_agent_and_watch_its_unit_end(tmp_path)
     # The guard removed its registry file once the groups were gone.
@@ -104,18 +113,12 @@ def kill_an_agent_and_watch_its_unit_end(tmp_path: Path) -> None:
     with services(tmp_path) as (pilots, units):
         pilot = one_slot_pilot(pilots, tmp_path / "pilot")
         units.submit({"executable": "/bin/sh", "arguments": ["-c", FORKER, "sh", str(tmp_path)]})
-        wait_until(
-            lambda: read_pid(tmp_path / "unit") and read_pid(tmp_path / "grandchild"),
-            60,
-            "the unit to write its pids",
-        )
-        pids = [read_pid(tmp_path / "unit"), read_pid(tmp_path / "grandchild")]
-        assert all(isinstance(pid, int) and alive(pid) for pid in pids), pids
-        with killed_afterwards(pids):  # type: ignore[arg-type]
+        pids = forker_pids(tmp_path)
+        with killed_afterwards(pids):
             assert pilot.handle is not None
             os.kill(pilot.handle["pid"], signal.SIGKILL)
             wait_until(
-                lambda: not any(alive(pid) for pid in pids),  # type: ignore[arg-type]
+                lambda: not any(alive(pid) for pid in pids),
                 10,
                 "the killed agent's unit and its grandchild to end",
             )
@@ -127,15 +130,10 @@ def test_a_stopped_agents_unit_ends_when_its_pilot_is_canceled(tmp_path: Path) -
     with services(tmp_path) as (pilots, units):
         pilot = one_slot_pilot(pilots, tmp_path / "pilot")
         units.submit({"executable": "/bin/sh", "arguments": ["-c", FORKER, "sh", str(tmp_path)]})
-        wait_until(
-            lambda: read_pid(tmp_path / "unit") and read_pid(tmp_path / "grandchild"),
-            60,
-            "the unit to write its pids",
-        )
-        pids = [read_pid(tmp_path / "unit"), read_pid(tmp_path / "grandchild")]
+        pids = forker_pids(tmp_path)
         assert pilot.handle is not None
         agent = pilot.handle["pid"]
-        with killed_afterwards(pids):  # type: ignore[arg-type]
+        with killed_afterwards(pids):
             os.kill(agent, signal.SIGSTOP)
             try:
                 pilot.cancel()  # SIGTERM waits while it is stopped: SIGKILL after the grace
@@ -143,7 +141,7 @@ def test_a_stopped_agents_unit_ends_when_its_pilot_is_canceled(tmp_path: Path) -
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(agent, signal.SIGCONT)
             wait_until(
-                lambda: not any(alive(pid) for pid in pids),  # type: ignore[arg-type]
+                lambda: not any(alive(pid) for pid in pids),
                 10,
                 "the stopped agent's unit and its grandchild to end",
             )
