@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -53,3 +54,16 @@ def test_storage_benchmark_measures_before_and_after_compaction() -> None:
     figures = json.loads(line.removeprefix("RESULT "))["file"]
     assert figures["n"] == 30
     assert figures["bytes_per_unit_before"] > 0 and figures["bytes_per_unit_after"] > 0
+
+
+def test_guard_cost_benchmark_runs_both_ways(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH.with_name("guard_cost.py")), "-n", "20", "--repeats", "1"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "TMPDIR": str(tmp_path)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split(" this process")[0].strip() for line in lines] == [
+        "without the guard",
+        "with the guard",
+    ]

@@ -8,7 +8,9 @@ start and output_data out after they end (troy.agent.staging).  The agent
 stops on a terminate request, on SIGTERM (both: units Canceled, pilot
 Canceled) or when the pilot's wall_time_limit is reached (units Failed with
 the reason, pilot Done); units it claimed but had not started go back to
-its queue so the manager can place them elsewhere.
+its queue so the manager can place them elsewhere.  A guard process ends the
+units of an agent that dies, and a unit that runs again first ends any copy of
+an earlier attempt still running on this host (troy.agent.guard).
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ import subprocess
 import threading
 import time
 import traceback
+from pathlib import Path
 from typing import Any
 
+from troy.agent import guard
 from troy.agent.launcher import describe_exit, load_launcher, prepare, start
 from troy.agent.reporter import Reporter
 from troy.agent.resources import discover, pilot_slots
@@ -132,6 +136,12 @@ class Agent:
         self._beats = 0
         beat = record.get("heartbeat") or {}
         self.heartbeat_interval: float = beat.get("interval", DEFAULT_HEARTBEAT)
+        self.heartbeat_timeout: float = beat.get("timeout", 6 * self.heartbeat_interval)
+        #: When (monotonic) the last beat that was written began, and that beat if it
+        #: was followed by a look at the control stream: the agent was in touch then.
+        self._beat_began = self._in_touch_since = time.monotonic()
+        #: Ends this agent's units if it dies (None where there is no /proc); set by run().
+        self.guard: guard.Guard | None = None
 
     # -- reports -------------------------------------------------------------
     def _report_unit(self, job: Job, state: str, **extra: Any) -> None:
@@ -156,6 +166,9 @@ class Agent:
         description = job.description
         transfers: list[dict[str, Any]] = []
         try:
+            registry = self.guard.directory if self.guard is not None else None
+            if job.attempt and registry is not None:  # never alongside an earlier copy
+                guard.end_earlier_copies(registry, job.id, job.attempt)
             prepared = prepare(
                 job.id,
                 description,
@@ -167,7 +180,14 @@ class Agent:
             )
             if description.get("input_data"):
                 transfers = self.stager.stage_in(description, prepared.sandbox)
+            if not self._may_start(job):
+                return
             process = start(prepared)
+            if self.guard is not None:
+                self.guard.started(job.id, job.attempt, process.pid)
+        except guard.GuardError as exc:
+            self._fail(job, "lost", str(exc))
+            return
         except StagingError as exc:
             self._fail(job, "failed", str(exc), transfers=transfers)
             return
@@ -182,7 +202,7 @@ class Agent:
         self._report_unit(job, "Running", sandbox=prepared.sandbox, host=self.host, cores=granted)
         if canceled:
             self._kill(process)
-        returncode = process.wait()
+        returncode = self.guard.wait(process) if self.guard is not None else process.wait()
         with self._lock:
             self._running.pop(job.id, None)
             canceled = job.id in self._cancel_requested
@@ -238,6 +258,32 @@ class Agent:
                 exit=returncode,
                 transfers=transfers or None,
             )
+
+    def _may_start(self, job: Job) -> bool:
+        """Hold a unit while the agent is out of touch; False if it must not start at all.
+
+        An agent that has not beaten and then read its control stream for half its
+        heartbeat timeout (stopped, or cut off from coordination) may be given up
+        for lost, and then its units run again elsewhere: a unit it starts late
+        could run alongside its own re-run.  So it waits until the agent is in
+        touch again; if the agent is stopping by then (e.g. it read that it was given
+        up), the unit goes back to the queue unstarted, as its backlog does.
+        """
+        if time.monotonic() - self._in_touch_since < self.heartbeat_timeout / 2:
+            return True
+        log.info("out of touch with coordination: %s waits to start", job.id)
+        while time.monotonic() - self._in_touch_since >= self.heartbeat_timeout / 2:
+            if self._stop is not None:
+                break
+            time.sleep(CONTROL_INTERVAL)
+        if self._stop is None:
+            return True
+        item = {"id": job.id, "service": job.service, "d": job.description, "a": job.attempt}
+        try:
+            self.coordination.enqueue(self.queue, [{**item, "t": job.tries}])
+        except CoordinationError as exc:  # then its pilot's end makes it lost
+            log.error("could not hand back %s: %s", job.id, exc)
+        return False
 
     @staticmethod
     def _kill(process: subprocess.Popen[bytes]) -> None:
@@ -312,6 +358,7 @@ class Agent:
     def run(self) -> int:
         """Run until stopped; return the process exit code."""
         os.makedirs(self.directory, exist_ok=True)
+        self._start_guard()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: self._signaled.set())
         self.pool.start()
@@ -328,7 +375,29 @@ class Agent:
             self.request_stop("Failed", "lost", f"agent error: {traceback.format_exc()}")
         assert self._stop is not None
         self._shutdown(*self._stop)
+        if self.guard is not None:
+            self.guard.close()  # it ends whatever did not stop in time
         return 0 if self._stop[0] != "Failed" else 1
+
+    def _start_guard(self) -> None:
+        """Start the guard; end units that dead agents left on this host.
+
+        Raises GuardError if the guard cannot be started.
+        """
+        if not guard.available():
+            log.warning("no /proc here: units are not ended if this agent dies")
+            return
+        directory: Path | None = None
+        try:
+            directory = guard.registry_directory()
+        except guard.GuardError as exc:  # the guard still ends this agent's units
+            log.error("%s; units that run again here are not checked for earlier copies", exc)
+        if directory is not None:
+            ended = guard.sweep(directory)
+            if ended:
+                log.warning("ended %d unit process groups left by dead agents on this host", ended)
+        self.guard = guard.Guard(directory, self.pilot_id)
+        self.guard.start()
 
     def _loop(self) -> None:
         """Claim units while the backlog is low; watch control, signals and the wall time.
@@ -364,6 +433,8 @@ class Agent:
                 if now >= next_control:
                     self._read_control()
                     next_control = now + CONTROL_INTERVAL
+                    # After the read: a slot thread that sees it in touch sees a stop it requested.
+                    self._in_touch_since = self._beat_began
                 wanted = self._wanted(low_water)
                 if wanted:
                     items = self.coordination.claim(self.queue, self.claimer, wanted)
@@ -407,10 +478,12 @@ class Agent:
     def _beat(self) -> None:
         """Tell the manager this agent lives (it counts changes, not clock readings)."""
         self._beats += 1
+        began = time.monotonic()
         self.coordination.put_record(
             protocol.heartbeat_key(self.pilot_id),
             {"n": self._beats, "a": self.attempt, "ts": time.time(), "host": self.host},
         )
+        self._beat_began = began
 
     def _shutdown(self, pilot_state: str, unit_fate: str, detail: str) -> None:
         """End the pilot: unstarted units back to the queue, running ones killed, report.

@@ -154,6 +154,8 @@ class LocalBackend(Backend):
             if not self._alive(handle):
                 return
             time.sleep(0.02)
+        # Units run in sessions of their own, outside this group: the agent's guard
+        # (troy.agent.guard), also in a session of its own, ends them once the agent is gone.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
         self._exit_code(handle)  # reap it
