@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -536,3 +537,37 @@ def test_two_prefixes_on_one_server_are_independent(
     finally:
         one.close()
         two.close()
+
+
+def test_an_agent_started_while_redis_restarts_waits_for_it(
+    fresh_redis_server: RedisServer,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Redis refuses connections just as a pilot's agent starts: the agent tries again
+    until it answers and runs the units.  (Before: it exited at once, the pilot failed
+    and its units with it; found by the chaos campaign, seed 67.)"""
+    import os
+    import signal
+
+    from troy import PilotJobService, State, WorkUnitService
+
+    server = fresh_redis_server
+    url = f"{server.url}?prefix=agentstart"
+    with PilotJobService(coordination=url) as pilots, WorkUnitService(coordination=url) as units:
+        pilot = pilots.create(
+            "fork://localhost", {"number_of_processes": 2, "working_directory": str(tmp_path)}
+        )
+        agent = int(pilot.handle["pid"])
+        os.kill(agent, signal.SIGSTOP)  # still importing: it has not connected yet
+        units.add(pilots)
+        submitted = units.submit([{"executable": "/bin/true"}] * 3)
+        server.stop()
+        try:
+            os.kill(agent, signal.SIGCONT)
+            time.sleep(1.5)  # it is refused, and must not give up
+        finally:
+            server.start()
+        units.wait(timeout=60)
+        assert [u.state for u in submitted] == [State.Done] * 3
+        assert pilot.state == State.Running, pilot.state_detail
+        pilots.cancel()

@@ -55,6 +55,8 @@ MAX_OUTAGE = 600.0
 #: Seconds between tries while coordination is unreachable: the first wait, doubling to the cap.
 OUTAGE_FIRST_WAIT = 0.2
 OUTAGE_MAX_WAIT = 5.0
+#: Seconds an agent keeps trying to reach coordination when it starts.
+CONNECT_WINDOW = 60.0
 
 
 def wall_time_seconds(limit_minutes: float, in_batch_job: bool) -> float:
@@ -524,6 +526,26 @@ class Agent:
             log.error("could not report the pilot's end: %s", exc)
 
 
+def connect(url: str, opener: Any, window: float = CONNECT_WINDOW) -> Coordination:
+    """The agent's connection: an outage just as it starts is waited out, for ``window`` s.
+
+    The manager reached the service moments before it launched this agent, so a
+    refusal now is an outage (a Redis restarting, a full disk), not a wrong URL.
+    """
+    deadline = time.monotonic() + window
+    wait = OUTAGE_FIRST_WAIT
+    while True:
+        try:
+            connection: Coordination = opener(url)
+            return connection
+        except CoordinationError as exc:
+            if time.monotonic() + wait > deadline:
+                raise
+            log.warning("cannot reach coordination yet, trying again in %.1f s: %s", wait, exc)
+            time.sleep(wait * random.uniform(0.8, 1.2))
+            wait = min(wait * 2, OUTAGE_MAX_WAIT)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m troy.agent``."""
     import argparse
@@ -535,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pilot", required=True, help="pilot id")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    coordination = open_coordination(args.coordination)
+    coordination = connect(args.coordination, open_coordination)
     try:
         return Agent(coordination, args.pilot).run()
     finally:
