@@ -454,3 +454,30 @@ def test_an_agent_that_starts_on_a_full_disk_waits_for_coordination(tmp_path: Pa
         if units is not None:
             units.close()
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_unit_queued_twice_for_one_attempt_runs_once(tmp_path: Path) -> None:
+    """A commit retried after an unknown outcome (a full disk mid-commit) can queue one
+    attempt of a unit twice: the agent runs it once.  (Before: two copies ran at
+    once on one pilot; found by the chaos campaign, seed 122.)"""
+    from troy import PilotJobService
+    from troy.model import protocol
+
+    coordination = str(tmp_path / "coordination")
+    log = tmp_path / "started.log"
+    with PilotJobService(coordination=coordination) as pilots:
+        units = WorkUnitService(coordination=coordination)
+        pilot = pilots.create("fork://localhost", {"number_of_processes": 2})
+        _wait_for(lambda: pilot.state == State.Running, "the pilot never ran")
+        description = {"executable": "/bin/sh", "arguments": ["-c", f"echo x >> {log}; sleep 1"]}
+        units.add(pilots)
+        (unit,) = units.submit([description])
+        client = units._manager.coordination
+        item = {"id": unit.id, "service": units.id, "d": unit.description.as_dict(), "a": 0}
+        client.enqueue(protocol.pilot_key(pilot.id), [item])  # the same attempt again
+        units.wait(timeout=60)
+        time.sleep(0.5)  # a second copy, if any, would have started by now
+        assert unit.state == State.Done
+        assert log.read_text().split() == ["x"]
+        units.close()
+        pilots.cancel()

@@ -57,6 +57,8 @@ OUTAGE_FIRST_WAIT = 0.2
 OUTAGE_MAX_WAIT = 5.0
 #: Seconds an agent keeps trying to reach coordination when it starts.
 CONNECT_WINDOW = 60.0
+#: How many (unit, attempt) pairs an agent remembers having taken, to run a duplicate once.
+TAKEN_MEMORY = 100_000
 
 
 def wall_time_seconds(limit_minutes: float, in_batch_job: bool) -> float:
@@ -125,6 +127,8 @@ class Agent:
         self._lock = threading.Lock()
         self._running: dict[str, subprocess.Popen[bytes]] = {}
         self._cancel_requested: set[str] = set()
+        #: (unit id, attempt) of the items taken lately, oldest first (see _accept).
+        self._taken: dict[tuple[str, int], None] = {}
         self.claim_size = max(64, 4 * self.slots)
         self.pool = SlotPool(
             self.slots, self._run, low_water=max(2 * self.slots, 32), hungry=self._wake
@@ -331,6 +335,16 @@ class Agent:
     def _accept(self, items: list[dict[str, Any]]) -> None:
         jobs = []
         for item in items:
+            taken = (item["id"], item.get("a", 0))
+            if taken in self._taken:
+                # The same attempt queued twice (a commit retried after an unknown
+                # outcome): it runs once; the copy is only acknowledged.
+                log.info("unit %s attempt %s was queued twice: running it once", *taken)
+                self.reporter.acknowledge([item["id"]])
+                continue
+            self._taken[taken] = None
+            if len(self._taken) > TAKEN_MEMORY:
+                del self._taken[next(iter(self._taken))]
             description = item["d"]
             fewest, most = unit_core_range(description)
             job = Job(
