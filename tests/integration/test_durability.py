@@ -481,3 +481,41 @@ def test_a_unit_queued_twice_for_one_attempt_runs_once(tmp_path: Path) -> None:
         assert log.read_text().split() == ["x"]
         units.close()
         pilots.cancel()
+
+
+def test_units_whose_placement_failed_once_are_placed_at_the_next_poll(tmp_path: Path) -> None:
+    """Coordination fails (a full disk) as the monitor places a unit whose dependency
+    just ended: it tries again at the next poll.  (Before: the unit stayed New for
+    ever and the run hung; found by the chaos campaign, seed 122.)  The failure is
+    injected into a real file coordination."""
+    from troy import PilotJobService
+    from troy.model.errors import CoordinationError
+
+    coordination = str(tmp_path / "coordination")
+    with PilotJobService(coordination=coordination) as pilots:
+        units = WorkUnitService(coordination=coordination)
+        pilot = pilots.create("fork://localhost", {"number_of_processes": 2})
+        _wait_for(lambda: pilot.state == State.Running, "the pilot never ran")
+        units.add(pilots)
+        first, second = units.submit(
+            [
+                {"name": "first", "executable": "/bin/sleep", "arguments": ["0.3"]},
+                {"executable": "/bin/true", "after": ["first"]},
+            ]
+        )
+        client = units._manager.coordination
+        real_commit = client.commit
+        failures: list[str] = []
+
+        def commit_failing_once(stream: str, events: Any, queues: Any) -> None:
+            if queues and not failures:  # the placement of `second`, once `first` ended
+                failures.append(stream)
+                raise CoordinationError("cannot write: [Errno 28] No space left on device")
+            real_commit(stream, events, queues)
+
+        client.commit = commit_failing_once
+        units.wait(timeout=30)
+        assert failures, "the failure was never injected"
+        assert [first.state, second.state] == [State.Done, State.Done]
+        units.close()
+        pilots.cancel()

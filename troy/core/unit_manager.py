@@ -506,7 +506,11 @@ class UnitManager(ServiceManager, Generic[U]):
                 waiting = list(self._waiting.values())
                 queued = list(self._queued.values()) if self._rebalance else []
             if waiting or queued:
-                self.placement.place(waiting, queued=queued)
+                try:
+                    self.placement.place(waiting, queued=queued)
+                except TroyError:
+                    self._place_again = True  # coordination failed: place them next poll
+                    raise
             elif due:
                 self.placement.next_call_at = None
         # While units are out on pilots, look often: a finished run is noticed at once;

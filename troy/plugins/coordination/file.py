@@ -83,6 +83,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import os
 import threading
 import time
@@ -114,6 +115,8 @@ from troy.plugins.coordination.file_streams import (
     own_position,
     read_logs,
 )
+
+log = logging.getLogger("troy.coordination")
 
 
 def root_of(url: str) -> str:
@@ -432,7 +435,13 @@ class FileCoordination(QueueFiles, Coordination):
             with contextlib.suppress(OSError):
                 os.unlink(intent_path)
             raise
-        roll_forward(intent_path, staged)
+        try:
+            roll_forward(intent_path, staged)
+        except CoordinationError as exc:
+            # Committed: the stream line (or the intent) landed, so the items are
+            # enqueued by whoever next claims or withdraws.  Raising would tell the
+            # caller it failed, and a manager would place the units a second time.
+            log.warning("committed; moving its items into their queues waits: %s", exc)
 
     def _own_file(self, folder: str) -> str:
         """The name of this connection's file in a stream folder."""

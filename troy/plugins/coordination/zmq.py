@@ -379,9 +379,10 @@ class _Broker:
                 checked = {queue: _check_items(queue, items) for queue, items in queues.items()}
                 if not all(isinstance(event, dict) for event in events):
                     raise CoordinationError(f"events for {stream} are not all JSON objects")
-                self._writer(connection, session).append(stream, events)
-                for queue, items in checked.items():
-                    journal.enqueue(queue, items)
+                # The journal's own commit: all or nothing, also on a full disk (an
+                # append that landed with some queues and not others would make the
+                # manager place those units again: two copies of one attempt).
+                self._writer(connection, session).commit(stream, events, checked)
                 return None
             case "enqueue", [queue, list() as items]:
                 return journal.enqueue(queue, items)
