@@ -19,6 +19,7 @@ from redis_fixtures import fresh_redis_server
 
 import troy
 from troy import State
+from troy.model import processes
 from troy.model.errors import CoordinationError
 from troy.testing.backends import wait_until
 
@@ -28,12 +29,8 @@ __all__ = ["fresh_redis_server"]  # a fixture, used by name
 
 
 def alive(pid: int) -> bool:
-    """True while ``pid`` runs (not yet reaped counts as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except OSError:
-        return False
+    """True while ``pid`` runs (a zombie, not yet reaped, counts as gone)."""
+    return processes.start_time(pid) is not None
 
 
 @pytest.fixture

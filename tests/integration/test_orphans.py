@@ -20,18 +20,15 @@ import pytest
 import troy
 from troy import State
 from troy.agent.guard_process import read_registrations, start_time
+from troy.model import processes
 from troy.testing.backends import wait_until
 
 pytestmark = pytest.mark.slow
 
 
 def alive(pid: int) -> bool:
-    """True while ``pid`` runs (a zombie does not)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except OSError:
-        return False
+    """True while ``pid`` runs (a zombie, not yet reaped, counts as gone)."""
+    return processes.start_time(pid) is not None
 
 
 @contextlib.contextmanager

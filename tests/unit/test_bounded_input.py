@@ -115,7 +115,7 @@ def test_a_malformed_resource_url_is_a_troy_error(tmp_path: Path) -> None:
         assert service.list() == []  # nothing recorded
 
 
-def test_the_yaml_budget_counts_values_not_lines(tmp_path: Path) -> None:
+def test_anchors_and_merge_keys_still_work_under_the_values_budget(tmp_path: Path) -> None:
     text = textwrap.dedent(
         """\
         defaults: &defaults {number_of_processes: 2}

@@ -14,6 +14,7 @@ raise it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from dataclasses import dataclass
 
@@ -48,10 +49,16 @@ class Limits:
 
 
 def current() -> Limits:
-    """The limits: the defaults, changed by ``$TROY_LIMITS``; BadDescription names a bad one."""
+    """The limits: the defaults, changed by ``$TROY_LIMITS``; BadDescription names a bad one.
+
+    Validators call it per value, so a setting is parsed once (cached by its text).
+    """
     text = os.environ.get("TROY_LIMITS", "").strip()
-    if not text:
-        return _DEFAULT
+    return _parse(text) if text else _DEFAULT
+
+
+@functools.lru_cache(maxsize=8)
+def _parse(text: str) -> Limits:
     names = [field.name for field in dataclasses.fields(Limits)]
     changes: dict[str, int] = {}
     for part in text.split(","):

@@ -167,29 +167,36 @@ class Coordination(ABC):
 
         No number is ever handed out twice, whoever asks, and a call retried
         after an unknown outcome reserves once.  The default stores one record per
-        reservation (``counter/<n>``: its start and count, made with `create_record`)
-        and remembers the last one it saw, so a reservation costs a read and a
-        create; a service with an atomic increment overrides it.
+        reservation (``counter/<n>``: its start and count, made with `create_record`):
+        the racer that creates record n+1 gets the numbers after record n's.  A
+        connection remembers where its last reservation ended, so it lists the
+        counter's records only the first time; a reservation then costs one create
+        (and a read per reservation another process made meanwhile).  A service
+        with an atomic increment overrides it.
         """
         if count < 1:
             raise CoordinationError(f"allocate: count must be at least 1, got {count}")
         check_name(counter)
-        known: dict[str, int] = self.__dict__.setdefault("_last_reservations", {})
-        block = known.get(counter)
-        if block is None:
-            words = (key.rpartition("/")[2] for key in self.list_records(counter))
-            block = max((int(word) for word in words if word.isdigit()), default=-1)
+        known: dict[str, tuple[int, int]] = self.__dict__.setdefault("_reservations", {})
+        block, start = known.get(counter) or self._last_reservation(counter)
         while True:
-            start = 0
-            if block >= 0:
-                previous = self.get_record(f"{counter}/{block}")
-                if previous is None:
-                    raise CoordinationError(f"allocate: reservation {counter}/{block} is missing")
-                start = int(previous["start"]) + int(previous["count"])
-            block += 1
-            if self.create_record(f"{counter}/{block}", {"start": start, "count": count}):
-                known[counter] = block
+            key = f"{counter}/{block + 1}"
+            if self.create_record(key, {"start": start, "count": count}):
+                known[counter] = (block + 1, start + count)
                 return start
+            won = self.get_record(key)
+            if won is None:
+                raise CoordinationError(f"allocate: reservation {key} vanished")
+            block, start = block + 1, int(won["start"]) + int(won["count"])
+
+    def _last_reservation(self, counter: str) -> tuple[int, int]:
+        """The highest reservation record of ``counter`` and where it ends; (-1, 0) if none."""
+        words = (key.rpartition("/")[2] for key in self.list_records(counter))
+        block = max((int(word) for word in words if word.isdigit()), default=-1)
+        if block < 0:
+            return -1, 0
+        record = self.get_record(f"{counter}/{block}") or {}
+        return block, int(record.get("start", 0)) + int(record.get("count", 0))
 
     # -- streams -----------------------------------------------------------
     @abstractmethod

@@ -173,7 +173,6 @@ class FileCoordination(QueueFiles, Coordination):
         self._claim_lock = threading.Lock()
         self._commits = os.path.join(self.root, "commits")
         #: Per counter: this connection's last reservation (its block number, where it ended).
-        self._allocations: dict[str, tuple[int, int]] = {}
         #: Per summary file path: the writer files it replaced (its content never changes).
         self._replaced: dict[str, frozenset[str]] = {}
         for folder in (self._records, self._streams, self._queues):
@@ -244,11 +243,7 @@ class FileCoordination(QueueFiles, Coordination):
         self._mkdir(folder)
         tmp = self._temp_name(folder)
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            try:
-                write_all(fd, data)
-            finally:
-                os.close(fd)
+            write_new(tmp, data)
             try:
                 os.link(tmp, path)
             except FileExistsError:
@@ -259,37 +254,6 @@ class FileCoordination(QueueFiles, Coordination):
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
-
-    def allocate(self, counter: str, count: int) -> int:
-        """Reserve ``count`` numbers: records ``counter/0``, ``counter/1``... (`create_record`).
-
-        Each record says where its reservation starts and how many it holds; the
-        racer that creates record n+1 gets the numbers after record n's.  A
-        connection remembers its last record, so it lists the counter's records only
-        the first time, and follows the chain from there.
-        """
-        if count < 1:
-            raise CoordinationError(f"allocate: count must be at least 1, got {count}")
-        check_name(counter)
-        block, start = self._allocations.get(counter) or self._last_reservation(counter)
-        while True:
-            key = f"{counter}/{block + 1}"
-            if self.create_record(key, {"start": start, "count": count}):
-                self._allocations[counter] = (block + 1, start + count)
-                return start
-            won = self.get_record(key)
-            if won is None:
-                raise CoordinationError(f"allocate: reservation {self._record_path(key)} vanished")
-            block, start = block + 1, int(won["start"]) + int(won["count"])
-
-    def _last_reservation(self, counter: str) -> tuple[int, int]:
-        """The highest reservation record of ``counter`` and where it ends; (-1, 0) if none."""
-        words = [key.rpartition("/")[2] for key in self.list_records(counter)]
-        block = max((int(word) for word in words if word.isdigit()), default=-1)
-        if block < 0:
-            return -1, 0
-        record = self.get_record(f"{counter}/{block}") or {}
-        return block, int(record.get("start", 0)) + int(record.get("count", 0))
 
     def get_record(self, key: str) -> dict[str, Any] | None:
         """The record under ``key``, or None."""
