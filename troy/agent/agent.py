@@ -35,7 +35,7 @@ from troy.agent.reporter import Reporter
 from troy.agent.resources import discover, pilot_slots
 from troy.agent.slots import Job, SlotPool
 from troy.agent.staging import Stager, StagingError
-from troy.model import protocol, retry
+from troy.model import protocol, retry, secrets
 from troy.model.cores import unit_core_range
 from troy.model.errors import CoordinationError
 from troy.plugins.coordination.base import Coordination
@@ -571,7 +571,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pilot", required=True, help="pilot id")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    coordination = connect(args.coordination, open_coordination)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(secrets.ScrubFilter())
+    # Taken out of the environment before any unit starts: units never see them.
+    url = secrets.join_url(args.coordination, secrets.take_agent_secrets())
+    coordination = connect(url, open_coordination)
     try:
         return Agent(coordination, args.pilot).run()
     finally:

@@ -21,7 +21,7 @@ from troy.core.monitor import Monitor
 from troy.core.service import ServiceManager
 from troy.core.tracked import Change, TrackedPilot
 from troy.core.transitions import advance
-from troy.model import config, protocol
+from troy.model import config, protocol, secrets
 from troy.model.description import PilotJobDescription
 from troy.model.errors import BackendError, CoordinationError, NoSuchObject, TroyError
 from troy.model.states import PILOTJOB_TYPE, PILOTJOB_TYPE_PLUGIN, State
@@ -208,7 +208,7 @@ class PilotManager(ServiceManager, Generic[P]):
                 "handle": pilot.handle,
                 "attempt": pilot.attempt,
                 "created": pilot.history[0][1] if pilot.history else time.time(),
-                "coordination": self.coordination_url,
+                "coordination": self.coordination.public_url(),
                 "queue": pilot.queue,
                 "pull": pilot.queue != protocol.pilot_key(pilot.id),
                 "heartbeat": {
@@ -224,12 +224,15 @@ class PilotManager(ServiceManager, Generic[P]):
             "-m",
             "troy.agent",
             "--coordination",
-            self.coordination_url,
+            self.coordination.public_url(),
             "--pilot",
             pilot.id,
         ]
+        # Secrets travel in the agent's environment, never on its command line (ps shows that).
+        hidden = self.coordination.agent_secrets()
+        environment = {secrets.AGENT_SECRETS_ENV: secrets.encode(hidden)} if hidden else {}
         launch = PilotLaunch(
-            pilot.id, pilot.rm, pilot.description, pilot.working_directory, command
+            pilot.id, pilot.rm, pilot.description, pilot.working_directory, command, environment
         )
         try:
             pilot.handle = backend.launch(launch)

@@ -31,7 +31,8 @@ class Option:
     ``accepts`` says in words what it takes (shown by ``troy plugins --describe``);
     without it, the check's own ``accepts`` (the ready-made checks below have one).
     ``in_url`` (stores only) marks an option given in the store URL's query
-    rather than in the Pilot-Data description.
+    rather than in the Pilot-Data description.  ``secret`` marks a value that
+    must never be shown, recorded or put on a command line (troy.model.secrets).
     """
 
     default: Any
@@ -39,6 +40,7 @@ class Option:
     check: Callable[[Any], Any] | None = None
     accepts: str = ""
     in_url: bool = False
+    secret: bool = False
 
 
 class Check:

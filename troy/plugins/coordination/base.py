@@ -28,6 +28,11 @@ absent: leases), ``allocate`` (an atomic counter: unit ids), ``ack`` (claimed
 items acknowledged and dropped) and ``compact`` (a finished stream replaced by
 one summary).  Their defaults let a 1.1 plugin keep working: ``create_record``
 is then not atomic across processes, and ``ack``/``compact`` keep everything.
+
+Contract 1.3 adds secrets: ``public_url`` (the URL as it may be shown, recorded
+and put on an agent's command line) and ``agent_secrets`` (what an agent on
+another host needs besides it, handed over in the agent's environment; see
+troy.model.secrets).  Options declared ``secret=True`` are never shown.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from collections.abc import Collection, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, ClassVar
 
+from troy.model import secrets as secret_values
 from troy.model.errors import CoordinationError
 from troy.plugins import options
 from troy.plugins.options import Option
@@ -60,7 +66,7 @@ HOST = re.sub(r"[^A-Za-z0-9_-]+", "_", socket.gethostname())[:48] or "host"
 
 #: The version of this contract, MAJOR.MINOR; a plugin says which it was written for in
 #: ``contract_version``.  A new MAJOR breaks older plugins; a new MINOR only adds, with defaults.
-CONTRACT_VERSION = "1.2"
+CONTRACT_VERSION = "1.3"
 #: What each version changed (the registry quotes it when a plugin's version does not fit).
 CONTRACT_CHANGES: dict[str, str] = {
     "1.0": "versioned from here on: records, streams, queues; commit and close with defaults",
@@ -68,6 +74,8 @@ CONTRACT_CHANGES: dict[str, str] = {
     "are declared (default: none; an undeclared one is refused)",
     "1.2": "create_record (store if absent), allocate (atomic counter), ack (claimed items "
     "dropped) and compact (a stream replaced by a summary); defaults keep 1.1 plugins working",
+    "1.3": "public_url and agent_secrets (secrets never on a command line, in a record or "
+    "message); Option(secret=True); defaults split the URL's password and secret options",
 }
 
 
@@ -129,6 +137,30 @@ class Coordination(ABC):
             self._writer_pid = pid
             self._writer_id = new_writer_id()
         return self._writer_id
+
+    # -- secrets ----------------------------------------------------------
+    @classmethod
+    def secret_options(cls) -> frozenset[str]:
+        """Names of this plugin's options that hold a secret (declared ``secret=True``)."""
+        return frozenset(name for name, spec in cls.option_specs.items() if spec.secret)
+
+    def public_url(self) -> str:
+        """This connection's URL without its secrets: safe to show, record and pass on argv.
+
+        The default takes out the user part's password and every secret query
+        option (troy.model.secrets.split_url).
+        """
+        return secret_values.split_url(self.url, self.secret_options())[0]
+
+    def agent_secrets(self) -> dict[str, str]:
+        """What an agent (maybe on another host) needs besides `public_url` to connect.
+
+        troy hands it to the agent in its environment, never on a command line;
+        the agent joins it to the public URL (troy.model.secrets.join_url).  The
+        default: the secrets `public_url` took out.  A plugin that reads a secret
+        from a local file or makes keys adds them here.
+        """
+        return secret_values.split_url(self.url, self.secret_options())[1]
 
     # -- records -----------------------------------------------------------
     @abstractmethod
