@@ -49,6 +49,10 @@ SECRET_NAMES = frozenset(
         "curve_secretkey",
     }
 )
+#: Environment variables troy reads a secret from (the redis plugin's password).  An agent
+#: gets what it needs in `AGENT_SECRETS_ENV` and removes these too before any unit starts
+#: (a backend may pass the manager's whole environment on).
+SECRET_ENVIRONMENT = frozenset({"TROY_REDIS_PASSWORD"})
 _SECRET_SUFFIXES = ("_password", "_secret", "_token", "_secretkey", "_secret_key")
 #: Secrets shorter than this are not scrubbed from free text (they would hit ordinary words).
 MIN_SCRUBBED = 4
@@ -171,7 +175,12 @@ def decode(text: str) -> dict[str, str]:
 
 
 def take_agent_secrets() -> dict[str, str]:
-    """The secrets the manager gave this agent, out of the environment (so no unit sees them)."""
+    """The secrets the manager gave this agent, out of the environment (so no unit sees them).
+
+    Variables of `SECRET_ENVIRONMENT` it inherited are removed as well.
+    """
+    for name in SECRET_ENVIRONMENT:
+        os.environ.pop(name, None)
     return decode(os.environ.pop(AGENT_SECRETS_ENV, ""))
 
 
