@@ -241,12 +241,13 @@ def test_a_key_outside_the_users_pattern_is_refused(
 
 
 # -- a whole run ---------------------------------------------------------------------------
-@pytest.mark.parametrize("password_from", ["url", "environment"])
+@pytest.mark.parametrize("password_from", ["url", "file", "environment"])
 def test_a_run_over_tls_as_an_acl_user(
     redis_tls_server: TlsRedisServer,  # noqa: F811
     prefix: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    password_file: Path,
     password_from: str,
 ) -> None:
     """Units run on a local pilot whose agent connects over TLS as ``app``; the agent gets
@@ -255,12 +256,16 @@ def test_a_run_over_tls_as_an_acl_user(
     from troy import PilotJobService, State, WorkUnitService
 
     server = redis_tls_server
+    url = f"rediss://{TLS_USER}@{server.address}/0?{server.tls_query()}&prefix={prefix}"
     if password_from == "url":
         url = f"{server.url}&prefix={prefix}"
+    elif password_from == "file":
+        # The agent is handed the password: it never reads the file (nor needs it).
+        url += f"&password_file={password_file}"
     else:
         monkeypatch.setenv(PASSWORD_ENV, server.password)
-        url = f"rediss://{TLS_USER}@{server.address}/0?{server.tls_query()}&prefix={prefix}"
     with PilotJobService(coordination=url) as pilots, WorkUnitService(coordination=url) as units:
+        password_file.unlink()  # as on an agent's host that lacks it
         pilot = pilots.create(
             "fork://localhost", {"number_of_processes": 2, "working_directory": str(tmp_path)}
         )
@@ -282,4 +287,6 @@ def test_a_run_over_tls_as_an_acl_user(
             assert secrets.AGENT_SECRETS_ENV not in environment
             assert PASSWORD_ENV not in environment
         pilots.cancel()
-    assert os.environ.get(PASSWORD_ENV) == (server.password if password_from != "url" else None)
+    assert os.environ.get(PASSWORD_ENV) == (
+        server.password if password_from == "environment" else None
+    )
