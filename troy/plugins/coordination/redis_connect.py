@@ -117,13 +117,12 @@ _HINTS: tuple[tuple[tuple[str, ...], str], ...] = (
     ),
     (
         ("UNKNOWN_CA", "unknown ca", "BAD_CERTIFICATE", "bad certificate", "certificate unknown"),
-        "the server refused this client's certificate (ssl_certfile=): not signed by a CA it"
-        " trusts",
+        "the server refused this client certificate (ssl_certfile=): not signed by a CA it trusts",
     ),
     (
         ("certificate required", "CERTIFICATE_REQUIRED", "EOF occurred in violation of protocol"),
-        "the server ended the TLS handshake: it may require a client certificate"
-        " (ssl_certfile= and ssl_keyfile=)",
+        "the server ended the TLS handshake: it may require a client certificate signed by"
+        " its CA (ssl_certfile= and ssl_keyfile=)",
     ),
     (
         ("WRONG_VERSION_NUMBER", "wrong version number", "record layer failure"),
@@ -141,6 +140,11 @@ def explain(exc: BaseException, tls: bool) -> str:
     timeout = isinstance(exc, TimeoutError) or "Timeout" in type(exc).__name__
     if tls and timeout:
         return "no TLS handshake: is it a plain server (redis://), or not Redis at all?"
-    if not tls and ("reset by peer" in message or "closed by server" in message):
+    if "reset by peer" in message or "closed by server" in message:
+        if tls:  # TLS 1.3: the server checks the client's certificate after the handshake
+            return (
+                "the server hung up after the TLS handshake: it may require a client"
+                " certificate signed by its CA (ssl_certfile= and ssl_keyfile=)"
+            )
         return "the server hung up: if it serves TLS only, use rediss://"
     return ""
