@@ -32,6 +32,7 @@ iRODS environment and ~/.irods).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Mapping
@@ -45,6 +46,8 @@ from troy.model.states import State
 from troy.plugins import registry
 from troy.plugins.coordination.base import Coordination
 from troy.plugins.stores.base import Store
+
+log = logging.getLogger(__name__)
 
 
 def pilot_data_key(pilot_data_id: str) -> str:
@@ -211,6 +214,15 @@ def open_store(record: dict[str, Any]) -> Store:
     """
     with _store_secrets_lock:
         kept = dict(_store_secrets.get(str(record.get("id")), {}))
+    missing = sorted(set(record.get("withheld") or ()) - set(kept))
+    if missing:
+        log.warning(
+            "Pilot-Data %s was made with %s, which troy does not record and this process was"
+            " not given (an agent is given them only by the process that made the Pilot-Data):"
+            " the store uses its own credential chain",
+            record.get("id"),
+            " and ".join(missing),
+        )
     description = PilotDataDescription(
         {**(record.get("description") or {"service_url": record["url"]}), **kept}
     )
