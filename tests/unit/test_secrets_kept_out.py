@@ -147,3 +147,19 @@ def test_a_store_url_with_a_password_is_refused_before_it_is_recorded(
         service.create_pilot({"service_url": "irods://troy:url-password@host/zone/p"})
     assert "url-password" not in str(caught.value)
     assert "url-password" not in every_file_text(tmp_path)
+
+
+def test_data_unit_urls_in_a_unit_description_lose_their_password() -> None:
+    from troy.model.description import WorkUnitDescription
+
+    full = "redis://:desc-password@127.0.0.1:6390/0#du-1"
+    description = WorkUnitDescription(
+        {
+            "executable": "/bin/true",
+            "input_data": [full, {full: ["*.txt"]}],
+            "output_data": [{full: ["out-*"]}],
+        }
+    )
+    recorded = repr(description.as_dict())
+    assert "desc-password" not in recorded
+    assert "redis://127.0.0.1:6390/0#du-1" in recorded
