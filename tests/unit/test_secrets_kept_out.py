@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,22 +32,28 @@ def every_file_text(*roots: Path) -> str:
     )
 
 
+def recorded_pilot_data(coordination_url: str, description: dict[str, Any]) -> dict[str, Any]:
+    """The record of a Pilot-Data made from ``description``."""
+    with PilotDataService(coordination=coordination_url) as service:
+        pilot_data = service.create_pilot(description)
+        return data_records.read_pilot_data(service._manager.coordination, pilot_data.id)
+
+
 def test_a_pilot_data_with_explicit_s3_keys_records_neither_key(
     coordination_url: str, tmp_path: Path, troy_home: Path
 ) -> None:
-    with PilotDataService(coordination=coordination_url) as service:
-        pilot_data = service.create_pilot(
-            {
-                "service_url": "s3://troy-kept-out/pd",
-                "endpoint_url": "http://127.0.0.1:1",
-                "access_key_id": ACCESS_KEY,
-                "secret_access_key": SECRET_KEY,
-                "region": "us-east-1",
-            }
-        )
-        record = data_records.read_pilot_data(service._manager.coordination, pilot_data.id)
-        # This process made it: its stores open with the keys (from memory, not the record).
-        store = data_records.open_store(record)
+    record = recorded_pilot_data(
+        coordination_url,
+        {
+            "service_url": "s3://troy-kept-out/pd",
+            "endpoint_url": "http://127.0.0.1:1",
+            "access_key_id": ACCESS_KEY,
+            "secret_access_key": SECRET_KEY,
+            "region": "us-east-1",
+        },
+    )
+    # This process made it: its stores open with the keys (from memory, not the record).
+    store = data_records.open_store(record)
     assert record["withheld"] == ["access_key_id", "secret_access_key"]
     assert record["description"]["endpoint_url"] == "http://127.0.0.1:1"
     assert store.options["secret_access_key"] == SECRET_KEY
@@ -58,15 +65,14 @@ def test_a_pilot_data_with_explicit_s3_keys_records_neither_key(
 def test_an_irods_password_is_not_recorded_but_its_user_is(
     coordination_url: str, tmp_path: Path
 ) -> None:
-    with PilotDataService(coordination=coordination_url) as service:
-        pilot_data = service.create_pilot(
-            {
-                "service_url": "irods://127.0.0.1:1247/tempZone/home/troy",
-                "user": "troy",
-                "password": IRODS_PASSWORD,
-            }
-        )
-        record = data_records.read_pilot_data(service._manager.coordination, pilot_data.id)
+    record = recorded_pilot_data(
+        coordination_url,
+        {
+            "service_url": "irods://127.0.0.1:1247/tempZone/home/troy",
+            "user": "troy",
+            "password": IRODS_PASSWORD,
+        },
+    )
     assert record["withheld"] == ["password"]
     assert record["description"]["user"] == "troy"
     assert IRODS_PASSWORD not in every_file_text(tmp_path)
