@@ -215,10 +215,16 @@ def test_a_run_with_a_redis_password_and_s3_keys_shows_and_stores_neither(
         **keyspace(redis_with_password),
         **watch.texts(),
     }
+    # What is searched holds what may leak: the run file, records, the agent's log.
     assert any(str(troy_home / "runs") in where for where in texts)
     assert any("pilotdata/" in where for where in texts)
+    agent_logs = [text for where, text in texts.items() if where.endswith("agent.err")]
+    # It says the keys were withheld and the store falls back on boto3's chain.
+    assert any("own credential chain" in text for text in agent_logs)
     secret_values = (PASSWORD, "wrong-password-4711", s3.secret_key, s3.access_key)
     assert leaks(texts, *secret_values) == []
+    # Nor in the form the agent is given them (base64 in its environment): nothing keeps it.
+    assert leaks(texts, "TROY_AGENT_SECRETS") == []
     # The check finds a secret where there is one.
     (troy_home / "planted.txt").write_text(f"oops {s3.secret_key}")
     assert leaks(files_under(troy_home), *secret_values) == [
