@@ -192,9 +192,8 @@ def _reconnect(service_id: str, saved: dict[str, Any]) -> WorkUnitService:
         raise NoRun(
             f"cannot resume {service_id}: its coordination URL had a {' and a '.join(withheld)}"
             f" that troy does not record, and {url} without it fails ({exc}); give the URL"
-            " with it again: troy run --resume --coordination URL (or as the batch file's"
-            " coordination), or let the coordination plugin read it from a file or the"
-            " environment (docs/coordination.md)"
+            " with it again: --coordination URL, the batch file's coordination, or"
+            " $TROY_COORDINATION naming the same coordination (docs/coordination.md)"
         ) from exc
 
 
