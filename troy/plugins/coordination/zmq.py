@@ -1,7 +1,17 @@
 """The ``zmq`` coordination plugin: a broker that a manager process hosts, over ZeroMQ.
 
 The URL is ``tcp://host:port``, with optional query parameters ``journal=<dir>``
-(default ``$TROY_HOME/zmq/<host>_<port>``) and ``retry=<seconds>``.
+(default ``$TROY_HOME/zmq/<host>_<port>``), ``retry=<seconds>``, and for CURVE
+(on unless ``curve=off``): ``curve_keys=<file>`` (default
+``<journal>/curve-keys``), ``curve_serverkey=`` and the secret ``curve_secretkey=``.
+
+**Security.**  The broker is a CURVE server (zmq_curve.py): everything on TCP
+is encrypted, and it answers only clients that hold the client key pair it
+made with its own (kept in its key file, mode 0600); any other peer gets no
+answer and changes nothing.  A client takes its keys from the URL's
+``curve_serverkey=``/``curve_secretkey=`` (an agent: from its environment,
+`agent_secrets`) or else from the key file.  Connections inside the broker's
+process use ``inproc://``, where no key is needed.
 
 **Broker.**  A connection opened with ``serve=True`` (a manager) tries to bind a
 ROUTER socket on host:port.  If it can, its process hosts the broker: a daemon
@@ -40,8 +50,7 @@ successor broker, after the host process died, answers a retried request from
 the journal without running it again.  Only a broker killed between carrying
 out a write and journaling its reply (one small file write later) may run its
 retry once more.  ``create_record``, ``allocate``, ``ack`` and ``compact`` run
-on the journal, with the file plugin's semantics.  The broker trusts whoever
-reaches its port: bind it to an address that only your hosts can reach.
+on the journal, with the file plugin's semantics.
 """
 
 from __future__ import annotations
@@ -54,19 +63,18 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar
-from urllib.parse import parse_qs, unquote, urlsplit
 
 try:
     import zmq
 except ImportError:  # the plugin loads without pyzmq and says what to install when used
     zmq = None  # type: ignore[assignment]
 
-from troy.model.config import troy_home
+from troy.model import secrets as secret_values
 from troy.model.errors import CoordinationError
+from troy.plugins.coordination import zmq_curve as curve
 from troy.plugins.coordination.base import (
     DEFAULT_RETRY,
     Coordination,
@@ -75,7 +83,8 @@ from troy.plugins.coordination.base import (
     new_writer_id,
 )
 from troy.plugins.coordination.file import FileCoordination
-from troy.plugins.options import Option, number, text
+from troy.plugins.coordination.zmq_address import ZmqAddress, parse_url
+from troy.plugins.options import Option, choice, number, text
 
 PROTOCOL = b"troy-zmq/1"
 #: Seconds that opening a connection waits for the broker to answer.
@@ -92,46 +101,6 @@ _READ_ONLY = frozenset({"ping", "get_record", "list_records", "read"})
 #: The journal's folder of per-connection files: last write request and its reply.
 _SESSIONS = "zmq-sessions"
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
-
-
-@dataclass(frozen=True)
-class ZmqAddress:
-    """What a ``tcp://`` coordination URL says: the broker, its journal, the retry window."""
-
-    endpoint: str
-    journal: str
-    retry: float
-
-
-def parse_url(url: str) -> ZmqAddress:
-    """The address in ``tcp://host:port[?journal=<dir>&retry=<seconds>]``, or CoordinationError."""
-    parts = urlsplit(url)
-    try:
-        host, port = parts.hostname, parts.port
-    except ValueError as exc:
-        raise CoordinationError(f"zmq coordination URL {url}: {exc}") from exc
-    if parts.scheme.lower() != "tcp" or not host or not port:
-        raise CoordinationError(f"not a zmq coordination URL (tcp://host:port): {url}")
-    if parts.path not in ("", "/") or parts.fragment or parts.username or parts.password:
-        raise CoordinationError(f"zmq coordination URL {url} takes only host, port and query")
-    query = parse_qs(parts.query, keep_blank_values=True, strict_parsing=False)
-    unknown = sorted(set(query) - {"journal", "retry"})
-    if unknown or any(len(values) > 1 for values in query.values()):
-        raise CoordinationError(
-            f"zmq coordination URL {url}: query takes journal= and retry= once each"
-        )
-    try:
-        retry = float(query["retry"][0]) if "retry" in query else DEFAULT_RETRY
-    except ValueError:
-        retry = -1.0
-    if not 0 <= retry < float("inf"):
-        raise CoordinationError(f"zmq coordination URL {url}: retry= must be seconds >= 0")
-    if "journal" in query:
-        journal = os.path.abspath(os.path.expanduser(unquote(query["journal"][0])))
-    else:
-        journal = str(troy_home() / "zmq" / re.sub(r"[^A-Za-z0-9._-]+", "_", f"{host}_{port}"))
-    bracketed = f"[{host}]" if ":" in host else host
-    return ZmqAddress(f"tcp://{bracketed}:{port}", journal, retry)
 
 
 def _encode(value: Any) -> bytes:
@@ -164,6 +133,7 @@ class _Process:
         self.lock = threading.Lock()
         self.context: zmq.Context[zmq.Socket[bytes]] | None = None
         self.brokers: dict[str, _Broker] = {}
+        self.gate: curve.Gate | None = None
 
     def zmq_context(self) -> zmq.Context[zmq.Socket[bytes]]:
         with self.lock:
@@ -196,21 +166,39 @@ def host_broker(address: ZmqAddress) -> str | None:
                     f"with journal {broker.journal.root}, not {address.journal}"
                 )
             return None
-        router = context.socket(zmq.ROUTER)
-        router.linger = 0
-        router.ipv6 = address.endpoint.startswith("tcp://[")
-        try:
-            router.bind(address.endpoint)
-        except zmq.ZMQError as exc:
-            router.close()
-            return str(exc)
-        try:
-            router.bind(_inproc(address.endpoint))
-            process.brokers[address.endpoint] = _Broker(address.endpoint, address.journal, router)
-        except BaseException:
-            router.close()
-            raise
-        return None
+        if address.curve and process.gate is None:
+            process.gate = curve.Gate(context)
+        for _ in range(2):
+            # Keys are written only by the process that binds: a manager on another host
+            # that shares $TROY_HOME must not leave keys that are not its broker's.
+            made = None
+            if address.curve:
+                if os.path.exists(address.key_file):
+                    keys = curve.read_keys(address.key_file)
+                else:
+                    keys = made = curve.new_keys(address.key_file)
+            router = context.socket(zmq.ROUTER)
+            router.linger = 0
+            router.ipv6 = address.endpoint.startswith("tcp://[")
+            try:
+                if address.curve and process.gate is not None:
+                    process.gate.protect(router, address.endpoint, keys)
+                router.bind(address.endpoint)
+            except zmq.ZMQError as exc:
+                router.close()
+                return str(exc)
+            try:
+                if made is not None and curve.save_keys(made) != made:
+                    router.close()  # another process wrote the key file first: bind with its keys
+                    continue
+                router.bind(_inproc(address.endpoint))
+                broker = _Broker(address.endpoint, address.journal, router)
+            except BaseException:
+                router.close()
+                raise
+            process.brokers[address.endpoint] = broker
+            return None
+        return f"the key file {address.key_file} changed while this process bound the port"
 
 
 def _inproc(endpoint: str) -> str:
@@ -426,35 +414,94 @@ class ZmqCoordination(Coordination):
                 "seconds a call keeps retrying a broker that does not answer",
                 number(0, text=True),
             ),
+            "curve": Option(
+                "on",
+                "CURVE authentication and encryption (off: anyone who reaches the port is served)",
+                choice("on", "off", ignore_case=True),
+            ),
+            "curve_keys": Option(
+                None,
+                "the broker's CURVE key file (mode 0600); default JOURNAL/curve-keys",
+                text(),
+            ),
+            curve.SERVER_KEY: Option(
+                None,
+                "the broker's CURVE public key (Z85), instead of the key file",
+                curve.key_check(),
+            ),
+            curve.SECRET_KEY: Option(
+                None,
+                "the client's CURVE secret key (Z85), instead of the key file",
+                curve.key_check(),
+                secret=True,
+            ),
         }
     )
 
     def __init__(self, url: str, *, serve: bool = False) -> None:
         super().__init__(url, serve=serve)
+        self.shown_url = secret_values.redact_url(url, self.secret_options())
         if zmq is None:
             raise CoordinationError(
-                f"coordination URL {url} needs pyzmq: pip install troy[zmq] (or pip install pyzmq)"
+                f"coordination URL {self.shown_url} needs pyzmq: pip install troy[zmq]"
+                " (or pip install pyzmq)"
             )
         self.address = parse_url(url)
         self.endpoint = self.address.endpoint
+        if self.address.curve and not zmq.has("curve"):
+            raise CoordinationError(
+                f"coordination URL {self.shown_url}: this pyzmq has no CURVE (libsodium);"
+                " install pyzmq's wheel, or give curve=off on a network only your hosts reach"
+            )
         self._socket: zmq.Socket[bytes] | None = None
+        self._monitor: zmq.Socket[bytes] | None = None
         self._new_process()
         why_not_hosted = host_broker(self.address) if serve else None
+        self.keys = self._client_keys() if self.address.curve else None
         try:
             self.broker = self._call("ping", [], window=OPEN_TIMEOUT)
         except CoordinationError as exc:
             self.close()
+            if self.refused is not None:
+                raise
             hint = f" (this process could not host it either: {why_not_hosted})"
             raise CoordinationError(
                 f"no troy zmq broker answers at {self.endpoint}{hint if why_not_hosted else ''}"
-                f"; start a manager (serve=True) with this URL first"
+                f"; start a manager (serve=True) with this URL first (URL {self.shown_url})"
             ) from exc
+
+    def _client_keys(self) -> curve.ClientKeys:
+        """This client's CURVE keys: from the URL, else from the broker's key file."""
+        given = curve.client_keys_from_url(self.address.serverkey, self.address.secretkey)
+        if given is not None:
+            return given
+        path = self.address.key_file
+        if not os.path.exists(path):
+            raise CoordinationError(
+                f"zmq coordination {self.shown_url}: no CURVE keys for the broker at"
+                f" {self.endpoint}: its key file {path} does not exist (the broker makes it"
+                " when it first starts, so none has run with this journal on this host). On"
+                " another host give curve_keys=<a copy of it> (mode 0600), or"
+                f" {curve.SERVER_KEY}= and {curve.SECRET_KEY}= (docs/coordination.md)"
+            )
+        return curve.read_keys(path).for_client()
+
+    def agent_secrets(self) -> dict[str, str]:
+        """The URL's secrets and this client's CURVE keys: an agent anywhere connects with them."""
+        hidden = super().agent_secrets()
+        if self.keys is not None:
+            hidden[curve.SERVER_KEY] = self.keys.server_public.decode()
+            hidden[curve.SECRET_KEY] = self.keys.client_secret.decode()
+        return hidden
 
     def _new_process(self) -> None:
         """Start afresh in this process: a new id, a new lock, no socket (a fork inherits none)."""
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self._socket = None  # a parent's socket is not ours to close
+        self._monitor = None
+        #: Why the broker last refused this client's handshake (None: it never did).
+        self.refused: str | None = None
         self.connection_id = new_writer_id()
         self._request = 0
 
@@ -467,12 +514,21 @@ class ZmqCoordination(Coordination):
             dealer.connect(_inproc(self.endpoint))  # half the latency of TCP over loopback
         else:
             dealer.ipv6 = self.endpoint.startswith("tcp://[")
+            if self.keys is not None:
+                curve.use_client_keys(dealer, self.keys)
+            # A refused client gets no answer: the handshake's outcome says why.
+            self._monitor = curve.watch_handshakes(dealer)
             dealer.connect(self.endpoint)
         self._socket = dealer
         return dealer
 
     def _disconnect(self) -> None:
         if self._socket is not None:
+            if self._monitor is not None:
+                self.refused = curve.handshake_failure(self._monitor) or self.refused
+                self._socket.disable_monitor()
+                self._monitor.close(linger=0)
+                self._monitor = None
             self._socket.close(linger=0)
             self._socket = None
 
@@ -492,6 +548,7 @@ class ZmqCoordination(Coordination):
             request = [PROTOCOL, self.connection_id.encode(), rid, op.encode(), body]
             deadline = time.monotonic() + window
             wait, backoff = REPLY_WAIT, BACKOFF
+            self.refused = None
             while True:
                 dealer = self._socket or self._connect()
                 reply = None
@@ -506,14 +563,28 @@ class ZmqCoordination(Coordination):
                 # No answer: the broker may be gone, or have lost our request with its connection.
                 self._disconnect()
                 if time.monotonic() >= deadline:
-                    raise CoordinationError(
-                        f"no answer from the troy zmq broker at {self.endpoint} to {op} "
-                        f"within {window:g} s (retry= in the URL sets how long to try)"
-                    )
+                    raise CoordinationError(self._no_answer(op, window))
                 if self.serve:
-                    host_broker(self.address)  # take over from a host process that is gone
+                    # Take over from a host process that is gone; if this process cannot
+                    # (a key file it cannot write on a full disk), try again next round.
+                    with contextlib.suppress(CoordinationError):
+                        host_broker(self.address)
                 time.sleep(max(0.0, min(backoff, deadline - time.monotonic())))
                 wait, backoff = min(2 * wait, REPLY_WAIT_MAX), min(2 * backoff, BACKOFF_MAX)
+
+    def _no_answer(self, op: str, window: float) -> str:
+        """What went wrong when the broker did not answer ``op`` within ``window`` seconds."""
+        keys = f"CURVE keys from {self.keys.source}" if self.keys else "no CURVE keys (curve=off)"
+        if self.refused is not None:
+            return (
+                f"the troy zmq broker at {self.endpoint} refused this client (tried {op} for"
+                f" {window:g} s): {self.refused}; this client has {keys} (URL {self.shown_url})"
+            )
+        return (
+            f"no answer from the troy zmq broker at {self.endpoint} to {op} within {window:g} s"
+            f" (retry= in the URL sets how long to try; this client has {keys};"
+            f" URL {self.shown_url})"
+        )
 
     @staticmethod
     def _receive(
