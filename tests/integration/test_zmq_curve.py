@@ -21,6 +21,7 @@ from zmq_fixtures import Start, free_port
 
 import troy
 from troy import State
+from troy.agent.agent import Agent
 from troy.model import secrets
 from troy.model.errors import BadDescription, CoordinationError
 from troy.plugins.coordination import zmq as plugin
@@ -198,6 +199,17 @@ def test_an_agent_gets_the_keys_as_secrets_and_a_url_without_them(
     agent.put_record("t/from-agent", {"v": 1})
     assert manager.get_record("t/from-agent") == {"v": 1}
     assert not shows(agent.public_url(), keys.client_secret)
+
+
+def test_an_agent_without_its_pilot_record_names_its_coordination_without_keys(
+    url: str, keys: curve.BrokerKeys
+) -> None:
+    agent_url = with_keys(url, keys.server_public, keys.client_secret)
+
+    with pytest.raises(RuntimeError, match="no pilot record for pilot-nosuch") as raised:
+        Agent(open_coordination(agent_url), "pilot-nosuch")
+
+    assert not shows(str(raised.value), keys.client_secret)
 
 
 # -- wrong keys: a clear error, in time -------------------------------------------------
