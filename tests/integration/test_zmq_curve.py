@@ -22,8 +22,10 @@ from zmq_fixtures import Start, free_port
 import troy
 from troy import State
 from troy.agent.agent import Agent
+from troy.agent.staging import Stager
 from troy.model import secrets
 from troy.model.errors import BadDescription, CoordinationError
+from troy.plugins import data_records
 from troy.plugins.coordination import zmq as plugin
 from troy.plugins.coordination import zmq_curve as curve
 from troy.plugins.registry import open_coordination
@@ -210,6 +212,23 @@ def test_an_agent_without_its_pilot_record_names_its_coordination_without_keys(
         Agent(open_coordination(agent_url), "pilot-nosuch")
 
     assert not shows(str(raised.value), keys.client_secret)
+
+
+def test_an_agent_with_its_keys_knows_data_unit_urls_of_its_own_coordination(
+    url: str, keys: curve.BrokerKeys
+) -> None:
+    manager = open_coordination(url, serve=True)
+    agent_url = secrets.join_url(manager.public_url(), manager.agent_secrets())
+    data_records.remember_coordination_url(agent_url)  # as the agent's main() does
+    agent = open_coordination(agent_url)
+    # Data unit URLs carry the manager's public URL: no keys in it.
+    data_unit = data_records.data_unit_url(manager.public_url(), "du-1")
+
+    found = Stager(agent, None, None)._coordination_for(data_unit)
+    other = data_records.connect(data_records.split_data_unit_url(data_unit)[0] or "")
+
+    assert found == (agent, "du-1"), "the agent would open it again, without its keys"
+    assert other.keys is not None and other.keys.source == "the URL's curve_secretkey="
 
 
 # -- wrong keys: a clear error, in time -------------------------------------------------

@@ -47,6 +47,9 @@ SECRET_NAMES = frozenset(
         "aws_secret_access_key",
         "aws_session_token",
         "curve_secretkey",
+        # A public key, but it travels with curve_secretkey: so an agent's public URL, without
+        # both, is the one its manager recorded (data unit URLs are compared with it).
+        "curve_serverkey",
     }
 )
 #: Environment variables troy reads a secret from (the redis plugin's password).  An agent

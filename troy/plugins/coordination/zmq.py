@@ -428,6 +428,7 @@ class ZmqCoordination(Coordination):
                 None,
                 "the broker's CURVE public key (Z85), instead of the key file",
                 curve.key_check(),
+                secret=True,  # not secret, but given with curve_secretkey (troy.model.secrets)
             ),
             curve.SECRET_KEY: Option(
                 None,
