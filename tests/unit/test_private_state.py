@@ -117,6 +117,24 @@ def test_every_file_and_folder_of_the_file_coordination_is_private(
     assert not_private(home) == []
 
 
+@pytest.mark.parametrize("umask", UMASKS, ids=lambda m: f"umask{m:03o}")
+def test_an_agent_that_makes_the_troy_home_first_makes_it_private(
+    tmp_path: Path, umask: int
+) -> None:
+    run_with_umask(
+        umask,
+        """
+        import sys
+        from pathlib import Path
+        from troy.agent.guard import registry_directory
+        registry_directory(Path(sys.argv[1]))
+        """,
+        str(tmp_path / "home"),
+    )
+
+    assert not_private(tmp_path / "home") == []
+
+
 @pytest.mark.parametrize("mode", [0o775, 0o757, 0o777], ids=lambda m: f"{m:04o}")
 @pytest.mark.parametrize("folder", ["", "records", "queues", "streams"], ids=lambda f: f or "root")
 def test_a_coordination_directory_others_can_write_is_refused(
@@ -133,6 +151,20 @@ def test_a_coordination_directory_others_can_write_is_refused(
         assert f"refusing coordination directory {root}" in message
         assert f"chmod go-w {root / folder}".rstrip("/") in message
         assert f"mode {mode:04o}" in message
+
+
+def test_a_manager_warns_of_a_coordination_others_can_read(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = tmp_path / "coordination"
+    root.mkdir(mode=0o755)
+    root.chmod(0o755)  # as an older troy left it under umask 022
+
+    with caplog.at_level(logging.WARNING, logger="troy.coordination"):
+        FileCoordination(str(root), serve=True).close()
+
+    assert "can be read by other users (mode 0755)" in caplog.text
+    assert f"chmod -R go-rwx {root}" in caplog.text
 
 
 @as_root

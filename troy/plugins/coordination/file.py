@@ -94,6 +94,7 @@ import contextlib
 import itertools
 import logging
 import os
+import stat
 import threading
 import time
 from collections import deque
@@ -165,6 +166,25 @@ def check_private(root: str, folders: Sequence[str]) -> None:
             )
 
 
+def warn_if_readable(root: str) -> None:
+    """Warn if other users can read the coordination (one made by an older troy, or by hand).
+
+    troy makes it private, but does not change the mode of a directory it did not make.
+    """
+    try:
+        mode = stat.S_IMODE(os.stat(root).st_mode)
+    except OSError:
+        return
+    if mode & 0o077:
+        log.warning(
+            "coordination directory %s can be read by other users (mode %04o), and so can"
+            " the secrets its records may hold; make it private: chmod -R go-rwx %s",
+            root,
+            mode,
+            root,
+        )
+
+
 def _name(name: str) -> str:
     """``name`` as a relative path, once the contract's check_name has accepted it."""
     return check_name(name)
@@ -210,6 +230,8 @@ class FileCoordination(QueueFiles, Coordination):
                 " a manager (troy run, a service) makes one"
             )
         check_private(self.root, (self._records, self._streams, self._queues, self._commits))
+        if serve:
+            warn_if_readable(self.root)
         if not os.access(self.root, os.W_OK | os.X_OK):
             raise CoordinationError(f"coordination directory {self.root} is not writable")
 
