@@ -9,22 +9,20 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from other_user import as_nobody, needs_root, open_to_others, write_as_nobody
 
 import troy
 from troy import State
 from troy.testing.backends import wait_until
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="plays another user: needs root")
+pytestmark = needs_root
 
 BATCH = """\
 pilots:
@@ -36,31 +34,6 @@ units:
     output: stdout.txt
     count: 3
 """
-
-
-@pytest.fixture
-def reachable() -> Iterator[Path]:
-    """A directory other local users can pass through (pytest's own is 0700)."""
-    base = Path(tempfile.mkdtemp(prefix="troy-perms-", dir="/tmp"))
-    base.chmod(0o711)
-    try:
-        yield base
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
-
-
-def as_nobody(*command: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
-    """Run ``command`` as the local user ``nobody``."""
-    return subprocess.run(
-        list(command), input=stdin, capture_output=True, user="nobody", cwd="/", timeout=60
-    )
-
-
-def open_to_others(top: Path, writable: Path) -> None:
-    """Let anyone pass down from ``top`` and write ``writable``, as an old umask 000 left it."""
-    for parent in reversed(writable.relative_to(top).parents):
-        (top / parent).chmod(0o711)
-    writable.chmod(0o777)
 
 
 def others_may_touch(home: Path) -> list[str]:
@@ -108,7 +81,7 @@ def test_a_run_keeps_nothing_another_user_can_read_or_write(reachable: Path, uma
     for record in records:
         assert as_nobody("/bin/cat", str(record)).returncode != 0, record
     dropped = pending[0] / "00000000000000000001-evil-000001.000000000.jsonl"
-    attempt = as_nobody("/bin/sh", "-c", 'cat > "$1"', "sh", str(dropped), stdin=b"{}\n")
+    attempt = write_as_nobody(dropped, b"{}\n")
     assert attempt.returncode != 0 and not dropped.exists()
 
 
@@ -135,8 +108,7 @@ def test_an_agent_never_runs_a_unit_another_user_queued(
                 f'{{"id":"wu-0123456789ab","service":"{units.id}","a":0,'
                 f'"d":{{"executable":"/bin/touch","arguments":["{pwned}"]}}}}\n'
             )
-            dropped = as_nobody("/bin/sh", "-c", 'cat > "$1"', "sh", str(pending / foreign),
-                                stdin=item.encode())  # fmt: skip
+            dropped = write_as_nobody(pending / foreign, item.encode())
             assert dropped.returncode == 0, dropped.stderr
 
             second = units.submit({"executable": "/bin/true"})

@@ -7,19 +7,18 @@ need root (they write files as ``nobody``).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import pwd
-import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from other_user import needs_root, open_to_others, write_as_nobody
 
 from troy.cli import main
 from troy.model.errors import CoordinationError, NoCoordination
@@ -27,7 +26,6 @@ from troy.plugins.coordination.file import FileCoordination
 from troy.plugins.coordination.file_format import BUNDLE
 from troy.plugins.registry import open_coordination
 
-as_root = pytest.mark.skipif(os.geteuid() != 0, reason="plays another user: needs root")
 UMASKS = [0o000, 0o022]
 
 
@@ -167,7 +165,7 @@ def test_a_manager_warns_of_a_coordination_others_can_read(
     assert f"chmod -R go-rwx {root}" in caplog.text
 
 
-@as_root
+@needs_root
 def test_a_coordination_directory_of_another_user_is_refused(tmp_path: Path) -> None:
     root = tmp_path / "coordination"
     FileCoordination(str(root), serve=True).close()
@@ -180,37 +178,7 @@ def test_a_coordination_directory_of_another_user_is_refused(tmp_path: Path) -> 
         FileCoordination(str(root), serve=False)
 
 
-def as_nobody(path: Path, content: bytes) -> None:
-    """Write ``path`` as the local user ``nobody`` (a real process of that user)."""
-    subprocess.run(
-        ["/bin/sh", "-c", 'cat > "$1"', "sh", str(path)],
-        input=content,
-        check=True,
-        user="nobody",
-        cwd="/",
-        timeout=60,
-    )
-
-
-def open_to_others(root: Path, writable: Path) -> None:
-    """Make ``writable`` (below ``root``) writable by anyone, as a careless old umask left it."""
-    for parent in reversed(writable.relative_to(root).parents):
-        (root / parent).chmod(0o711)
-    writable.chmod(0o777)
-
-
-@pytest.fixture
-def reachable(tmp_path: Path) -> Iterator[Path]:
-    """A directory other local users can pass through (pytest's own is 0700)."""
-    base = Path(tempfile.mkdtemp(prefix="troy-perms-", dir="/tmp"))
-    base.chmod(0o711)
-    try:
-        yield base
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
-
-
-@as_root
+@needs_root
 def test_queue_items_another_user_drops_are_never_claimed_and_set_aside(
     reachable: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -222,7 +190,8 @@ def test_queue_items_another_user_drops_are_never_claimed_and_set_aside(
     # Named to sort first: it would be the first item taken.
     foreign = "00000000000000000001-evil-000001.000000000.jsonl"
     assert BUNDLE.fullmatch(foreign)
-    as_nobody(pending / foreign, b'{"id":"evil","d":{"executable":"/bin/touch"}}\n')
+    dropped = write_as_nobody(pending / foreign, b'{"id":"evil","d":{"executable":"/bin/touch"}}\n')
+    assert dropped.returncode == 0, dropped.stderr
     coordination.enqueue("pilot/p", [{"id": "mine-2"}])
 
     with caplog.at_level(logging.WARNING, logger="troy.coordination"):
@@ -238,7 +207,7 @@ def test_queue_items_another_user_drops_are_never_claimed_and_set_aside(
     assert caplog.text.count(f"{pending / foreign}:") == 1  # once, however often it is met
 
 
-@as_root
+@needs_root
 def test_records_streams_and_intents_of_another_user_are_not_read(reachable: Path) -> None:
     root = reachable / "coordination"
     coordination = FileCoordination(str(root), serve=True)
@@ -247,19 +216,20 @@ def test_records_streams_and_intents_of_another_user_are_not_read(reachable: Pat
     reader = FileCoordination(str(root))  # opened first: it would refuse the tree made below
     for folder in (root / "records/pilot", root / "streams/service/s"):
         open_to_others(root, folder)
-    as_nobody(root / "records/pilot/q.json", b'{"forged": true}')
-    as_nobody(root / "streams/service/s/forger.jsonl", b'[{"ev": "forged"}]\n')
+    forged = [
+        write_as_nobody(root / "records/pilot/q.json", b'{"forged": true}'),
+        write_as_nobody(root / "streams/service/s/forger.jsonl", b'[{"ev": "forged"}]\n'),
+    ]
     (root / "commits").mkdir()
     open_to_others(root, root / "commits")
     (root / "queues/pilot/p/@tmp").mkdir(parents=True)
     open_to_others(root, root / "queues/pilot/p/@tmp")
-    as_nobody(root / "queues/pilot/p/@tmp/commit.forged.00000000000000000001-x-1.000000000.jsonl",
-              b'{"id":"evil"}\n')  # fmt: skip
-    as_nobody(
-        root / "commits/forged.json",
-        b'{"stream":"service/s","file":null,"offset":null,"bundles":[["queues/pilot/p/@tmp/'
-        b'commit.forged.00000000000000000001-x-1.000000000.jsonl","records/pilot/p.json"]]}',
-    )
+    staged = "queues/pilot/p/@tmp/commit.forged.00000000000000000001-x-1.000000000.jsonl"
+    forged.append(write_as_nobody(root / staged, b'{"id":"evil"}\n'))
+    intent = {"stream": "service/s", "file": None, "offset": None,
+              "bundles": [[staged, "records/pilot/p.json"]]}  # fmt: skip
+    forged.append(write_as_nobody(root / "commits/forged.json", json.dumps(intent).encode()))
+    assert [process.returncode for process in forged] == [0, 0, 0, 0]
 
     assert reader.get_record("pilot/q") is None
     assert reader.get_record("pilot/p") == {"mine": True}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import threading
 from pathlib import Path
 
 DIRECTORY_MODE = 0o700
@@ -66,7 +67,7 @@ def private_open(path: StrPath, flags: int) -> int:
 
 def private_write(path: StrPath, data: bytes) -> None:
     """Make ``path`` a 0600 file holding ``data``, atomically (a temp file renamed over it)."""
-    temp = f"{os.fspath(path)}.{os.getpid()}.tmp"
+    temp = f"{os.fspath(path)}.{os.getpid()}-{threading.get_ident()}.tmp"
     descriptor = private_open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
     try:
         try:
