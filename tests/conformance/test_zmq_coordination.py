@@ -27,7 +27,7 @@ class TestZmqCoordination(CoordinationSuite):
 
     @pytest.fixture
     def claimed_count(self, tmp_path: Path) -> ClaimedCount:
-        journal = FileCoordination((tmp_path / "journal").as_uri())
+        journal = FileCoordination((tmp_path / "journal").as_uri(), serve=True)
 
         def count(coordination: Coordination, queue: str, claimer: str) -> int:
             return claimed_lines(journal, queue, claimer)

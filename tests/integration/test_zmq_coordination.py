@@ -91,7 +91,7 @@ def test_the_journal_is_a_file_coordination_directory(
     manager.put_record("t/r", {"v": 1})
     manager.append("t/s", [{"n": 0}])
 
-    journal = open_coordination((tmp_path / "journal").as_uri())
+    journal = open_coordination((tmp_path / "journal").as_uri(), serve=True)
 
     assert journal.get_record("t/r") == {"v": 1}
     assert journal.read("t/s")[0] == [{"n": 0}]

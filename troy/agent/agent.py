@@ -38,6 +38,7 @@ from troy.agent.staging import Stager, StagingError
 from troy.model import protocol, retry, secrets
 from troy.model.cores import unit_core_range
 from troy.model.errors import CoordinationError
+from troy.model.private import private_mkdir
 from troy.plugins import data_records
 from troy.plugins.coordination.base import Coordination
 
@@ -374,7 +375,7 @@ class Agent:
     # -- main loop ---------------------------------------------------------------
     def run(self) -> int:
         """Run until stopped; return the process exit code."""
-        os.makedirs(self.directory, exist_ok=True)
+        private_mkdir(self.directory)
         self._start_guard()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: self._signaled.set())

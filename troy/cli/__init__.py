@@ -162,11 +162,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     from troy.cli import inspect
     from troy.core.service import absolute_url
     from troy.model import config
+    from troy.model.errors import NoCoordination
     from troy.plugins.registry import open_coordination
 
-    coordination = open_coordination(  # troy status only reads: it never serves
-        absolute_url(args.coordination or config.default_coordination_url())
-    )
+    url = absolute_url(args.coordination or config.default_coordination_url())
+    try:
+        coordination = open_coordination(url)  # troy status only reads: it never serves
+    except NoCoordination:
+        if args.coordination or os.environ.get("TROY_COORDINATION"):
+            raise  # a coordination named on purpose: a typo must not look like an empty one
+        print(f"no services in {url} (troy has run nothing here yet)")
+        return 0
     try:
         if not args.service:
             services = inspect.list_services(coordination)

@@ -37,6 +37,7 @@ from troy.api.services import PilotJobService, WorkUnitService
 from troy.cli.batchfile import BatchFile, load_batch_file
 from troy.model import config, secrets
 from troy.model.errors import CoordinationError, TroyError
+from troy.model.private import private_mkdir, private_write
 from troy.model.states import State
 
 
@@ -94,14 +95,14 @@ def start(batch: BatchFile, coordination: str | None, out: TextIO) -> Run:
     coordination_client = units._manager.coordination
     coordination_client.put_record(_run_key(units.id), {**record, "started": run.started})
     state_file = _runs_file(batch.path)
-    state_file.parent.mkdir(parents=True, exist_ok=True)
+    private_mkdir(state_file.parent)
     public, withheld = secrets.split_url(
         units.coordination, type(coordination_client).secret_options()
     )
     saved: dict[str, Any] = {**record, "coordination": public}
     if withheld:
         saved["secrets"] = sorted(withheld)
-    state_file.write_text(json.dumps(saved))
+    private_write(state_file, json.dumps(saved).encode())
     try:
         start_pilots(run, batch, out)
         out.flush()

@@ -7,8 +7,10 @@ Shared by `troy.plugins.coordination.file` and the modules it is split into
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -74,6 +76,48 @@ def write_all(fd: int, data: bytes) -> None:
 def read_bytes(path: str) -> bytes:
     with open(path, "rb") as file:
         return file.read()
+
+
+#: Files of other users already warned about (each is logged once per process).
+_foreign: set[str] = set()
+_foreign_lock = threading.Lock()
+
+
+def foreign(path: str, status: os.stat_result) -> bool:
+    """True (and a warning, once) if the file is not this process's user's own.
+
+    Only the user who runs troy writes its coordination; a file another local
+    user put there (through a folder others could write) is never trusted.
+    """
+    if status.st_uid == os.geteuid():
+        return False
+    with _foreign_lock:
+        new = path not in _foreign
+        _foreign.add(path)
+    if new:
+        logging.getLogger("troy.coordination").warning(
+            "ignoring %s: it belongs to uid %d, not to this user (uid %d), who alone writes"
+            " this coordination",
+            path,
+            status.st_uid,
+            os.geteuid(),
+        )
+    return True
+
+
+def read_own(path: str) -> bytes | None:
+    """The content of ``path`` if this user owns it (not through a symlink), else None.
+
+    OSError as ``open`` raises it (FileNotFoundError for a missing file).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        if foreign(path, os.fstat(fd)):
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as file:
+            return file.read()
+    finally:
+        os.close(fd)
 
 
 def cursor_positions(cursor: Cursor) -> dict[str, int]:

@@ -30,9 +30,12 @@ from troy.plugins.coordination.file_format import (
     dumps,
     join_lines,
     load_lines,
-    read_bytes,
+    read_own,
     split_lines,
 )
+
+#: Where a claim moves a bundle that another user put into a queue: never run, kept to look at.
+FOREIGN = "@foreign"
 
 
 class QueueFiles:
@@ -152,9 +155,13 @@ class QueueFiles:
             raise CoordinationError(f"cannot claim {source}: {exc}") from exc
         with self._claim_lock:  # an ack of this connection does not rewrite it meanwhile
             try:
-                lines = split_lines(read_bytes(target))
+                data = read_own(target)
             except OSError as exc:
                 raise CoordinationError(f"cannot read claimed bundle {target}: {exc}") from exc
+            if data is None:
+                self._set_aside(target, os.path.dirname(pending), bundle)
+                return [], []
+            lines = split_lines(data)
             rest: list[str] = []
             if len(lines) > need:
                 stem, start, _ = bundle.rsplit(".", 2)
@@ -168,6 +175,15 @@ class QueueFiles:
                         f"cannot shorten claimed bundle {target}: {exc}"
                     ) from exc
         return load_lines(lines, target), rest
+
+    def _set_aside(self, path: str, queue_dir: str, bundle: str) -> None:
+        """Move another user's bundle out of the queue, into its ``@foreign`` folder."""
+        aside = os.path.join(queue_dir, FOREIGN)
+        self._mkdir(aside)
+        try:
+            os.rename(path, os.path.join(aside, bundle))
+        except OSError as exc:
+            raise CoordinationError(f"cannot set aside another user's {path}: {exc}") from exc
 
     def _put_back(
         self, pending: str, tmp: str, stem: str, start: int, lines: list[bytes], piece: int
@@ -194,11 +210,14 @@ class QueueFiles:
         for bundle in self._pending(pending):
             path = os.path.join(pending, bundle)
             try:
-                lines = split_lines(read_bytes(path))
+                data = read_own(path)
             except FileNotFoundError:
                 continue
             except OSError as exc:
                 raise CoordinationError(f"cannot read bundle {path}: {exc}") from exc
+            if data is None:
+                continue  # another user's: not an item of ours (a claim sets it aside)
+            lines = split_lines(data)
             if not any(item["id"] in wanted for item in load_lines(lines, path)):
                 continue
             private = self._temp_name(tmp)
@@ -209,9 +228,12 @@ class QueueFiles:
             except OSError as exc:
                 raise CoordinationError(f"cannot withdraw from {path}: {exc}") from exc
             try:
-                lines = split_lines(read_bytes(private))  # may differ from what we looked at
+                data = read_own(private)  # may differ from what we looked at
             except OSError as exc:
                 raise CoordinationError(f"cannot read bundle {private}: {exc}") from exc
+            if data is None:
+                continue  # swapped for another user's file meanwhile: left in @tmp, unused
+            lines = split_lines(data)
             keep = []
             for line, item in zip(lines, load_lines(lines, private), strict=True):
                 ident = item["id"]
@@ -245,11 +267,14 @@ class QueueFiles:
             path = os.path.join(mine, bundle)
             with self._claim_lock:  # not while a claim of this connection shortens it
                 try:
-                    lines = split_lines(read_bytes(path))
+                    data = read_own(path)
                 except FileNotFoundError:
                     continue
                 except OSError as exc:
                     raise CoordinationError(f"cannot read claimed bundle {path}: {exc}") from exc
+                if data is None:
+                    continue  # another user's: never rewritten under our name
+                lines = split_lines(data)
                 items = load_lines(lines, path)
                 keep = [line for line, item in zip(lines, items, strict=True)
                         if item.get("id") not in wanted]  # fmt: skip

@@ -74,6 +74,7 @@ except ImportError:  # the plugin loads without pyzmq and says what to install w
 
 from troy.model import secrets as secret_values
 from troy.model.errors import CoordinationError
+from troy.model.private import private_mkdir, private_write
 from troy.plugins.coordination import zmq_curve as curve
 from troy.plugins.coordination.base import (
     DEFAULT_RETRY,
@@ -253,7 +254,7 @@ class _Broker:
 
     def __init__(self, endpoint: str, journal: str, router: zmq.Socket[bytes]) -> None:
         self.endpoint = endpoint
-        self.journal = FileCoordination(Path(journal).as_uri())
+        self.journal = FileCoordination(Path(journal).as_uri(), serve=True)
         self._router = router
         self._sessions: OrderedDict[bytes, _Session] = OrderedDict()
         self._thread = threading.Thread(
@@ -333,12 +334,9 @@ class _Broker:
         """Journal the reply to a write before it is sent: a successor answers a retry with it."""
         path = self._session_path(connection)
         folder = os.path.dirname(path)
-        os.makedirs(folder, exist_ok=True)
+        private_mkdir(folder)
         saved = {"last": number, "reply": [part.decode() for part in reply]}
-        temp = f"{path}.{os.getpid()}.tmp"
-        with open(temp, "wb") as file:
-            file.write(_encode(saved))
-        os.replace(temp, path)
+        private_write(path, _encode(saved))
 
     def _writer(self, connection: bytes, session: _Session) -> _Writer:
         if session.writer is None:

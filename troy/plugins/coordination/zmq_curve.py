@@ -35,6 +35,7 @@ except ImportError:  # the zmq plugin says what to install
 
 from troy.model import secrets as secret_values
 from troy.model.errors import CoordinationError
+from troy.model.private import private_mkdir
 from troy.plugins.options import Check
 
 #: The key file's name in the broker's journal directory (unless ``curve_keys=`` says where).
@@ -135,7 +136,7 @@ def save_keys(keys: BrokerKeys) -> BrokerKeys:
     """
     folder = os.path.dirname(keys.path) or "."
     try:
-        os.makedirs(folder, mode=0o700, exist_ok=True)
+        private_mkdir(folder)
         temp = os.path.join(folder, f".{KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
         descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
