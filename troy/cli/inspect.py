@@ -50,6 +50,13 @@ class UnitView:
     name: str = ""
     #: Its last run's staging, as the agent reported it (see troy.agent.staging).
     transfers: list[dict[str, Any]] = field(default_factory=list)
+    #: Its sandbox directory on the pilot's host, and that host, once the agent said so.
+    sandbox: str | None = None
+    host: str | None = None
+    #: Its earlier attempts that did not count (see troy.model.retry).
+    tries: list[dict[str, Any]] = field(default_factory=list)
+    #: Its description's ``error`` file ("" for the sandbox's ``stderr``).
+    error: str = ""
 
 
 @dataclass
@@ -96,7 +103,7 @@ def _replay(obj: _Stateful, events: list[dict[str, Any]], extra: dict[str, Any])
             change = advance(obj, state, event.get("a", 0), ts, detail)
             accepted = accepted or change is not None
         if accepted:
-            for key in ("pilot", "exit", "slots", "cores", "transfers"):
+            for key in ("pilot", "exit", "slots", "cores", "transfers", "sandbox", "host", "tries"):
                 if key in event:
                     extra[key] = event[key]
 
@@ -168,6 +175,7 @@ def service_view(coordination: Coordination, service_id: str) -> ServiceView:
             description = WorkUnitDescription(event["d"])
             info: dict[str, Any] = {"cores": description.cores, "runs": []}
             info["name"] = description.get("name") or ""
+            info["error"] = description.get("error") or ""
             units[event["id"]] = (obj, info)
             if "state" in event:  # placed (or failed) as it was submitted
                 states.append(event["state"])
@@ -197,6 +205,10 @@ def service_view(coordination: Coordination, service_id: str) -> ServiceView:
             _runs(o.history, x["runs"]),
             x["name"],
             list(x.get("transfers") or []),
+            x.get("sandbox"),
+            x.get("host"),
+            list(x.get("tries") or []),
+            x["error"],
         )
         for o, x in units.values()
     ]

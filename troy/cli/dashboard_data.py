@@ -1,0 +1,186 @@
+"""What `troy dashboard` shows, as one JSON-ready dict: a pure function of the recorded run.
+
+Built from the read-only views of troy.cli.inspect (a service's pilots and
+units, replayed from its stream) and the timeline of troy.cli.report, plus
+each pilot's heartbeat record and, for failed units, the tail of their stderr
+file where this host can read it. Nothing here writes to the coordination.
+Resource URLs are shown redacted (troy.model.secrets.redact_url).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+from troy.cli import inspect, report
+from troy.model import protocol
+from troy.model.secrets import redact_url
+from troy.model.states import State
+from troy.plugins.coordination.base import Coordination
+
+#: The last bytes of a failed unit's stderr that the page shows.
+STDERR_TAIL = 4096
+#: Failed units whose stderr the page shows (the latest failures).
+MAX_FAILED_SHOWN = 20
+#: Seconds over which the recent rate of finished units is counted.
+RATE_WINDOW = 60.0
+#: Time slices of the utilisation plot.
+BUCKETS = 40
+
+
+def services(coordination: Coordination) -> list[dict[str, Any]]:
+    """Every service recorded in ``coordination``: id, kind, created; oldest first."""
+    return [
+        {"id": r["id"], "kind": r.get("kind", "?"), "created": r.get("created", 0.0)}
+        for r in inspect.list_services(coordination)
+    ]
+
+
+def default_service(listed: list[dict[str, Any]]) -> str | None:
+    """The service the page shows when none is named: the newest work-unit service."""
+    units = [s for s in listed if s["kind"] == "workunit"]
+    chosen = units or listed
+    return chosen[-1]["id"] if chosen else None
+
+
+def snapshot(coordination: Coordination, service_id: str | None, now: float) -> dict[str, Any]:
+    """Everything the page shows of ``service_id`` (None: the default service) at ``now``."""
+    listed = services(coordination)
+    service_id = service_id or default_service(listed)
+    data: dict[str, Any] = {
+        "now": now,
+        "coordination": coordination.public_url(),
+        "services": listed,
+        "service": None,
+    }
+    if service_id is None:
+        return data
+    view = inspect.service_view(coordination, service_id)
+    data["service"] = {"id": view.id, "kind": view.kind, "created": view.created}
+    data["pilots"] = [_pilot(coordination, view, p, now) for p in view.pilots]
+    data["counts"] = {str(s): n for s, n in view.counts().items()}
+    data["rates"] = _rates(view, now)
+    data["units"] = [_unit(u) for u in view.units]
+    data["failed"] = _failed(view)
+    timeline = report.layout(view, now)
+    summary = report.summarize(view, timeline, BUCKETS)
+    data["timeline"] = {
+        "start": timeline.start,
+        "end": timeline.end,
+        "finished": timeline.finished,
+        "pilots": [
+            {"id": p.id, "first_row": p.first_row, "rows": p.rows, "slots": p.slots}
+            for p in timeline.pilots
+        ],
+        "bars": [
+            {"unit": b.unit_id, "row": b.row, "start": b.start, "end": b.end, "state": str(b.state)}
+            for b in timeline.bars
+        ],
+    }
+    data["utilisation"] = {
+        "overall": summary.utilisation,
+        "bucket_seconds": summary.bucket_seconds,
+        "buckets": summary.buckets,
+    }
+    return data
+
+
+def _pilot(
+    coordination: Coordination, view: inspect.ServiceView, pilot: inspect.PilotView, now: float
+) -> dict[str, Any]:
+    busy = sum(u.cores for u in view.units if u.pilot == pilot.id and u.state == State.Running)
+    beat = coordination.get_record(protocol.heartbeat_key(pilot.id)) or {}
+    beat_ts = beat.get("ts")
+    return {
+        "id": pilot.id,
+        "resource": redact_url(pilot.rm),
+        "state": str(pilot.state),
+        "detail": pilot.detail,
+        "slots": pilot.slots,
+        "busy": busy if view.kind == "workunit" else None,
+        "free": None if pilot.slots is None else max(pilot.slots - busy, 0),
+        "heartbeat_age": None if beat_ts is None else max(now - beat_ts, 0.0),
+        "host": beat.get("host"),
+    }
+
+
+def _rates(view: inspect.ServiceView, now: float) -> dict[str, Any]:
+    """Finished units per second: over the last RATE_WINDOW seconds and since the first submit."""
+    finals = [u.history[-1][1] for u in view.units if u.state.is_final and u.history]
+    first = min((u.history[0][1] for u in view.units if u.history), default=now)
+    recent = sum(1 for ts in finals if ts >= now - RATE_WINDOW)
+    elapsed = (max(finals) if finals and len(finals) == len(view.units) else now) - first
+    return {
+        "window": RATE_WINDOW,
+        "recent": recent / RATE_WINDOW,
+        "overall": len(finals) / elapsed if elapsed > 0 else None,
+        "finished": len(finals),
+    }
+
+
+def _unit(unit: inspect.UnitView) -> dict[str, Any]:
+    submitted = unit.history[0][1] if unit.history else None
+    started = unit.runs[-1].start if unit.runs else None
+    first_start = unit.runs[0].start if unit.runs else None
+    ended = unit.history[-1][1] if unit.state.is_final and unit.history else None
+    return {
+        "id": unit.id,
+        "name": unit.name,
+        "state": str(unit.state),
+        "detail": unit.detail,
+        "pilot": unit.pilot,
+        "exit_code": unit.exit_code,
+        "cores": unit.cores,
+        "runs": len(unit.runs),
+        "tries": len(unit.tries),
+        "submitted": submitted,
+        "started": started,
+        "ended": ended,
+        "wait": None if first_start is None or submitted is None else first_start - submitted,
+        "run": None if started is None or ended is None else ended - started,
+    }
+
+
+def _failed(view: inspect.ServiceView) -> list[dict[str, Any]]:
+    failed = [u for u in view.units if u.state == State.Failed]
+    failed.sort(key=lambda u: u.history[-1][1] if u.history else 0.0)
+    return [{"id": u.id, "name": u.name, **stderr_tail(u)} for u in failed[-MAX_FAILED_SHOWN:]]
+
+
+def stderr_path(unit: inspect.UnitView) -> str | None:
+    """Where the unit's stderr went on its pilot's host: its ``error`` file in its sandbox."""
+    if not unit.sandbox:
+        return None
+    return os.path.join(unit.sandbox, unit.error or "stderr")
+
+
+def stderr_tail(unit: inspect.UnitView, limit: int = STDERR_TAIL) -> dict[str, Any]:
+    """The last ``limit`` bytes of the unit's stderr as text, or a note saying why not."""
+    path = stderr_path(unit)
+    result: dict[str, Any] = {"path": path, "host": unit.host, "stderr": None, "note": ""}
+    if path is None:
+        result["note"] = "the unit never started: it has no sandbox"
+        return result
+    if unit.host and unit.host not in _this_host() and not os.path.exists(path):
+        result["note"] = (
+            f"its stderr is on {unit.host}, which this dashboard cannot read; "
+            f"look at {path} there (or use troy logs)"
+        )
+        return result
+    try:
+        with open(path, "rb") as stream:
+            size = stream.seek(0, os.SEEK_END)
+            stream.seek(max(size - limit, 0))
+            tail = stream.read(limit)
+    except OSError as exc:
+        result["note"] = f"cannot read {path}: {exc.strerror or exc}"
+        return result
+    result["stderr"] = tail.decode("utf-8", "replace")
+    if size > limit:
+        result["note"] = f"the last {limit} of {size} bytes"
+    return result
+
+
+def _this_host() -> set[str]:
+    return {"localhost", "127.0.0.1", socket.gethostname(), socket.getfqdn()}
