@@ -33,6 +33,9 @@ fi
 bash scripts/redis-server.sh install
 bash scripts/services.sh install
 bash scripts/s3-server.sh install
+# Debian's chromium + chromedriver for the dashboard's browser test (selenium is in the
+# test extra and is pointed at /usr/bin/chromedriver: nothing is downloaded).
+bash scripts/browser.sh install
 TROY_SERVICES_DIR=$(mktemp -d /tmp/troy-svc.XXXXXX)
 stop_services() {
     local status=$?

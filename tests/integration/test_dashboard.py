@@ -102,6 +102,11 @@ def test_snapshot_shows_pilots_counts_units_and_the_failed_units_stderr(
     assert rows["failing"]["exit_code"] == 3
     assert "exit code 3" in rows["failing"]["detail"]
     assert all(u["wait"] is not None and u["run"] is not None for u in data["units"])
+    assert data["units_matching"] == 3
+    only_failed = get_json(url + "api/snapshot?state=Failed")
+    assert [u["name"] for u in only_failed["units"]] == ["failing"]
+    assert only_failed["units_matching"] == 1
+    assert only_failed["counts"] == data["counts"]  # the filter is the table's only
     bars = data["timeline"]["bars"]
     assert sorted(b["state"] for b in bars) == ["Done", "Done", "Failed"]
     assert {b["row"] for b in bars} <= {0, 1}  # two slots: two rows

@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 
 DEFAULT_PORT = 8765
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
-#: A snapshot is rebuilt at most this often, however many pages poll.
+#: A snapshot is rebuilt at most this often, however many pages poll (and never more
+#: often than twice the time it took to build: a large run is not replayed nonstop).
 CACHE_SECONDS = 0.5
 INSTALL = "pip install 'troy[dashboard]'"
 
@@ -68,18 +69,21 @@ class Snapshots:
 
     coordination: Coordination
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _cache: dict[str | None, tuple[float, dict[str, Any]]] = field(default_factory=dict)
+    _cache: dict[tuple[str | None, str | None], tuple[float, float, dict[str, Any]]] = field(
+        default_factory=dict
+    )
 
-    def get(self, service_id: str | None) -> dict[str, Any]:
+    def get(self, service_id: str | None, state: str | None = None) -> dict[str, Any]:
+        """The snapshot of ``service_id``, its unit table filtered to ``state``."""
+        from troy.cli import dashboard_data
+
         with self._lock:
             now = time.time()
-            kept = self._cache.get(service_id)
-            if kept is not None and now - kept[0] < CACHE_SECONDS:
-                return kept[1]
-            from troy.cli import dashboard_data
-
-            data = dashboard_data.snapshot(self.coordination, service_id, now)
-            self._cache[service_id] = (now, data)
+            kept = self._cache.get((service_id, state))
+            if kept is not None and now - kept[0] < max(CACHE_SECONDS, 2 * kept[1]):
+                return kept[2]
+            data = dashboard_data.snapshot(self.coordination, service_id, now, state)
+            self._cache[(service_id, state)] = (now, time.time() - now, data)
             return data
 
 
@@ -92,7 +96,7 @@ def _allowed(request: Request, token: str | None) -> bool:
 
 
 def make_app(snapshots: Snapshots, service: str | None, token: str | None) -> Starlette:
-    """The web application: ``/`` the page, ``/api/snapshot[?service=ID]`` its data.
+    """The web application: ``/`` the page, ``/api/snapshot[?service=ID][&state=S]`` its data.
 
     ``token``: when set, every request needs ``?token=`` with it (else 403); when
     None, only requests addressed to loopback are answered.
@@ -113,7 +117,10 @@ def make_app(snapshots: Snapshots, service: str | None, token: str | None) -> St
         if not _allowed(request, token):
             return JSONResponse({"error": forbidden.strip()}, status_code=403)
         try:
-            data = snapshots.get(request.query_params.get("service") or service)
+            data = snapshots.get(
+                request.query_params.get("service") or service,
+                request.query_params.get("state") or None,
+            )
         except NoSuchObject as exc:
             return JSONResponse({"error": scrub(str(exc))}, status_code=404)
         except TroyError as exc:

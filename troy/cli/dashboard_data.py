@@ -27,6 +27,8 @@ MAX_FAILED_SHOWN = 20
 RATE_WINDOW = 60.0
 #: Time slices of the utilisation plot.
 BUCKETS = 40
+#: Rows of the unit table sent to the page (the latest submitted that pass its filter).
+MAX_UNITS = 500
 
 
 def services(coordination: Coordination) -> list[dict[str, Any]]:
@@ -44,8 +46,11 @@ def default_service(listed: list[dict[str, Any]]) -> str | None:
     return chosen[-1]["id"] if chosen else None
 
 
-def snapshot(coordination: Coordination, service_id: str | None, now: float) -> dict[str, Any]:
-    """Everything the page shows of ``service_id`` (None: the default service) at ``now``."""
+def snapshot(
+    coordination: Coordination, service_id: str | None, now: float, state: str | None = None
+) -> dict[str, Any]:
+    """Everything the page shows of ``service_id`` (None: the default service) at ``now``;
+    the unit table holds the last MAX_UNITS units in ``state`` (None: in any state)."""
     listed = services(coordination)
     service_id = service_id or default_service(listed)
     data: dict[str, Any] = {
@@ -61,7 +66,9 @@ def snapshot(coordination: Coordination, service_id: str | None, now: float) -> 
     data["pilots"] = [_pilot(coordination, view, p, now) for p in view.pilots]
     data["counts"] = {str(s): n for s, n in view.counts().items()}
     data["rates"] = _rates(view, now)
-    data["units"] = [_unit(u) for u in view.units]
+    table = [u for u in view.units if state is None or str(u.state) == state]
+    data["units"] = [_unit(u) for u in table[-MAX_UNITS:]]
+    data["units_matching"] = len(table)
     data["failed"] = _failed(view)
     timeline = report.layout(view, now)
     summary = report.summarize(view, timeline, BUCKETS)
