@@ -9,25 +9,15 @@ set -euo pipefail
 
 PACKAGES=(chromium chromium-driver)
 
-usage() {
-    echo "usage: $0 install" >&2
-    exit 2
-}
-
+# apt_install (from lib.sh) reports through log and die:
 log() { echo "browser: $*"; }
-die() {
-    echo "browser: $*" >&2
-    exit 1
-}
-
-# apt_install:
+die() { echo "browser: $*" >&2; exit 1; }
 # shellcheck source=scripts/lib.sh
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 
-case "${1:-}" in
-install)
-    apt_install
-    log "installed: ${PACKAGES[*]}"
-    ;;
-*) usage ;;
-esac
+if [ $# != 1 ] || [ "$1" != install ]; then
+    echo "usage: $0 install" >&2
+    exit 2
+fi
+apt_install
+log "installed: ${PACKAGES[*]}"
