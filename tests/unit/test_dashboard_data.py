@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from troy.cli import dashboard_data
-from troy.cli.inspect import RunView, ServiceView, UnitView
+from troy.cli.inspect import PilotView, RunView, ServiceView, UnitView
 from troy.model.states import State
 
 
@@ -91,3 +91,22 @@ def test_a_units_row_has_its_wait_and_run_times() -> None:
     assert (row["wait"], row["run"], row["runs"], row["tries"]) == (2.5, 7.5, 1, 0)
     waiting = dashboard_data._unit(unit("u.1", State.New, [10.0]))
     assert (waiting["wait"], waiting["run"], waiting["started"]) == (None, None, None)
+
+
+def test_a_pilots_resource_is_shown_redacted_with_its_busy_and_free_slots(tmp_path: Path) -> None:
+    from troy.plugins.registry import open_coordination
+
+    coordination = open_coordination((tmp_path / "coordination").as_uri(), serve=True)
+    try:
+        pilot = PilotView(
+            "pilot-a", "ssh://me:hunter2@login.example.org/", "", State.Running, "", 4, "/w", []
+        )
+        view = ServiceView("wus-1", "workunit", 0.0, pilots=[pilot])
+        view.units = [unit("u.0", State.Running, [0, 1]), unit("u.1", State.Done, [0, 1, 2])]
+        shown = dashboard_data._pilot(coordination, view, pilot, now=10.0)
+    finally:
+        coordination.close()
+    assert "hunter2" not in str(shown)
+    assert shown["resource"] == "ssh://me:***@login.example.org/"
+    assert (shown["slots"], shown["busy"], shown["free"]) == (4, 1, 3)
+    assert shown["heartbeat_age"] is None  # no agent ever wrote one
