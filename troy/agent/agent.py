@@ -31,12 +31,12 @@ from typing import Any
 
 from troy.agent import guard
 from troy.agent.launcher import describe_exit, load_launcher, prepare, start
+from troy.agent.queue_items import BadQueueItem, to_job
 from troy.agent.reporter import Reporter
 from troy.agent.resources import discover, pilot_slots
 from troy.agent.slots import Job, SlotPool
 from troy.agent.staging import Stager, StagingError
 from troy.model import protocol, retry, secrets
-from troy.model.cores import unit_core_range
 from troy.model.errors import CoordinationError
 from troy.plugins.coordination.base import Coordination
 
@@ -332,30 +332,30 @@ class Agent:
         if self._stop is None:
             self._stop = (pilot_state, unit_state, detail)
 
-    def _accept(self, items: list[dict[str, Any]]) -> None:
+    def _accept(self, items: list[Any]) -> None:
+        """Check each claimed item (troy.agent.queue_items) and give the good ones to the slots.
+
+        A bad item never stops the agent: its unit is reported Failed with what was
+        wrong, or, without a usable id or service to report to, dropped with a warning.
+        """
         jobs = []
         for item in items:
-            taken = (item["id"], item.get("a", 0))
+            try:
+                job = to_job(item)
+            except BadQueueItem as exc:
+                self._reject(exc)
+                continue
+            taken = (job.id, job.attempt)
             if taken in self._taken:
                 # The same attempt queued twice (a commit retried after an unknown
                 # outcome): it runs once; the copy is only acknowledged.
                 log.info("unit %s attempt %s was queued twice: running it once", *taken)
-                self.reporter.acknowledge([item["id"]])
+                self.reporter.acknowledge([job.id])
                 continue
             self._taken[taken] = None
             if len(self._taken) > TAKEN_MEMORY:
                 del self._taken[next(iter(self._taken))]
-            description = item["d"]
-            fewest, most = unit_core_range(description)
-            job = Job(
-                item["id"],
-                item["service"],
-                description,
-                item.get("a", 0),
-                fewest,
-                item.get("t", []),
-                most,
-            )
+            fewest, most = job.cores, job.max_cores
             if job.id in self._cancel_requested:
                 self._report_unit(job, "Canceled", detail="canceled before it started")
             elif fewest > self.slots:
@@ -369,6 +369,19 @@ class Agent:
             else:
                 jobs.append(job)
         self.pool.add(jobs)
+
+    def _reject(self, bad: BadQueueItem) -> None:
+        """Fail the unit of a queue item the agent cannot run, or drop the item with a warning."""
+        if bad.unit_id is None or bad.service is None:
+            log.warning("dropped %s", bad)
+            if bad.unit_id is not None:
+                self.reporter.acknowledge([bad.unit_id])
+            return
+        log.warning("unit %s failed: %s", bad.unit_id, bad.reason)
+        event = protocol.unit_state_event(
+            bad.unit_id, "Failed", bad.attempt, pilot=self.pilot_id, detail=str(bad)
+        )
+        self.reporter.add(protocol.service_key(bad.service), event)
 
     # -- main loop ---------------------------------------------------------------
     def run(self) -> int:

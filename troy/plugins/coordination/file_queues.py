@@ -28,8 +28,9 @@ from troy.plugins.coordination.file_format import (
     START_DIGITS,
     TMP,
     dumps,
+    item_ids,
     join_lines,
-    load_lines,
+    load_claimed,
     read_bytes,
     split_lines,
 )
@@ -167,7 +168,7 @@ class QueueFiles:
                     raise CoordinationError(
                         f"cannot shorten claimed bundle {target}: {exc}"
                     ) from exc
-        return load_lines(lines, target), rest
+        return load_claimed(lines, target), rest
 
     def _put_back(
         self, pending: str, tmp: str, stem: str, start: int, lines: list[bytes], piece: int
@@ -199,7 +200,7 @@ class QueueFiles:
                 continue
             except OSError as exc:
                 raise CoordinationError(f"cannot read bundle {path}: {exc}") from exc
-            if not any(item["id"] in wanted for item in load_lines(lines, path)):
+            if not any(ident in wanted for ident in item_ids(lines, path)):
                 continue
             private = self._temp_name(tmp)
             try:
@@ -213,8 +214,7 @@ class QueueFiles:
             except OSError as exc:
                 raise CoordinationError(f"cannot read bundle {private}: {exc}") from exc
             keep = []
-            for line, item in zip(lines, load_lines(lines, private), strict=True):
-                ident = item["id"]
+            for line, ident in zip(lines, item_ids(lines, private), strict=True):
                 if ident in wanted:
                     wanted.discard(ident)
                     removed.append(ident)
@@ -250,9 +250,9 @@ class QueueFiles:
                     continue
                 except OSError as exc:
                     raise CoordinationError(f"cannot read claimed bundle {path}: {exc}") from exc
-                items = load_lines(lines, path)
-                keep = [line for line, item in zip(lines, items, strict=True)
-                        if item.get("id") not in wanted]  # fmt: skip
+                idents = item_ids(lines, path)
+                keep = [line for line, ident in zip(lines, idents, strict=True)
+                        if ident not in wanted]  # fmt: skip
                 if len(keep) == len(lines):
                     continue
                 if keep:
@@ -267,6 +267,6 @@ class QueueFiles:
                         raise CoordinationError(
                             f"cannot delete acknowledged {path}: {exc}"
                         ) from exc
-            wanted.difference_update(item.get("id") for item in items)
+            wanted.difference_update(idents)
             if not wanted:
                 break

@@ -1,0 +1,167 @@
+"""A malformed item in a pilot's queue fails its unit with a reason; the agent runs on (issue 17).
+
+Hand-made items go straight into a running pilot's queue through the
+coordination API, next to good units: items that name a unit of a work-unit
+service (one with no pilot, so only these items can decide its fate) end
+Failed with what was wrong, and that service's wait() returns; items without
+a usable id or service are dropped; the good units run, and the agent is
+still alive at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from redis_fixtures import RedisServer, redis_server  # noqa: F401 - a fixture
+
+import troy
+from troy import State
+from troy.model import protocol
+from troy.plugins.coordination.base import Coordination
+from troy.plugins.registry import open_coordination
+from troy.testing.backends import wait_until
+
+#: (what the description field says, the description, a word the reason must hold).
+BAD_DESCRIPTIONS: list[tuple[str, Any, str]] = [
+    ("not a mapping", "echo hi", "'d' must be"),
+    ("no executable", {"arguments": ["x"]}, "executable"),
+    ("wrong type", {"executable": ["/bin/true"]}, "executable"),
+    ("a NUL", {"executable": "/bin/echo", "arguments": ["a\0b"]}, "NUL"),
+    ("a lone surrogate", {"executable": "/bin/echo\ud800"}, "surrogate"),
+    ("cores = 10**9", {"executable": "/bin/true", "cores": 10**9}, "cores"),
+    ("a 10 MB argument", {"executable": "/bin/echo", "arguments": ["x" * 10_000_000]}, "bytes"),
+    ("an unknown field", {"executable": "/bin/true", "bogus": 1}, "bogus"),
+    ("NaN", {"executable": "/bin/true", "wall_time_limit": float("nan")}, "wall_time_limit"),
+    ("a path out of the pilot", {"executable": "/bin/true", "output": "../../x"}, "output"),
+]
+#: Items with a unit id but a broken envelope: (item without id/service, a word of the reason).
+BAD_ENVELOPES: list[tuple[dict[str, Any], str]] = [
+    ({"a": "zero"}, "'a'"),
+    ({"a": -1}, "'a'"),
+    ({"t": "none"}, "'t'"),
+]
+#: Items without a usable id or service: dropped.
+UNUSABLE: list[Any] = [
+    [1, 2, 3],
+    "a string",
+    42,
+    None,
+    {"service": "x", "d": {"executable": "/bin/true"}},
+    {"id": 7, "service": "x", "d": {"executable": "/bin/true"}},
+    {"id": "../../etc", "service": "x", "d": {"executable": "/bin/true"}},
+    {"id": "wu-nosuch-1", "d": {"executable": "/bin/true"}},
+]
+
+
+def coordination_urls() -> list[str]:
+    return ["file", "redis"]
+
+
+@pytest.fixture(params=coordination_urls())
+def coordination_url(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+) -> Iterator[str]:
+    if request.param == "file":
+        yield (tmp_path / "coordination").as_uri()
+    else:
+        server: RedisServer = request.getfixturevalue("redis_server")
+        yield f"{server.url}?prefix=bad-{uuid.uuid4().hex[:8]}"
+
+
+def raw_enqueue(url: str, queue: str, lines: list[bytes]) -> None:
+    """Put raw lines into ``queue``, bypassing what the coordination API refuses to write."""
+    if url.startswith("file:"):
+        root = Path(url.removeprefix("file://"))
+        pending = root / "queues" / queue / "@pending"
+        pending.mkdir(parents=True, exist_ok=True)
+        # A bundle name sorts by its first field (ns): these come first in the queue.
+        name = f"{time.time_ns():020d}-rogue-000000.000000000.jsonl"
+        (pending / name).write_bytes(b"".join(line + b"\n" for line in lines))
+    else:
+        server, _, query = url.partition("?")
+        prefix = query.removeprefix("prefix=")
+        client = redis.Redis.from_url(server)
+        client.rpush(f"{prefix}:q:{queue}", *lines)
+        client.close()
+
+
+def test_bad_queue_items_fail_alone_and_the_agent_runs_on(
+    coordination_url: str, tmp_path: Path
+) -> None:
+    url = coordination_url
+    pilots = troy.PilotJobService(coordination=url)
+    good = troy.WorkUnitService(coordination=url)
+    orphans = troy.WorkUnitService(coordination=url)  # no pilot: only our items place its units
+    coordination: Coordination = open_coordination(url)
+    try:
+        good.add(pilots)
+        pilot = pilots.create(
+            "fork://localhost",
+            {"number_of_processes": 2, "working_directory": str(tmp_path / "pilot")},
+        )
+        wait_until(lambda: pilot.state == State.Running, 60, "the pilot to run")
+        queue = protocol.pilot_key(pilot.id)
+        first = good.submit([{"executable": "/bin/true"} for _ in range(3)])
+
+        bad_units = orphans.submit(
+            [{"executable": "/bin/true"} for _ in BAD_DESCRIPTIONS + BAD_ENVELOPES]
+        )
+        items: list[dict[str, Any]] = []
+        for unit, (_, description, _) in zip(bad_units, BAD_DESCRIPTIONS, strict=False):
+            items.append({"id": unit.id, "service": orphans.id, "d": description, "a": 0})
+        for unit, (envelope, _) in zip(
+            bad_units[len(BAD_DESCRIPTIONS) :], BAD_ENVELOPES, strict=True
+        ):
+            items.append(
+                {"id": unit.id, "service": orphans.id, "d": {"executable": "/bin/true"}, **envelope}
+            )
+        raw_enqueue(url, queue, [_json(item) for item in items])
+        raw_enqueue(url, queue, [_json(value) for value in UNUSABLE])
+        raw_enqueue(url, queue, [b"this is not JSON", b'{"id": "wu-half', b"\xff\xfe"])
+        if url.startswith("file:"):  # a whole file that is not JSON, in the queue's folder
+            raw_enqueue(url, queue, [b"\x00\x01 binary garbage"])
+        second = good.submit([{"executable": "/bin/echo", "arguments": ["ok"]} for _ in range(3)])
+
+        good.wait(timeout=60)
+        assert [u.state for u in first + second] == [State.Done] * 6
+        orphans.wait(timeout=60)
+        reasons = {u.id: u.state_detail or "" for u in bad_units}
+        assert [u.state for u in bad_units] == [State.Failed] * len(bad_units), reasons
+        expected = [word for _, _, word in BAD_DESCRIPTIONS] + [w for _, w in BAD_ENVELOPES]
+        for unit, word in zip(bad_units, expected, strict=True):
+            assert word in reasons[unit.id], (word, reasons[unit.id])
+            assert "Traceback" not in reasons[unit.id]
+        assert all(len(reason) < 2000 for reason in reasons.values())
+
+        # The agent is alive and still runs units.
+        assert pilot.state == State.Running
+        pid = _agent_pid(coordination, pilot.id)
+        os.kill(pid, 0)
+        last = good.submit({"executable": "/bin/true"})
+        assert last.wait(timeout=60) == State.Done
+    finally:
+        pilots.cancel()
+        pilots.close()
+        good.close()
+        orphans.close()
+        coordination.close()
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value).encode("utf-8", "surrogatepass")
+
+
+def _agent_pid(coordination: Coordination, pilot_id: str) -> int:
+    events, _ = coordination.read(protocol.pilot_key(pilot_id), None)
+    pids = [event["pid"] for event in events if event.get("s") == "Running" and "pid" in event]
+    assert pids, events
+    return int(pids[-1])
