@@ -1,8 +1,9 @@
 """The pilot agent: claims units from its pilot's queue and runs them in its slots.
 
 One dispatcher (the main thread) claims units in batches (in pull mode, one
-per free slot); a pool of worker threads (one per slot) starts each unit in
-FIFO order with bounded backfill (troy.agent.slots) and waits for it; state
+per free slot) and checks each item (troy.agent.queue_items); worker
+threads, one per running unit (troy.agent.slots), start each unit in FIFO
+order with bounded backfill and wait for it; state
 changes are reported in batches.  Units' input_data is staged in before they
 start and output_data out after they end (troy.agent.staging).  The agent
 stops on a terminate request, on SIGTERM (both: units Canceled, pilot
