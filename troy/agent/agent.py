@@ -32,7 +32,7 @@ from typing import Any
 
 from troy.agent import guard
 from troy.agent.launcher import describe_exit, load_launcher, prepare, start
-from troy.agent.queue_items import BadQueueItem, to_job
+from troy.agent.queue_items import BadQueueItem, to_job, unexpected
 from troy.agent.reporter import Reporter
 from troy.agent.resources import discover, pilot_slots
 from troy.agent.slots import Job, SlotPool
@@ -345,6 +345,9 @@ class Agent:
                 job = to_job(item)
             except BadQueueItem as exc:
                 self._reject(exc)
+                continue
+            except Exception as exc:  # a bug in the check must not stop the agent
+                self._reject(unexpected(item, exc))
                 continue
             taken = (job.id, job.attempt)
             if taken in self._taken:

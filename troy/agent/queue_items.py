@@ -28,6 +28,8 @@ MAX_ITEM_BYTES = 4 * 2**20
 MAX_TRIES = 1_000
 #: The highest attempt number an item may carry.
 MAX_ATTEMPT = 10**6
+#: Characters of a rejection's reason (it goes into the unit's state_detail).
+MAX_REASON = 500
 #: Unit and service ids: what troy makes, and what a coordination name may hold.
 _ID = re.compile(r"[A-Za-z0-9._-]{1,200}")
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False, check_circular=False)
@@ -43,12 +45,12 @@ class BadQueueItem(TroyError, ValueError):
     def __init__(
         self, reason: str, unit_id: str | None = None, service: str | None = None, attempt: int = 0
     ) -> None:
-        self.reason = reason
+        self.reason = _printable(reason)
         self.unit_id = unit_id
         self.service = service
         self.attempt = attempt
         about = f"queue item for unit {unit_id}" if unit_id else "queue item"
-        super().__init__(f"{about}: {reason}")
+        super().__init__(f"{about}: {self.reason}")
 
     @property
     def reportable(self) -> bool:
@@ -97,7 +99,8 @@ def to_job(item: Any) -> Job:
         description.validate()
         fewest, most = unit_core_range(description.as_dict())
     except BadDescription as exc:
-        raise bad(f"bad description: {exc}") from None
+        field = exc.field if len(exc.field) <= 80 else f"{exc.field[:60]}..."
+        raise bad(f"bad description: {field}: {exc.reason}") from None
     except RecursionError:
         raise bad("bad description: nested too deep") from None
     size = _size(item)
@@ -106,6 +109,14 @@ def to_job(item: Any) -> Job:
     if size > MAX_ITEM_BYTES:
         raise bad(f"{size} bytes, over the agent's limit of {MAX_ITEM_BYTES} bytes")
     return Job(unit_id, service, description.as_dict(), attempt, fewest, list(tries), most)
+
+
+def unexpected(item: Any, error: Exception) -> BadQueueItem:
+    """The rejection of an item whose check failed with ``error`` (a bug, not the item's fault)."""
+    unit_id = service = None
+    if isinstance(item, Mapping):
+        unit_id, service = _ident(item.get("id")), _ident(item.get("service"))
+    return BadQueueItem(f"agent error while checking it: {error!r}", unit_id, service)
 
 
 def _ident(value: Any) -> str | None:
@@ -119,6 +130,12 @@ def _size(item: Mapping[str, Any]) -> int | None:
         return len(_ENCODER.encode(item))
     except (TypeError, ValueError, RecursionError):
         return None
+
+
+def _printable(text: str) -> str:
+    """``text`` cut to MAX_REASON characters, with NUL and lone surrogates escaped."""
+    text = text.encode("utf-8", "backslashreplace").decode().replace("\0", "\\x00")
+    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"
 
 
 def _shown(value: Any) -> str:
