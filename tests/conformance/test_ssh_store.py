@@ -214,7 +214,8 @@ class TestSshUrls:
         [
             ("ssh://host", "no absolute directory"),
             ("ssh:///data", "no host"),
-            ("ssh://-oProxyCommand=x/data", "may not start with '-'"),
+            ("ssh://-oProxyCommand=x/data", "starts with '-'"),
+            ("ssh://a$(touch%20x)b/data", "characters a host name does not"),
             ("ssh://host:99999/data", "invalid port"),
             ("sftp://host/data", "must start with ssh://"),
         ],
