@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 import pytest
 import redis
@@ -61,31 +63,47 @@ UNUSABLE: list[Any] = [
 ]
 
 
-def coordination_urls() -> list[str]:
-    return ["file", "redis"]
-
-
-@pytest.fixture(params=coordination_urls())
-def coordination_url(
-    request: pytest.FixtureRequest,
-    tmp_path: Path,
-) -> Iterator[str]:
+@pytest.fixture(params=["file", "redis", "zmq"])
+def coordination_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "file":
         yield (tmp_path / "coordination").as_uri()
+    elif request.param == "zmq":
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        yield f"tcp://127.0.0.1:{port}?journal={quote(str(tmp_path / 'journal'))}"
     else:
         server: RedisServer = request.getfixturevalue("redis_server")
         yield f"{server.url}?prefix=bad-{uuid.uuid4().hex[:8]}"
 
 
+def file_root(url: str) -> Path | None:
+    """The file coordination tree behind ``url`` (the zmq broker's journal is one)."""
+    if url.startswith("file:"):
+        return Path(url.removeprefix("file://"))
+    if url.startswith("tcp:"):
+        return Path(unquote(url.partition("journal=")[2]))
+    return None
+
+
+def pending_folder(url: str, queue: str) -> Path:
+    root = file_root(url)
+    assert root is not None
+    pending = root / "queues" / queue / "@pending"
+    pending.mkdir(parents=True, exist_ok=True)
+    return pending
+
+
+def bundle_name() -> str:
+    """A new bundle's name: a bundle name sorts by its first field (ns)."""
+    return f"{time.time_ns():020d}-rogue-000000.000000000.jsonl"
+
+
 def raw_enqueue(url: str, queue: str, lines: list[bytes]) -> None:
     """Put raw lines into ``queue``, bypassing what the coordination API refuses to write."""
-    if url.startswith("file:"):
-        root = Path(url.removeprefix("file://"))
-        pending = root / "queues" / queue / "@pending"
-        pending.mkdir(parents=True, exist_ok=True)
-        # A bundle name sorts by its first field (ns): these come first in the queue.
-        name = f"{time.time_ns():020d}-rogue-000000.000000000.jsonl"
-        (pending / name).write_bytes(b"".join(line + b"\n" for line in lines))
+    if file_root(url) is not None:
+        data = b"".join(line + b"\n" for line in lines)
+        (pending_folder(url, queue) / bundle_name()).write_bytes(data)
     else:
         server, _, query = url.partition("?")
         prefix = query.removeprefix("prefix=")
@@ -127,8 +145,12 @@ def test_bad_queue_items_fail_alone_and_the_agent_runs_on(
         raw_enqueue(url, queue, [_json(item) for item in items])
         raw_enqueue(url, queue, [_json(value) for value in UNUSABLE])
         raw_enqueue(url, queue, [b"this is not JSON", b'{"id": "wu-half', b"\xff\xfe"])
-        if url.startswith("file:"):  # a whole file that is not JSON, in the queue's folder
+        if file_root(url) is not None:  # files that are not bundles, in the queue's folder
             raw_enqueue(url, queue, [b"\x00\x01 binary garbage"])
+            pending = pending_folder(url, queue)
+            os.mkfifo(pending / bundle_name())  # reading it would block for good
+            (pending / bundle_name()).mkdir()
+            (pending / bundle_name()).symlink_to(pending / "elsewhere.jsonl")
         second = good.submit([{"executable": "/bin/echo", "arguments": ["ok"]} for _ in range(3)])
 
         good.wait(timeout=60)

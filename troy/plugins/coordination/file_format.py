@@ -6,10 +6,12 @@ Shared by `troy.plugins.coordination.file` and the modules it is split into
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import re
+import stat
 from collections.abc import Iterable
 from typing import Any
 
@@ -107,8 +109,24 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+#: errno of `read_bytes` for a path that is not a regular file (a link, a folder, a FIFO).
+NOT_A_FILE = (errno.ELOOP, errno.EINVAL)
+
+
 def read_bytes(path: str) -> bytes:
-    with open(path, "rb") as file:
+    """The content of the regular file ``path``; OSError with an errno in NOT_A_FILE for a
+    symbolic link, a folder or a FIFO (whoever can write the tree could plant one: a
+    FIFO would block the reader for good, a link would make it read any file)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        regular = stat.S_ISREG(os.fstat(fd).st_mode)
+    except BaseException:
+        os.close(fd)
+        raise
+    if not regular:
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", path)
+    with open(fd, "rb") as file:
         return file.read()
 
 

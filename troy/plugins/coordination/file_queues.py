@@ -24,6 +24,7 @@ from troy.plugins.coordination.file_commit import recover
 from troy.plugins.coordination.file_format import (
     BUNDLE,
     CLAIMED,
+    NOT_A_FILE,
     PENDING,
     START_DIGITS,
     TMP,
@@ -31,6 +32,7 @@ from troy.plugins.coordination.file_format import (
     item_ids,
     join_lines,
     load_claimed,
+    log,
     read_bytes,
     split_lines,
 )
@@ -155,7 +157,10 @@ class QueueFiles:
             try:
                 lines = split_lines(read_bytes(target))
             except OSError as exc:
-                raise CoordinationError(f"cannot read claimed bundle {target}: {exc}") from exc
+                if exc.errno not in NOT_A_FILE:
+                    raise CoordinationError(f"cannot read claimed bundle {target}: {exc}") from exc
+                log.warning("dropped %s from the queue: not a regular file", target)
+                return [], []
             rest: list[str] = []
             if len(lines) > need:
                 stem, start, _ = bundle.rsplit(".", 2)
@@ -199,6 +204,8 @@ class QueueFiles:
             except FileNotFoundError:
                 continue
             except OSError as exc:
+                if exc.errno in NOT_A_FILE:  # not a bundle: a claim drops it
+                    continue
                 raise CoordinationError(f"cannot read bundle {path}: {exc}") from exc
             if not any(ident in wanted for ident in item_ids(lines, path)):
                 continue
@@ -249,6 +256,8 @@ class QueueFiles:
                 except FileNotFoundError:
                     continue
                 except OSError as exc:
+                    if exc.errno in NOT_A_FILE:  # dropped by the claim that took it
+                        continue
                     raise CoordinationError(f"cannot read claimed bundle {path}: {exc}") from exc
                 idents = item_ids(lines, path)
                 keep = [line for line, ident in zip(lines, idents, strict=True)

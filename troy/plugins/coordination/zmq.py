@@ -92,6 +92,10 @@ _READ_ONLY = frozenset({"ping", "get_record", "list_records", "read"})
 #: The journal's folder of per-connection files: last write request and its reply.
 _SESSIONS = "zmq-sessions"
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+#: Replies carry what the journal holds as it is: a NaN someone wrote into a queue file
+#: reaches the claimer, which refuses that item, instead of failing the whole claim (and
+#: losing the items claimed with it).  Requests stay strict (the journal refuses NaN anyway).
+_REPLY_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=True)
 
 
 @dataclass(frozen=True)
@@ -310,7 +314,8 @@ class _Broker:
             return None  # the client has moved on
         session.last = number
         try:
-            result = _encode(self._execute(connection, session, op.decode(), json.loads(body)))
+            answer = self._execute(connection, session, op.decode(), json.loads(body))
+            result = _REPLY_ENCODER.encode(answer).encode()
             reply = [b"ok", result]
         except CoordinationError as exc:
             reply = [b"err", str(exc).encode()]
