@@ -164,6 +164,18 @@ def test_bad_queue_items_fail_alone_and_the_agent_runs_on(
             assert "Traceback" not in reasons[unit.id]
         assert all(len(reason) < 2000 for reason in reasons.values())
 
+        # Broken control requests are ignored too.
+        coordination.append(
+            protocol.control_stream(pilot.id),
+            [
+                {"ev": "cancel", "units": "all"},
+                {"ev": "cancel", "units": [1, 2]},
+                {"ev": "terminate", "a": "0"},
+                {"ev": "terminate", "a": 0, "reason": ["x"]},
+                {"ev": "mystery"},
+            ],
+        )
+        time.sleep(0.5)  # the agent reads its control stream every 50 ms
         # The agent is alive and still runs units.
         assert pilot.state == State.Running
         pid = _agent_pid(coordination, pilot.id)

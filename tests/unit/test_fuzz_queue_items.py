@@ -17,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from troy import WorkUnitDescription
+from troy.agent.control import Cancel, Terminate, control_request
 from troy.agent.queue_items import MAX_ITEM_BYTES, MAX_REASON, BadQueueItem, to_job
 from troy.agent.slots import Job
 from troy.model import limits
@@ -91,6 +92,29 @@ def test_claimed_bytes_are_items_or_dropped_and_every_item_is_checked(lines: lis
     assert len(item_ids(lines, "fuzz.jsonl")) == len(lines)
     for value in values:
         check(value)
+
+
+CONTROL = st.one_of(
+    VALUES,
+    st.fixed_dictionaries(
+        {"ev": st.sampled_from(["cancel", "terminate", "other"])},
+        optional={"units": st.one_of(st.lists(IDS, max_size=3), VALUES), "a": VALUES,
+                  "reason": VALUES, "fate": VALUES},
+    ),
+)  # fmt: skip
+
+
+@given(CONTROL)
+def test_a_control_event_is_a_request_or_none(event: Any) -> None:
+    request = control_request(event)
+    if isinstance(request, Cancel):
+        assert all(isinstance(unit, str) for unit in request.units)
+    elif isinstance(request, Terminate):
+        assert type(request.attempt) is int and request.attempt >= 0
+        assert isinstance(request.reason, str) and "\0" not in request.reason
+        request.reason.encode("utf-8")
+    else:
+        assert request is None
 
 
 def test_items_that_once_crashed_the_agent_are_refused_with_a_reason() -> None:

@@ -1,7 +1,8 @@
 """The pilot agent: claims units from its pilot's queue and runs them in its slots.
 
 One dispatcher (the main thread) claims units in batches (in pull mode, one
-per free slot) and checks each item (troy.agent.queue_items); worker
+per free slot) and checks each item (troy.agent.queue_items) and each
+control request (troy.agent.control); worker
 threads, one per running unit (troy.agent.slots), start each unit in FIFO
 order with bounded backfill and wait for it; state
 changes are reported in batches.  Units' input_data is staged in before they
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from troy.agent import guard
+from troy.agent.control import Cancel, Terminate, control_request
 from troy.agent.launcher import describe_exit, load_launcher, prepare, start
 from troy.agent.queue_items import BadQueueItem, to_job, unexpected
 from troy.agent.reporter import Reporter
@@ -312,8 +314,9 @@ class Agent:
             protocol.control_stream(self.pilot_id), self._control_cursor
         )
         for event in events:
-            if event.get("ev") == "cancel":
-                ids = set(event.get("units") or ())
+            request = control_request(event)
+            if isinstance(request, Cancel):
+                ids = request.units
                 with self._lock:
                     self._cancel_requested |= ids
                     running = [p for uid, p in self._running.items() if uid in ids]
@@ -321,12 +324,11 @@ class Agent:
                     self._kill(process)
                 for job in self.pool.remove(ids):
                     self._report_unit(job, "Canceled", detail="canceled before it started")
-            elif event.get("ev") == "terminate" and event.get("a", 0) >= self.attempt:
-                reason = event.get("reason") or "pilot canceled"
-                if event.get("fate") == "lost":  # the manager gave this agent up for lost
-                    self.request_stop("Failed", "lost", reason)
+            elif isinstance(request, Terminate) and request.attempt >= self.attempt:
+                if request.lost:  # the manager gave this agent up for lost
+                    self.request_stop("Failed", "lost", request.reason)
                 else:
-                    self.request_stop("Canceled", "Canceled", reason)
+                    self.request_stop("Canceled", "Canceled", request.reason)
 
     def request_stop(self, pilot_state: str, unit_state: str, detail: str) -> None:
         """Ask the main loop to end the pilot (first request wins)."""

@@ -45,7 +45,7 @@ class BadQueueItem(TroyError, ValueError):
     def __init__(
         self, reason: str, unit_id: str | None = None, service: str | None = None, attempt: int = 0
     ) -> None:
-        self.reason = _printable(reason)
+        self.reason = printable(reason)
         self.unit_id = unit_id
         self.service = service
         self.attempt = attempt
@@ -67,10 +67,10 @@ def to_job(item: Any) -> Job:
     """
     if not isinstance(item, Mapping):
         raise BadQueueItem(f"expected a JSON object, got {_shown(item)}")
-    unit_id = _ident(item.get("id"))
+    unit_id = usable_id(item.get("id"))
     if unit_id is None:
         raise BadQueueItem(f"no usable 'id' (got {_shown(item.get('id'))})")
-    service = _ident(item.get("service"))
+    service = usable_id(item.get("service"))
     attempt = item.get("a", 0)
     if type(attempt) is not int or not 0 <= attempt <= MAX_ATTEMPT:
         raise BadQueueItem(
@@ -115,12 +115,12 @@ def unexpected(item: Any, error: Exception) -> BadQueueItem:
     """The rejection of an item whose check failed with ``error`` (a bug, not the item's fault)."""
     unit_id = service = None
     if isinstance(item, Mapping):
-        unit_id, service = _ident(item.get("id")), _ident(item.get("service"))
+        unit_id, service = usable_id(item.get("id")), usable_id(item.get("service"))
     return BadQueueItem(f"agent error while checking it: {error!r}", unit_id, service)
 
 
-def _ident(value: Any) -> str | None:
-    """``value`` if it is a usable unit or service id."""
+def usable_id(value: Any) -> str | None:
+    """``value`` if it is a usable unit or service id (what troy makes, a coordination name)."""
     return value if isinstance(value, str) and _ID.fullmatch(value) else None
 
 
@@ -132,7 +132,7 @@ def _size(item: Mapping[str, Any]) -> int | None:
         return None
 
 
-def _printable(text: str) -> str:
+def printable(text: str) -> str:
     """``text`` cut to MAX_REASON characters, with NUL and lone surrogates escaped."""
     text = text.encode("utf-8", "backslashreplace").decode().replace("\0", "\\x00")
     return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"
