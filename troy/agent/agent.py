@@ -60,6 +60,8 @@ OUTAGE_FIRST_WAIT = 0.2
 OUTAGE_MAX_WAIT = 5.0
 #: Seconds an agent keeps trying to reach coordination when it starts.
 CONNECT_WINDOW = 60.0
+#: The most items one claim takes.
+MAX_CLAIM = 8192
 #: How many (unit, attempt) pairs an agent remembers having taken, to run a duplicate once.
 TAKEN_MEMORY = 100_000
 
@@ -132,7 +134,9 @@ class Agent:
         self._cancel_requested: set[str] = set()
         #: (unit id, attempt) of the items taken lately, oldest first (see _accept).
         self._taken: dict[tuple[str, int], None] = {}
-        self.claim_size = max(64, 4 * self.slots)
+        # Capped: each claimed item is checked (~15 us) while the main loop waits, and a
+        # pilot of 100,000 slots must still beat its heart between claims.
+        self.claim_size = max(64, min(4 * self.slots, MAX_CLAIM))
         self.pool = SlotPool(
             self.slots, self._run, low_water=max(2 * self.slots, 32), hungry=self._wake
         )
@@ -507,7 +511,7 @@ class Agent:
         """How many units to claim now: a batch when the backlog runs low, or (pull
         mode) one per slot that is free and not promised to a unit already claimed."""
         if self.pull:  # the backlog is at most a few units here: summing it is cheap
-            return max(0, self.slots - self.pool.busy - self.pool.promised)
+            return min(MAX_CLAIM, max(0, self.slots - self.pool.busy - self.pool.promised))
         return self.claim_size if self.pool.waiting <= low_water else 0
 
     def _beat(self) -> None:

@@ -83,6 +83,8 @@ class SlotPool:
         #: The worker threads alive, and how many of them wait for a job to start.
         self._threads: set[threading.Thread] = set()
         self._idle = 0
+        #: Workers made and not yet looking at the backlog (at most one).
+        self._starting = 0
         self._idle_exit = idle_exit
         self._started = False
         self._names = itertools.count()
@@ -107,13 +109,14 @@ class SlotPool:
         """
         if not self._started or self._closing or not self._backlog or not self._free:
             return
-        if self._idle:
+        if self._idle or self._starting:  # one is on its way: it kicks again if need be
             self._cond.notify()
         elif len(self._threads) < self.slots:
             thread = threading.Thread(
                 target=self._work, name=f"troy-slot-{next(self._names)}", daemon=True
             )
             self._threads.add(thread)
+            self._starting += 1
             thread.start()
 
     @property
@@ -206,9 +209,13 @@ class SlotPool:
 
     def _work(self) -> None:
         finished: Job | None = None
+        starting = True
         try:
             while True:
                 with self._cond:
+                    if starting:  # in the same hold as the first look at the backlog
+                        self._starting -= 1
+                        starting = False
                     if finished is not None:
                         self._free += finished.granted
                         finished = None
