@@ -17,9 +17,8 @@ import pytest
 import troy
 from troy import State
 from troy.agent.slots import Job, SlotPool
-from troy.model import protocol
 from troy.plugins.registry import open_coordination
-from troy.testing.backends import wait_until
+from troy.testing.backends import running_local_pilot, wait_until
 
 #: Threads an idle agent may have: main, reporter helpers, guard, coordination's own.
 HANDFUL = 16
@@ -40,15 +39,7 @@ def test_a_pilot_of_100000_slots_starts_a_handful_of_threads_and_runs_units_in_p
     coordination = open_coordination(url)
     try:
         units.add(pilots)
-        pilot = pilots.create(
-            "fork://localhost",
-            {"number_of_processes": 100_000, "working_directory": str(tmp_path / "pilot")},
-        )
-        wait_until(lambda: pilot.state == State.Running, 60, "the pilot to run")
-        events, _ = coordination.read(protocol.pilot_key(pilot.id), None)
-        running = [e for e in events if e.get("s") == "Running"][-1]
-        assert running["slots"] == 100_000
-        pid = running["pid"]
+        _, pid = running_local_pilot(pilots, coordination, tmp_path / "pilot", 100_000)
         time.sleep(0.5)
         idle = agent_threads(pid)
         assert idle <= HANDFUL, idle

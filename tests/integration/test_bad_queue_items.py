@@ -29,7 +29,7 @@ from troy import State
 from troy.model import protocol
 from troy.plugins.coordination.base import Coordination
 from troy.plugins.registry import open_coordination
-from troy.testing.backends import wait_until
+from troy.testing.backends import running_local_pilot
 
 #: (what the description field says, the description, a word the reason must hold).
 BAD_DESCRIPTIONS: list[tuple[str, Any, str]] = [
@@ -122,11 +122,7 @@ def test_bad_queue_items_fail_alone_and_the_agent_runs_on(
     coordination: Coordination = open_coordination(url)
     try:
         good.add(pilots)
-        pilot = pilots.create(
-            "fork://localhost",
-            {"number_of_processes": 2, "working_directory": str(tmp_path / "pilot")},
-        )
-        wait_until(lambda: pilot.state == State.Running, 60, "the pilot to run")
+        pilot, pid = running_local_pilot(pilots, coordination, tmp_path / "pilot", 2)
         queue = protocol.pilot_key(pilot.id)
         first = good.submit([{"executable": "/bin/true"} for _ in range(3)])
 
@@ -178,7 +174,6 @@ def test_bad_queue_items_fail_alone_and_the_agent_runs_on(
         time.sleep(0.5)  # the agent reads its control stream every 50 ms
         # The agent is alive and still runs units.
         assert pilot.state == State.Running
-        pid = _agent_pid(coordination, pilot.id)
         os.kill(pid, 0)
         last = good.submit({"executable": "/bin/true"})
         assert last.wait(timeout=60) == State.Done
@@ -192,10 +187,3 @@ def test_bad_queue_items_fail_alone_and_the_agent_runs_on(
 
 def _json(value: Any) -> bytes:
     return json.dumps(value).encode("utf-8", "surrogatepass")
-
-
-def _agent_pid(coordination: Coordination, pilot_id: str) -> int:
-    events, _ = coordination.read(protocol.pilot_key(pilot_id), None)
-    pids = [event["pid"] for event in events if event.get("s") == "Running" and "pid" in event]
-    assert pids, events
-    return int(pids[-1])

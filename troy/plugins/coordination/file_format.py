@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from troy.model.errors import CoordinationError
-from troy.plugins.coordination.base import Cursor
+from troy.plugins.coordination.base import Cursor, parse_each
 
 log = logging.getLogger("troy.coordination")
 
@@ -62,22 +62,11 @@ def load_lines(lines: list[bytes], path: str) -> list[Any]:
 
 
 def load_claimed(lines: list[bytes], path: str) -> list[Any]:
-    """The JSON value of each claimed line; a line that is not JSON is dropped with a warning.
-
-    Whoever can write the queue can leave any file there: one that is not JSON
-    must not hide the good items claimed with it (nor stop the claimer).
-    """
+    """The JSON value of each claimed line; a line that is not JSON is dropped with a warning."""
     try:
         return load_lines(lines, path)
     except CoordinationError:
-        pass
-    values = []
-    for line in lines:
-        try:
-            values.append(json.loads(line))
-        except (ValueError, RecursionError) as exc:
-            log.warning("dropped a queue item that is not JSON in %s: %.80r: %s", path, line, exc)
-    return values
+        return parse_each(lines, path)
 
 
 def item_ids(lines: list[bytes], path: str) -> list[Any]:

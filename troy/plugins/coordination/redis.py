@@ -56,7 +56,6 @@ from __future__ import annotations
 import functools
 import itertools
 import json
-import logging
 import math
 import re
 import time
@@ -71,6 +70,7 @@ from troy.plugins.coordination.base import (
     Coordination,
     Cursor,
     check_name,
+    parse_each,
 )
 from troy.plugins.coordination.redis_scripts import (
     ACK,
@@ -105,8 +105,6 @@ _OPTIONS = ("prefix", "retry", "ssl_ca_certs", "ssl_cert_reqs")
 # ensure_ascii (the default) keeps items plain ASCII, so the prefix test of withdraw is exact.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
-log = logging.getLogger("troy.coordination")
-
 
 def _import_redis() -> Any:
     try:
@@ -133,17 +131,6 @@ def _parse_array(parts: Sequence[bytes], where: str) -> list[Any]:
         raise CoordinationError(f"corrupt JSON in {where}: {exc}") from exc
     if not isinstance(values, list) or len(values) != len(parts):
         raise CoordinationError(f"corrupt JSON in {where}")
-    return values
-
-
-def _parse_each(parts: Sequence[bytes], where: str) -> list[Any]:
-    """The JSON value of each of ``parts``; a part that is not JSON is dropped with a warning."""
-    values = []
-    for part in parts:
-        try:
-            values.append(json.loads(part))
-        except (ValueError, RecursionError) as exc:
-            log.warning("dropped an item that is not JSON from %s: %.80r: %s", where, part, exc)
     return values
 
 
@@ -584,7 +571,7 @@ class RedisCoordination(Coordination):
         try:
             return cast(list[dict[str, Any]], _parse_array(items, f"queue {queue}"))
         except CoordinationError:  # one item that is not JSON must not hide the others
-            return _parse_each(items, f"queue {queue}")
+            return parse_each(items, f"queue {queue}")
 
     def ack(self, queue: str, claimer: str, ids: Collection[str]) -> None:
         """Blank the acknowledged items in the claimer's list and pop blanks off its head."""
