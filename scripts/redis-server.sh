@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Redis for troy's redis coordination tests and services.
 #
-#   bash scripts/redis-server.sh install    # apt-get install redis-server, if it is missing
+#   bash scripts/redis-server.sh install    # apt-get install redis-server and openssl, if missing
 #
 # Installing does not start a daemon (apt starts none on these machines): the tests
 # start their own servers on free ports (tests/redis_fixtures.py).
@@ -13,8 +13,12 @@ usage() {
 }
 
 install() {
-    if command -v redis-server >/dev/null 2>&1; then
-        echo "redis-server is installed: $(command -v redis-server)"
+    # redis-server, and openssl: the TLS tests make a throwaway CA and certificates with it.
+    local packages=()
+    command -v redis-server >/dev/null 2>&1 || packages+=(redis-server)
+    command -v openssl >/dev/null 2>&1 || packages+=(openssl)
+    if [ ${#packages[@]} -eq 0 ]; then
+        echo "redis-server and openssl are installed: $(command -v redis-server) $(command -v openssl)"
         return 0
     fi
     local sudo=""
@@ -22,20 +26,23 @@ install() {
         sudo="sudo"
     fi
     export DEBIAN_FRONTEND=noninteractive
-    # Update the package lists only when apt does not know the package yet.
-    if ! apt-cache show redis-server >/dev/null 2>&1; then
+    # Update the package lists only when apt does not know the packages yet.
+    if ! apt-cache show "${packages[@]}" >/dev/null 2>&1; then
         $sudo apt-get update -q
     fi
-    if ! $sudo apt-get install -y -q redis-server; then
+    if ! $sudo apt-get install -y -q "${packages[@]}"; then
         # Stale lists (a package moved since the last update): refresh once and retry.
         $sudo apt-get update -q
-        $sudo apt-get install -y -q redis-server
+        $sudo apt-get install -y -q "${packages[@]}"
     fi
-    command -v redis-server >/dev/null 2>&1 || {
-        echo "redis-server is still not on PATH after apt-get install" >&2
-        exit 1
-    }
-    echo "redis-server installed: $(redis-server --version)"
+    local missing
+    for missing in redis-server openssl; do
+        command -v "$missing" >/dev/null 2>&1 || {
+            echo "$missing is still not on PATH after apt-get install" >&2
+            exit 1
+        }
+    done
+    echo "installed ${packages[*]}: $(redis-server --version); $(openssl version)"
 }
 
 case "${1:-}" in

@@ -9,6 +9,8 @@ that starts agents or needs a service is marked ``integration``, so
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -101,3 +103,14 @@ def no_agent_outlives_the_tests() -> Iterator[None]:
             except ProcessLookupError:
                 continue
             process.wait()
+
+
+@pytest.fixture
+def reachable() -> Iterator[Path]:
+    """A directory other local users can pass through (pytest's own is 0700)."""
+    base = Path(tempfile.mkdtemp(prefix="troy-perms-", dir="/tmp"))
+    base.chmod(0o711)
+    try:
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -13,9 +13,11 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -109,7 +111,7 @@ class RedisServer:
             log.close()
         deadline = time.monotonic() + timeout
         # The answer must come from this process, not from a server that took the port.
-        while not (_ping(self.port) and process.poll() is None):
+        while not (self._answers() and process.poll() is None):
             if process.poll() is not None:
                 return False
             if time.monotonic() > deadline:
@@ -118,6 +120,9 @@ class RedisServer:
             time.sleep(0.01)
         time.sleep(0.05)  # a server that failed to bind exits at once
         return process.poll() is None
+
+    def _answers(self) -> bool:
+        return _ping(self.port)
 
     def _options(self) -> dict[str, str]:
         return {
@@ -192,3 +197,144 @@ def fresh_redis_server() -> Iterator[RedisServer]:
     """A server of this test's own, which it may stop and start."""
     with running_server() as server:
         yield server
+
+
+# -- TLS and ACL users ---------------------------------------------------------------------
+OPENSSL_MISSING = "openssl is not installed (scripts/redis-server.sh install)"
+#: The ACL user troy's TLS tests connect as; it may touch only keys under ``tls-*``.
+TLS_USER = "app"
+#: What prefixes of the TLS tests start with (the user's key pattern).
+TLS_PREFIX = "tls-"
+
+
+class TlsFiles:
+    """A throwaway CA, a server certificate for 127.0.0.1/localhost and a client certificate
+    it signed, and a second CA with a client certificate of its own (for wrong-CA tests);
+    EC P-256, valid two days, made with openssl in ``directory``."""
+
+    def __init__(self, directory: Path) -> None:
+        if shutil.which("openssl") is None:
+            if os.environ.get("TROY_REQUIRE_SERVICES") == "1":
+                pytest.fail(f"{OPENSSL_MISSING}; TROY_REQUIRE_SERVICES=1 forbids skipping")
+            pytest.skip(OPENSSL_MISSING)
+        self.dir = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self.ca = self._ca("ca")
+        self.server_cert, self.server_key = self._signed(
+            "server", "ca", "serverAuth", "subjectAltName=IP:127.0.0.1,DNS:localhost"
+        )
+        self.client_cert, self.client_key = self._signed("client", "ca", "clientAuth")
+        self.other_ca = self._ca("other-ca")
+        self.other_client_cert, self.other_client_key = self._signed(
+            "other-client", "other-ca", "clientAuth"
+        )
+
+    def _openssl(self, *args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=self.dir, check=True, capture_output=True)
+
+    def _ca(self, name: str) -> Path:
+        self._openssl(
+            *("req", "-x509", "-new", "-nodes", "-newkey", "ec"),
+            *("-pkeyopt", "ec_paramgen_curve:P-256", "-keyout", f"{name}.key"),
+            *("-out", f"{name}.crt", "-days", "2", "-subj", f"/CN=troy-test-{name}"),
+            *("-addext", "basicConstraints=critical,CA:TRUE"),
+            *("-addext", "keyUsage=critical,keyCertSign,cRLSign"),
+        )
+        return self.dir / f"{name}.crt"
+
+    def _signed(self, name: str, ca: str, usage: str, *extra: str) -> tuple[Path, Path]:
+        """A certificate and key for ``name`` signed by ``ca``; ``extra`` extension lines."""
+        subject = "/CN=127.0.0.1" if usage == "serverAuth" else f"/CN=troy-test-{name}"
+        self._openssl(
+            *("req", "-new", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"),
+            *("-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject),
+        )
+        lines = [
+            "basicConstraints=CA:FALSE",
+            "keyUsage=critical,digitalSignature",
+            "authorityKeyIdentifier=keyid",
+            "subjectKeyIdentifier=hash",
+            f"extendedKeyUsage={usage}",
+            *extra,
+        ]
+        (self.dir / f"{name}.ext").write_text("\n".join(lines) + "\n")
+        self._openssl(
+            *("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key"),
+            *("-CAcreateserial", "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.crt"),
+        )
+        key = self.dir / f"{name}.key"
+        key.chmod(0o600)
+        return self.dir / f"{name}.crt", key
+
+    def client_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self.ca))
+        context.load_cert_chain(str(self.client_cert), str(self.client_key))
+        return context
+
+
+class TlsRedisServer(RedisServer):
+    """A redis-server that speaks TLS only (``--port 0``), wants a client certificate signed
+    by its CA, and knows ACL users only: ``default`` is off, `TLS_USER` (password
+    ``self.password``) may use keys under `TLS_PREFIX` and no @dangerous command."""
+
+    def __init__(self, directory: Path, files: TlsFiles) -> None:
+        super().__init__(directory)
+        self.files = files
+        self.password = f"tls-{secrets.token_hex(8)}"
+        acl = directory / "users.acl"
+        acl.write_text(
+            "user default off\n"
+            f"user {TLS_USER} on >{self.password} ~{TLS_PREFIX}* &* +@all -@dangerous\n"
+        )
+        acl.chmod(0o600)
+        self.options = {
+            "--tls-cert-file": str(files.server_cert),
+            "--tls-key-file": str(files.server_key),
+            "--tls-ca-cert-file": str(files.ca),
+            "--tls-auth-clients": "yes",
+            "--aclfile": str(acl),
+        }
+
+    def _options(self) -> dict[str, str]:
+        return {**super()._options(), "--port": "0", "--tls-port": str(self.port)}
+
+    def _answers(self) -> bool:
+        """True once the server answers PING over TLS (NOAUTH: nobody is logged in)."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as raw:
+                context = self.files.client_context()
+                with context.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+                    sock.sendall(b"PING\r\n")
+                    return sock.recv(64).startswith((b"+PONG", b"-NOAUTH"))
+        except OSError:
+            return False
+
+    def tls_query(self, ca: Path | None = None, client: bool = True) -> str:
+        """The URL query of the TLS files: this CA (or ``ca``), and the client's certificate."""
+        query = f"ssl_ca_certs={ca or self.files.ca}"
+        if client:
+            query += f"&ssl_certfile={self.files.client_cert}&ssl_keyfile={self.files.client_key}"
+        return query
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """``rediss://`` as `TLS_USER` with the password, the CA and the client certificate."""
+        return f"rediss://{TLS_USER}:{self.password}@{self.address}/0?{self.tls_query()}"
+
+
+@pytest.fixture(scope="session")
+def redis_tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsRedisServer]:
+    """One TLS-only, ACL-only server for the session (tests keep apart by prefixes starting
+    with `TLS_PREFIX`); its certificates are made fresh with openssl."""
+    require_redis_server()
+    base = tmp_path_factory.mktemp("redis-tls")
+    server = TlsRedisServer(base / "server", TlsFiles(base / "certs"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

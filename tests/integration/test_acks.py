@@ -87,7 +87,7 @@ def test_after_units_ran_no_claimed_item_is_left_with_zmq(tmp_path: Path) -> Non
 
 
 def test_the_file_helper_counts_claimed_items(tmp_path: Path) -> None:
-    coordination = open_coordination((tmp_path / "c").as_uri())
+    coordination = open_coordination((tmp_path / "c").as_uri(), serve=True)
     coordination.enqueue("q", [{"id": "a"}, {"id": "b"}])
     coordination.claim("q", "me", 2)
     assert claimed_file_items(tmp_path / "c") == 2

@@ -190,6 +190,21 @@ def test_a_staging_failure_fails_the_unit_with_the_reason(
     assert "staging in" in unit.state_detail and source.id in unit.state_detail
 
 
+def test_a_data_unit_url_of_another_directory_fails_the_unit_and_creates_nothing_there(
+    compute: tuple[PilotJobService, WorkUnitService], tmp_path: Path
+) -> None:
+    _, units = compute
+    other = tmp_path / "not-a-coordination"
+    other.mkdir()
+    url = f"{other.as_uri()}#du-0123456789ab"
+
+    unit = units.submit({"executable": "/bin/true", "input_data": [url]})
+
+    assert unit.wait(timeout=30) == State.Failed
+    assert f"staging in {url}: no troy coordination at {other}" in unit.state_detail
+    assert list(other.iterdir()) == []
+
+
 def test_a_link_in_a_store_is_refused_on_staging(
     pilot_data: PilotData,
     compute: tuple[PilotJobService, WorkUnitService],

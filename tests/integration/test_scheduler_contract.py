@@ -404,7 +404,7 @@ def test_an_unknown_option_is_refused_and_no_service_is_recorded(coordination_ur
         )
     assert error.value.field == "scheduler_options.speed"
     assert "scheduler 'round_robin' has no option 'speed'" in str(error.value)
-    coordination = open_coordination(coordination_url)
+    coordination = open_coordination(coordination_url, serve=True)
     try:
         kinds = [coordination.get_record(key) for key in coordination.list_records("service")]
     finally:

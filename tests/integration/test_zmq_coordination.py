@@ -8,9 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,35 +17,18 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+import zmq_fixtures
+from zmq_fixtures import Start, free_port
 
 from troy.model.errors import CoordinationError
 from troy.plugins.coordination import zmq as plugin
+from troy.plugins.coordination import zmq_broker
+from troy.plugins.coordination import zmq_curve as curve
 from troy.plugins.coordination.base import DEFAULT_RETRY
 from troy.plugins.registry import open_coordination
 
 zmq = pytest.importorskip("zmq")
-
-#: Opens a connection serve=True and says whether it hosts the broker; then, given a key,
-#: writes a record there and exits, else waits to be killed.
-HOST = """
-import sys, time
-from troy.plugins.registry import open_coordination
-from troy.plugins.coordination import zmq as plugin
-connection = open_coordination(sys.argv[1], serve=True)
-if len(sys.argv) > 2:
-    connection.put_record(sys.argv[2], {"from": "child"})
-hosting = connection.endpoint in plugin.hosted_endpoints()
-print("hosting" if hosting else "client", connection.broker["pid"], flush=True)
-if len(sys.argv) == 2:
-    time.sleep(600)
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+start_host = zmq_fixtures.start_host
 
 
 def _items(first: int, count: int) -> list[dict[str, Any]]:
@@ -56,7 +37,7 @@ def _items(first: int, count: int) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def url(tmp_path: Path) -> str:
-    return f"tcp://127.0.0.1:{_free_port()}?journal={quote(str(tmp_path / 'journal'))}"
+    return f"tcp://127.0.0.1:{free_port()}?journal={quote(str(tmp_path / 'journal'))}"
 
 
 Connect = Callable[..., "plugin.ZmqCoordination"]
@@ -75,36 +56,6 @@ def connect() -> Iterator[Connect]:
         connection.close()
 
 
-Start = Callable[..., tuple[subprocess.Popen[str], str, int]]
-
-
-@pytest.fixture
-def start_host() -> Iterator[Start]:
-    """Starts a process that opens the URL with serve=True; gives it, 'hosting'/'client', pid."""
-    started: list[subprocess.Popen[str]] = []
-
-    def start(url: str, *args: str) -> tuple[subprocess.Popen[str], str, int]:
-        process = subprocess.Popen(
-            [sys.executable, "-c", HOST, url, *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        started.append(process)
-        assert process.stdout is not None
-        line = process.stdout.readline().split()
-        if not line:
-            process.wait()
-            pytest.fail(f"host process failed:\n{process.stderr.read() if process.stderr else ''}")
-        return process, line[0], int(line[1])
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-        process.communicate()  # closes its pipes
-
-
 def _kill(process: subprocess.Popen[str]) -> None:
     process.send_signal(signal.SIGKILL)
     process.wait()
@@ -117,7 +68,7 @@ def test_a_second_process_with_serve_becomes_a_client(
     url: str, connect: Connect, start_host: Start
 ) -> None:
     manager = connect(url, serve=True)
-    assert manager.endpoint in plugin.hosted_endpoints()
+    assert manager.endpoint in zmq_broker.hosted_endpoints()
 
     process, role, broker_pid = start_host(url, "t/from-child")
     process.wait()
@@ -131,7 +82,7 @@ def test_connections_of_one_process_share_its_broker(url: str, connect: Connect)
     first.put_record("t/r", {"v": 1})
 
     assert second.get_record("t/r") == {"v": 1}
-    assert plugin.hosted_endpoints().count(first.endpoint) == 1
+    assert zmq_broker.hosted_endpoints().count(first.endpoint) == 1
 
 
 def test_the_journal_is_a_file_coordination_directory(
@@ -141,7 +92,7 @@ def test_the_journal_is_a_file_coordination_directory(
     manager.put_record("t/r", {"v": 1})
     manager.append("t/s", [{"n": 0}])
 
-    journal = open_coordination((tmp_path / "journal").as_uri())
+    journal = open_coordination((tmp_path / "journal").as_uri(), serve=True)
 
     assert journal.get_record("t/r") == {"v": 1}
     assert journal.read("t/s")[0] == [{"n": 0}]
@@ -152,7 +103,7 @@ def test_an_agent_never_hosts_and_fails_fast_without_a_broker(url: str) -> None:
     with pytest.raises(CoordinationError, match=r"tcp://127\.0\.0\.1:\d+"):
         open_coordination(url)
     assert time.monotonic() - started < plugin.OPEN_TIMEOUT + 1
-    assert plugin.parse_url(url).endpoint not in plugin.hosted_endpoints()
+    assert plugin.parse_url(url).endpoint not in zmq_broker.hosted_endpoints()
 
 
 # -- outages --------------------------------------------------------------------------
@@ -213,18 +164,28 @@ def test_a_manager_takes_over_the_broker_when_its_host_exits(
     _kill(host)
 
     assert manager.claim("t/q", "c1", 10) == _items(0, 3)
-    assert manager.endpoint in plugin.hosted_endpoints()
+    assert manager.endpoint in zmq_broker.hosted_endpoints()
 
 
 # -- retried requests -----------------------------------------------------------------
 
 
-def _request(
+def keyed_dealer(url: str) -> Any:
+    """A bare DEALER socket to the broker of ``url``, with the client keys of its key file."""
+    address = plugin.parse_url(url)
+    dealer = zmq.Context.instance().socket(zmq.DEALER)
+    dealer.linger = 0
+    curve.use_client_keys(dealer, curve.read_keys(address.key_file).for_client())
+    dealer.connect(address.endpoint)
+    return dealer
+
+
+def request(
     dealer: Any, connection: str, number: int, op: str, args: list[Any], wait: float = 2.0
 ) -> tuple[bytes, Any] | None:
     body = json.dumps(args).encode()
     dealer.send_multipart(
-        [plugin.PROTOCOL, connection.encode(), str(number).encode(), op.encode(), body]
+        [zmq_broker.PROTOCOL, connection.encode(), str(number).encode(), op.encode(), body]
     )
     if not dealer.poll(int(wait * 1000)):
         return None
@@ -237,15 +198,13 @@ def test_a_repeated_request_gets_the_same_reply_without_running_twice(
     url: str, connect: Connect
 ) -> None:
     manager = connect(url, serve=True)
-    dealer = zmq.Context.instance().socket(zmq.DEALER)
-    dealer.linger = 0
-    dealer.connect(manager.endpoint)
+    dealer = keyed_dealer(url)
     try:
-        assert _request(dealer, "host-1-abc", 1, "enqueue", ["t/q", _items(0, 4)]) == (b"ok", None)
-        assert _request(dealer, "host-1-abc", 1, "enqueue", ["t/q", _items(0, 4)]) == (b"ok", None)
-        first = _request(dealer, "host-1-abc", 2, "claim", ["t/q", "c1", 2])
-        again = _request(dealer, "host-1-abc", 2, "claim", ["t/q", "c1", 2])
-        stale = _request(dealer, "host-1-abc", 1, "enqueue", ["t/q", _items(0, 4)], wait=0.5)
+        assert request(dealer, "host-1-abc", 1, "enqueue", ["t/q", _items(0, 4)]) == (b"ok", None)
+        assert request(dealer, "host-1-abc", 1, "enqueue", ["t/q", _items(0, 4)]) == (b"ok", None)
+        first = request(dealer, "host-1-abc", 2, "claim", ["t/q", "c1", 2])
+        again = request(dealer, "host-1-abc", 2, "claim", ["t/q", "c1", 2])
+        stale = request(dealer, "host-1-abc", 1, "enqueue", ["t/q", _items(0, 4)], wait=0.5)
     finally:
         dealer.close()
 
@@ -284,19 +243,16 @@ def test_a_successor_broker_answers_a_retried_request_without_running_it_again(
     # the request ran, the client never saw the reply, and sends it again to a successor.
     host, role, _ = start_host(url)
     assert role == "hosting"
-    endpoint = plugin.parse_url(url).endpoint
-    dealer = zmq.Context.instance().socket(zmq.DEALER)
-    dealer.linger = 0
-    dealer.connect(endpoint)
+    dealer = keyed_dealer(url)
     try:
         enqueue = ["t/q", _items(0, 4)]
-        assert _request(dealer, "host-1-abc", 1, "enqueue", enqueue) == (b"ok", None)
-        assert _request(dealer, "host-1-abc", 2, "allocate", ["t/ids", 10]) == (b"ok", 0)
+        assert request(dealer, "host-1-abc", 1, "enqueue", enqueue) == (b"ok", None)
+        assert request(dealer, "host-1-abc", 2, "allocate", ["t/ids", 10]) == (b"ok", 0)
         _kill(host)
         _, role, _ = start_host(url)
         assert role == "hosting"
-        again = _request(dealer, "host-1-abc", 2, "allocate", ["t/ids", 10], wait=10)
-        older = _request(dealer, "host-1-abc", 1, "enqueue", enqueue, wait=0.5)
+        again = request(dealer, "host-1-abc", 2, "allocate", ["t/ids", 10], wait=10)
+        older = request(dealer, "host-1-abc", 1, "enqueue", enqueue, wait=0.5)
     finally:
         dealer.close()
 

@@ -46,7 +46,7 @@ def test_root_of_urls_and_plain_paths(url: str, root: str) -> None:
 def test_relative_path_is_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
 
-    coordination = FileCoordination("run/coord")
+    coordination = FileCoordination("run/coord", serve=True)
 
     assert coordination.root == str(tmp_path / "run" / "coord")
     assert (tmp_path / "run" / "coord" / "records").is_dir()
@@ -61,14 +61,14 @@ def test_root_of_refuses_what_is_not_a_local_directory(url: str) -> None:
 
 
 def test_registry_opens_a_plain_path(tmp_path: Path) -> None:
-    coordination = open_coordination(str(tmp_path / "coord"))
+    coordination = open_coordination(str(tmp_path / "coord"), serve=True)
 
     assert isinstance(coordination, FileCoordination)
     assert coordination.root == str(tmp_path / "coord")
 
 
 def test_missing_directories_are_created(tmp_path: Path) -> None:
-    FileCoordination((tmp_path / "a" / "b" / "c").as_uri())
+    FileCoordination((tmp_path / "a" / "b" / "c").as_uri(), serve=True)
 
     assert sorted(os.listdir(tmp_path / "a" / "b" / "c")) == ["queues", "records", "streams"]
 
@@ -78,7 +78,7 @@ def test_directory_that_cannot_be_made_is_an_error_naming_it(tmp_path: Path) -> 
     below = tmp_path / "plain-file" / "coord"
 
     with pytest.raises(CoordinationError, match=re.escape(str(tmp_path / "plain-file"))):
-        FileCoordination(str(below))
+        FileCoordination(str(below), serve=True)
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
@@ -90,13 +90,13 @@ def test_unwritable_directory_is_an_error_naming_it(tmp_path: Path) -> None:
     locked.chmod(0o500)
     try:
         with pytest.raises(CoordinationError, match=re.escape(str(locked))):
-            FileCoordination(str(locked))
+            FileCoordination(str(locked), serve=True)
     finally:
         locked.chmod(0o700)
 
 
 def test_dot_words_are_refused(tmp_path: Path) -> None:
-    coordination = FileCoordination(str(tmp_path))
+    coordination = FileCoordination(str(tmp_path), serve=True)
 
     with pytest.raises(CoordinationError):
         coordination.put_record("a/./b", {})
@@ -108,7 +108,7 @@ def test_dot_words_are_refused(tmp_path: Path) -> None:
 
 
 def test_records_are_json_files_and_listing_skips_temp_files(tmp_path: Path) -> None:
-    coordination = FileCoordination(str(tmp_path))
+    coordination = FileCoordination(str(tmp_path), serve=True)
     coordination.put_record("service/a", {"id": "a"})
     (tmp_path / "records" / "service" / ".writer-1.tmp").write_text("{")
     (tmp_path / "records" / "service" / "notes.txt").write_text("")
@@ -119,7 +119,7 @@ def test_records_are_json_files_and_listing_skips_temp_files(tmp_path: Path) -> 
 
 
 def test_corrupt_or_non_json_records_are_errors(tmp_path: Path) -> None:
-    coordination = FileCoordination(str(tmp_path))
+    coordination = FileCoordination(str(tmp_path), serve=True)
     (tmp_path / "records" / "bad.json").write_text("{not json")
 
     with pytest.raises(CoordinationError, match=r"bad\.json"):
@@ -140,7 +140,10 @@ def _stream_file(tmp_path: Path, stream: str) -> Path:
 def test_each_connection_and_each_process_writes_its_own_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first, second = FileCoordination(str(tmp_path)), FileCoordination(str(tmp_path))
+    first, second = (
+        FileCoordination(str(tmp_path), serve=True),
+        FileCoordination(str(tmp_path), serve=True),
+    )
     first.append("s", [{"n": 1}])
     second.append("s", [{"n": 2}])
     assert len(_files(tmp_path / "streams" / "s")) == 2
@@ -153,14 +156,14 @@ def test_each_connection_and_each_process_writes_its_own_file(
 
 
 def test_a_batch_is_one_line(tmp_path: Path) -> None:
-    coordination = FileCoordination(str(tmp_path))
+    coordination = FileCoordination(str(tmp_path), serve=True)
     coordination.append("s", [{"n": 1}, {"n": "two\nlines"}])
 
     assert _stream_file(tmp_path, "s").read_bytes() == b'[{"n":1},{"n":"two\\nlines"}]\n'
 
 
 def test_torn_last_line_is_left_for_later(tmp_path: Path) -> None:
-    coordination = FileCoordination(str(tmp_path))
+    coordination = FileCoordination(str(tmp_path), serve=True)
     coordination.append("s", [{"n": 1}])
     path = _stream_file(tmp_path, "s")
     with path.open("ab") as file:
@@ -176,7 +179,7 @@ def test_torn_last_line_is_left_for_later(tmp_path: Path) -> None:
 
 
 def test_a_file_without_any_complete_line_reads_empty(tmp_path: Path) -> None:
-    coordination = FileCoordination(str(tmp_path))
+    coordination = FileCoordination(str(tmp_path), serve=True)
     (tmp_path / "streams" / "s").mkdir()
     (tmp_path / "streams" / "s" / "other-1-aa.jsonl").write_bytes(b'[{"n":1}')
 
@@ -184,7 +187,7 @@ def test_a_file_without_any_complete_line_reads_empty(tmp_path: Path) -> None:
 
 
 def test_lines_holding_one_event_are_read_too(tmp_path: Path) -> None:
-    coordination = FileCoordination(str(tmp_path))
+    coordination = FileCoordination(str(tmp_path), serve=True)
     (tmp_path / "streams" / "s").mkdir()
     (tmp_path / "streams" / "s" / "tool.jsonl").write_bytes(b'{"n":1}\n[{"n":2}]\n\n')
 
@@ -192,7 +195,7 @@ def test_lines_holding_one_event_are_read_too(tmp_path: Path) -> None:
 
 
 def test_a_corrupt_complete_line_is_an_error_naming_the_file(tmp_path: Path) -> None:
-    coordination = FileCoordination(str(tmp_path))
+    coordination = FileCoordination(str(tmp_path), serve=True)
     (tmp_path / "streams" / "s").mkdir()
     (tmp_path / "streams" / "s" / "w.jsonl").write_bytes(b"[{broken\n")
 
@@ -205,13 +208,13 @@ def test_a_corrupt_complete_line_is_an_error_naming_the_file(tmp_path: Path) -> 
 )
 def test_foreign_cursors_are_refused(tmp_path: Path, cursor: object) -> None:
     with pytest.raises(CoordinationError, match="cursor"):
-        FileCoordination(str(tmp_path)).read("s", cursor)
+        FileCoordination(str(tmp_path), serve=True).read("s", cursor)
 
 
 def test_a_failed_write_leaves_no_torn_batch(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    coordination = FileCoordination(str(tmp_path))
+    coordination = FileCoordination(str(tmp_path), serve=True)
     coordination.append("s", [{"n": 1}])
     real_write, calls = os.write, []
 
@@ -235,7 +238,7 @@ def test_a_failed_write_leaves_no_torn_batch(
 
 
 def test_claimed_file_holds_exactly_the_claimed_items(tmp_path: Path) -> None:
-    coordination = FileCoordination(str(tmp_path))
+    coordination = FileCoordination(str(tmp_path), serve=True)
     coordination.enqueue("q", _items(0, 1000))
 
     assert coordination.claim("q", "agent-1", 10) == _items(0, 10)
@@ -252,7 +255,7 @@ def test_claimed_file_holds_exactly_the_claimed_items(tmp_path: Path) -> None:
 
 
 def test_bundles_are_named_in_enqueue_order(tmp_path: Path) -> None:
-    coordination = FileCoordination(str(tmp_path))
+    coordination = FileCoordination(str(tmp_path), serve=True)
     for n in range(50):
         coordination.enqueue("q", _items(n, 1))
 
@@ -264,7 +267,7 @@ def test_bundles_are_named_in_enqueue_order(tmp_path: Path) -> None:
 
 
 def test_stray_files_in_pending_are_ignored(tmp_path: Path) -> None:
-    coordination = FileCoordination(str(tmp_path))
+    coordination = FileCoordination(str(tmp_path), serve=True)
     coordination.enqueue("q", _items(0, 2))
     (tmp_path / "queues" / "q" / "@pending" / "README.txt").write_text("hi")
 
@@ -273,7 +276,7 @@ def test_stray_files_in_pending_are_ignored(tmp_path: Path) -> None:
 
 
 def test_withdraw_leaves_no_private_files(tmp_path: Path) -> None:
-    coordination = FileCoordination(str(tmp_path))
+    coordination = FileCoordination(str(tmp_path), serve=True)
     coordination.enqueue("q", _items(0, 5))
 
     assert coordination.withdraw("q", ["u00002"]) == ["u00002"]
@@ -282,7 +285,7 @@ def test_withdraw_leaves_no_private_files(tmp_path: Path) -> None:
 
 
 def test_items_need_a_string_id(tmp_path: Path) -> None:
-    coordination = FileCoordination(str(tmp_path))
+    coordination = FileCoordination(str(tmp_path), serve=True)
 
     with pytest.raises(CoordinationError, match="id"):
         coordination.enqueue("q", [{"id": "a"}, {"name": "no id"}])
@@ -292,7 +295,7 @@ def test_items_need_a_string_id(tmp_path: Path) -> None:
 
 
 def test_claim_of_no_items_takes_nothing(tmp_path: Path) -> None:
-    coordination = FileCoordination(str(tmp_path))
+    coordination = FileCoordination(str(tmp_path), serve=True)
     coordination.enqueue("q", _items(0, 2))
 
     assert coordination.claim("q", "c", 0) == []
@@ -300,7 +303,7 @@ def test_claim_of_no_items_takes_nothing(tmp_path: Path) -> None:
 
 
 def test_queue_folders_removed_underneath_are_made_again(tmp_path: Path) -> None:
-    coordination = FileCoordination(str(tmp_path))
+    coordination = FileCoordination(str(tmp_path), serve=True)
     coordination.enqueue("q", _items(0, 1))
     assert coordination.claim("q", "c", 5) == _items(0, 1)
     for folder in ("@pending", "@tmp", "@claimed/c"):
@@ -332,7 +335,7 @@ if step == "after the stream line":
 else:
     FileCoordination._commit_hook = lambda at: at == step and die()
 items = [{"id": f"u{i}"} for i in range(3)]
-FileCoordination(root).commit("svc", [{"n": 1}], {"q1": items[:2], "q2": items[2:]})
+FileCoordination(root, serve=True).commit("svc", [{"n": 1}], {"q1": items[:2], "q2": items[2:]})
 """
 
 
@@ -344,7 +347,7 @@ def test_a_commit_cut_short_by_a_crash_is_all_or_nothing(tmp_path: Path, step: s
     )
     assert died.returncode == 3, died.stderr
 
-    survivor = FileCoordination(str(root))
+    survivor = FileCoordination(str(root), serve=True)
     events, _ = survivor.read("svc")
     items = survivor.claim("q1", "c", 10) + survivor.claim("q2", "c", 10)
     assert (events, items) in (
@@ -363,7 +366,7 @@ def test_a_commit_crashed_after_its_line_is_finished_by_a_withdraw_too(tmp_path:
     )
     assert died.returncode == 3, died.stderr
 
-    survivor = FileCoordination(str(root))
+    survivor = FileCoordination(str(root), serve=True)
     assert survivor.withdraw("q1", ["u1"]) == ["u1"]
     assert survivor.claim("q1", "c", 10) == [{"id": "u0"}]
     assert os.listdir(root / "commits") == []
@@ -377,7 +380,7 @@ def test_a_compaction_cut_short_by_a_full_disk_leaves_the_stream_readable(
     seed 306)."""
     from troy.plugins.coordination.file_format import MARKER
 
-    store = FileCoordination(str(tmp_path / "c"))
+    store = FileCoordination(str(tmp_path / "c"), serve=True)
     store.append("service/s", [{"ev": "unit", "id": "s.0"}, {"ev": "unit", "id": "s.1"}])
     publish = store._publish
 
@@ -389,7 +392,7 @@ def test_a_compaction_cut_short_by_a_full_disk_leaves_the_stream_readable(
         store.compact("service/s", [{"ev": "unit", "id": "s.0"}])
     folder = tmp_path / "c" / "streams" / "service" / "s"
     assert not (folder / MARKER).exists()
-    reader = FileCoordination(str(tmp_path / "c"))
+    reader = FileCoordination(str(tmp_path / "c"), serve=True)
     assert [e["id"] for e in reader.read("service/s")[0]] == ["s.0", "s.1"]
     monkeypatch.setattr(store, "_publish", publish)
     assert store.compact("service/s", [{"ev": "unit", "id": "s.0"}])
@@ -402,13 +405,15 @@ def test_a_marker_left_by_a_compaction_killed_mid_swap_goes_stale(tmp_path: Path
     from troy.plugins.coordination import file_streams
     from troy.plugins.coordination.file_format import MARKER
 
-    store = FileCoordination(str(tmp_path / "c"))
+    store = FileCoordination(str(tmp_path / "c"), serve=True)
     store.append("service/s", [{"ev": "unit", "id": "s.0"}])
     marker = tmp_path / "c" / "streams" / "service" / "s" / MARKER
     marker.touch()
     old = marker.stat().st_mtime - file_streams.STALE_MARKER - 1
     os.utime(marker, (old, old))
-    assert [e["id"] for e in FileCoordination(str(tmp_path / "c")).read("service/s")[0]] == ["s.0"]
+    assert [
+        e["id"] for e in FileCoordination(str(tmp_path / "c"), serve=True).read("service/s")[0]
+    ] == ["s.0"]
 
 
 # -- what someone else dropped into a queue (issue 17) ----------------------------------------
@@ -420,7 +425,7 @@ def test_a_claim_drops_lines_and_files_that_are_not_items_and_keeps_the_good_one
     """Lines that are not JSON, a FIFO (reading it would block for good), a folder and a
     symbolic link named like bundles: dropped with a warning; the items around them are
     claimed, acknowledged and withdrawn as ever."""
-    coordination = open_coordination(str(tmp_path / "c"))
+    coordination = open_coordination(str(tmp_path / "c"), serve=True)
     coordination.enqueue("q", _items(0, 2))
     pending = tmp_path / "c" / "queues" / "q" / "@pending"
     bundle = sorted(pending.iterdir())[0].name
@@ -436,6 +441,8 @@ def test_a_claim_drops_lines_and_files_that_are_not_items_and_keeps_the_good_one
     claimed = coordination.claim("q", "me", 100)
     assert claimed == [*_items(0, 2), ["a list"], *_items(2, 2)]
     coordination.ack("q", "me", ["u00000", "u00001", "u00002", "u00003"])
+    aside = tmp_path / "c" / "queues" / "q" / "@foreign"
+    assert sorted(path.name for path in aside.iterdir()) == planted[1:]
     coordination.enqueue("q", _items(4, 1))
     (pending / planted[2]).mkdir()  # in the queue again, before a withdraw
     assert coordination.withdraw("q", ["u00004"]) == ["u00004"]

@@ -16,7 +16,7 @@ from troy.plugins.coordination.file import FileCoordination
 
 @pytest.fixture
 def coordination(tmp_path: Path) -> FileCoordination:
-    return FileCoordination(str(tmp_path / "c"))
+    return FileCoordination(str(tmp_path / "c"), serve=True)
 
 
 def test_the_first_process_takes_a_free_lease_and_a_second_does_not(
@@ -45,7 +45,7 @@ def test_a_lease_whose_process_on_this_host_is_gone_lapses_at_once(
     script = (
         "import sys; from troy.core.lease import Lease; "
         "from troy.plugins.coordination.file import FileCoordination; "
-        "assert Lease(FileCoordination(sys.argv[1]), 'wus-1').acquire()"
+        "assert Lease(FileCoordination(sys.argv[1], serve=True), 'wus-1').acquire()"
     )
     subprocess.run([sys.executable, "-c", script, str(tmp_path / "c")], check=True)
     later = Lease(coordination, "wus-1", timeout=3600)

@@ -28,7 +28,7 @@ def agent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Agent]:
     # The agent sets these in its own environment: let monkeypatch restore them.
     for name in ("TROY_PILOT_ID", "TROY_PILOT_DIRECTORY", "PWD", "OLDPWD"):
         monkeypatch.setenv(name, os.environ.get(name, ""))
-    coordination = open_coordination((tmp_path / "coordination").as_uri())
+    coordination = open_coordination((tmp_path / "coordination").as_uri(), serve=True)
     coordination.put_record(
         protocol.pilot_key("pilot-a"),
         {

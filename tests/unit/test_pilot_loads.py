@@ -80,7 +80,7 @@ def _pilot(pilot_id: str, **fields: Any) -> SimpleNamespace:
 
 
 def _placement(tmp_path: Path, pilots: list[SimpleNamespace]) -> Placement:
-    coordination = registry.open_coordination((tmp_path / "coordination").as_uri())
+    coordination = registry.open_coordination((tmp_path / "coordination").as_uri(), serve=True)
     return Placement(
         "wus-test",
         coordination,

@@ -44,7 +44,7 @@ def test_a_misspelt_redis_option_is_named_with_a_hint_before_connecting() -> Non
 
     message = str(error.value)
     assert message.startswith("coordination URL ?prefx: coordination 'redis' has no option")
-    assert "its options: prefix, retry, ssl_ca_certs, ssl_cert_reqs" in message
+    assert "its options: password_file, prefix, retry, ssl_ca_certs, ssl_cert_reqs" in message
     assert "did you mean 'prefix'?" in message
     assert "secret" not in message
 
@@ -76,7 +76,10 @@ def test_the_redis_options_as_checked() -> None:
     assert checked == {
         "prefix": "troy",
         "retry": 2.5,
+        "password_file": None,
         "ssl_ca_certs": None,
+        "ssl_certfile": None,
+        "ssl_keyfile": None,
         "ssl_cert_reqs": "none",
     }
 
@@ -201,7 +204,7 @@ def test_describe_redis_lists_its_url_options(capsys: pytest.CaptureFixture[str]
     assert main(["plugins", "--describe", "redis"]) == 0
     out = capsys.readouterr().out
     assert "URL schemes   redis, rediss" in out
-    for option in ("prefix", "retry", "ssl_ca_certs", "ssl_cert_reqs"):
+    for option in ("prefix", "retry", "password_file", "ssl_ca_certs", "ssl_certfile"):
         assert f"    {option}  (coordination URL query;" in out
     assert "retry  (coordination URL query; a number, at least 0; default 30)" in out
 

@@ -29,7 +29,7 @@ def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
 
 
 def test_unknown_service_is_one_error_line(
-    coordination_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    pilots: PilotJobService, coordination_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["report", "wus-nosuch", "--coordination", coordination_url]) == 2
     assert "no service 'wus-nosuch'" in one_error_line(capsys)

@@ -22,7 +22,7 @@ def claimed_items(root: Path, queue: str, claimer: str) -> int:
 
 
 def test_a_flush_acknowledges_the_units_it_wrote(tmp_path: Path) -> None:
-    coordination = FileCoordination(str(tmp_path))
+    coordination = FileCoordination(str(tmp_path), serve=True)
     coordination.enqueue("pilot/p", [{"id": f"u{n}"} for n in range(4)])
     coordination.claim("pilot/p", "agent", 4)
     reporter = Reporter(coordination, threading.Event(), claimed=("pilot/p", "agent"))
@@ -40,7 +40,7 @@ def test_a_flush_acknowledges_the_units_it_wrote(tmp_path: Path) -> None:
 
 
 def test_events_that_could_not_be_written_acknowledge_nothing(tmp_path: Path) -> None:
-    coordination = FileCoordination(str(tmp_path))
+    coordination = FileCoordination(str(tmp_path), serve=True)
     coordination.enqueue("pilot/p", [{"id": "u0"}])
     coordination.claim("pilot/p", "agent", 1)
     reporter = Reporter(coordination, threading.Event(), claimed=("pilot/p", "agent"))

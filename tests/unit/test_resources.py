@@ -234,7 +234,7 @@ def test_the_agent_sizes_its_slots_from_the_allocation(
     monkeypatch.setenv("SLURM_JOB_ID", "77")
     monkeypatch.setenv("SLURM_JOB_NODELIST", "n[1-2]")
     monkeypatch.setenv("SLURM_JOB_CPUS_PER_NODE", "3(x2)")
-    coordination = open_coordination((tmp_path / "coordination").as_uri())
+    coordination = open_coordination((tmp_path / "coordination").as_uri(), serve=True)
     try:
         for pilot, requested, slots in (("pilot-a", None, 6), ("pilot-b", 4, 4), ("pilot-c", 9, 6)):
             description = {} if requested is None else {"number_of_processes": requested}

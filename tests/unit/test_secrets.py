@@ -56,6 +56,15 @@ def test_agent_secrets_travel_encoded_and_leave_the_environment(
         secrets.decode("not base64 json!")
 
 
+def test_an_agent_removes_inherited_secret_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    from troy.plugins.coordination.redis_connect import PASSWORD_ENV
+
+    assert PASSWORD_ENV in secrets.SECRET_ENVIRONMENT
+    monkeypatch.setenv(PASSWORD_ENV, "inherited-from-the-manager")
+    assert secrets.take_agent_secrets() == {}
+    assert PASSWORD_ENV not in os.environ
+
+
 def test_a_secret_file_must_be_private(tmp_path: os.PathLike[str]) -> None:
     path = os.path.join(tmp_path, "pw")
     with open(path, "w") as handle:

@@ -41,6 +41,8 @@ from troy.agent.slots import Job, SlotPool
 from troy.agent.staging import Stager, StagingError
 from troy.model import protocol, retry, secrets
 from troy.model.errors import CoordinationError
+from troy.model.private import private_mkdir
+from troy.plugins import data_records
 from troy.plugins.coordination.base import Coordination
 
 log = logging.getLogger("troy.agent")
@@ -87,7 +89,7 @@ class Agent:
         self.pilot_id = pilot_id
         record = coordination.get_record(protocol.pilot_key(pilot_id))
         if record is None:
-            raise RuntimeError(f"no pilot record for {pilot_id} in {coordination.url}")
+            raise RuntimeError(f"no pilot record for {pilot_id} in {coordination.public_url()}")
         self.record = record
         description = record.get("description") or {}
         self.attempt: int = record.get("attempt", 0)
@@ -396,7 +398,7 @@ class Agent:
     # -- main loop ---------------------------------------------------------------
     def run(self) -> int:
         """Run until stopped; return the process exit code."""
-        os.makedirs(self.directory, exist_ok=True)
+        private_mkdir(self.directory)
         self._start_guard()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: self._signaled.set())
@@ -597,7 +599,9 @@ def main(argv: list[str] | None = None) -> int:
     for handler in logging.getLogger().handlers:
         handler.addFilter(secrets.ScrubFilter())
     # Taken out of the environment before any unit starts: units never see them.
-    url = secrets.join_url(args.coordination, secrets.take_agent_secrets())
+    given = data_records.take_store_secrets(secrets.take_agent_secrets())
+    url = secrets.join_url(args.coordination, given)
+    data_records.remember_coordination_url(url)
     coordination = connect(url, open_coordination)
     try:
         return Agent(coordination, args.pilot).run()

@@ -40,6 +40,7 @@ from troy.agent import guard_process
 from troy.agent.guard_process import Registration, UnitGroup, read_registrations
 from troy.model.config import troy_home
 from troy.model.errors import TroyError
+from troy.model.private import private_mkdir
 
 log = logging.getLogger("troy.agent")
 
@@ -67,7 +68,7 @@ def registry_directory(home: Path | None = None) -> Path:
     directory = run / socket.gethostname()
     for path in (run, directory):
         try:
-            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            private_mkdir(path)  # and TROY_HOME, if the agent is the first to need it
             status = path.lstat()
         except OSError as exc:
             raise GuardError(f"cannot make the unit registry {path}: {exc}") from exc

@@ -23,6 +23,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from troy.model import secrets
 from troy.model.errors import TroyError
 from troy.plugins import data_records
 from troy.plugins.coordination.base import Coordination
@@ -63,7 +64,9 @@ class Stager:
 
     def _coordination_for(self, url: str) -> tuple[Coordination, str]:
         coordination_url, unit_id = data_records.split_data_unit_url(url)
-        if coordination_url is None or coordination_url == self.coordination.url:
+        if coordination_url is None or data_records.is_this_coordination(
+            coordination_url, self.coordination
+        ):
             return self.coordination, unit_id
 
         return data_records.connect(coordination_url), unit_id
@@ -109,7 +112,7 @@ class Stager:
                     names = store.get(unit_id, sandbox, globs)
                 seconds = time.monotonic() - started
             except TroyError as exc:
-                raise StagingError(f"staging in {url}: {exc}") from exc
+                raise StagingError(f"staging in {secrets.redact_url(url)}: {exc}") from exc
             size = sum(os.path.getsize(os.path.join(sandbox, name)) for name in names)
             transfers.append(self._record("in", unit_id, replica, names, size, seconds))
         return transfers
@@ -136,9 +139,9 @@ class Stager:
                         [data_records.event("files", pd=replica.pilot_data, files=sizes)],
                     )
             except TroyError as exc:
-                raise StagingError(f"staging out to {url}: {exc}") from exc
+                raise StagingError(f"staging out to {secrets.redact_url(url)}: {exc}") from exc
             except OSError as exc:
-                raise StagingError(f"staging out to {url}: {exc}") from exc
+                raise StagingError(f"staging out to {secrets.redact_url(url)}: {exc}") from exc
             transfers.append(
                 self._record("out", unit_id, replica, sorted(sizes), sum(sizes.values()), seconds)
             )

@@ -37,7 +37,10 @@ class _Service(Generic[Manager]):
 
     @property
     def coordination(self) -> str:
-        """The coordination URL this service records into."""
+        """The coordination URL this service records into, as given (with any password).
+
+        To show or record it, use ``troy.model.secrets.redact_url`` on it.
+        """
         return self._manager.coordination_url
 
     def close(self) -> None:

@@ -162,16 +162,22 @@ def cmd_status(args: argparse.Namespace) -> int:
     from troy.cli import inspect
     from troy.core.service import absolute_url
     from troy.model import config
+    from troy.model.errors import NoCoordination
     from troy.plugins.registry import open_coordination
 
-    coordination = open_coordination(  # troy status only reads: it never serves
-        absolute_url(args.coordination or config.default_coordination_url())
-    )
+    url = absolute_url(args.coordination or config.default_coordination_url())
+    try:
+        coordination = open_coordination(url)  # troy status only reads: it never serves
+    except NoCoordination:
+        if args.coordination or os.environ.get("TROY_COORDINATION"):
+            raise  # a coordination named on purpose: a typo must not look like an empty one
+        print(f"no services in {url} (troy has run nothing here yet)")
+        return 0
     try:
         if not args.service:
             services = inspect.list_services(coordination)
             if not services:
-                print(f"no services in {coordination.url}")
+                print(f"no services in {coordination.public_url()}")
             for record in services:
                 kind = record.get("kind", "?")
                 print(f"{record['id']:<20} {kind:<9} {_when(record.get('created'))}")
@@ -231,7 +237,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         )
     written = report.write_report(view, args.output, now=time.time(), buckets=args.buckets)
     try:
-        write_results(view, args.output, coordination.url)
+        write_results(view, args.output, coordination.public_url())
     except OSError as exc:
         raise report.ReportError(
             f"cannot write the report into {args.output}: {exc.strerror or exc}"
@@ -288,19 +294,43 @@ def _research(args: argparse.Namespace) -> int:
     return code
 
 
+def _scrub_logging() -> None:
+    """Every log line troy's command prints goes through troy.model.secrets.scrub."""
+    import logging
+
+    from troy.model.secrets import ScrubFilter
+
+    for handler in (*logging.getLogger().handlers, logging.lastResort):
+        if handler is not None and not any(isinstance(f, ScrubFilter) for f in handler.filters):
+            handler.addFilter(ScrubFilter())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; user mistakes print one line, never a traceback."""
+    """Run the command line; user mistakes print one line, never a traceback.
+
+    Whatever it prints about an error is scrubbed of every secret this process
+    met (troy.model.secrets.scrub): the last line of defence behind the
+    redacted URLs in troy's own messages.
+    """
+    from troy.model.secrets import scrub
+
     args = build_parser().parse_args(argv)
+    _scrub_logging()
     try:
         code: int = args.func(args)
     except TroyError as exc:
-        print(f"troy: error: {exc}", file=sys.stderr)
+        print(scrub(f"troy: error: {exc}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # e.g. `troy plugins | head`: the reader left, not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception:  # a bug: its traceback, but without a secret a library put in it
+        import traceback
+
+        print(scrub(traceback.format_exc()), end="", file=sys.stderr)
+        return 1
     return code
 
 

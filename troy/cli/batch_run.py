@@ -2,9 +2,16 @@
 
 A run is recorded when it starts: the record ``run/<work-unit service id>``
 in coordination (the batch file, the pilot-job service) and, in the troy home,
-``runs/<hash of the file's path>.json`` (the coordination URL and the service
-ids), so ``troy run FILE --resume`` finds the run of that file and ``troy run
---resume SERVICE_ID`` the run of that service.
+``runs/<hash of the file's path>.json`` (the public coordination URL and the
+service ids), so ``troy run FILE --resume`` finds the run of that file and ``troy
+run --resume SERVICE_ID`` the run of that service.
+
+Secrets.  The banner shows the coordination URL redacted (``redis://:***@host``)
+and the run file keeps it without its secrets (naming them under ``"secrets"``):
+a resume of a run whose URL held a password needs it again, from the batch
+file's ``coordination``, ``--coordination``, ``$TROY_COORDINATION`` (if it
+names the same coordination) or the plugin's own ways (a password file, the
+environment); without it the resume stops with an error that says so.
 
 Every unit of a run is recorded by its one submit, so a run cut off at any
 point afterwards (the troy process killed with its agents, the machine
@@ -28,8 +35,9 @@ from typing import Any, TextIO
 
 from troy.api.services import PilotJobService, WorkUnitService
 from troy.cli.batchfile import BatchFile, load_batch_file
-from troy.model import config
-from troy.model.errors import TroyError
+from troy.model import config, secrets
+from troy.model.errors import CoordinationError, TroyError
+from troy.model.private import private_mkdir, private_write
 from troy.model.states import State
 
 
@@ -77,7 +85,7 @@ def start(batch: BatchFile, coordination: str | None, out: TextIO) -> Run:
     )
     run = Run(units, pilots, time.time())
     print(f"troy run {batch.path}", file=out)
-    print(f"  coordination  {units.coordination}", file=out)
+    print(f"  coordination  {shown_url(units)}", file=out)
     print(f"  units service {units.id} ({batch.unit_count} units)", file=out)
     print(
         f"  scheduler     {describe_scheduler(units.scheduler, units.scheduler_options)}", file=out
@@ -87,8 +95,14 @@ def start(batch: BatchFile, coordination: str | None, out: TextIO) -> Run:
     coordination_client = units._manager.coordination
     coordination_client.put_record(_run_key(units.id), {**record, "started": run.started})
     state_file = _runs_file(batch.path)
-    state_file.parent.mkdir(parents=True, exist_ok=True)
-    state_file.write_text(json.dumps({**record, "coordination": units.coordination}))
+    private_mkdir(state_file.parent)
+    public, withheld = secrets.split_url(
+        units.coordination, type(coordination_client).secret_options()
+    )
+    saved: dict[str, Any] = {**record, "coordination": public}
+    if withheld:
+        saved["secrets"] = sorted(withheld)
+    private_write(state_file, json.dumps(saved).encode())
     try:
         start_pilots(run, batch, out)
         out.flush()
@@ -117,6 +131,7 @@ def resume(
     every pilot of the run that ended is restarted from its recorded
     description before anything is placed or judged.
     """
+    units: WorkUnitService | None = None
     if service_id is None:
         if batch_path is None:
             raise NoRun("--resume needs a service id, or the batch file of the run")
@@ -125,8 +140,10 @@ def resume(
             raise NoRun(f"no earlier run of {batch_path} to resume (looked in {state_file})")
         saved = json.loads(state_file.read_text())
         service_id = str(saved["units"])
-        coordination = coordination or saved.get("coordination")
-    units = WorkUnitService(id=service_id, coordination=coordination, take_over=False)
+        if not coordination:
+            units = _reconnect(service_id, saved)
+    if units is None:
+        units = WorkUnitService(id=service_id, coordination=coordination, take_over=False)
     client = units._manager.coordination
     record = client.get_record(_run_key(service_id))
     if record is None:
@@ -135,7 +152,7 @@ def resume(
     pilots = PilotJobService(id=record["pilots"], coordination=units.coordination)
     run = Run(units, pilots, float(record.get("started") or time.time()))
     print(f"troy run --resume {service_id}", file=out)
-    print(f"  coordination  {units.coordination}", file=out)
+    print(f"  coordination  {shown_url(units)}", file=out)
     manager = units._manager
     manager.prepare = lambda: _prepare(run, record, batch_path, out)
     if not manager.acquire():
@@ -147,6 +164,38 @@ def resume(
             print(f"  pilot         {pilot.id} {pilot.state} on {pilot.rm}", file=out)
     out.flush()
     return run
+
+
+def shown_url(units: WorkUnitService) -> str:
+    """The service's coordination URL as it may be shown: each secret ``***``."""
+    client = units._manager.coordination
+    return secrets.redact_url(units.coordination, type(client).secret_options())
+
+
+def _reconnect(service_id: str, saved: dict[str, Any]) -> WorkUnitService:
+    """The run's work-unit service through the coordination URL its run file recorded.
+
+    That URL is public: ``$TROY_COORDINATION`` is used instead if it names the
+    same coordination with its secrets.  If the run's URL had secrets
+    (``saved["secrets"]``) and the coordination refuses the URL without them,
+    the error says how to give them.
+    """
+    url = saved.get("coordination")
+    default = config.default_coordination_url()
+    if url and secrets.split_url(default)[0] == url:
+        url = default
+    try:
+        return WorkUnitService(id=service_id, coordination=url, take_over=False)
+    except CoordinationError as exc:
+        withheld = saved.get("secrets")
+        if not withheld:
+            raise
+        raise NoRun(
+            f"cannot resume {service_id}: its coordination URL had a {' and a '.join(withheld)}"
+            f" that troy does not record, and {url} without it fails ({exc}); give the URL"
+            " with it again: --coordination URL, the batch file's coordination, or"
+            " $TROY_COORDINATION naming the same coordination (docs/coordination.md)"
+        ) from exc
 
 
 def _prepare(run: Run, record: dict[str, Any], batch_path: str | None, out: TextIO) -> None:

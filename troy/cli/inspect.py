@@ -146,7 +146,7 @@ def service_view(coordination: Coordination, service_id: str) -> ServiceView:
     """Everything recorded about one service; NoSuchObject if there is none."""
     record = coordination.get_record(protocol.service_key(service_id))
     if record is None:
-        raise NoSuchObject(f"no service '{service_id}' in {coordination.url}")
+        raise NoSuchObject(f"no service '{service_id}' in {coordination.public_url()}")
     view = ServiceView(service_id, record.get("kind", "?"), record.get("created", 0.0))
     view.scheduler = record.get("scheduler")
     view.scheduler_options = dict(record.get("scheduler_options") or {})

@@ -73,6 +73,7 @@ class RealRun:
 
     result: RealRecords
     service: str
+    #: The coordination URL without its secrets (it is recorded with the results).
     coordination: str
     #: Units not final when the run's time ran out (then canceled).
     timed_out: int
@@ -297,8 +298,9 @@ def run_real(
     client = open_coordination(units.coordination)
     try:
         view = service_view(client, units.id)
+        public = client.public_url()  # it is recorded with the results: no secret in it
     finally:
         client.close()
     entries = {unit.id: unit.name for unit in workload.units}
     result = real_records(view, origin, entries, pilot_ids)
-    return RealRun(result, units.id, units.coordination, timed_out)
+    return RealRun(result, units.id, public, timed_out)

@@ -202,10 +202,10 @@ def compact_unit_service(coordination: Coordination, service_id: str) -> bool:
     key = protocol.service_key(service_id)
     record = coordination.get_record(key)
     if record is None:
-        raise NoSuchObject(f"no service '{service_id}' in {coordination.url}")
+        raise NoSuchObject(f"no service '{service_id}' in {coordination.public_url()}")
     if record.get("kind") != "workunit":
         raise CoordinationError(
-            f"service '{service_id}' in {coordination.url} is a {record.get('kind')!r} "
+            f"service '{service_id}' in {coordination.public_url()} is a {record.get('kind')!r} "
             f"service; only a work-unit service is compacted"
         )
     events, _ = coordination.read(key)

@@ -10,6 +10,7 @@ from troy.plugins.coordination.base import Coordination
 from troy.plugins.data_records import (
     data_unit_key,
     data_urls,
+    is_this_coordination,
     labels,
     read_data_unit,
     read_pilot_data,
@@ -48,7 +49,7 @@ class DataLocator:
 
     def _read(self, url: str) -> DataInput | None:
         coordination_url, unit_id = split_data_unit_url(url)
-        if coordination_url not in (None, self.coordination.url):
+        if not is_this_coordination(coordination_url, self.coordination):
             return None  # another coordination: not known here
         try:
             view = read_data_unit(self.coordination, unit_id)
@@ -68,7 +69,8 @@ class DataLocator:
             for field_name in ("input_data", "output_data"):
                 for url in data_urls(description.get(field_name)):
                     coordination_url, unit_id = split_data_unit_url(url)
-                    if url in known or coordination_url not in (None, self.coordination.url):
+                    here = is_this_coordination(coordination_url, self.coordination)
+                    if url in known or not here:
                         continue
                     if self.coordination.get_record(data_unit_key(unit_id)) is None:
                         where = (
@@ -77,7 +79,7 @@ class DataLocator:
                             else field_name
                         )
                         raise BadDescription(
-                            where, f"no data unit {unit_id!r} in {self.coordination.url}"
+                            where, f"no data unit {unit_id!r} in {self.coordination.public_url()}"
                         )
                     known.add(url)
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from troy.core.service import ServiceManager
-from troy.model import config, protocol
+from troy.model import config, protocol, secrets
 from troy.model.data_description import DataUnitDescription, PilotDataDescription, local_paths
 from troy.model.errors import BadDescription, NoSuchObject, StoreError
 from troy.model.states import State
@@ -82,19 +82,29 @@ class DataManager(ServiceManager, Generic[PD, DU]):
         description = PilotDataDescription(description)
         description.validate()
         url = str(description.service_url)
+        if secrets.split_url(url)[1]:  # the URL is recorded and shown: no secret in it
+            raise BadDescription(
+                "service_url",
+                f"{secrets.redact_url(url)} holds a secret; give it as the store's option "
+                "(or in the store's own credential chain: the environment, its files)",
+            )
         # An unknown scheme or option fails here, before any record.
         registry.for_url("store", url).check_options(description.store_options(), url_options(url))
         pilot_data_id = config.new_id("pd")
-        self.coordination.put_record(
-            data_records.pilot_data_key(pilot_data_id),
-            {
-                "id": pilot_data_id,
-                "service": self.service_id,
-                "url": url,
-                "description": description.as_dict(),
-                "created": time.time(),
-            },
-        )
+        # Secret options stay in this process's memory (and reach agents in their
+        # environment); the record says only which were withheld.
+        public, withheld = data_records.split_description(description)
+        data_records.keep_store_secrets(pilot_data_id, withheld)
+        record: dict[str, Any] = {
+            "id": pilot_data_id,
+            "service": self.service_id,
+            "url": url,
+            "description": public,
+            "created": time.time(),
+        }
+        if withheld:
+            record["withheld"] = sorted(withheld)
+        self.coordination.put_record(data_records.pilot_data_key(pilot_data_id), record)
         self.coordination.append(
             protocol.service_key(self.service_id), [{"ev": "pd", "id": pilot_data_id}]
         )

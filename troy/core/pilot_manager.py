@@ -25,7 +25,7 @@ from troy.model import config, protocol, secrets
 from troy.model.description import PilotJobDescription
 from troy.model.errors import BackendError, CoordinationError, NoSuchObject, TroyError
 from troy.model.states import PILOTJOB_TYPE, PILOTJOB_TYPE_PLUGIN, State
-from troy.plugins import registry
+from troy.plugins import data_records, registry
 from troy.plugins.backends.base import Backend, PilotLaunch
 from troy.plugins.options import url_options
 
@@ -229,7 +229,8 @@ class PilotManager(ServiceManager, Generic[P]):
             pilot.id,
         ]
         # Secrets travel in the agent's environment, never on its command line (ps shows that).
-        hidden = self.coordination.agent_secrets()
+        # With the secret options of the stores this process made Pilot-Data on (staging).
+        hidden = {**self.coordination.agent_secrets(), **data_records.agent_store_secrets()}
         environment = {secrets.AGENT_SECRETS_ENV: secrets.encode(hidden)} if hidden else {}
         launch = PilotLaunch(
             pilot.id, pilot.rm, pilot.description, pilot.working_directory, command, environment

@@ -13,7 +13,7 @@ from troy.core.tracked import Change
 from troy.model import config, protocol
 from troy.model.errors import NoSuchObject
 from troy.model.states import State
-from troy.plugins import registry
+from troy.plugins import data_records, registry
 
 
 def absolute_url(url: str) -> str:
@@ -48,6 +48,7 @@ class ServiceManager:
     ) -> None:
         self.coordination_url = absolute_url(coordination_url or config.default_coordination_url())
         self.coordination = registry.open_coordination(self.coordination_url, serve=True)
+        data_records.remember_coordination_url(self.coordination_url)
         self.lock = threading.RLock()
         #: Notified whenever objects settle (their final state delivered).
         self.settled = threading.Condition(self.lock)
@@ -64,7 +65,9 @@ class ServiceManager:
         else:
             record = self.coordination.get_record(protocol.service_key(service_id))
             if record is None or record.get("kind") != self.kind:
-                raise NoSuchObject(f"no {self.noun} '{service_id}' in {self.coordination_url}")
+                raise NoSuchObject(
+                    f"no {self.noun} '{service_id}' in {self.coordination.public_url()}"
+                )
             self.service_id = service_id
             self.record = record
 

@@ -83,6 +83,10 @@ class CoordinationError(TroyError):
     """The coordination service is unreachable or refused an operation."""
 
 
+class NoCoordination(CoordinationError, NoSuchObject):
+    """There is no coordination at that address yet (only a manager makes one)."""
+
+
 class SchedulerError(TroyError):
     """A scheduler broke its contract (e.g. placed a unit on an unknown pilot)."""
 

@@ -47,8 +47,15 @@ SECRET_NAMES = frozenset(
         "aws_secret_access_key",
         "aws_session_token",
         "curve_secretkey",
+        # A public key, but it travels with curve_secretkey: so an agent's public URL, without
+        # both, is the one its manager recorded (data unit URLs are compared with it).
+        "curve_serverkey",
     }
 )
+#: Environment variables troy reads a secret from (the redis plugin's password).  An agent
+#: gets what it needs in `AGENT_SECRETS_ENV` and removes these too before any unit starts
+#: (a backend may pass the manager's whole environment on).
+SECRET_ENVIRONMENT = frozenset({"TROY_REDIS_PASSWORD"})
 _SECRET_SUFFIXES = ("_password", "_secret", "_token", "_secretkey", "_secret_key")
 #: Secrets shorter than this are not scrubbed from free text (they would hit ordinary words).
 MIN_SCRUBBED = 4
@@ -171,7 +178,12 @@ def decode(text: str) -> dict[str, str]:
 
 
 def take_agent_secrets() -> dict[str, str]:
-    """The secrets the manager gave this agent, out of the environment (so no unit sees them)."""
+    """The secrets the manager gave this agent, out of the environment (so no unit sees them).
+
+    Variables of `SECRET_ENVIRONMENT` it inherited are removed as well.
+    """
+    for name in SECRET_ENVIRONMENT:
+        os.environ.pop(name, None)
     return decode(os.environ.pop(AGENT_SECRETS_ENV, ""))
 
 

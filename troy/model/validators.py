@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from troy.model import limits
+from troy.model import limits, secrets
 from troy.model.errors import BadDescription
 
 _INTEGER = re.compile(r"-?[0-9]{1,18}")
@@ -219,17 +219,42 @@ def start_time(field: str, value: Any) -> float | int | str:
     return non_negative_number(field, value)
 
 
+def public_data_url(url: str) -> str:
+    """A data-unit URL (``<coordination URL>#<id>``) without the secrets of its coordination part.
+
+    Descriptions are recorded and shown, so a password in such a URL is taken out
+    (troy.model.secrets.split_url remembers it to scrub); the agent resolves the
+    public URL of its own coordination with the secrets it was given.
+    """
+    coordination, hash_sign, unit_id = url.rpartition("#")
+    if not hash_sign or not coordination:
+        return url
+    try:
+        public = secrets.split_url(coordination)[0]
+    except ValueError:  # not a URL at all: the agent will say so
+        return url
+    return f"{public}#{unit_id}"
+
+
 def input_data(field: str, value: Any) -> list[Any]:
     if isinstance(value, str) or not isinstance(value, list | tuple):
         raise BadDescription(field, f"expected a list of data-unit URLs, got {type_name(value)}")
+    result: list[Any] = []
     for index, item in enumerate(value):
         if not isinstance(item, str | Mapping):
             raise BadDescription(
                 f"{field}[{index}]", f"expected a data-unit URL, got {type_name(item)} {item!r}"
             )
         if isinstance(item, str):
-            clean_text(f"{field}[{index}]", item)
-    return list(value)
+            result.append(public_data_url(clean_text(f"{field}[{index}]", item)))
+        else:
+            result.append(
+                {
+                    (public_data_url(url) if isinstance(url, str) else url): globs
+                    for url, globs in item.items()
+                }
+            )
+    return result
 
 
 def output_data(field: str, value: Any) -> list[dict[str, list[str]]]:
@@ -245,8 +270,8 @@ def output_data(field: str, value: Any) -> list[dict[str, list[str]]]:
             )
         entry: dict[str, list[str]] = {}
         for url, globs in item.items():
-            entry[string(f"{field}[{index}]", url)] = string_list(
-                f"{field}[{index}][{url!r}]", globs
+            entry[public_data_url(string(f"{field}[{index}]", url))] = string_list(
+                f"{field}[{index}][{secrets.redact_url(str(url))!r}]", globs
             )
         result.append(entry)
     return result

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from troy.model.errors import BackendError
+from troy.model.private import private_mkdir
 from troy.model.states import State
 from troy.plugins.backends import bootstrap
 from troy.plugins.backends.base import Backend, PilotLaunch
@@ -138,7 +139,7 @@ class BatchBackend(Backend):
         target = directory / wheel.path.name
         try:
             if not target.exists():
-                directory.mkdir(parents=True, exist_ok=True)
+                private_mkdir(directory)
                 partial = target.with_suffix(f".{os.getpid()}.part")
                 shutil.copyfile(wheel.path, partial)
                 partial.replace(target)

@@ -40,6 +40,7 @@ from pathlib import Path
 
 from troy.model import config
 from troy.model.errors import TroyError
+from troy.model.private import private_mkdir
 
 #: Where the bootstrap files live inside a pilot's working directory.
 STAGING_DIRECTORY = ".troy"
@@ -169,7 +170,7 @@ def _write_wheel(
     digest = hashlib.sha256(data).hexdigest()[:12]
     target = directory / digest / f"{name}-{version}-py3-none-any.whl"
     if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
+        private_mkdir(target.parent)
         partial = target.with_suffix(f".{os.getpid()}.part")
         partial.write_bytes(data)
         partial.replace(target)

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 from troy.model.description import PilotJobDescription
 from troy.model.errors import BackendError
+from troy.model.private import private_mkdir
 from troy.model.states import State
 from troy.plugins.backends import bootstrap
 from troy.plugins.backends.base import PilotLaunch
@@ -174,7 +175,7 @@ class CondorBackend(BatchBackend):
     ) -> dict[str, Any]:
         description = submit_description(launch, arguments, self.target, wheels)
         try:  # initialdir: the submit side writes agent.out/err/log there
-            Path(launch.working_directory).mkdir(parents=True, exist_ok=True)
+            private_mkdir(launch.working_directory)
         except OSError as exc:
             raise BackendError(
                 f"cannot prepare pilot directory {launch.working_directory}: {exc}"

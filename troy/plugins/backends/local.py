@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from troy.model.errors import BackendError
+from troy.model.private import private_mkdir, private_open
 from troy.model.processes import start_time
 from troy.model.states import State
 from troy.plugins.backends.base import Backend, PilotLaunch
@@ -46,6 +47,10 @@ def stderr_tail(path: str, limit: int = 2000) -> str:
             return stream.read().decode(errors="replace").strip()
     except OSError:
         return ""
+
+
+#: The agent's logs: appended to by each agent started in the pilot directory.
+_LOG_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT
 
 
 class LocalBackend(Backend):
@@ -70,9 +75,9 @@ class LocalBackend(Backend):
     def launch(self, launch: PilotLaunch) -> dict[str, Any]:
         directory = Path(launch.working_directory)
         try:
-            directory.mkdir(parents=True, exist_ok=True)
-            stdout = open(directory / "agent.out", "ab")  # noqa: SIM115
-            stderr = open(directory / "agent.err", "ab")  # noqa: SIM115
+            private_mkdir(directory)
+            stdout = os.fdopen(private_open(directory / "agent.out", _LOG_FLAGS), "ab")
+            stderr = os.fdopen(private_open(directory / "agent.err", _LOG_FLAGS), "ab")
         except OSError as exc:
             raise BackendError(f"cannot prepare pilot directory {directory}: {exc}") from exc
         environment = dict(os.environ)

@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 from troy.model import config
 from troy.model.description import PilotJobDescription
 from troy.model.errors import BackendError
+from troy.model.private import private_mkdir
 from troy.model.states import FINAL_STATES, State
 from troy.plugins.backends import bootstrap
 from troy.plugins.backends.base import PilotLaunch
@@ -50,7 +51,7 @@ def _saga() -> Any:
     """
     if "RADICAL_DEFAULT_LOG_DIR" not in os.environ:
         logs = config.troy_home() / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
+        private_mkdir(logs)
         os.environ["RADICAL_DEFAULT_LOG_DIR"] = str(logs)
     try:
         import radical.saga as rs

@@ -1,8 +1,16 @@
 """The ``file`` coordination plugin: a directory on a local or shared filesystem.
 
 The URL is ``file:///abs/path`` (``file://localhost/abs/path``) or a plain path;
-a relative path is made absolute against the current directory, and the
-directory is created if missing.  Layout below it::
+a relative path is made absolute against the current directory.  A manager's
+connection (``serve=True``) creates the directory if missing; any other
+(agents, ``troy status``) needs one that has ``records/`` (`NoCoordination`).
+
+Only the user who runs troy may write it: directories are made 0700 and files
+0600 whatever the umask (`troy.model.private`); a directory (the root,
+``records``, ``streams``, ``queues``, ``commits``) that another user owns or
+can write is refused when a connection opens; a file another user owns (a
+record, a stream file, an intent, a queue bundle) is never read, and a claim
+moves such a bundle to the queue's ``@foreign`` folder.  Layout below it::
 
     records/<key>.json                                  one record per file
     streams/<stream>/<writer>.jsonl                     one append-only log per writer
@@ -12,6 +20,7 @@ directory is created if missing.  Layout below it::
     queues/<queue>/@claimed/<claimer>/<same name>       what each claimer took, not yet acked
     queues/<queue>/@tmp/                                temp files, withdrawals in progress,
                                                         bundles of commits in progress
+    queues/<queue>/@foreign/                            bundles of other users, set aside
     commits/<commit id>.json                            intents of commits in progress
 
 Everything rests on two guarantees that local filesystems and NFS both give:
@@ -85,6 +94,7 @@ import contextlib
 import itertools
 import logging
 import os
+import stat
 import threading
 import time
 from collections import deque
@@ -92,7 +102,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
-from troy.model.errors import CoordinationError
+from troy.model.errors import CoordinationError, NoCoordination
+from troy.model.private import private_mkdir, private_open, unsafe_directory
 from troy.plugins.coordination.base import Coordination, Cursor, check_name
 from troy.plugins.coordination.file_commit import roll_forward, write_new
 from troy.plugins.coordination.file_format import (
@@ -104,7 +115,7 @@ from troy.plugins.coordination.file_format import (
     cursor_positions,
     dumps,
     loads,
-    read_bytes,
+    read_own,
     write_all,
 )
 from troy.plugins.coordination.file_queues import QueueFiles
@@ -138,6 +149,40 @@ def root_of(url: str) -> str:
     if not path:
         raise CoordinationError(f"file coordination URL {url!r} names no directory")
     return os.path.abspath(os.path.expanduser(path))
+
+
+def check_private(root: str, folders: Sequence[str]) -> None:
+    """CoordinationError if another local user could write into the coordination's folders.
+
+    Whoever can write there can queue work that the agents run as this user.
+    The parents of ``root`` are not checked: a sticky ``/tmp`` above it is normal.
+    """
+    for folder in (root, *folders):
+        problem = unsafe_directory(folder)
+        if problem is not None:
+            raise CoordinationError(
+                f"refusing coordination directory {root}: {problem}; another user could"
+                " queue work there that troy would run as you"
+            )
+
+
+def warn_if_readable(root: str) -> None:
+    """Warn if other users can read the coordination (one made by an older troy, or by hand).
+
+    troy makes it private, but does not change the mode of a directory it did not make.
+    """
+    try:
+        mode = stat.S_IMODE(os.stat(root).st_mode)
+    except OSError:
+        return
+    if mode & 0o077:
+        log.warning(
+            "coordination directory %s can be read by other users (mode %04o), and so can"
+            " the secrets its records may hold; make it private: chmod -R go-rwx %s",
+            root,
+            mode,
+            root,
+        )
 
 
 def _name(name: str) -> str:
@@ -175,8 +220,18 @@ class FileCoordination(QueueFiles, Coordination):
         #: Per counter: this connection's last reservation (its block number, where it ended).
         #: Per summary file path: the writer files it replaced (its content never changes).
         self._replaced: dict[str, frozenset[str]] = {}
-        for folder in (self._records, self._streams, self._queues):
-            self._mkdir(folder)
+        if serve:
+            for folder in (self._records, self._streams, self._queues):
+                self._mkdir(folder)
+        elif not os.path.isdir(self._records):
+            # Agents and read-only commands never make one: a typo must not leave a store.
+            raise NoCoordination(
+                f"no troy coordination at {self.root} (it has no records/ directory);"
+                " a manager (troy run, a service) makes one"
+            )
+        check_private(self.root, (self._records, self._streams, self._queues, self._commits))
+        if serve:
+            warn_if_readable(self.root)
         if not os.access(self.root, os.W_OK | os.X_OK):
             raise CoordinationError(f"coordination directory {self.root} is not writable")
 
@@ -185,7 +240,7 @@ class FileCoordination(QueueFiles, Coordination):
         if folder in self._dirs:
             return
         try:
-            os.makedirs(folder, exist_ok=True)
+            private_mkdir(folder)
         except OSError as exc:
             raise CoordinationError(f"cannot create directory {folder}: {exc}") from exc
         self._dirs.add(folder)
@@ -198,7 +253,7 @@ class FileCoordination(QueueFiles, Coordination):
         for attempt in (1, 2):
             tmp = self._temp_name(tmp_dir)
             try:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+                fd = private_open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
                 try:
                     write_all(fd, data)
                 finally:
@@ -259,11 +314,13 @@ class FileCoordination(QueueFiles, Coordination):
         """The record under ``key``, or None."""
         path = self._record_path(key)
         try:
-            data = read_bytes(path)
+            data = read_own(path)
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as exc:
             raise CoordinationError(f"cannot read record {path}: {exc}") from exc
+        if data is None:
+            return None  # another user's file: not a record troy wrote
         record = loads(data, path)
         if not isinstance(record, dict):
             raise CoordinationError(f"record {path} does not hold a JSON object")
@@ -314,7 +371,7 @@ class FileCoordination(QueueFiles, Coordination):
                     ns = self._last_ns = max(time.time_ns(), self._last_ns + 1)
                     self._own_names[folder] = f"{self.writer}.{ns}.jsonl"
                     path = os.path.join(folder, self._own_names[folder])
-                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+                fd = private_open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         except OSError as exc:
             raise CoordinationError(f"cannot open stream file {path}: {exc}") from exc
         written = 0

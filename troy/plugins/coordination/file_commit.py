@@ -12,14 +12,15 @@ import os
 from typing import Any
 
 from troy.model.errors import CoordinationError
+from troy.model.private import private_open
 from troy.plugins.coordination.base import check_name
-from troy.plugins.coordination.file_format import MARKER, STAGED, loads, read_bytes, write_all
+from troy.plugins.coordination.file_format import MARKER, STAGED, loads, read_own, write_all
 
 
 def write_new(path: str, data: bytes) -> None:
     """Write a file that must not exist yet."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        fd = private_open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
         try:
             write_all(fd, data)
         finally:
@@ -55,11 +56,14 @@ def recover(root: str, tmp: str) -> None:
     for cid in {name[len(STAGED) :].split(".", 1)[0] for name in names}:
         intent_path = os.path.join(root, "commits", cid + ".json")
         try:
-            intent = loads(read_bytes(intent_path), intent_path)
+            data = read_own(intent_path)
         except FileNotFoundError:
             continue  # not committed yet (or given up: then its bundles are never used)
         except OSError as exc:
             raise CoordinationError(f"cannot read commit intent {intent_path}: {exc}") from exc
+        if data is None:
+            continue  # another user's: it would name files for us to move
+        intent = loads(data, intent_path)
         if intent["file"] is not None and not landed(root, intent):
             continue
         staged = [

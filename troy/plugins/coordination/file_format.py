@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import stat
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -98,25 +99,55 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-#: errno of `read_bytes` for a path that is not a regular file (a link, a folder, a FIFO).
+#: errno of `read_own` for a path that is not a regular file (a link, a folder, a FIFO).
 NOT_A_FILE = (errno.ELOOP, errno.EINVAL)
 
 
-def read_bytes(path: str) -> bytes:
-    """The content of the regular file ``path``; OSError with an errno in NOT_A_FILE for a
-    symbolic link, a folder or a FIFO (whoever can write the tree could plant one: a
-    FIFO would block the reader for good, a link would make it read any file)."""
+#: Files of other users already warned about (each is logged once per process).
+_foreign: set[str] = set()
+_foreign_lock = threading.Lock()
+
+
+def foreign(path: str, status: os.stat_result) -> bool:
+    """True (and a warning, once) if the file is not this process's user's own.
+
+    Only the user who runs troy writes its coordination; a file another local
+    user put there (through a folder others could write) is never trusted.
+    """
+    if status.st_uid == os.geteuid():
+        return False
+    with _foreign_lock:
+        new = path not in _foreign
+        _foreign.add(path)
+    if new:
+        logging.getLogger("troy.coordination").warning(
+            "ignoring %s: it belongs to uid %d, not to this user (uid %d), who alone writes"
+            " this coordination",
+            path,
+            status.st_uid,
+            os.geteuid(),
+        )
+    return True
+
+
+def read_own(path: str) -> bytes | None:
+    """The content of ``path`` if this user owns it (not through a symlink), else None.
+
+    OSError as ``open`` raises it (FileNotFoundError for a missing file), with an
+    errno in NOT_A_FILE for a symbolic link, a folder or a FIFO: whoever can write
+    the tree could plant one, and a FIFO would block the reader for good.
+    """
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        regular = stat.S_ISREG(os.fstat(fd).st_mode)
-    except BaseException:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        if foreign(path, status):
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as file:
+            return file.read()
+    finally:
         os.close(fd)
-        raise
-    if not regular:
-        os.close(fd)
-        raise OSError(errno.EINVAL, "not a regular file", path)
-    with open(fd, "rb") as file:
-        return file.read()
 
 
 def cursor_positions(cursor: Cursor) -> dict[str, int]:

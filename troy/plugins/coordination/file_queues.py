@@ -33,9 +33,13 @@ from troy.plugins.coordination.file_format import (
     join_lines,
     load_claimed,
     log,
-    read_bytes,
+    read_own,
     split_lines,
 )
+
+#: Where a claim moves a bundle another user put into a queue (or what is not a regular file):
+#: never run, kept to look at.
+FOREIGN = "@foreign"
 
 
 class QueueFiles:
@@ -155,12 +159,16 @@ class QueueFiles:
             raise CoordinationError(f"cannot claim {source}: {exc}") from exc
         with self._claim_lock:  # an ack of this connection does not rewrite it meanwhile
             try:
-                lines = split_lines(read_bytes(target))
+                data = read_own(target)
             except OSError as exc:
                 if exc.errno not in NOT_A_FILE:
                     raise CoordinationError(f"cannot read claimed bundle {target}: {exc}") from exc
-                log.warning("dropped %s from the queue: not a regular file", target)
+                log.warning("set aside %s: not a regular file", target)
+                data = None
+            if data is None:
+                self._set_aside(target, os.path.dirname(pending), bundle)
                 return [], []
+            lines = split_lines(data)
             rest: list[str] = []
             if len(lines) > need:
                 stem, start, _ = bundle.rsplit(".", 2)
@@ -174,6 +182,16 @@ class QueueFiles:
                         f"cannot shorten claimed bundle {target}: {exc}"
                     ) from exc
         return load_claimed(lines, target), rest
+
+    def _set_aside(self, path: str, queue_dir: str, bundle: str) -> None:
+        """Move another user's bundle (or what is not a regular file) out of the queue,
+        into its ``@foreign`` folder."""
+        aside = os.path.join(queue_dir, FOREIGN)
+        self._mkdir(aside)
+        try:
+            os.rename(path, os.path.join(aside, bundle))
+        except OSError as exc:
+            raise CoordinationError(f"cannot set aside another user's {path}: {exc}") from exc
 
     def _put_back(
         self, pending: str, tmp: str, stem: str, start: int, lines: list[bytes], piece: int
@@ -200,13 +218,16 @@ class QueueFiles:
         for bundle in self._pending(pending):
             path = os.path.join(pending, bundle)
             try:
-                lines = split_lines(read_bytes(path))
+                data = read_own(path)
             except FileNotFoundError:
                 continue
             except OSError as exc:
                 if exc.errno in NOT_A_FILE:  # not a bundle: a claim drops it
                     continue
                 raise CoordinationError(f"cannot read bundle {path}: {exc}") from exc
+            if data is None:
+                continue  # another user's: not an item of ours (a claim sets it aside)
+            lines = split_lines(data)
             if not any(ident in wanted for ident in item_ids(lines, path)):
                 continue
             private = self._temp_name(tmp)
@@ -217,9 +238,12 @@ class QueueFiles:
             except OSError as exc:
                 raise CoordinationError(f"cannot withdraw from {path}: {exc}") from exc
             try:
-                lines = split_lines(read_bytes(private))  # may differ from what we looked at
+                data = read_own(private)  # may differ from what we looked at
             except OSError as exc:
                 raise CoordinationError(f"cannot read bundle {private}: {exc}") from exc
+            if data is None:
+                continue  # swapped for another user's file meanwhile: left in @tmp, unused
+            lines = split_lines(data)
             keep = []
             for line, ident in zip(lines, item_ids(lines, private), strict=True):
                 if ident in wanted:
@@ -252,13 +276,16 @@ class QueueFiles:
             path = os.path.join(mine, bundle)
             with self._claim_lock:  # not while a claim of this connection shortens it
                 try:
-                    lines = split_lines(read_bytes(path))
+                    data = read_own(path)
                 except FileNotFoundError:
                     continue
                 except OSError as exc:
                     if exc.errno in NOT_A_FILE:  # dropped by the claim that took it
                         continue
                     raise CoordinationError(f"cannot read claimed bundle {path}: {exc}") from exc
+                if data is None:
+                    continue  # another user's: never rewritten under our name
+                lines = split_lines(data)
                 idents = item_ids(lines, path)
                 keep = [line for line, ident in zip(lines, idents, strict=True)
                         if ident not in wanted]  # fmt: skip

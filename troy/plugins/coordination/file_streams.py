@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from troy.model.errors import CoordinationError
+from troy.model.private import private_open
 from troy.plugins.coordination.file_format import (
     MARKER,
     REPLACES,
     SUMMARY,
     dumps,
+    foreign,
     load_lines,
     loads,
 )
@@ -54,7 +57,13 @@ def open_logs(folder: str, replaced: ReplacedCache) -> list[OpenLog] | None:
     except OSError as exc:
         raise CoordinationError(f"cannot list stream {folder}: {exc}") from exc
     try:
-        listing = {entry.name: entry.stat().st_size for entry in found}
+        # Another user's file (or a link) is not part of the stream: never read.
+        stats = {entry.name: entry.stat(follow_symlinks=False) for entry in found}
+        listing = {
+            name: status.st_size
+            for name, status in stats.items()
+            if stat.S_ISREG(status.st_mode) and not foreign(os.path.join(folder, name), status)
+        }
     except FileNotFoundError:
         return None  # deleted since listed: a compaction
     except OSError as exc:
@@ -72,7 +81,7 @@ def open_logs(folder: str, replaced: ReplacedCache) -> list[OpenLog] | None:
         elif MARKER in listing and _compacting(folder):
             return None  # the listing missed the summary being swapped in
         for name in names:
-            fd = os.open(os.path.join(folder, name), os.O_RDONLY)
+            fd = os.open(os.path.join(folder, name), os.O_RDONLY | os.O_NOFOLLOW)
             opened.append(OpenLog(name, listing[name], fd, 0))
         if not summaries and _compacting(folder):
             raise FileNotFoundError  # compacted since listed: files may be missing
@@ -108,7 +117,7 @@ def close_logs(opened: list[OpenLog]) -> None:
 
 def _open_summary(path: str, replaced: ReplacedCache) -> tuple[int, int]:
     """An open summary file and where its events start; notes which files it replaced."""
-    fd = os.open(path, os.O_RDONLY)
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     try:
         head = b""
         while b"\n" not in head:
@@ -188,8 +197,8 @@ def compact_folder(
     marker = os.path.join(folder, MARKER)
     marked_before = os.path.exists(marker)
     try:
-        with open(marker, "ab"):
-            pass  # from here on, a reader that lists no summary looks again
+        # From here on, a reader that lists no summary looks again.
+        os.close(private_open(marker, os.O_WRONLY | os.O_CREAT))
         os.rename(staged, os.path.join(folder, summary))
     except OSError as exc:
         with contextlib.suppress(OSError):

@@ -1,11 +1,12 @@
 """The ``redis`` coordination plugin: records, streams and queues on a Redis server.
 
 URL: ``redis://[[user]:password@]host[:port][/db][?prefix=troy&retry=30]``, or
-``rediss://`` for TLS (``ssl_ca_certs=/path`` and ``ssl_cert_reqs=none|optional|required``
-may be added).  Many troy installations can share one server, each under its own
-``prefix`` (a coordination name, default ``troy``).  Needs Redis >= 7.0 (Lua
-scripts with flags) and redis-py >= 5 (``pip install troy[redis]``).  Keys, with
-``P`` the prefix::
+``rediss://`` for TLS (``ssl_ca_certs=``, ``ssl_certfile=``, ``ssl_keyfile=`` (paths) and
+``ssl_cert_reqs=none|optional|required`` may be added).  The password may instead come
+from ``?password_file=`` or ``$TROY_REDIS_PASSWORD`` (see redis_connect).  Many troy
+installations can share one server, each under its own ``prefix`` (a coordination
+name, default ``troy``).  Needs Redis >= 7.0 (Lua scripts with flags) and redis-py >= 5
+(``pip install troy[redis]``).  Keys, with ``P`` the prefix::
 
     P:rec:<key>                      STRING   one record, JSON
     P:kids:<parent>                  SET      keys of the records directly below <parent>
@@ -39,16 +40,16 @@ the CoordinationError it gets may come from a write that was applied, and a clai
 items may then sit in the claimer's list only.  Durability is the server's: run it
 with ``--appendonly yes --appendfsync always`` to lose nothing when it restarts.
 
-The password is never put in messages or ``repr``; it is in ``url`` (agents
-connect with it).  ``ack`` blanks the acknowledged items of a claimed list and
-pops blanks off its head (counting them in ``:base``, so the positions a retried
-claim reads keep their meaning); a list whose items are all acked is deleted.
-``create_record`` (SET NX) and ``allocate`` (INCRBY) carry tokens like every
-write, so a retry answers as the first attempt did.  ``compact`` trims the stream
-to nothing and adds the summary as one entry marked ``c``, in one script; the
-stream keeps its last id, so the summary's is greater than any old cursor.  A
-read from the start that meets the summary after older entries (the stream was
-compacted between two of its XRANGEs) keeps only the summary.
+The password is never put in messages or ``repr``; `public_url` leaves it out (and
+``password_file=``) and `agent_secrets` hands it to agents.  ``ack`` blanks the
+acknowledged items of a claimed list and pops blanks off its head (counting them in
+``:base``, so the positions a retried claim reads keep their meaning); a list whose
+items are all acked is deleted.  ``create_record`` (SET NX) and ``allocate`` (INCRBY)
+carry tokens like every write, so a retry answers as the first attempt did.
+``compact`` trims the stream to nothing and adds the summary as one entry marked
+``c``, in one script; the stream keeps its last id, so the summary's is greater than
+any old cursor.  A read from the start that meets the summary after older entries (the
+stream was compacted between two of its XRANGEs) keeps only the summary.
 """
 
 from __future__ import annotations
@@ -57,13 +58,15 @@ import functools
 import itertools
 import json
 import math
+import os
 import re
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
-from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
+from troy.model import secrets
 from troy.model.errors import CoordinationError
 from troy.plugins.coordination.base import (
     DEFAULT_RETRY,
@@ -71,6 +74,15 @@ from troy.plugins.coordination.base import (
     Cursor,
     check_name,
     parse_each,
+)
+from troy.plugins.coordination.redis_connect import (
+    CERT_REQS,
+    PASSWORD_ENV,
+    PASSWORD_FILE,
+    TLS_FILES,
+    explain,
+    resolve_password,
+    tls_settings,
 )
 from troy.plugins.coordination.redis_scripts import (
     ACK,
@@ -101,7 +113,7 @@ FIRST_BACKOFF, MAX_BACKOFF = 0.05, 1.0
 MIN_SERVER = (7, 0)
 
 _STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
-_OPTIONS = ("prefix", "retry", "ssl_ca_certs", "ssl_cert_reqs")
+_OPTIONS = ("prefix", "retry", PASSWORD_FILE, *TLS_FILES, "ssl_cert_reqs")
 # ensure_ascii (the default) keeps items plain ASCII, so the prefix test of withdraw is exact.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
@@ -158,13 +170,33 @@ class RedisCoordination(Coordination):
                 "seconds a call keeps retrying a server that does not answer",
                 number(0, text=True),
             ),
+            PASSWORD_FILE: Option(
+                None,
+                "a private file (mode 0600) whose first line is the password, instead of the"
+                f" URL's user part; else ${PASSWORD_ENV} is used; agents get the password itself",
+                text(),
+            ),
             "ssl_ca_certs": Option(
-                None, "rediss:// only: a file of CA certificates to check the server's", text()
+                None,
+                "rediss:// only: a file of CA certificates to check the server's (on every host)",
+                text(),
+            ),
+            "ssl_certfile": Option(
+                None,
+                "rediss:// only: this client's certificate, for a server that asks for one"
+                " (on every host)",
+                text(),
+            ),
+            "ssl_keyfile": Option(
+                None,
+                "rediss:// only: the private key of ssl_certfile (on every host; troy does not"
+                " ship it)",
+                text(),
             ),
             "ssl_cert_reqs": Option(
                 "required",
                 "rediss:// only: how strictly the server's certificate is checked",
-                choice("none", "optional", "required"),
+                choice(*CERT_REQS),
             ),
         }
     )
@@ -174,19 +206,19 @@ class RedisCoordination(Coordination):
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         if scheme not in self.schemes:
-            raise CoordinationError(f"not a redis coordination URL: {self._safe(url, parts)}")
+            raise CoordinationError(f"not a redis coordination URL: {secrets.redact_url(url)}")
         try:
             port = parts.port or DEFAULT_PORT
         except ValueError as exc:
             raise CoordinationError(
-                f"redis coordination URL {self._safe(url, parts)} has a bad port"
+                f"redis coordination URL {secrets.redact_url(url)} has a bad port"
             ) from exc
         self.host = parts.hostname or "localhost"
         self.port = port
         #: host:port, for messages.
         self.where = f"[{self.host}]:{port}" if ":" in self.host else f"{self.host}:{port}"
-        self._password = unquote(parts.password) if parts.password is not None else None
-        self._safe_url = self._safe(url, parts)
+        #: The URL as messages and ``repr`` show it: without its password.
+        self._safe_url = secrets.redact_url(url)
         path = parts.path.strip("/")
         if path and not path.isdigit():
             raise CoordinationError(
@@ -195,6 +227,13 @@ class RedisCoordination(Coordination):
             )
         self.db = int(path or 0)
         options = self._options(parts.query)
+        self._tls = scheme == "rediss"
+        self._password = resolve_password(
+            unquote(parts.password) if parts.password is not None else None,
+            options.pop(PASSWORD_FILE, None),
+            os.environ,
+            self._safe_url,
+        )
         self.prefix = options.pop("prefix", DEFAULT_PREFIX)
         if not re.fullmatch(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*", self.prefix):
             raise CoordinationError(
@@ -226,16 +265,7 @@ class RedisCoordination(Coordination):
             TimeoutError,
             ConnectionError,
         )
-        ssl: dict[str, Any] = {}
-        if scheme == "rediss":
-            ssl = {"ssl": True, "ssl_cert_reqs": options.pop("ssl_cert_reqs", "required")}
-            if ssl["ssl_cert_reqs"] not in ("none", "optional", "required"):
-                raise CoordinationError(
-                    f"redis coordination URL {self._safe_url}: ssl_cert_reqs must be none, "
-                    f"optional or required"
-                )
-            if "ssl_ca_certs" in options:
-                ssl["ssl_ca_certs"] = options.pop("ssl_ca_certs")
+        ssl = tls_settings(options, self._safe_url) if self._tls else {}
         if options:
             raise CoordinationError(
                 f"redis coordination URL {self._safe_url}: unknown option(s) "
@@ -264,14 +294,24 @@ class RedisCoordination(Coordination):
         self._ack_script: Script = self._client.register_script(ACK)
         self._compact_script: Script = self._client.register_script(COMPACT)
 
-    @staticmethod
-    def _safe(url: str, parts: SplitResult) -> str:
-        """``url`` with its password masked."""
-        if parts.password is None:
-            return url
-        netloc = parts.netloc.rpartition("@")[2]
-        user = parts.username or ""
-        return parts._replace(netloc=f"{user}:***@{netloc}").geturl()
+    def public_url(self) -> str:
+        """The URL without its password, nor ``password_file=`` (agents get the password)."""
+        public = super().public_url()
+        parts = urlsplit(public)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        if not any(name == PASSWORD_FILE for name, _ in query):
+            return public
+        kept = [(name, value) for name, value in query if name != PASSWORD_FILE]
+        return parts._replace(query=urlencode(kept, safe="/:,~")).geturl()
+
+    def agent_secrets(self) -> dict[str, str]:
+        """The password, wherever it came from (URL, password_file= or the environment).
+
+        An agent joins it to `public_url` as the URL's password: it needs neither
+        the file nor the variable.  TLS files are not secrets here: their paths
+        stay in the URL and must exist on the agent's host.
+        """
+        return {secrets.PASSWORD: self._password} if self._password else {}
 
     def _options(self, query: str) -> dict[str, str]:
         options: dict[str, str] = {}
@@ -289,8 +329,13 @@ class RedisCoordination(Coordination):
     def _scrub(self, text: object) -> str:
         message = str(text)
         if self._password:
-            message = message.replace(self._password, "***")
-        return message
+            message = message.replace(self._password, secrets.REDACTED)
+        return secrets.scrub(message)
+
+    def _refusal(self, exc: BaseException) -> str:
+        """What a failed connect most likely means, and the redacted URL, for a message."""
+        hint = explain(exc, self._tls)
+        return f"{hint + ' ' if hint else ''}({self._safe_url}): {self._scrub(exc)}"
 
     def _check(self, settings: dict[str, Any]) -> None:
         """PING the server and check its version; CoordinationError at once if it does not answer.
@@ -320,12 +365,11 @@ class RedisCoordination(Coordination):
                     delay = min(2 * delay, MAX_BACKOFF)
                 except self._refused as exc:
                     raise CoordinationError(
-                        f"Redis at {self.where} refused the credentials of "
-                        f"{self._safe_url}: {self._scrub(exc)}"
+                        f"Redis at {self.where} refused the credentials: {self._refusal(exc)}"
                     ) from exc
                 except unreachable as exc:
                     raise CoordinationError(
-                        f"cannot connect to Redis at {self.where}: {self._scrub(exc)}"
+                        f"cannot connect to Redis at {self.where}: {self._refusal(exc)}"
                     ) from exc
                 except self._redis.RedisError as exc:
                     raise CoordinationError(

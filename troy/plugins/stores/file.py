@@ -23,6 +23,7 @@ from typing import Any, ClassVar, NoReturn
 from urllib.parse import unquote, urlsplit
 
 from troy.model.errors import StoreError
+from troy.model.private import private_mkdir
 from troy.plugins.stores.base import (
     Store,
     names_to_put,
@@ -106,7 +107,7 @@ class FileStore(Store):
         unit_dir = self._unit_dir(unit_id)
         names = names_to_put(unit_id, paths)
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            private_mkdir(self.root)
             staging = tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=self.root)
         except OSError as exc:
             _fail("create a staging directory in", self.root, exc)
@@ -117,7 +118,7 @@ class FileStore(Store):
                 except OSError as exc:
                     _fail(f"put into data unit {unit_id!r} the file", path, exc)
             try:
-                unit_dir.mkdir(exist_ok=True)
+                private_mkdir(unit_dir, parents=False)
                 for name in names:
                     os.replace(os.path.join(staging, name), unit_dir / name)
             except OSError as exc:

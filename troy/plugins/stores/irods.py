@@ -18,7 +18,8 @@ The login, in this order (python-irodsclient's ``iRODSSession``):
 
 A put uploads into a staging collection beside the units and then moves each
 object into the unit (a catalog rename), so a put that fails while uploading
-leaves the unit as it was. Passwords never appear in messages or ``repr``.
+leaves the unit as it was. Passwords never appear in messages or ``repr``; the
+``password`` option is declared ``secret=True``, so troy keeps it out of records.
 """
 
 from __future__ import annotations
@@ -200,7 +201,9 @@ class IrodsStore(Store):
             "user": Option(
                 None, "the iRODS user (else IRODS_USER_NAME, else iinit's file)", text()
             ),
-            "password": Option(None, "the user's password (else IRODS_PASSWORD)", text()),
+            "password": Option(
+                None, "the user's password (else IRODS_PASSWORD)", text(), secret=True
+            ),
         }
     )
 

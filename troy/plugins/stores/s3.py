@@ -18,7 +18,8 @@ path-style (``http://host/bucket/key``), as S3-compatible services expect.
 Each object is whole or absent (S3 writes objects atomically), and the original
 modification time travels in the object's metadata (``troy-mtime``). A put of
 several files is not atomic as a whole, but every input is checked before the
-first upload. Credentials never appear in messages or ``repr``.
+first upload. Credentials never appear in messages or ``repr``; both keys are
+declared ``secret=True``, so troy keeps them out of Pilot-Data records too.
 """
 
 from __future__ import annotations
@@ -179,9 +180,14 @@ class S3Store(Store):
     option_specs: ClassVar[Mapping[str, Option]] = MappingProxyType(
         {
             "access_key_id": Option(
-                None, "the access key (with secret_access_key; else boto3's own chain)", text()
+                None,
+                "the access key (with secret_access_key; else boto3's own chain)",
+                text(),
+                secret=True,
             ),
-            "secret_access_key": Option(None, "the secret key (with access_key_id)", text()),
+            "secret_access_key": Option(
+                None, "the secret key (with access_key_id)", text(), secret=True
+            ),
             "region": Option(None, "the bucket's region", text()),
             "endpoint_url": Option(
                 None, "an S3-compatible service (http:// or https://), addressed path-style", text()
