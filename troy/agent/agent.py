@@ -40,7 +40,7 @@ from troy.agent.resources import discover, pilot_slots
 from troy.agent.slots import Job, SlotPool
 from troy.agent.staging import Stager, StagingError
 from troy.model import protocol, retry, secrets
-from troy.model.errors import CoordinationError
+from troy.model.errors import CoordinationError, CoordinationRefused
 from troy.model.private import private_mkdir
 from troy.plugins import data_records
 from troy.plugins.coordination.base import Coordination
@@ -569,7 +569,9 @@ def connect(url: str, opener: Any, window: float = CONNECT_WINDOW) -> Coordinati
     """The agent's connection: an outage just as it starts is waited out, for ``window`` s.
 
     The manager reached the service moments before it launched this agent, so a
-    refusal now is an outage (a Redis restarting, a full disk), not a wrong URL.
+    failure now is most likely an outage (a Redis restarting, a full disk); but a
+    service that refuses this agent's credentials (CoordinationRefused) will not
+    change its mind, and that is raised at once.
     """
     deadline = time.monotonic() + window
     wait = OUTAGE_FIRST_WAIT
@@ -577,6 +579,8 @@ def connect(url: str, opener: Any, window: float = CONNECT_WINDOW) -> Coordinati
         try:
             connection: Coordination = opener(url)
             return connection
+        except CoordinationRefused:
+            raise
         except CoordinationError as exc:
             if time.monotonic() + wait > deadline:
                 raise

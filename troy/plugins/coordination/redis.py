@@ -67,7 +67,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from troy.model import secrets
-from troy.model.errors import CoordinationError
+from troy.model.errors import CoordinationError, CoordinationRefused
 from troy.plugins.coordination.base import (
     DEFAULT_RETRY,
     Coordination,
@@ -364,7 +364,7 @@ class RedisCoordination(Coordination):
                     time.sleep(delay)
                     delay = min(2 * delay, MAX_BACKOFF)
                 except self._refused as exc:
-                    raise CoordinationError(
+                    raise CoordinationRefused(
                         f"Redis at {self.where} refused the credentials: {self._refusal(exc)}"
                     ) from exc
                 except unreachable as exc:

@@ -53,7 +53,7 @@ except ImportError:  # the plugin loads without pyzmq and says what to install w
     zmq = None  # type: ignore[assignment]
 
 from troy.model import secrets as secret_values
-from troy.model.errors import CoordinationError
+from troy.model.errors import CoordinationError, CoordinationRefused
 from troy.plugins.coordination import zmq_broker
 from troy.plugins.coordination import zmq_curve as curve
 from troy.plugins.coordination.base import (
@@ -246,6 +246,8 @@ class ZmqCoordination(Coordination):
                 # No answer: the broker may be gone, or have lost our request with its connection.
                 self._disconnect()
                 if time.monotonic() >= deadline:
+                    if self.refused is not None:
+                        raise CoordinationRefused(self._no_answer(op, window))
                     raise CoordinationError(self._no_answer(op, window))
                 if self.serve:
                     # Take over from a host process that is gone; if this process cannot
