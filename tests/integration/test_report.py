@@ -207,12 +207,12 @@ def test_retried_unit_has_a_bar_per_run(
     script = "echo run >> runs; [ $(wc -l < runs) -ge 2 ] || exit 3"
     unit = units.submit({"executable": "/bin/sh", "arguments": ["-c", script], "retries": 1})
     assert unit.wait(timeout=60) == State.Done
-    from troy.cli import inspect
+    from troy.core import views
     from troy.plugins.registry import open_coordination
 
     coordination = open_coordination(coordination_url)
     try:
-        view = inspect.service_view(coordination, units.id)
+        view = views.service_view(coordination, units.id)
     finally:
         coordination.close()
     (seen,) = view.units

@@ -6,8 +6,8 @@ and tests/integration/test_compare_real.py.
 
 from __future__ import annotations
 
-from troy.cli.inspect import PilotView, RunView, ServiceView, UnitView
 from troy.cli.real_records import first_recorded, real_records
+from troy.core.views import PilotView, RunView, ServiceView, UnitView
 from troy.model.states import State
 
 T0 = 1000.0

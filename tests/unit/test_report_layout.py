@@ -14,8 +14,8 @@ from png_pixels import decode_png
 
 from troy import PilotJobService, WorkUnitService
 from troy.cli import main, report
-from troy.cli.inspect import PilotView, RunView, ServiceView, UnitView
 from troy.cli.png import Canvas
+from troy.core.views import PilotView, RunView, ServiceView, UnitView
 from troy.model.states import State
 
 # --- user mistakes ------------------------------------------------------------------------

@@ -159,7 +159,7 @@ def _when(timestamp: float | None) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from troy.cli import inspect
+    from troy.core import views
     from troy.core.service import absolute_url
     from troy.model import config
     from troy.model.errors import NoCoordination
@@ -175,14 +175,14 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     try:
         if not args.service:
-            services = inspect.list_services(coordination)
+            services = views.list_services(coordination)
             if not services:
                 print(f"no services in {coordination.public_url()}")
             for record in services:
                 kind = record.get("kind", "?")
                 print(f"{record['id']:<20} {kind:<9} {_when(record.get('created'))}")
             return 0
-        view = inspect.service_view(coordination, args.service)
+        view = views.service_view(coordination, args.service)
         print(f"{view.id} ({view.kind} service, created {_when(view.created)})")
         for pilot in view.pilots:
             slots = "?" if pilot.slots is None else str(pilot.slots)
@@ -214,9 +214,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from troy.cli import inspect, report
+    from troy.cli import report
     from troy.cli.real_records import write_results
     from troy.cli.research import write_figures_of
+    from troy.core import views
     from troy.core.service import absolute_url
     from troy.model import config
     from troy.model.errors import NoSuchObject
@@ -226,7 +227,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         absolute_url(args.coordination or config.default_coordination_url())
     )
     try:
-        view = inspect.service_view(coordination, args.service)
+        view = views.service_view(coordination, args.service)
     finally:
         coordination.close()
     if view.kind != "workunit":

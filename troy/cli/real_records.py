@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from troy.cli.inspect import PilotView, ServiceView, UnitView
+from troy.core.views import PilotView, ServiceView, UnitView
 from troy.model.states import State
 from troy.sim.model import UnitRecord
 from troy.sim.result import PilotUsage

@@ -19,8 +19,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from troy.cli.inspect import PilotView, ServiceView
 from troy.cli.png import Canvas, Color
+from troy.core.views import PilotView, ServiceView
 from troy.model.errors import TroyError
 from troy.model.states import State
 

@@ -14,7 +14,7 @@ The summary keeps, in the order written:
 - per unit, its ``unit`` event (description, submission time) with the first
   state event that moved it embedded as ``"state"``, then the other state
   events that moved it, in life-cycle order (attempt, state rank, time: the
-  order `troy.cli.inspect` replays them in), a Running followed by the final
+  order `troy.core.views` replays them in), a Running followed by the final
   state of the same attempt merged into one event with ``"run"`` as the agent
   writes it.  Stale events (a state already passed) are dropped.
 
