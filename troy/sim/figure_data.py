@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from troy.model.errors import TroyError
-from troy.sim.lanes import assign_rows
+from troy.model.lanes import assign_rows
 
 #: The most Gantt bars drawn for one run; beyond, those starting first.
 MAX_BARS = 10_000
@@ -322,7 +322,7 @@ def gantt(
     pilots: Sequence[tuple[str, int | None]],
     max_bars: int = MAX_BARS,
 ) -> Gantt:
-    """The Gantt chart of one run: rows per pilot slot (troy.sim.lanes), a bar per slot taken.
+    """The Gantt chart of one run: rows per pilot slot (troy.model.lanes), a bar per slot taken.
 
     ``pilots`` gives the order of the pilots and their slots (None: as many rows
     as needed); a pilot that ran nothing and whose slots are not known has no row.

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +37,7 @@ from troy.sim.figure_data import (
     CdfLine,
     Gantt,
     MakespanBar,
+    RunKey,
     Utilisation,
     gantt,
     makespans,
@@ -54,8 +55,9 @@ if TYPE_CHECKING:
 
 #: What the command line prints when matplotlib is missing (`FiguresUnavailable`'s message).
 SKIPPED = "figures skipped: matplotlib is not installed; pip install 'troy[plot]'"
-#: Bar colours by final state; other states are drawn in `OTHER`.
-COLORS = {"Done": "#2ca02c", "Failed": "#d62728", "Canceled": "#969696"}
+#: Bar colours by final state (and, in `troy report`, a run sent back to run again);
+#: other states (a unit still running) are drawn in `OTHER`.
+COLORS = {"Done": "#2ca02c", "Failed": "#d62728", "Canceled": "#969696", "run again": "#ff7f0e"}
 OTHER = "#1f77b4"
 #: Rows beyond a pilot's slots.
 EXTRA_LANE = "#fadada"
@@ -71,9 +73,13 @@ class FiguresUnavailable(TroyError):
         super().__init__(SKIPPED)
 
 
-def write_figures(directory: str | os.PathLike[str]) -> list[Path]:
+def write_figures(
+    directory: str | os.PathLike[str],
+    drawn: Mapping[RunKey, tuple[Gantt, Utilisation]] | None = None,
+) -> list[Path]:
     """Draw the figures of ``directory``'s result files into it; the files written, figures.json
-    last.
+    last.  ``drawn`` gives some runs' Gantt chart and utilisation instead of those made from
+    units.csv (`troy report` draws every run of a unit, units.csv has the last).
 
     FiguresUnavailable without matplotlib (nothing is written);
     troy.sim.figure_data.ResultsError for a missing or bad result file.
@@ -96,10 +102,13 @@ def write_figures(directory: str | os.PathLike[str]) -> list[Path]:
     for key in results.runs:
         units = results.units.get(key, [])
         pilots = pilots_of(results, key)
-        chart = gantt(key, units, pilots)
+        if drawn is not None and key in drawn:
+            chart, use = drawn[key]
+        else:
+            chart = gantt(key, units, pilots)
+            use = utilisation(key, units, total_slots(pilots))
         gantt_data = {"kind": "gantt", **asdict(key), **asdict(chart)}
         save(f"gantt-{key.stem}.png", draw_gantt(chart), gantt_data)
-        use = utilisation(key, units, total_slots(pilots))
         use_data = {"kind": "utilisation", **asdict(key), **asdict(use)}
         save(f"utilisation-{key.stem}.png", draw_utilisation(use), use_data)
     lines = wait_cdf(results)
