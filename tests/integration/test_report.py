@@ -432,3 +432,28 @@ def test_report_of_two_services_compares_them(
     assert [bar["scheduler"] for bar in bars] == ids
     run = json.loads((output / "run.json").read_text())
     assert [run["services"][i]["service"] for i in ids] == ids
+    compared = figures["comparison.png"]["runs"]
+    with (output / "units.csv").open() as stream:
+        table = list(csv.DictReader(stream))
+    waits = {i: sorted(float(r["wait"]) for r in table if r["scheduler"] == i) for i in ids}
+    for entry, summary in zip(compared, summaries, strict=True):
+        mine = waits[entry["scheduler"]]
+        assert entry["makespan"] == summary["makespan"]
+        assert entry["utilisation"] == summary["utilisation"]
+        assert (entry["p50_wait"], entry["p99_wait"]) == (mine[len(mine) // 2 - 1], mine[-1])
+
+    # What matplotlib holds: a group per run in each panel, the legend the percentiles.
+    from troy.sim.figure_data import Compared
+    from troy.sim.figures import draw_comparison
+
+    spans, percentiles, uses = draw_comparison([Compared(**e) for e in compared]).axes
+    labels = [f"{service} (real)" for service in ids]
+    for axes in (spans, percentiles, uses):
+        assert [t.get_text() for t in axes.get_xticklabels()] == labels
+    assert [p.get_height() for p in spans.patches] == [e["makespan"] for e in compared]
+    assert [p.get_height() for p in uses.patches] == pytest.approx(
+        [100 * e["utilisation"] for e in compared]
+    )
+    heights = [p.get_height() for p in percentiles.patches]  # p50 of each run, then p95, p99
+    assert heights == [e[f"{n}_wait"] for n in ("p50", "p95", "p99") for e in compared]
+    assert [t.get_text() for t in percentiles.get_legend().get_texts()] == ["p50", "p95", "p99"]

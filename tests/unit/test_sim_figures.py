@@ -174,7 +174,7 @@ def test_makespan_bars_are_median_and_range_with_modes_side_by_side(tmp_path: Pa
     lines = [(ln["scheduler"], ln["mode"], ln["waits"]) for ln in data["wait-cdf.png"]["lines"]]
     assert lines == [("round_robin", "sim", 6), ("round_robin", "real", 6), ("backfill", "sim", 4)]
     assert "gantt-round_robin-real-2.png" in data and "utilisation-backfill-sim-1.png" in data
-    assert len(data) == 2 * 8 + 2
+    assert len(data) == 2 * 8 + 3  # a Gantt and a utilisation per run, CDF, makespan, comparison
 
 
 # --- rows of the Gantt chart -----------------------------------------------------------------

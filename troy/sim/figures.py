@@ -14,6 +14,10 @@ names:
 ``makespan.png``
     a bar per scheduler (modes side by side): the median makespan over the
     repetitions, error bars from the shortest to the longest
+``comparison.png``
+    with two or more schedulers or modes: each side by side in three panels,
+    makespan (median over the repetitions), p50/p95/p99 wait (repetitions
+    pooled) and utilisation (median)
 
 and ``figures.json``, the data each of them plots, by file name (sorted keys,
 floats as Python's repr), so that what a figure shows can be checked without
@@ -35,10 +39,12 @@ from typing import TYPE_CHECKING, Any
 from troy.model.errors import TroyError
 from troy.sim.figure_data import (
     CdfLine,
+    Compared,
     Gantt,
     MakespanBar,
     RunKey,
     Utilisation,
+    comparison,
     gantt,
     makespans,
     modes_of,
@@ -119,6 +125,10 @@ def write_figures(
     if bars:
         makespan_data = {"kind": "makespan", "bars": [asdict(bar) for bar in bars]}
         save("makespan.png", draw_makespan(bars), makespan_data)
+    compared = comparison(results)
+    if len(compared) > 1:
+        comparison_data = {"kind": "comparison", "runs": [asdict(each) for each in compared]}
+        save("comparison.png", draw_comparison(compared), comparison_data)
     sidecar = folder / "figures.json"
     sidecar.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     return [*written, sidecar]
@@ -230,4 +240,31 @@ def draw_makespan(bars: Sequence[MakespanBar]) -> Figure:
     axes.set_title("makespan per scheduler", fontsize=10)
     if len(modes) > 1:
         axes.legend(title="mode")
+    return figure
+
+
+def draw_comparison(compared: Sequence[Compared]) -> Figure:
+    """Three panels, a group per scheduler and mode: makespan, wait percentiles, utilisation."""
+    labels = [f"{each.scheduler} ({each.mode})" for each in compared]
+    places = list(range(len(compared)))
+    figure = _figure(max(9.0, 1.6 * len(compared) + 4.0), 4.5)
+    spans, waits, uses = figure.subplots(1, 3)
+    spans.bar(places, [each.makespan for each in compared], 0.6, color=OTHER)
+    spans.set_ylabel("makespan (s), median")
+    width = 0.8 / 3
+    for offset, (name, color) in enumerate(
+        (("p50", "#2ca02c"), ("p95", "#ff7f0e"), ("p99", "#d62728"))
+    ):
+        values = [getattr(each, f"{name}_wait") or 0.0 for each in compared]
+        where = [place - 0.4 + width * (offset + 0.5) for place in places]
+        waits.bar(where, values, width, label=name, color=color)
+    waits.set_ylabel("wait (s), repetitions pooled")
+    waits.legend(title="wait", fontsize=8)
+    shares = [100 * (each.utilisation or 0.0) for each in compared]
+    uses.bar(places, shares, 0.6, color=COLORS["Done"])
+    uses.set_ylim(0.0, max([100.0, *shares]) * 1.05)
+    uses.set_ylabel("utilisation (% of the pilots' slots), median")
+    for axes in (spans, waits, uses):
+        axes.set_xticks(places, labels, rotation=30, ha="right", fontsize=8)
+    figure.suptitle("runs compared", fontsize=10)
     return figure
