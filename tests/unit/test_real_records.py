@@ -123,3 +123,13 @@ def test_export_rows_say_slot_host_exit_code_and_staging() -> None:
     assert (retried["bytes_in"], retried["bytes_out"], retried["bytes_moved"]) == (500, 70, 300)
     assert (retried["local"], beside_it["local"], never["local"]) == (False, True, None)
     assert (never["pilot"], never["start"], never["wait"], never["host"]) == (None,) * 4
+
+
+def test_a_pilot_up_before_the_service_counts_from_its_first_submission() -> None:
+    # The pilot ran another service's units first: up from 10.0, not from 0.5.
+    view = ServiceView("wus-x", "workunit", T0, [pilot("p", 0.5, None, slots=1)])
+    view.units = [unit("wu.1", "", [RunView("p", T0 + 11.0, T0 + 14.0, State.Done)], submit=10.0)]
+
+    [use] = real_records(view, origin=T0).pilots
+
+    assert (use.busy, use.up) == (3.0, 4.0)

@@ -8,7 +8,8 @@ so one script reads simulated and real runs alike.  Times are seconds from
 For each unit: its export row (troy.core.unit_rows: its last run's pilot,
 start and end, tries, bytes staged in and moved), with times from the
 origin.  A unit that is not final yet keeps its state's name.  For each
-pilot: its slots, the seconds from its Running to its end (or to the last
+pilot: its slots, the seconds from its Running (or from the first submission,
+if later: a pilot may serve several services) to its end (or to the last
 unit end, if that comes first), and the slot-seconds its units' runs took.
 """
 
@@ -77,8 +78,12 @@ def real_records(
             if run.pilot is not None:
                 until = run.end if run.end is not None else start + last
                 busy[run.pilot] = busy.get(run.pilot, 0.0) + run.cores * (until - run.start)
+    # Pilots shared by several services may be up before this one's first submission.
+    first = min((u.history[0][1] - start for u in view.units if u.history), default=0.0)
     pilots = tuple(
-        _pilot_use(pilot, pilot_ids.get(pilot.id, pilot.id), busy.get(pilot.id, 0.0), start, last)
+        _pilot_use(
+            pilot, pilot_ids.get(pilot.id, pilot.id), busy.get(pilot.id, 0.0), start, last, first
+        )
         for pilot in view.pilots
     )
     return RealRecords(records, pilots, start)
@@ -105,15 +110,16 @@ def _record(
 
 
 def _pilot_use(
-    pilot: PilotView, pilot_id: str, busy: float, origin: float, last: float
+    pilot: PilotView, pilot_id: str, busy: float, origin: float, last: float, first: float = 0.0
 ) -> PilotUsage:
-    """Its slots, seconds up (Running to its end or ``last``), slot-seconds busy."""
+    """Its slots, seconds up (Running, or the ``first`` submission if later, to its end or
+    ``last``), slot-seconds busy."""
     running = next((ts for state, ts in pilot.history if state == State.Running), None)
     ended = next((ts for state, ts in pilot.history if state.is_final), None)
     up = 0.0
     if running is not None:
         until = last if ended is None else min(ended - origin, last)
-        up = max(0.0, until - (running - origin))
+        up = max(0.0, until - max(running - origin, first))
     return PilotUsage(pilot_id, pilot.slots or 0, busy, up)
 
 

@@ -34,7 +34,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from troy.model.errors import TroyError
 from troy.sim.figure_data import (
@@ -134,12 +134,12 @@ def write_figures(
     return [*written, sidecar]
 
 
-def _figure(width: float, height: float) -> Figure:
+def _figure(width: float, height: float, layout: Literal["constrained"] | None = None) -> Figure:
     """A figure on the Agg canvas (no pyplot, no display, no global state)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(width, height), dpi=DPI)
+    figure = Figure(figsize=(width, height), dpi=DPI, layout=layout)
     FigureCanvasAgg(figure)
     return figure
 
@@ -247,10 +247,10 @@ def draw_comparison(compared: Sequence[Compared]) -> Figure:
     """Three panels, a group per scheduler and mode: makespan, wait percentiles, utilisation."""
     labels = [f"{each.scheduler} ({each.mode})" for each in compared]
     places = list(range(len(compared)))
-    figure = _figure(max(9.0, 1.6 * len(compared) + 4.0), 4.5)
+    figure = _figure(max(10.0, 2.4 * len(compared) + 3.0), 4.5, "constrained")
     spans, waits, uses = figure.subplots(1, 3)
     spans.bar(places, [each.makespan for each in compared], 0.6, color=OTHER)
-    spans.set_ylabel("makespan (s), median")
+    spans.set_title("makespan (s), median", fontsize=10)
     width = 0.8 / 3
     for offset, (name, color) in enumerate(
         (("p50", "#2ca02c"), ("p95", "#ff7f0e"), ("p99", "#d62728"))
@@ -258,12 +258,12 @@ def draw_comparison(compared: Sequence[Compared]) -> Figure:
         values = [getattr(each, f"{name}_wait") or 0.0 for each in compared]
         where = [place - 0.4 + width * (offset + 0.5) for place in places]
         waits.bar(where, values, width, label=name, color=color)
-    waits.set_ylabel("wait (s), repetitions pooled")
-    waits.legend(title="wait", fontsize=8)
+    waits.set_title("wait (s), repetitions pooled", fontsize=10)
+    waits.legend(fontsize=8)
     shares = [100 * (each.utilisation or 0.0) for each in compared]
     uses.bar(places, shares, 0.6, color=COLORS["Done"])
     uses.set_ylim(0.0, max([100.0, *shares]) * 1.05)
-    uses.set_ylabel("utilisation (% of the pilots' slots), median")
+    uses.set_title("utilisation (% of the slots), median", fontsize=10)
     for axes in (spans, waits, uses):
         axes.set_xticks(places, labels, rotation=30, ha="right", fontsize=8)
     figure.suptitle("runs compared", fontsize=10)
