@@ -11,35 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from troy.core.transitions import advance, steps
+from troy.core.transitions import Replayed, advance, steps
 from troy.model import protocol
 from troy.model.description import WorkUnitDescription
 from troy.model.errors import NoSuchObject
 from troy.model.states import STATE_RANK, State
 from troy.plugins.coordination.base import Coordination
-
-
-class _Replayed:
-    """A pilot or unit as its recorded events leave it (no callbacks: nobody waits on it)."""
-
-    def __init__(self, object_id: str) -> None:
-        self.id = object_id
-        self.state: State = State.New
-        self.state_detail = ""
-        self.history: list[tuple[State, float]] = []
-        self.attempt = 0
-
-    def _fire(self, member: str, value: Any) -> None:
-        pass
-
-    def _settle(self) -> bool:
-        return True
-
-    def _unsettle(self) -> None:
-        pass
-
-    def _is_settled(self) -> bool:
-        return self.state.is_final
 
 
 @dataclass
@@ -113,7 +90,7 @@ class ServiceView:
         return result
 
 
-def _replay(obj: _Replayed, events: list[dict[str, Any]], extra: dict[str, Any]) -> None:
+def _replay(obj: Replayed, events: list[dict[str, Any]], extra: dict[str, Any]) -> None:
     for event in events:
         if event.get("ev") != "state":
             continue
@@ -154,7 +131,7 @@ def pilot_view(coordination: Coordination, pilot_id: str) -> PilotView | None:
     record = coordination.get_record(protocol.pilot_key(pilot_id))
     if record is None:
         return None
-    obj = _Replayed(pilot_id)
+    obj = Replayed(pilot_id)
     extra: dict[str, Any] = {"slots": (record.get("description") or {}).get("number_of_processes")}
     events = _read_all(coordination, protocol.pilot_key(pilot_id))
     _replay(obj, sorted(events, key=lambda e: (e.get("a", 0), e.get("ts", 0))), extra)
@@ -180,7 +157,7 @@ def service_view(coordination: Coordination, service_id: str) -> ServiceView:
     view.scheduler_options = dict(record.get("scheduler_options") or {})
     events = _read_all(coordination, protocol.service_key(service_id))
     pilot_services: list[str] = []
-    units: dict[str, tuple[_Replayed, dict[str, Any]]] = {}
+    units: dict[str, tuple[Replayed, dict[str, Any]]] = {}
     states: list[dict[str, Any]] = []
     for event in events:
         kind = event.get("ev")
@@ -191,7 +168,7 @@ def service_view(coordination: Coordination, service_id: str) -> ServiceView:
         elif kind == "add" and event["pjs"] not in pilot_services:
             pilot_services.append(event["pjs"])
         elif kind == "unit":
-            obj = _Replayed(event["id"])
+            obj = Replayed(event["id"])
             obj.history.append((State.New, event["ts"]))
             description = WorkUnitDescription(event["d"])
             info: dict[str, Any] = {"cores": description.cores, "runs": []}
