@@ -175,6 +175,24 @@ def test_makespan_bars_are_median_and_range_with_modes_side_by_side(tmp_path: Pa
     assert lines == [("round_robin", "sim", 6), ("round_robin", "real", 6), ("backfill", "sim", 4)]
     assert "gantt-round_robin-real-2.png" in data and "utilisation-backfill-sim-1.png" in data
     assert len(data) == 2 * 8 + 3  # a Gantt and a utilisation per run, CDF, makespan, comparison
+    # waits of each run: 0 and makespan - 1; pooled over repetitions, nearest rank
+    compared = [
+        (c["scheduler"], c["mode"], c["runs"], c["makespan"], c["p50_wait"], c["p95_wait"],
+         c["p99_wait"], c["utilisation"])
+        for c in data["comparison.png"]["runs"]
+    ]  # fmt: skip
+    assert compared == [
+        ("round_robin", "sim", 3, 6.0, 0.0, 5.0, 5.0, 1.0),
+        ("round_robin", "real", 3, 8.0, 0.0, 8.0, 8.0, 1.0),
+        ("backfill", "sim", 2, 4.0, 0.0, 4.0, 4.0, 1.0),
+    ]
+
+
+def test_one_scheduler_and_mode_has_no_comparison(tmp_path: Path) -> None:
+    write_figures(analytic_run(tmp_path))
+
+    assert "comparison.png" not in sidecar(tmp_path)
+    assert not (tmp_path / "comparison.png").exists()
 
 
 # --- rows of the Gantt chart -----------------------------------------------------------------
