@@ -423,9 +423,11 @@ def test_report_of_two_services_compares_them(
     summaries = json.loads((output / "summary.json").read_text())
     assert [(s["scheduler"], s["units"]) for s in summaries] == [(ids[0], 2), (ids[1], 4)]
     figures = json.loads((output / "figures.json").read_text())
-    for service in ids:  # a file name per run: the label made safe for a file name
+    for service, count in zip(ids, (2, 4), strict=True):  # a file per run, its label made safe
         gantt = figures[f"gantt-{service.replace('-', '_')}-real-0.png"]
-        assert gantt["title"].startswith(f"{service} ({service})")
+        assert gantt["title"] == f"{service} (round_robin): {count} of {count} units ran"
+        use = figures[f"utilisation-{service.replace('-', '_')}-real-0.png"]
+        assert use["title"] == f"{service} (round_robin): busy share of 2 slots"
     lines = figures["wait-cdf.png"]["lines"]
     assert [(line["scheduler"], line["waits"]) for line in lines] == [(ids[0], 2), (ids[1], 4)]
     bars = figures["makespan.png"]["bars"]

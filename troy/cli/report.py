@@ -212,7 +212,7 @@ def gantt_of(view: ServiceView, timeline: Timeline, key: RunKey) -> Gantt:
         for bar in timeline.bars
     ]
     ran = sum(1 for unit in view.units if unit.runs)
-    title = f"{view.id} ({key.scheduler}): {ran} of {len(view.units)} units ran"
+    title = f"{_name(view)}: {ran} of {len(view.units)} units ran"
     if not timeline.finished:
         title += " so far"
     if extra:
@@ -232,8 +232,13 @@ def utilisation_of(view: ServiceView, timeline: Timeline, key: RunKey) -> Utilis
         for bar in timeline.bars
     ]
     use = utilisation(key, busy, total_slots([(p.id, p.slots) for p in timeline.pilots]))
-    use.title = use.title.replace(f"{key.scheduler} ({key.mode}), repetition 0", view.id, 1)
+    use.title = f"{_name(view)}: {use.title.split(': ', 1)[1]}"  # its own name, not the key's
     return use
+
+
+def _name(view: ServiceView) -> str:
+    """The service and its scheduler, as a figure's title names them."""
+    return f"{view.id} ({view.scheduler or '?'})"
 
 
 def to_json(summary: Summary, timeline: Timeline) -> dict[str, Any]:
