@@ -148,6 +148,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             services = inspect.list_services(coordination)
             if not services:
                 print(f"no services in {coordination.public_url()}")
+                return 0
+            print(f"{'SERVICE':<20} {'KIND':<9} CREATED")
             for record in services:
                 kind = record.get("kind", "?")
                 print(f"{record['id']:<20} {kind:<9} {_when(record.get('created'))}")
@@ -174,6 +176,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             counts = view.counts()
             print(f"  {len(view.units)} units: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
             if args.units:
+                print("    UNIT STATE [exit=CODE] pilot=PILOT STATE@TIME...")
                 for unit in view.units:
                     times = " ".join(f"{s}@{t:.3f}" for s, t in unit.history)
                     extra = f" exit={unit.exit_code}" if unit.exit_code is not None else ""
