@@ -257,8 +257,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--output", default=".", help="directory for the files (default: .)")
     report.add_argument("--buckets", type=int, default=20, help="time slices (default: 20)")
     report.set_defaults(func=cmd_report)
-    from troy.cli import doctor, plugins, research
+    from troy.cli import cancel, doctor, logs, plugins, research
 
+    cancel.add_parser(sub)
+    logs.add_parser(sub)
     plugins.add_parser(sub)
     doctor.add_parser(sub)
 
