@@ -59,28 +59,24 @@ def test_a_healthy_setup_is_all_ok_and_exits_0(tmp_path: Path, troy_home: Path) 
     assert not list(troy_home.glob("pilots/*"))  # the test pilot is cleaned up
 
 
-def test_a_coordination_others_can_write_fails_naming_the_chmod(
-    tmp_path: Path, troy_home: Path
+@pytest.mark.parametrize(
+    ("mode", "fix", "opened"),
+    [
+        (0o777, "chmod go-w {directory}", "warn"),  # not opened: troy would refuse it
+        (0o755, "chmod -R go-rwx {directory}", "ok"),  # opened, but others read its secrets
+    ],
+)
+def test_a_coordination_others_can_write_or_read_fails_naming_the_chmod(
+    tmp_path: Path, troy_home: Path, mode: int, fix: str, opened: str
 ) -> None:
     directory = made_coordination(tmp_path)
-    directory.chmod(0o777)
+    directory.chmod(mode)
     code, lines, _ = doctor("--coordination", str(directory), troy_home=troy_home)
     assert code == 1
     mark, message = lines["private"][0]
-    assert mark == "fail" and f"chmod go-w {directory}" in message, message
-    assert lines["coordination"][0][0] == "warn"  # not opened: troy would refuse it
-
-
-def test_a_coordination_others_can_read_fails_naming_the_chmod(
-    tmp_path: Path, troy_home: Path
-) -> None:
-    directory = made_coordination(tmp_path)
-    directory.chmod(0o755)
-    code, lines, _ = doctor("--coordination", str(directory), troy_home=troy_home)
-    assert code == 1
-    mark, message = lines["private"][0]
-    assert mark == "fail" and f"chmod -R go-rwx {directory}" in message and "0755" in message
-    assert lines["coordination"][0][0] == "ok"
+    assert mark == "fail" and fix.format(directory=directory) in message, message
+    assert f"{mode:04o}" in message
+    assert lines["coordination"][0][0] == opened
 
 
 def test_a_named_coordination_that_is_not_there_fails(tmp_path: Path, troy_home: Path) -> None:
