@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -178,3 +179,16 @@ def test_troy_coordination_in_the_environment_is_checked_too(
     assert code == 1
     mark, message = lines["environment"][-1]
     assert mark == "fail" and message.startswith("TROY_COORDINATION: ") and str(missing) in message
+
+
+def test_a_zmq_broker_that_does_not_answer_fails_quickly(troy_home: Path) -> None:
+    from zmq_fixtures import free_port
+
+    started = time.monotonic()
+    url = f"tcp://127.0.0.1:{free_port()}"
+    code, lines, _ = doctor("--coordination", url, troy_home=troy_home)
+    assert code == 1
+    mark, message = lines["coordination"][0]
+    assert mark == "fail" and "does not answer" in message, message
+    assert lines["private"][0][0] == "ok"  # CURVE is on unless curve=off
+    assert time.monotonic() - started < 60  # not the default 30 s retry per call

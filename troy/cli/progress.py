@@ -190,6 +190,7 @@ def _rich_display(stream: TextIO, total: int) -> _RichDisplay | None:
         TextColumn("{task.fields[rate]}"),
         console=Console(file=stream),
         refresh_per_second=4,
+        redirect_stdout=False,  # stdout is the run's summary, for scripts: never the display's
     )
     task = progress.add_task("units", total=total, states="", rate="")
     progress.start()
