@@ -141,6 +141,7 @@ def test_an_unknown_id_cancels_nothing(run: Run) -> None:
     assert run.unit_states()[f"{run.units}.2"] == "Running"
     unknown_unit = troy("cancel", f"{run.units}.99", troy_home=run.home)
     assert unknown_unit.returncode == 2 and f"{run.units}.99" in unknown_unit.stderr
+    assert "nothing canceled" in unknown_unit.stderr
 
 
 def test_cancel_a_pilot_another_process_launched_ends_its_agent(run: Run) -> None:
@@ -161,6 +162,7 @@ def test_cancel_a_pilot_another_process_launched_ends_its_agent(run: Run) -> Non
         assert time.monotonic() < deadline, "the agent still runs"
         time.sleep(0.2)
     assert run.unit_states()[f"{run.units}.2"] == "Canceled"
+    assert run.process.wait(timeout=30) == 1  # its run has no pilot left: it ends, not hangs
 
 
 def test_logs_show_the_agent_log_and_a_failed_units_output_scrubbed(run: Run) -> None:

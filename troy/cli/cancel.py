@@ -152,7 +152,11 @@ def cancel(
         objects: list[tuple[Target, list[Any]]] = []
         for target in targets:
             if target.kind == "unit":
-                objects.append((target, [units_of(target.service).get_unit(target.id)]))
+                try:
+                    unit = units_of(target.service).get_unit(target.id)
+                except NoSuchObject as exc:
+                    raise NoSuchObject(f"nothing canceled: {exc}") from None
+                objects.append((target, [unit]))
             elif target.kind == "workunit":
                 objects.append((target, list(units_of(target.id).list())))
             elif target.kind == "pilot":

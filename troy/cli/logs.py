@@ -125,7 +125,7 @@ def follow(
         published = coordination.get_record(protocol.agent_log_key(pilot["id"])) or {}
         kept = list(published.get("lines") or [])
         count = int(published.get("n") or 0)
-        if seen is None:
+        if seen is None or count < seen:  # the first look, or a new agent (reinitialized)
             new = _last(kept, lines)
         else:
             fresh = count - seen
