@@ -209,3 +209,47 @@ def test_logs_follow_prints_until_the_pilot_is_final(run: Run) -> None:
     _, err = follower.communicate(timeout=30)
     assert follower.returncode == 0
     assert f"(pilot {run.pilot} is Canceled)" in err
+
+
+@pytest.mark.redis
+def test_logs_and_cancel_through_redis_coordination(tmp_path: Path, troy_home: Path) -> None:
+    """Nothing of the pilot's files is read: what `troy logs` shows comes through Redis."""
+    from redis_fixtures import running_server
+
+    batch = tmp_path / "batch.yaml"
+    batch.write_text(BATCH)
+    with running_server() as server:
+        url = f"{server.url}?prefix=ops"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "troy", "run", "--quiet", "--coordination", url, str(batch)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+            env=_env(troy_home),
+        )
+        try:
+            assert process.stdout is not None
+            banner = "".join(process.stdout.readline() for _ in range(5))
+            units = re.search(r"units service (wus-\w+)", banner)
+            pilot = re.search(r"pilot\s+(pilot-\w+)", banner)
+            assert units and pilot, banner
+            failed = f"{units.group(1)}.0"
+            deadline = time.monotonic() + 30
+            while True:
+                shown = troy("logs", pilot.group(1), "--unit", failed, "--coordination", url,
+                             troy_home=troy_home)  # fmt: skip
+                if shown.returncode == 0 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.3)
+            assert shown.returncode == 0, shown.stderr
+            assert "boom" in shown.stdout and "hunter2" not in shown.stdout
+            assert "(exit code 3, attempt 0)" in shown.stdout  # as recorded, not read from disk
+            canceled = troy("cancel", units.group(1), "--coordination", url, troy_home=troy_home)
+            assert canceled.returncode == 0, canceled.stderr
+            assert "(workunit service): canceled" in canceled.stdout
+            assert process.wait(timeout=30) == 1
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
