@@ -143,7 +143,9 @@ def check_reachable(url: str, named: bool = True) -> Finding:
             return Finding(OK, "coordination", f"{shown}: none yet (the first run makes it)")
         return Finding(FAIL, "coordination", f"{exc}")
     except TroyError as exc:
-        return Finding(FAIL, "coordination", f"{shown} does not answer: {exc}")
+        added = f"retry={REACH_RETRY:g}"  # troy doctor's, not the user's: not shown
+        said = str(exc).replace(f"?{added}", "").replace(f"&{added}", "")
+        return Finding(FAIL, "coordination", f"{shown} does not answer: {said}")
     try:
         services = len(client.list_records("service"))
     except TroyError as exc:
