@@ -31,7 +31,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from troy.agent import guard
+from troy.agent import guard, log_tail
 from troy.agent.control import Cancel, Terminate, control_request
 from troy.agent.launcher import describe_exit, load_launcher, prepare, start
 from troy.agent.queue_items import BadQueueItem, to_job, unexpected
@@ -222,6 +222,8 @@ class Agent:
             self._running.pop(job.id, None)
             canceled = job.id in self._cancel_requested
             ending = self._ending
+        if returncode != 0 and not canceled:  # its output's ends, for `troy logs --unit`
+            log_tail.publish_unit_tail(self.coordination, self.pilot_id, job, returncode, prepared)
         if canceled:
             self._report_unit(job, "Canceled", detail="canceled", exit=returncode)
             return
@@ -607,7 +609,9 @@ def main(argv: list[str] | None = None) -> int:
     url = secrets.join_url(args.coordination, given)
     data_records.remember_coordination_url(url)
     coordination = connect(url, open_coordination)
+    tail = log_tail.start(coordination, args.pilot)  # its log, for `troy logs`
     try:
         return Agent(coordination, args.pilot).run()
     finally:
+        tail.close()
         coordination.close()

@@ -9,38 +9,9 @@ import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from troy.cli.progress import FINAL_ORDER, Progress
 from troy.model.errors import TroyError
 from troy.model.states import State
-
-FINAL_ORDER = (State.Done, State.Failed, State.Canceled)
-
-
-class Progress:
-    """A one-line progress bar on a terminal; silent elsewhere."""
-
-    def __init__(self, total: int, stream: TextIO) -> None:
-        self.total = total
-        self.stream = stream
-        self.enabled = stream.isatty()
-        self._last = ""
-
-    def show(self, counts: dict[State, int]) -> None:
-        if not self.enabled:
-            return
-        finished = sum(counts.get(s, 0) for s in FINAL_ORDER)
-        width = 30
-        filled = width * finished // max(self.total, 1)
-        parts = "  ".join(f"{s} {counts[s]}" for s in State if counts.get(s))
-        line = f"\r[{'#' * filled}{'.' * (width - filled)}] {finished}/{self.total}  {parts}"
-        if line != self._last:
-            self.stream.write(line.ljust(len(self._last)))
-            self.stream.flush()
-            self._last = line
-
-    def close(self) -> None:
-        if self.enabled and self._last:
-            self.stream.write("\n")
-            self.stream.flush()
 
 
 def _counts(units: Sequence[object]) -> dict[State, int]:
@@ -102,15 +73,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise TroyError("troy run needs a batch file, or --resume SERVICE_ID")
     else:
         run = batch_run.start(batch, coordination, out)
-    return _follow(run, out)
+    return _follow(run, out, quiet=args.quiet)
 
 
-def _follow(run: Any, out: TextIO) -> int:
+def _follow(run: Any, out: TextIO, quiet: bool = False) -> int:
     """Wait for every unit of a run, with progress; cancel its pilots; print the summary."""
     units_service, pilots_service = run.units, run.pilots
     started = run.started
     interrupted = False
-    progress = Progress(len(units_service.list()), sys.stderr)
+    progress = Progress(len(units_service.list()), sys.stderr, quiet=quiet)
     try:
         while True:
             try:
@@ -126,8 +97,7 @@ def _follow(run: Any, out: TextIO) -> int:
         interrupted = True
         units_service.cancel()
     finally:
-        progress.show(_counts(units_service.list()))
-        progress.close()
+        progress.close(_counts(units_service.list()))
         pilots_service.cancel()
     units = units_service.list()
     counts = _counts(units)
@@ -178,6 +148,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             services = views.list_services(coordination)
             if not services:
                 print(f"no services in {coordination.public_url()}")
+                return 0
+            print(f"{'SERVICE':<20} {'KIND':<9} CREATED")
             for record in services:
                 kind = record.get("kind", "?")
                 print(f"{record['id']:<20} {kind:<9} {_when(record.get('created'))}")
@@ -204,6 +176,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             counts = view.counts()
             print(f"  {len(view.units)} units: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
             if args.units:
+                print("    UNIT STATE [exit=CODE] pilot=PILOT STATE@TIME...")
                 for unit in view.units:
                     times = " ".join(f"{s}@{t:.3f}" for s, t in unit.history)
                     extra = f" exit={unit.exit_code}" if unit.exit_code is not None else ""
@@ -286,6 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--coordination",
         help="coordination URL (default: the file's, else $TROY_COORDINATION, else ~/.troy)",
     )
+    run.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress display (on a terminal) or progress lines (elsewhere) on stderr",
+    )
     run.set_defaults(func=cmd_run)
     status = sub.add_parser("status", help="list services, or show one service's pilots and units")
     status.add_argument("service", nargs="?", help="service id")
@@ -310,9 +288,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not draw the figures (PNG files and figures.json; they need troy[plot])",
     )  # fmt: skip
     report.set_defaults(func=cmd_report)
-    from troy.cli import plugins, research
+    from troy.cli import cancel, doctor, logs, plugins, research
 
+    cancel.add_parser(sub)
+    logs.add_parser(sub)
     plugins.add_parser(sub)
+    doctor.add_parser(sub)
 
     research.add_parsers(sub)
     for command in ("simulate", "compare"):
