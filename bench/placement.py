@@ -51,6 +51,7 @@ from troy import State
 from troy.core.data_locator import DataLocator
 from troy.core.dependencies import DependencyTracker
 from troy.core.placement import Placement
+from troy.core.transitions import Unwatched
 from troy.model import protocol
 from troy.model.description import PilotJobDescription, WorkUnitDescription
 from troy.plugins import registry
@@ -181,7 +182,7 @@ def part_submit(args: argparse.Namespace, work: str) -> dict[str, Any]:
 
 # -- part 2: placement against many pilots ------------------------------------------------
 @dataclass(eq=False)
-class BenchPilot:
+class BenchPilot(Unwatched):
     """A live pilot as troy/core/tracked.py's TrackedPilot describes it, nothing more."""
 
     id: str
@@ -201,21 +202,9 @@ class BenchPilot:
     history: list[tuple[State, float]] = field(default_factory=list)
     attempt: int = 0
 
-    def _fire(self, member: str, value: Any) -> None:
-        pass
-
-    def _settle(self) -> bool:
-        return True
-
-    def _unsettle(self) -> None:
-        pass
-
-    def _is_settled(self) -> bool:
-        return False
-
 
 @dataclass(eq=False)
-class BenchUnit:
+class BenchUnit(Unwatched):
     """A New unit as TrackedUnit describes it."""
 
     id: str
@@ -230,18 +219,6 @@ class BenchUnit:
     state_detail: str = ""
     history: list[tuple[State, float]] = field(default_factory=list)
     attempt: int = 0
-
-    def _fire(self, member: str, value: Any) -> None:
-        pass
-
-    def _settle(self) -> bool:
-        return True
-
-    def _unsettle(self) -> None:
-        pass
-
-    def _is_settled(self) -> bool:
-        return False
 
 
 def make_placement(pilot_count: int, directory: str) -> Placement:

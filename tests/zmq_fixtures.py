@@ -21,10 +21,11 @@ HOST = """
 import sys, time
 from troy.plugins.registry import open_coordination
 from troy.plugins.coordination import zmq as plugin
+from troy.plugins.coordination import zmq_broker
 connection = open_coordination(sys.argv[1], serve=True)
 if len(sys.argv) > 2:
     connection.put_record(sys.argv[2], {"from": "child"})
-hosting = connection.endpoint in plugin.hosted_endpoints()
+hosting = connection.endpoint in zmq_broker.hosted_endpoints()
 print("hosting" if hosting else "client", connection.broker["pid"], flush=True)
 if len(sys.argv) == 2:
     time.sleep(600)

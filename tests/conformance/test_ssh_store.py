@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from services import ssh_url, unavailable
@@ -61,6 +62,27 @@ class TestSshStoreOnTheHost:
             assert (tmp_path / "all" / name).read_bytes() == name.encode()
         assert not (tmp_path / "pwned").exists()
         assert not list(Path.home().glob("pwned"))
+
+    @pytest.mark.parametrize(
+        "value",
+        ["$(touch PWNED)", "`touch PWNED`", ";touch PWNED;", "\ntouch PWNED\n", "'\"x\"'", " * "],
+    )
+    def test_a_root_and_unit_ids_with_shell_characters_are_taken_literally(
+        self, tmp_path: Path, value: str
+    ) -> None:
+        """The root comes from the URL and the unit id from the caller: every script that
+        names them on the host quotes them (put, list, size, get, delete)."""
+        root = tmp_path / f"pd{value}x"
+        store = SshStore(f"{ssh_url()}{quote(str(root))}")
+        unit = f"du{value}1"
+        store.put(unit, [_source(tmp_path, "a.txt", b"abc")])
+        assert (root / unit / "a.txt").read_bytes() == b"abc"
+        assert store.list(unit) == ["a.txt"]
+        assert store.size(unit) == 3
+        assert store.get(unit, str(tmp_path / "out")) == ["a.txt"]
+        store.delete(unit)
+        assert not (root / unit).exists()
+        assert not list(tmp_path.rglob("PWNED")) and not (Path.home() / "PWNED").exists()
 
     def test_a_link_planted_in_a_unit_is_refused_on_get(self, tmp_path: Path) -> None:
         root, out = tmp_path / "pd", tmp_path / "out"
@@ -214,7 +236,8 @@ class TestSshUrls:
         [
             ("ssh://host", "no absolute directory"),
             ("ssh:///data", "no host"),
-            ("ssh://-oProxyCommand=x/data", "may not start with '-'"),
+            ("ssh://-oProxyCommand=x/data", "starts with '-'"),
+            ("ssh://a$(touch%20x)b/data", "characters a host name does not"),
             ("ssh://host:99999/data", "invalid port"),
             ("sftp://host/data", "must start with ssh://"),
         ],

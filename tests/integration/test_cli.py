@@ -94,11 +94,13 @@ def test_status_lists_services_and_shows_units(tmp_path: Path, troy_home: Path) 
     assert run.returncode == 0
     listing = troy_cmd("status", env_home=troy_home)
     assert listing.returncode == 0
+    assert listing.stdout.splitlines()[0].split() == ["SERVICE", "KIND", "CREATED"]
     service = next(line.split()[0] for line in listing.stdout.splitlines() if "workunit" in line)
     shown = troy_cmd("status", service, "--units", env_home=troy_home)
     assert shown.returncode == 0, shown.stderr
     assert "8 units: 8 Done" in shown.stdout
     assert shown.stdout.count(" Done exit=0 ") == 8
+    assert "    UNIT STATE [exit=CODE] pilot=PILOT STATE@TIME..." in shown.stdout.splitlines()
     assert "Canceled" in shown.stdout  # the run's pilot, canceled at the end
     unknown = troy_cmd("status", "wus-unknown", env_home=troy_home)
     assert unknown.returncode == 2 and "wus-unknown" in unknown.stderr

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import sys
 import time
 import urllib.error
@@ -97,6 +98,7 @@ def test_snapshot_shows_pilots_counts_units_and_the_failed_units_stderr(
     assert failed["name"] == "failing"
     assert failed["stderr"] == "the-unit-said-boom\n"
     assert failed["path"].endswith("/stderr")
+    assert failed["host"]  # where it ran, as its agent said
     rows = {u["name"] or u["id"]: u for u in data["units"]}
     assert rows["failing"]["state"] == "Failed"
     assert rows["failing"]["exit_code"] == 3
@@ -210,23 +212,18 @@ def test_serving_the_page_never_writes_to_the_coordination(
     assert sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_dir()) == directories
 
 
-def test_a_unit_running_on_another_host_says_where_its_stderr_is(
-    services: tuple[PilotJobService, WorkUnitService], coordination_url: str
+def test_the_failed_units_stderr_comes_through_coordination_when_its_sandbox_is_gone(
+    served: tuple[str, str], services: tuple[PilotJobService, WorkUnitService]
 ) -> None:
-    from troy.cli import dashboard_data, inspect
-
-    _, units = services
-    run_units(services)
-    coordination = open_coordination(coordination_url, serve=False)
-    try:
-        view = inspect.service_view(coordination, units.id)
-    finally:
-        coordination.close()
-    (failed,) = [u for u in view.units if u.state == State.Failed]
-    failed.host, failed.sandbox = "far-away-node", "/nonexistent/sandbox"
-    tail = dashboard_data.stderr_tail(failed)
-    assert tail["stderr"] is None
-    assert "far-away-node" in tail["note"] and "/nonexistent/sandbox/stderr" in tail["note"]
+    """As for a pilot on another host: the agent recorded the stderr's end in coordination."""
+    url, _ = served
+    (failed,) = [u for u in services[1].list() if u.state == State.Failed]
+    assert failed.sandbox and os.path.isdir(failed.sandbox)
+    shutil.rmtree(failed.sandbox)
+    time.sleep(dashboard.CACHE_SECONDS)
+    (shown,) = get_json(url + "api/snapshot")["failed"]
+    assert shown["stderr"] == "the-unit-said-boom\n"
+    assert shown["note"] == "as its agent recorded it (exit code 3)"
 
 
 def test_without_the_extra_troy_dashboard_says_what_to_install(

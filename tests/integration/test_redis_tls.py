@@ -27,10 +27,12 @@ from redis_fixtures import (  # noqa: F401 - fixtures
     redis_tls_server,
 )
 
+from troy.agent.agent import connect as agent_connect
 from troy.model import secrets
-from troy.model.errors import CoordinationError
+from troy.model.errors import CoordinationError, CoordinationRefused
 from troy.plugins.coordination.redis import RedisCoordination
 from troy.plugins.coordination.redis_connect import PASSWORD_ENV
+from troy.plugins.registry import open_coordination
 
 pytestmark = pytest.mark.redis
 
@@ -269,3 +271,14 @@ def test_a_run_over_tls_as_an_acl_user(
     assert os.environ.get(PASSWORD_ENV) == (
         server.password if password_from == "environment" else None
     )
+
+
+def test_an_agent_gives_up_at_once_on_a_wrong_password(
+    redis_tls_server: TlsRedisServer,  # noqa: F811
+) -> None:
+    """A refused agent fails its pilot now, not after the outage window (60 s)."""
+    url = redis_tls_server.url.replace(redis_tls_server.password, WRONG)
+    started = time.monotonic()
+    with pytest.raises(CoordinationRefused, match="wrong user name or password"):
+        agent_connect(url, open_coordination)
+    assert time.monotonic() - started < 10

@@ -1,21 +1,21 @@
-"""`troy report` of a real workload: the summary, the timeline, the JSON and the PNG.
+"""`troy report` of a real workload: the summary, the timeline, the figures and the exports.
 
 These tests run a real workload on a two-slot local pilot and check what
 the report says against numbers computed here from the units' own
-histories, and the PNG's pixels against the recorded timestamps.  The layout
-rules on made-up views and the command's error messages are in
-tests/unit/test_report_layout.py.
+histories; the figures by what matplotlib's Axes hold (bars, colours, tick
+labels, legend), never by their pixels.  The layout rules on made-up views
+and the command's error messages are in tests/unit/test_report_layout.py.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from png_pixels import Pixels, decode_png
 
 from troy import PilotJobService, WorkUnitService
 from troy.cli import main, report
@@ -32,7 +32,6 @@ class Reported:
     units: list[Any]
     pilot: Any
     data: dict[str, Any]
-    pixels: Pixels
     stdout: str
     output: Path
 
@@ -55,12 +54,13 @@ def reported(
     pilots.cancel()
     output = tmp_path / "out"
     capsys.readouterr()
-    code = main(["report", units.id, "--coordination", coordination_url, "--output", str(output)])
+    args = ["report", units.id, "--coordination", coordination_url, "--output", str(output)]
+    code = main([*args, "--csv", str(output / "units-export.csv"),
+                 "--json", str(output / "units-export.json")])  # fmt: skip
     stdout = capsys.readouterr().out
     assert code == 0, stdout
     data = json.loads((output / f"report-{units.id}.json").read_text())
-    pixels = decode_png((output / f"timeline-{units.id}.png").read_bytes())
-    return Reported(units.id, submitted, pilot, data, pixels, stdout, output)
+    return Reported(units.id, submitted, pilot, data, stdout, output)
 
 
 def span(r: Reported) -> tuple[float, float]:
@@ -73,12 +73,6 @@ def run_of(unit: Any) -> tuple[float, float]:
     running = [ts for state, ts in unit.history if state == State.Running]
     assert len(running) == 1 and unit.state.is_final
     return running[0], unit.history[-1][1]
-
-
-def x_at(t: float, r: Reported) -> int:
-    t0, t1 = span(r)
-    plot = report.WIDTH - report.LEFT - report.RIGHT
-    return report.LEFT + round((t - t0) * plot / (t1 - t0))
 
 
 def test_workload_finished_as_planned(reported: Reported) -> None:
@@ -97,11 +91,7 @@ def test_bars_follow_the_recorded_timestamps(reported: Reported) -> None:
             assert bar["end"] == pytest.approx(end, abs=1e-6)
             assert bar["state"] == str(unit.state)
             assert bar["pilot"] == reported.pilot.id
-            x0, y0, x1, y1 = bar["rect"]
-            assert x0 == x_at(start, reported)
-            assert x1 == max(x_at(end, reported), x0 + 1)
-            assert y0 == report.TOP + bar["row"] * (report.ROW_HEIGHT + report.ROW_GAP)
-            assert y1 - y0 == report.ROW_HEIGHT
+            assert (bar["slot"], bar["run"]) == (bar["row"], 0)  # one pilot: rows are its slots
     wide = [b["row"] for b in bars if b["unit"].endswith(".7")]
     assert sorted(wide) == [0, 1]  # a 2-core unit takes both rows of the 2-slot pilot
 
@@ -117,36 +107,73 @@ def test_rows_never_overlap_in_time(reported: Reported) -> None:
                 assert a["end"] <= b["start"] or b["end"] <= a["start"], (a, b)
 
 
-def test_png_pixels_show_each_bar_in_its_state_colour(reported: Reported) -> None:
-    pixels, bars = reported.pixels, reported.data["bars"]
-    image = reported.data["image"]
-    height = report.TOP + 2 * (report.ROW_HEIGHT + report.ROW_GAP) + 1 + report.TICK + report.BOTTOM
-    assert (len(pixels[0]), len(pixels)) == (image["width"], image["height"]) == (1000, height)
-    right = report.LEFT + image["plot_width"]
+def test_the_gantt_chart_draws_each_bar_in_its_row_and_state_colour(reported: Reported) -> None:
+    from matplotlib.collections import PolyCollection
+    from matplotlib.colors import to_rgba
 
-    def expected(x: int, y: int) -> tuple[int, int, int]:
-        covering = [b for b in bars if b["rect"][0] <= x < b["rect"][2]]
-        covering = [b for b in covering if b["rect"][1] <= y < b["rect"][3]]
-        if covering:
-            return report.COLORS[State(covering[-1]["state"])]
-        return report.LANE if report.LEFT <= x < right else report.BACKGROUND
+    from troy.sim.figures import COLORS, draw_gantt
 
-    idle = 0
-    for bar in bars:
-        x0, y0, x1, y1 = bar["rect"]
-        middle = (y0 + y1) // 2
-        assert pixels[middle][(x0 + x1) // 2] == report.COLORS[State(bar["state"])], bar
-        for x in (x0 - 1, x1):  # just before its start, just after its end
-            assert pixels[middle][x] == expected(x, middle), (bar, x)
-            idle += pixels[middle][x] in (report.LANE, report.BACKGROUND)
-    assert idle >= 2  # at least each row's first start follows the pilot's start-up
-    first = min(b["rect"][0] for b in bars)
-    assert pixels[report.TOP + 5][first - 1] == report.LANE
-    assert report.COLORS[State.Failed] in {p for row in pixels for p in row}
-    axis = image["axis"]
-    assert pixels[axis][report.LEFT] == report.INK
-    for x in image["ticks"]:
-        assert pixels[axis + 2][x] == report.INK
+    figures = json.loads((reported.output / "figures.json").read_text())
+    chart = figures["gantt-round_robin-real-0.png"]
+    t0, _ = span(reported)
+    assert chart["origin"] == pytest.approx(t0, abs=1e-6)
+    assert chart["rows"] == [f"{reported.pilot.id}/0", f"{reported.pilot.id}/1"]
+    drawn = {(b["unit"], b["row"]): b for b in chart["bars"]}
+    for bar in reported.data["bars"]:  # the sidecar's bars are the timeline's, from t0
+        mine = drawn[bar["unit"], bar["row"]]
+        assert mine["start"] == pytest.approx(bar["start"] - t0, abs=1e-6)
+        assert mine["end"] == pytest.approx(bar["end"] - t0, abs=1e-6)
+        assert mine["state"] == bar["state"]
+    assert len(drawn) == len(reported.data["bars"]) == 9
+
+    # What matplotlib holds: the same bars, rows, labels and colours.
+    view, timeline, key = reported_timeline(reported)
+    gantt = report.gantt_of(view, timeline, key)
+    axes = draw_gantt(gantt).axes[0]
+    [boxes] = [c for c in axes.collections if isinstance(c, PolyCollection)]
+    assert len(boxes.get_paths()) == len(gantt.bars)
+    for path, color, bar in zip(boxes.get_paths(), boxes.get_facecolors(), gantt.bars,
+                                strict=True):  # fmt: skip
+        xs, ys = path.vertices[:, 0], path.vertices[:, 1]
+        assert (xs.min(), xs.max()) == pytest.approx((bar.start, bar.end))
+        assert (ys.min() + ys.max()) / 2 == pytest.approx(bar.row)  # centred on its row
+        assert tuple(color) == pytest.approx(to_rgba(COLORS[bar.state]))
+    assert [t.get_text() for t in axes.get_yticklabels()] == chart["rows"]
+    assert [t.get_text() for t in axes.get_legend().get_texts()] == ["Done", "Failed"]
+    assert axes.get_xlabel() == "seconds since the first submission"
+    assert axes.get_xlim() == pytest.approx((0.0, chart["end"]))
+
+
+def reported_timeline(reported: Reported) -> tuple[Any, Any, Any]:
+    from troy.core import timeline, views
+    from troy.plugins.registry import open_coordination
+    from troy.sim.figure_data import RunKey
+
+    run = json.loads((reported.output / "run.json").read_text())
+    coordination = open_coordination(run["coordination"])
+    try:
+        view = views.service_view(coordination, reported.service)
+    finally:
+        coordination.close()
+    return view, timeline.layout(view), RunKey("round_robin", "real", 0)
+
+
+def test_utilisation_and_wait_cdf_plot_the_recorded_runs(reported: Reported) -> None:
+    figures = json.loads((reported.output / "figures.json").read_text())
+    t0, _ = span(reported)
+    use = figures["utilisation-round_robin-real-0.png"]
+    assert use["slots"] == 2
+    runs = [run_of(u) for u in reported.units]
+    cores = [2 if u.id.endswith(".7") else 1 for u in reported.units]
+    for at, share in use["steps"]:  # busy share of the 2 slots at each step's time
+        busy = sum(c for (start, end), c in zip(runs, cores, strict=True)
+                   if start - t0 <= at + 1e-9 < end - t0 - 1e-9)  # fmt: skip
+        assert share == pytest.approx(busy / 2), at
+    [line] = figures["wait-cdf.png"]["lines"]
+    waits = sorted(start - u.history[0][1] for u, (start, _) in zip(reported.units, runs,
+                                                                     strict=True))  # fmt: skip
+    assert [w for w, _ in line["points"]] == pytest.approx(sorted(set(waits)), abs=1e-6)
+    assert line["points"][-1][1] == 1.0
 
 
 def test_summary_matches_the_unit_histories(reported: Reported) -> None:
@@ -182,6 +209,10 @@ def test_summary_matches_the_unit_histories(reported: Reported) -> None:
         )
         assert fraction == pytest.approx(used / (2 * width), abs=1e-6), index
     assert summary["notes"] == []
+    ordered = sorted(waits)
+    assert summary["p50_wait"] == pytest.approx(ordered[3], abs=1e-6)  # nearest rank of 8
+    assert summary["p95_wait"] == summary["p99_wait"] == pytest.approx(ordered[7], abs=1e-6)
+    assert (summary["bytes_in"], summary["bytes_moved"], summary["bytes_out"]) == (0, 0, 0)
 
 
 def test_printed_summary_names_the_numbers_and_files(reported: Reported) -> None:
@@ -195,8 +226,14 @@ def test_printed_summary_names_the_numbers_and_files(reported: Reported) -> None
     assert f"pilot {reported.pilot.id} on fork://localhost: 2 slots, 8 units run" in out
     chart = [line for line in out.splitlines() if line.rstrip().endswith("|")]
     assert len(chart) == 4 and all(len(line.split("|")[1]) == 20 for line in chart)
+    assert (
+        f"wait         p50 {summary['p50_wait']:.3f} s, p95 {summary['p95_wait']:.3f} s,"
+        f" p99 {summary['p99_wait']:.3f} s" in out
+    )
+    assert "bytes        0 staged in, 0 of them moved from another machine; 0 staged out" in out
     assert str(reported.output / f"report-{reported.service}.json") in out
-    assert str(reported.output / f"timeline-{reported.service}.png") in out
+    assert str(reported.output / "units-export.csv") in out
+    assert "gantt-round_robin-real-0.png" in out
 
 
 def test_retried_unit_has_a_bar_per_run(
@@ -207,12 +244,14 @@ def test_retried_unit_has_a_bar_per_run(
     script = "echo run >> runs; [ $(wc -l < runs) -ge 2 ] || exit 3"
     unit = units.submit({"executable": "/bin/sh", "arguments": ["-c", script], "retries": 1})
     assert unit.wait(timeout=60) == State.Done
-    from troy.cli import inspect
+    from troy.core import views
+    from troy.core.timeline import layout
     from troy.plugins.registry import open_coordination
+    from troy.sim.figure_data import RunKey
 
     coordination = open_coordination(coordination_url)
     try:
-        view = inspect.service_view(coordination, units.id)
+        view = views.service_view(coordination, units.id)
     finally:
         coordination.close()
     (seen,) = view.units
@@ -222,9 +261,17 @@ def test_retried_unit_has_a_bar_per_run(
     ]
     running = [ts for state, ts in unit.history if state == State.Running]
     assert [r.start for r in seen.runs] == pytest.approx(running)
-    timeline = report.layout(view)
-    assert [(b.row, b.state) for b in timeline.bars] == [(0, State.New), (0, State.Done)]
+    timeline = layout(view)
+    assert [(b.row, b.run, b.state) for b in timeline.bars] == [
+        (0, 0, State.New),
+        (0, 1, State.Done),
+    ]
     assert report.summarize(view, timeline).pilots[0].units_run == 1
+    key = RunKey("round_robin", "real", 0)
+    assert [b.state for b in report.gantt_of(view, timeline, key).bars] == ["run again", "Done"]
+    [row] = units.records()
+    assert (row["tries"], row["slot"], row["state"]) == (1, 0, "Done")
+    assert row["start"] == pytest.approx(running[1], abs=1e-6)
 
 
 def test_report_writes_the_tables_of_troy_compare(reported: Reported) -> None:
@@ -256,3 +303,159 @@ def test_report_writes_the_tables_of_troy_compare(reported: Reported) -> None:
     gantt = figures["gantt-round_robin-real-0.png"]
     assert {bar["unit"] for bar in gantt["bars"]} == {unit.id for unit in reported.units}
     assert gantt["rows"] == [f"{reported.pilot.id}/0", f"{reported.pilot.id}/1"]
+
+
+# --- exports: troy report --csv/--json and WorkUnitService.records() ----------------------
+
+
+def test_csv_json_and_records_are_the_same_rows_of_the_unit_histories(
+    reported: Reported, units: WorkUnitService
+) -> None:
+    import csv
+    import socket
+
+    from troy.model.unit_columns import EXPORT_COLUMNS, RESEARCH_COLUMNS
+
+    records = units.records()
+    exported = json.loads((reported.output / "units-export.json").read_text())
+    with (reported.output / "units-export.csv").open() as stream:
+        reader = csv.DictReader(stream)
+        assert tuple(reader.fieldnames or ()) == EXPORT_COLUMNS
+        table = list(reader)
+    assert exported["columns"] == list(EXPORT_COLUMNS)
+    assert exported["units"] == records
+    assert [list(row) for row in records] == [list(EXPORT_COLUMNS)] * 8
+    assert [s["p95_wait"] for s in exported["summaries"]] == [reported.data["summary"]["p95_wait"]]
+    for unit, row, line in zip(reported.units, records, table, strict=True):
+        start, end = run_of(unit)
+        assert row["id"] == line["id"] == unit.id
+        assert (row["submit"], row["start"], row["end"]) == (unit.history[0][1], start, end)
+        assert float(line["start"]) == start  # epoch seconds, exactly
+        assert row["wait"] == pytest.approx(start - unit.history[0][1])
+        assert row["run"] == pytest.approx(end - start)
+        assert (row["state"], row["pilot"], row["host"]) == (
+            str(unit.state),
+            reported.pilot.id,
+            socket.gethostname(),
+        )
+        assert row["exit_code"] == unit.exit_code == (3 if unit.state == State.Failed else 0)
+        assert line["exit_code"] == str(unit.exit_code)
+        assert (row["tries"], row["bytes_in"], row["bytes_out"], row["local"]) == (0, 0, 0, None)
+        assert line["local"] == ""  # unknown is empty in CSV
+        assert row["cores"] == unit.description.cores
+        bars = [b for b in reported.data["bars"] if b["unit"] == unit.id]
+        assert row["slot"] == min(b["slot"] for b in bars)
+    # Where the research tools' units.csv has a column too, it says the same (from t0).
+    with (reported.output / "units.csv").open() as stream:
+        research = {r["id"]: r for r in csv.DictReader(stream)}
+    shared = (set(EXPORT_COLUMNS) & set(RESEARCH_COLUMNS)) - {"submit", "start", "end"}
+    for row in records:
+        for name in sorted(shared):
+            value = research[row["id"]][name]
+            if isinstance(row[name], float):
+                assert float(value) == pytest.approx(row[name], abs=1e-6), name
+            else:
+                assert value == ("" if row[name] is None else str(row[name])), name
+
+
+def test_records_of_a_service_with_a_unit_still_waiting(
+    pilots: PilotJobService, units: WorkUnitService
+) -> None:
+    units.add(pilots)
+    pilot = pilots.create("fork://localhost", {"number_of_processes": 1})
+    first = units.submit({"executable": "/bin/sleep", "arguments": ["30"]})
+    waiting = units.submit({"executable": "/bin/true", "name": "second"})
+    deadline = time.time() + 30
+    while first.state != State.Running and time.time() < deadline:
+        time.sleep(0.1)
+    assert first.state == State.Running
+
+    running, queued = units.records()
+
+    assert (running["state"], running["pilot"], running["end"], running["run"]) == (
+        "Running",
+        pilot.id,
+        None,
+        None,
+    )
+    assert running["slot"] == 0 and running["wait"] is not None
+    assert (queued["id"], queued["name"], queued["start"], queued["slot"]) == (
+        waiting.id,
+        "second",
+        None,
+        None,
+    )
+    assert queued["state"] in ("New", "Pending") and queued["host"] is None
+    units.cancel()
+
+
+# --- several services: compared ---------------------------------------------------------
+
+
+def test_report_of_two_services_compares_them(
+    pilots: PilotJobService,
+    coordination_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import csv
+
+    pilots.create("fork://localhost", {"number_of_processes": 2})
+    ids = []
+    for count in (2, 4):
+        with WorkUnitService(coordination=coordination_url) as service:
+            service.add(pilots)
+            service.submit([{"executable": "/bin/sleep", "arguments": ["0.1"]}] * count)
+            service.wait(timeout=60)
+            ids.append(service.id)
+    output = tmp_path / "both"
+    csv_path = tmp_path / "both.csv"
+    args = ["report", *ids, "--coordination", coordination_url, "--output", str(output)]
+
+    assert main([*args, "--csv", str(csv_path)]) == 0
+
+    out = capsys.readouterr().out
+    assert f"{ids[0]}: 2 units (2 Done)" in out and f"{ids[1]}: 4 units (4 Done)" in out
+    with csv_path.open() as stream:
+        assert [row["id"].rsplit(".", 1)[0] for row in csv.DictReader(stream)] == [ids[0]] * 2 + [
+            ids[1]
+        ] * 4
+    summaries = json.loads((output / "summary.json").read_text())
+    assert [(s["scheduler"], s["units"]) for s in summaries] == [(ids[0], 2), (ids[1], 4)]
+    figures = json.loads((output / "figures.json").read_text())
+    for service, count in zip(ids, (2, 4), strict=True):  # a file per run, its label made safe
+        gantt = figures[f"gantt-{service.replace('-', '_')}-real-0.png"]
+        assert gantt["title"] == f"{service} (round_robin): {count} of {count} units ran"
+        use = figures[f"utilisation-{service.replace('-', '_')}-real-0.png"]
+        assert use["title"] == f"{service} (round_robin): busy share of 2 slots"
+    lines = figures["wait-cdf.png"]["lines"]
+    assert [(line["scheduler"], line["waits"]) for line in lines] == [(ids[0], 2), (ids[1], 4)]
+    bars = figures["makespan.png"]["bars"]
+    assert [bar["scheduler"] for bar in bars] == ids
+    run = json.loads((output / "run.json").read_text())
+    assert [run["services"][i]["service"] for i in ids] == ids
+    compared = figures["comparison.png"]["runs"]
+    with (output / "units.csv").open() as stream:
+        table = list(csv.DictReader(stream))
+    waits = {i: sorted(float(r["wait"]) for r in table if r["scheduler"] == i) for i in ids}
+    for entry, summary in zip(compared, summaries, strict=True):
+        mine = waits[entry["scheduler"]]
+        assert entry["makespan"] == summary["makespan"]
+        assert entry["utilisation"] == summary["utilisation"]
+        assert (entry["p50_wait"], entry["p99_wait"]) == (mine[len(mine) // 2 - 1], mine[-1])
+
+    # What matplotlib holds: a group per run in each panel, the legend the percentiles.
+    from troy.sim.figure_data import Compared
+    from troy.sim.figures import draw_comparison
+
+    spans, percentiles, uses = draw_comparison([Compared(**e) for e in compared]).axes
+    labels = [f"{service} (real)" for service in ids]
+    for axes in (spans, percentiles, uses):
+        assert [t.get_text() for t in axes.get_xticklabels()] == labels
+    assert [p.get_height() for p in spans.patches] == [e["makespan"] for e in compared]
+    assert [p.get_height() for p in uses.patches] == pytest.approx(
+        [100 * e["utilisation"] for e in compared]
+    )
+    heights = [p.get_height() for p in percentiles.patches]  # p50 of each run, then p95, p99
+    assert heights == [e[f"{n}_wait"] for n in ("p50", "p95", "p99") for e in compared]
+    assert [t.get_text() for t in percentiles.get_legend().get_texts()] == ["p50", "p95", "p99"]

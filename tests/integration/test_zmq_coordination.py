@@ -22,6 +22,7 @@ from zmq_fixtures import Start, free_port
 
 from troy.model.errors import CoordinationError
 from troy.plugins.coordination import zmq as plugin
+from troy.plugins.coordination import zmq_broker
 from troy.plugins.coordination import zmq_curve as curve
 from troy.plugins.coordination.base import DEFAULT_RETRY
 from troy.plugins.registry import open_coordination
@@ -67,7 +68,7 @@ def test_a_second_process_with_serve_becomes_a_client(
     url: str, connect: Connect, start_host: Start
 ) -> None:
     manager = connect(url, serve=True)
-    assert manager.endpoint in plugin.hosted_endpoints()
+    assert manager.endpoint in zmq_broker.hosted_endpoints()
 
     process, role, broker_pid = start_host(url, "t/from-child")
     process.wait()
@@ -81,7 +82,7 @@ def test_connections_of_one_process_share_its_broker(url: str, connect: Connect)
     first.put_record("t/r", {"v": 1})
 
     assert second.get_record("t/r") == {"v": 1}
-    assert plugin.hosted_endpoints().count(first.endpoint) == 1
+    assert zmq_broker.hosted_endpoints().count(first.endpoint) == 1
 
 
 def test_the_journal_is_a_file_coordination_directory(
@@ -102,7 +103,7 @@ def test_an_agent_never_hosts_and_fails_fast_without_a_broker(url: str) -> None:
     with pytest.raises(CoordinationError, match=r"tcp://127\.0\.0\.1:\d+"):
         open_coordination(url)
     assert time.monotonic() - started < plugin.OPEN_TIMEOUT + 1
-    assert plugin.parse_url(url).endpoint not in plugin.hosted_endpoints()
+    assert plugin.parse_url(url).endpoint not in zmq_broker.hosted_endpoints()
 
 
 # -- outages --------------------------------------------------------------------------
@@ -163,7 +164,7 @@ def test_a_manager_takes_over_the_broker_when_its_host_exits(
     _kill(host)
 
     assert manager.claim("t/q", "c1", 10) == _items(0, 3)
-    assert manager.endpoint in plugin.hosted_endpoints()
+    assert manager.endpoint in zmq_broker.hosted_endpoints()
 
 
 # -- retried requests -----------------------------------------------------------------
@@ -184,7 +185,7 @@ def request(
 ) -> tuple[bytes, Any] | None:
     body = json.dumps(args).encode()
     dealer.send_multipart(
-        [plugin.PROTOCOL, connection.encode(), str(number).encode(), op.encode(), body]
+        [zmq_broker.PROTOCOL, connection.encode(), str(number).encode(), op.encode(), body]
     )
     if not dealer.poll(int(wait * 1000)):
         return None

@@ -27,6 +27,7 @@ from troy.model import secrets
 from troy.model.errors import BadDescription, CoordinationError
 from troy.plugins import data_records
 from troy.plugins.coordination import zmq as plugin
+from troy.plugins.coordination import zmq_broker
 from troy.plugins.coordination import zmq_curve as curve
 from troy.plugins.registry import open_coordination
 from troy.testing.backends import wait_until
@@ -163,8 +164,8 @@ def test_a_peer_without_the_client_key_gets_no_answer_and_changes_nothing(
     for number, (op, args) in enumerate(requests, 1):
         peer = _peer(kind, peer_keys, plugin.parse_url(url).endpoint)
         try:
-            frames = [plugin.PROTOCOL, b"host-1-evil", str(number).encode(), op.encode()]
-            answers.append(_answer(peer, [*frames, plugin._encode(args)]))
+            frames = [zmq_broker.PROTOCOL, b"host-1-evil", str(number).encode(), op.encode()]
+            answers.append(_answer(peer, [*frames, zmq_broker.encode(args)]))
         finally:
             peer.close(linger=0)
 

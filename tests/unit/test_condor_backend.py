@@ -733,3 +733,73 @@ class TestCondorBackend(BackendSuite):
             "agent_python": os.environ.get("TROY_TEST_CONDOR_AGENT_PYTHON", sys.executable),
             "wall_time_limit": 10,
         }
+
+
+# -- shell and submit-language injection (issue 17) ----------------------------------------------
+INJECTIONS = [
+    "w$(touch PWNED)x",
+    "w`touch PWNED`x",
+    "w;touch PWNED;x",
+    "w'$(touch PWNED)'x",
+    'w"$(touch PWNED)"x',
+    "w $(touch PWNED) *",
+    'x") || (true',
+    "w$ENV(HOME)x",
+]
+
+
+@pytest.mark.parametrize("value", INJECTIONS)
+def test_hostile_values_reach_the_job_intact_and_run_nothing(
+    bindings: Any, tmp_path: Path, value: str
+) -> None:
+    """Every value a user gives goes into the submit description (a hostile agent_python,
+    working directory, environment and requirement strings); HTCondor reads back each as
+    given, and /bin/sh running the job's argv creates nothing."""
+    python = tmp_path / f"bin{value}" / "python"
+    python.parent.mkdir()
+    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    python.chmod(0o755)
+    agent = [sys.executable, "-c", "import sys; print(sys.argv[1:])", "--pilot", value]
+    description = {
+        "agent_python": str(python),
+        "candidate_hosts": [value],
+        "cpu_architecture": value,
+        "operating_system_type": value,
+    }
+    launch = launch_of(description, {"V": value}, agent, directory=f"/scratch/{value}")
+    backend = CondorBackend("condor://")
+    arguments, wheels = backend.bootstrap_arguments(launch)
+    values = submitted(bindings, submit_description(launch, arguments, backend.target, wheels))
+    assert values["initialdir"] == f"/scratch/{value}"
+    assert condor_split(values["environment"]) == [f"V={value}"]
+    requirement = classad2.ExprTree(values["requirements"])
+    machine = classad2.quote(value)
+    assert str(requirement) == str(
+        classad2.ExprTree(
+            f"(TARGET.Machine == {machine}) && (TARGET.Arch == {machine})"
+            f" && (TARGET.OpSys == {machine})"
+        )
+    )
+    work = tmp_path / "work"
+    work.mkdir()
+    run = subprocess.run(
+        [values["executable"], *condor_split(values["arguments"])],
+        capture_output=True, text=True, cwd=work, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == f"{['--pilot', value]}\n"
+    assert not list(tmp_path.rglob("PWNED"))
+
+
+@pytest.mark.parametrize("field", ["working_directory", "environment.V", "arguments"])
+def test_a_newline_is_refused_naming_the_field(field: str) -> None:
+    value = "w\ntouch PWNED"
+    launch = launch_of(
+        {"agent_python": "python3"},
+        {"V": value} if field == "environment.V" else {},
+        [*AGENT, value] if field == "arguments" else AGENT,
+        directory=f"/scratch/{value}" if field == "working_directory" else "/scratch/p",
+    )
+    backend = CondorBackend("condor://")
+    with pytest.raises(BackendError, match=rf"^{field.split('.')[0]}"):
+        submit_description(launch, backend.bootstrap_arguments(launch)[0], backend.target)

@@ -6,11 +6,25 @@ tests/integration/test_dashboard.py and test_dashboard_browser.py.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from troy.cli import dashboard_data
-from troy.cli.inspect import PilotView, RunView, ServiceView, UnitView
+from troy.core.views import PilotView, RunView, ServiceView, UnitView
+from troy.model import protocol
 from troy.model.states import State
+from troy.plugins.registry import open_coordination
+
+
+@pytest.fixture
+def coordination(tmp_path: Path) -> Iterator[Any]:
+    """A real, empty file coordination."""
+    opened = open_coordination((tmp_path / "coordination").as_uri(), serve=True)
+    yield opened
+    opened.close()
 
 
 def unit(
@@ -42,32 +56,56 @@ def test_the_default_service_is_the_newest_work_unit_service() -> None:
     assert dashboard_data.default_service([]) is None
 
 
-def test_the_stderr_tail_is_the_last_bytes_of_the_units_error_file(tmp_path: Path) -> None:
-    (tmp_path / "stderr").write_text("x" * 10_000 + "the end\n")
-    (tmp_path / "err.txt").write_text("named error file\n")
-    default = unit("u.0", State.Failed, [1, 2, 3], sandbox=str(tmp_path))
-    tail = dashboard_data.stderr_tail(default, limit=100)
-    assert tail["stderr"] == ("x" * 10_000 + "the end\n")[-100:]
-    assert tail["note"] == "the last 100 of 10008 bytes"
+def test_the_stderr_tail_is_what_the_agent_recorded(coordination: Any, tmp_path: Path) -> None:
+    (tmp_path / "stderr").write_text("the file, not the record\n")
+    failed = unit("u.0", State.Failed, [1, 2, 3], sandbox=str(tmp_path))
+    record = {"id": "u.0", "a": 0, "exit": 3, "stdout": "out\n", "stderr": "y" * 50 + "boom\n"}
+    coordination.put_record(protocol.unit_tail_key("pilot-a", "u.0"), record)
+    tail = dashboard_data.stderr_tail(coordination, failed, limit=20)
+    assert tail["stderr"] == ("y" * 50 + "boom\n")[-20:]
+    assert tail["note"] == "as its agent recorded it (exit code 3)"
     assert tail["path"] == str(tmp_path / "stderr")
+    coordination.put_record(
+        protocol.unit_tail_key("pilot-a", "u.0"), {**record, "stdout": "both\n", "stderr": ""}
+    )
+    tail = dashboard_data.stderr_tail(coordination, failed)
+    assert tail["stderr"] == "both\n"
+    assert tail["note"].endswith("; its stderr and stdout are one file")
+
+
+def test_without_a_record_the_stderr_tail_is_the_end_of_the_units_error_file(
+    coordination: Any, tmp_path: Path
+) -> None:
+    (tmp_path / "stderr").write_text("x" * 10_000 + "the end\n")
+    (tmp_path / "err.txt").write_text("named error file, password postgres://me:pw@db/x\n")
+    default = unit("u.0", State.Failed, [1, 2, 3], sandbox=str(tmp_path))
+    tail = dashboard_data.stderr_tail(coordination, default, limit=100)
+    assert tail["stderr"] == ("x" * 10_000 + "the end\n")[-100:]
+    assert tail["note"] == f"from {tmp_path / 'stderr'}, its last 100 characters"
     named = unit("u.1", State.Failed, [1, 2, 3], sandbox=str(tmp_path), error="err.txt")
-    assert dashboard_data.stderr_tail(named) == {
-        "path": str(tmp_path / "err.txt"),
-        "host": None,
-        "stderr": "named error file\n",
-        "note": "",
-    }
+    tail = dashboard_data.stderr_tail(coordination, named)
+    assert tail["path"] == str(tmp_path / "err.txt")
+    assert tail["stderr"] == "named error file, password postgres://me:***@db/x\n"  # scrubbed
+    assert tail["note"] == f"from {tmp_path / 'err.txt'}"
 
 
-def test_a_stderr_that_cannot_be_read_says_why(tmp_path: Path) -> None:
+def test_a_stderr_that_cannot_be_read_says_why(coordination: Any, tmp_path: Path) -> None:
     never_ran = unit("u.0", State.Failed, [1])
-    assert dashboard_data.stderr_tail(never_ran)["note"] == (
+    assert dashboard_data.stderr_tail(coordination, never_ran)["note"] == (
         "the unit never started: it has no sandbox"
     )
     gone = unit("u.1", State.Failed, [1, 2, 3], sandbox=str(tmp_path / "removed"))
-    tail = dashboard_data.stderr_tail(gone)
+    tail = dashboard_data.stderr_tail(coordination, gone)
     assert tail["stderr"] is None
     assert tail["note"].startswith(f"cannot read {tmp_path / 'removed' / 'stderr'}:")
+    elsewhere = unit("u.2", State.Failed, [1, 2, 3], sandbox="/scratch/u.2")
+    elsewhere.runs[-1].host = "node17"
+    tail = dashboard_data.stderr_tail(coordination, elsewhere)
+    assert tail["stderr"] is None
+    assert tail["note"] == (
+        "its agent recorded no stderr, and its file is on node17, which this dashboard"
+        " cannot read: look at /scratch/u.2/stderr there"
+    )
 
 
 def test_rates_count_units_finished_recently_and_overall() -> None:
@@ -93,19 +131,15 @@ def test_a_units_row_has_its_wait_and_run_times() -> None:
     assert (waiting["wait"], waiting["run"], waiting["started"]) == (None, None, None)
 
 
-def test_a_pilots_resource_is_shown_redacted_with_its_busy_and_free_slots(tmp_path: Path) -> None:
-    from troy.plugins.registry import open_coordination
-
-    coordination = open_coordination((tmp_path / "coordination").as_uri(), serve=True)
-    try:
-        pilot = PilotView(
-            "pilot-a", "ssh://me:hunter2@login.example.org/", "", State.Running, "", 4, "/w", []
-        )
-        view = ServiceView("wus-1", "workunit", 0.0, pilots=[pilot])
-        view.units = [unit("u.0", State.Running, [0, 1]), unit("u.1", State.Done, [0, 1, 2])]
-        shown = dashboard_data._pilot(coordination, view, pilot, now=10.0)
-    finally:
-        coordination.close()
+def test_a_pilots_resource_is_shown_redacted_with_its_busy_and_free_slots(
+    coordination: Any,
+) -> None:
+    pilot = PilotView(
+        "pilot-a", "ssh://me:hunter2@login.example.org/", "", State.Running, "", 4, "/w", []
+    )
+    view = ServiceView("wus-1", "workunit", 0.0, pilots=[pilot])
+    view.units = [unit("u.0", State.Running, [0, 1]), unit("u.1", State.Done, [0, 1, 2])]
+    shown = dashboard_data._pilot(coordination, view, pilot, now=10.0)
     assert "hunter2" not in str(shown)
     assert shown["resource"] == "ssh://me:***@login.example.org/"
     assert (shown["slots"], shown["busy"], shown["free"]) == (4, 1, 3)

@@ -414,3 +414,35 @@ def test_a_marker_left_by_a_compaction_killed_mid_swap_goes_stale(tmp_path: Path
     assert [
         e["id"] for e in FileCoordination(str(tmp_path / "c"), serve=True).read("service/s")[0]
     ] == ["s.0"]
+
+
+# -- what someone else dropped into a queue (issue 17) ----------------------------------------
+
+
+def test_a_claim_drops_lines_and_files_that_are_not_items_and_keeps_the_good_ones(
+    tmp_path: Path,
+) -> None:
+    """Lines that are not JSON, a FIFO (reading it would block for good), a folder and a
+    symbolic link named like bundles: dropped with a warning; the items around them are
+    claimed, acknowledged and withdrawn as ever."""
+    coordination = open_coordination(str(tmp_path / "c"), serve=True)
+    coordination.enqueue("q", _items(0, 2))
+    pending = tmp_path / "c" / "queues" / "q" / "@pending"
+    bundle = sorted(pending.iterdir())[0].name
+    stem = bundle.split("-", 1)[1]
+    planted = [f"{int(bundle[:20]) + n:020d}-{stem}" for n in range(1, 5)]
+    (pending / planted[0]).write_bytes(b'not JSON\n{"id": "u-half\n["a list"]\n')
+    os.mkfifo(pending / planted[1])
+    (pending / planted[2]).mkdir()
+    (pending / planted[3]).symlink_to(tmp_path / "secret")
+    (tmp_path / "secret").write_text('{"id": "from a link"}\n')
+    coordination.enqueue("q", _items(2, 2))
+
+    claimed = coordination.claim("q", "me", 100)
+    assert claimed == [*_items(0, 2), ["a list"], *_items(2, 2)]
+    coordination.ack("q", "me", ["u00000", "u00001", "u00002", "u00003"])
+    aside = tmp_path / "c" / "queues" / "q" / "@foreign"
+    assert sorted(path.name for path in aside.iterdir()) == planted[1:]
+    coordination.enqueue("q", _items(4, 1))
+    (pending / planted[2]).mkdir()  # in the queue again, before a withdraw
+    assert coordination.withdraw("q", ["u00004"]) == ["u00004"]

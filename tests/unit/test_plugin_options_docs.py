@@ -36,3 +36,14 @@ def test_each_option_table_is_what_the_plugin_declares() -> None:
             f"docs/plugins.md: the options of {kind} '{name}' differ from its option_specs;"
             f" put this between its markers:\n{expected}"
         )
+
+
+def test_secret_options_are_marked_secret_in_tables_and_descriptions() -> None:
+    from troy.cli.describe import describe
+
+    table = "\n".join(markdown_options("store", registry.load("store", "s3")))
+    assert "| `secret_access_key` | Pilot-Data description (secret) |" in table
+    assert "| `region` | Pilot-Data description | text |" in table
+    text = "\n".join(describe("coordination", "zmq"))
+    line = next(row for row in text.splitlines() if row.strip().startswith("curve_secretkey"))
+    assert line.endswith("secret: never shown or recorded)")

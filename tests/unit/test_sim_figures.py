@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from troy.cli import main
+from troy.model.lanes import assign_rows
 from troy.sim.engine import run
 from troy.sim.figure_data import (
     ResultsError,
@@ -28,7 +29,6 @@ from troy.sim.figure_data import (
     utilisation,
 )
 from troy.sim.figures import SKIPPED, write_figures
-from troy.sim.lanes import assign_rows
 from troy.sim.model import SimPilot, SimUnit, UnitRecord, Workload
 from troy.sim.result import PilotUsage
 from troy.sim.results import ResultWriter, Summary, summarize
@@ -174,7 +174,25 @@ def test_makespan_bars_are_median_and_range_with_modes_side_by_side(tmp_path: Pa
     lines = [(ln["scheduler"], ln["mode"], ln["waits"]) for ln in data["wait-cdf.png"]["lines"]]
     assert lines == [("round_robin", "sim", 6), ("round_robin", "real", 6), ("backfill", "sim", 4)]
     assert "gantt-round_robin-real-2.png" in data and "utilisation-backfill-sim-1.png" in data
-    assert len(data) == 2 * 8 + 2
+    assert len(data) == 2 * 8 + 3  # a Gantt and a utilisation per run, CDF, makespan, comparison
+    # waits of each run: 0 and makespan - 1; pooled over repetitions, nearest rank
+    compared = [
+        (c["scheduler"], c["mode"], c["runs"], c["makespan"], c["p50_wait"], c["p95_wait"],
+         c["p99_wait"], c["utilisation"])
+        for c in data["comparison.png"]["runs"]
+    ]  # fmt: skip
+    assert compared == [
+        ("round_robin", "sim", 3, 6.0, 0.0, 5.0, 5.0, 1.0),
+        ("round_robin", "real", 3, 8.0, 0.0, 8.0, 8.0, 1.0),
+        ("backfill", "sim", 2, 4.0, 0.0, 4.0, 4.0, 1.0),
+    ]
+
+
+def test_one_scheduler_and_mode_has_no_comparison(tmp_path: Path) -> None:
+    write_figures(analytic_run(tmp_path))
+
+    assert "comparison.png" not in sidecar(tmp_path)
+    assert not (tmp_path / "comparison.png").exists()
 
 
 # --- rows of the Gantt chart -----------------------------------------------------------------
@@ -394,28 +412,4 @@ def test_without_matplotlib_the_figures_are_skipped_with_one_line(tmp_path: Path
         "summary.csv",
         "summary.json",
         "units.csv",
-    ]
-
-
-@pytest.mark.parametrize("seed", range(10))
-def test_the_rows_are_those_of_troy_reports_timeline(seed: int) -> None:
-    """troy report's timeline (troy/cli/report.py) places runs by the same rule."""
-    from troy.cli.report import _place
-    from troy.model.states import State
-
-    draw = random.Random(seed)
-    runs = []
-    for index in range(80):
-        start = float(draw.randrange(0, 30))
-        end = start + draw.choice([0.0, 1.0, 3.0])
-        runs.append((start, f"u{index:02}", 0, end, draw.randrange(1, 4), State.Done))
-    runs.sort()
-    slots = draw.randrange(0, 6)
-
-    placed, rows = _place(runs, slots)
-    taken, mine = assign_rows([(start, end, cores) for start, _, _, end, cores, _ in runs], slots)
-
-    assert mine == rows
-    assert [(unit, row) for unit, row, *_ in placed] == [
-        (run[1], row) for run, rows_of_run in zip(runs, taken, strict=True) for row in rows_of_run
     ]

@@ -1,8 +1,10 @@
 """The pilot agent: claims units from its pilot's queue and runs them in its slots.
 
 One dispatcher (the main thread) claims units in batches (in pull mode, one
-per free slot); a pool of worker threads (one per slot) starts each unit in
-FIFO order with bounded backfill (troy.agent.slots) and waits for it; state
+per free slot) and checks each item (troy.agent.queue_items) and each
+control request (troy.agent.control); worker
+threads, one per running unit (troy.agent.slots), start each unit in FIFO
+order with bounded backfill and wait for it; state
 changes are reported in batches.  Units' input_data is staged in before they
 start and output_data out after they end (troy.agent.staging).  The agent
 stops on a terminate request, on SIGTERM (both: units Canceled, pilot
@@ -29,15 +31,16 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from troy.agent import guard
+from troy.agent import guard, log_tail
+from troy.agent.control import Cancel, Terminate, control_request
 from troy.agent.launcher import describe_exit, load_launcher, prepare, start
+from troy.agent.queue_items import BadQueueItem, to_job, unexpected
 from troy.agent.reporter import Reporter
 from troy.agent.resources import discover, pilot_slots
 from troy.agent.slots import Job, SlotPool
 from troy.agent.staging import Stager, StagingError
 from troy.model import protocol, retry, secrets
-from troy.model.cores import unit_core_range
-from troy.model.errors import CoordinationError
+from troy.model.errors import CoordinationError, CoordinationRefused
 from troy.model.private import private_mkdir
 from troy.plugins import data_records
 from troy.plugins.coordination.base import Coordination
@@ -59,6 +62,8 @@ OUTAGE_FIRST_WAIT = 0.2
 OUTAGE_MAX_WAIT = 5.0
 #: Seconds an agent keeps trying to reach coordination when it starts.
 CONNECT_WINDOW = 60.0
+#: The most items one claim takes.
+MAX_CLAIM = 8192
 #: How many (unit, attempt) pairs an agent remembers having taken, to run a duplicate once.
 TAKEN_MEMORY = 100_000
 
@@ -131,7 +136,9 @@ class Agent:
         self._cancel_requested: set[str] = set()
         #: (unit id, attempt) of the items taken lately, oldest first (see _accept).
         self._taken: dict[tuple[str, int], None] = {}
-        self.claim_size = max(64, 4 * self.slots)
+        # Capped: each claimed item is checked (~15 us) while the main loop waits, and a
+        # pilot of 100,000 slots must still beat its heart between claims.
+        self.claim_size = max(64, min(4 * self.slots, MAX_CLAIM))
         self.pool = SlotPool(
             self.slots, self._run, low_water=max(2 * self.slots, 32), hungry=self._wake
         )
@@ -215,6 +222,8 @@ class Agent:
             self._running.pop(job.id, None)
             canceled = job.id in self._cancel_requested
             ending = self._ending
+        if returncode != 0 and not canceled:  # its output's ends, for `troy logs --unit`
+            log_tail.publish_unit_tail(self.coordination, self.pilot_id, job, returncode, prepared)
         if canceled:
             self._report_unit(job, "Canceled", detail="canceled", exit=returncode)
             return
@@ -313,8 +322,9 @@ class Agent:
             protocol.control_stream(self.pilot_id), self._control_cursor
         )
         for event in events:
-            if event.get("ev") == "cancel":
-                ids = set(event.get("units") or ())
+            request = control_request(event)
+            if isinstance(request, Cancel):
+                ids = request.units
                 with self._lock:
                     self._cancel_requested |= ids
                     running = [p for uid, p in self._running.items() if uid in ids]
@@ -322,42 +332,44 @@ class Agent:
                     self._kill(process)
                 for job in self.pool.remove(ids):
                     self._report_unit(job, "Canceled", detail="canceled before it started")
-            elif event.get("ev") == "terminate" and event.get("a", 0) >= self.attempt:
-                reason = event.get("reason") or "pilot canceled"
-                if event.get("fate") == "lost":  # the manager gave this agent up for lost
-                    self.request_stop("Failed", "lost", reason)
+            elif isinstance(request, Terminate) and request.attempt >= self.attempt:
+                if request.lost:  # the manager gave this agent up for lost
+                    self.request_stop("Failed", "lost", request.reason)
                 else:
-                    self.request_stop("Canceled", "Canceled", reason)
+                    self.request_stop("Canceled", "Canceled", request.reason)
 
     def request_stop(self, pilot_state: str, unit_state: str, detail: str) -> None:
         """Ask the main loop to end the pilot (first request wins)."""
         if self._stop is None:
             self._stop = (pilot_state, unit_state, detail)
 
-    def _accept(self, items: list[dict[str, Any]]) -> None:
+    def _accept(self, items: list[Any]) -> None:
+        """Check each claimed item (troy.agent.queue_items) and give the good ones to the slots.
+
+        A bad item never stops the agent: its unit is reported Failed with what was
+        wrong, or, without a usable id or service to report to, dropped with a warning.
+        """
         jobs = []
         for item in items:
-            taken = (item["id"], item.get("a", 0))
+            try:
+                job = to_job(item)
+            except BadQueueItem as exc:
+                self._reject(exc)
+                continue
+            except Exception as exc:  # a bug in the check must not stop the agent
+                self._reject(unexpected(item, exc))
+                continue
+            taken = (job.id, job.attempt)
             if taken in self._taken:
                 # The same attempt queued twice (a commit retried after an unknown
                 # outcome): it runs once; the copy is only acknowledged.
                 log.info("unit %s attempt %s was queued twice: running it once", *taken)
-                self.reporter.acknowledge([item["id"]])
+                self.reporter.acknowledge([job.id])
                 continue
             self._taken[taken] = None
             if len(self._taken) > TAKEN_MEMORY:
                 del self._taken[next(iter(self._taken))]
-            description = item["d"]
-            fewest, most = unit_core_range(description)
-            job = Job(
-                item["id"],
-                item["service"],
-                description,
-                item.get("a", 0),
-                fewest,
-                item.get("t", []),
-                most,
-            )
+            fewest, most = job.cores, job.max_cores
             if job.id in self._cancel_requested:
                 self._report_unit(job, "Canceled", detail="canceled before it started")
             elif fewest > self.slots:
@@ -371,6 +383,19 @@ class Agent:
             else:
                 jobs.append(job)
         self.pool.add(jobs)
+
+    def _reject(self, bad: BadQueueItem) -> None:
+        """Fail the unit of a queue item the agent cannot run, or drop the item with a warning."""
+        if bad.unit_id is None or bad.service is None:
+            log.warning("dropped %s", bad)
+            if bad.unit_id is not None:
+                self.reporter.acknowledge([bad.unit_id])
+            return
+        log.warning("unit %s failed: %s", bad.unit_id, bad.reason)
+        event = protocol.unit_state_event(
+            bad.unit_id, "Failed", bad.attempt, pilot=self.pilot_id, detail=str(bad)
+        )
+        self.reporter.add(protocol.service_key(bad.service), event)
 
     # -- main loop ---------------------------------------------------------------
     def run(self) -> int:
@@ -490,7 +515,7 @@ class Agent:
         """How many units to claim now: a batch when the backlog runs low, or (pull
         mode) one per slot that is free and not promised to a unit already claimed."""
         if self.pull:  # the backlog is at most a few units here: summing it is cheap
-            return max(0, self.slots - self.pool.busy - self.pool.promised)
+            return min(MAX_CLAIM, max(0, self.slots - self.pool.busy - self.pool.promised))
         return self.claim_size if self.pool.waiting <= low_water else 0
 
     def _beat(self) -> None:
@@ -546,7 +571,9 @@ def connect(url: str, opener: Any, window: float = CONNECT_WINDOW) -> Coordinati
     """The agent's connection: an outage just as it starts is waited out, for ``window`` s.
 
     The manager reached the service moments before it launched this agent, so a
-    refusal now is an outage (a Redis restarting, a full disk), not a wrong URL.
+    failure now is most likely an outage (a Redis restarting, a full disk); but a
+    service that refuses this agent's credentials (CoordinationRefused) will not
+    change its mind, and that is raised at once.
     """
     deadline = time.monotonic() + window
     wait = OUTAGE_FIRST_WAIT
@@ -554,6 +581,8 @@ def connect(url: str, opener: Any, window: float = CONNECT_WINDOW) -> Coordinati
         try:
             connection: Coordination = opener(url)
             return connection
+        except CoordinationRefused:
+            raise
         except CoordinationError as exc:
             if time.monotonic() + wait > deadline:
                 raise
@@ -580,7 +609,9 @@ def main(argv: list[str] | None = None) -> int:
     url = secrets.join_url(args.coordination, given)
     data_records.remember_coordination_url(url)
     coordination = connect(url, open_coordination)
+    tail = log_tail.start(coordination, args.pilot)  # its log, for `troy logs`
     try:
         return Agent(coordination, args.pilot).run()
     finally:
+        tail.close()
         coordination.close()

@@ -10,6 +10,8 @@ from troy.api.objects import PilotJob, WorkUnit
 from troy.core.data_manager import DataManager
 from troy.core.pilot_manager import PilotManager
 from troy.core.unit_manager import UnitManager
+from troy.core.unit_rows import unit_rows
+from troy.core.views import service_view
 from troy.model.description import PilotJobDescription, WorkUnitDescription
 from troy.model.errors import BadDescription
 from troy.model.states import State
@@ -180,6 +182,18 @@ class WorkUnitService(_Service[UnitManager[WorkUnit]]):
     def list_pilots(self) -> list[PilotJob]:
         """Every pilot this service can place units on."""
         return [p for m in self._manager.pilot_services() for p in m.pilots()]
+
+    def records(self) -> list[dict[str, Any]]:
+        """One plain dict per unit, in submission order, for pandas: ``pd.DataFrame(records)``.
+
+        The rows `troy report SERVICE --csv FILE` writes, read from what the
+        service recorded (troy.core.unit_rows): id, name, pilot, slot, host,
+        cores, submit, start, end (epoch seconds), wait, run (seconds), state,
+        exit_code, tries, bytes_in, bytes_out, bytes_moved, local; None where a
+        value is not known (a unit that has not run has no start).  What each
+        column holds: troy.model.unit_columns, docs/operating.md.
+        """
+        return unit_rows(service_view(self._manager.coordination, self.id))
 
     @overload
     def submit(self, wud: WorkUnitDescription | dict[str, Any]) -> WorkUnit: ...

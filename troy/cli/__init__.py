@@ -9,38 +9,9 @@ import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from troy.cli.progress import FINAL_ORDER, Progress
 from troy.model.errors import TroyError
 from troy.model.states import State
-
-FINAL_ORDER = (State.Done, State.Failed, State.Canceled)
-
-
-class Progress:
-    """A one-line progress bar on a terminal; silent elsewhere."""
-
-    def __init__(self, total: int, stream: TextIO) -> None:
-        self.total = total
-        self.stream = stream
-        self.enabled = stream.isatty()
-        self._last = ""
-
-    def show(self, counts: dict[State, int]) -> None:
-        if not self.enabled:
-            return
-        finished = sum(counts.get(s, 0) for s in FINAL_ORDER)
-        width = 30
-        filled = width * finished // max(self.total, 1)
-        parts = "  ".join(f"{s} {counts[s]}" for s in State if counts.get(s))
-        line = f"\r[{'#' * filled}{'.' * (width - filled)}] {finished}/{self.total}  {parts}"
-        if line != self._last:
-            self.stream.write(line.ljust(len(self._last)))
-            self.stream.flush()
-            self._last = line
-
-    def close(self) -> None:
-        if self.enabled and self._last:
-            self.stream.write("\n")
-            self.stream.flush()
 
 
 def _counts(units: Sequence[object]) -> dict[State, int]:
@@ -102,15 +73,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise TroyError("troy run needs a batch file, or --resume SERVICE_ID")
     else:
         run = batch_run.start(batch, coordination, out)
-    return _follow(run, out)
+    return _follow(run, out, quiet=args.quiet)
 
 
-def _follow(run: Any, out: TextIO) -> int:
+def _follow(run: Any, out: TextIO, quiet: bool = False) -> int:
     """Wait for every unit of a run, with progress; cancel its pilots; print the summary."""
     units_service, pilots_service = run.units, run.pilots
     started = run.started
     interrupted = False
-    progress = Progress(len(units_service.list()), sys.stderr)
+    progress = Progress(len(units_service.list()), sys.stderr, quiet=quiet)
     try:
         while True:
             try:
@@ -126,8 +97,7 @@ def _follow(run: Any, out: TextIO) -> int:
         interrupted = True
         units_service.cancel()
     finally:
-        progress.show(_counts(units_service.list()))
-        progress.close()
+        progress.close(_counts(units_service.list()))
         pilots_service.cancel()
     units = units_service.list()
     counts = _counts(units)
@@ -159,7 +129,7 @@ def _when(timestamp: float | None) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from troy.cli import inspect
+    from troy.core import views
     from troy.core.service import absolute_url
     from troy.model import config
     from troy.model.errors import NoCoordination
@@ -175,14 +145,16 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 0
     try:
         if not args.service:
-            services = inspect.list_services(coordination)
+            services = views.list_services(coordination)
             if not services:
                 print(f"no services in {coordination.public_url()}")
+                return 0
+            print(f"{'SERVICE':<20} {'KIND':<9} CREATED")
             for record in services:
                 kind = record.get("kind", "?")
                 print(f"{record['id']:<20} {kind:<9} {_when(record.get('created'))}")
             return 0
-        view = inspect.service_view(coordination, args.service)
+        view = views.service_view(coordination, args.service)
         print(f"{view.id} ({view.kind} service, created {_when(view.created)})")
         for pilot in view.pilots:
             slots = "?" if pilot.slots is None else str(pilot.slots)
@@ -204,6 +176,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             counts = view.counts()
             print(f"  {len(view.units)} units: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
             if args.units:
+                print("    UNIT STATE [exit=CODE] pilot=PILOT STATE@TIME...")
                 for unit in view.units:
                     times = " ".join(f"{s}@{t:.3f}" for s, t in unit.history)
                     extra = f" exit={unit.exit_code}" if unit.exit_code is not None else ""
@@ -214,40 +187,59 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from troy.cli import inspect, report
+    from troy.cli import report
     from troy.cli.real_records import write_results
     from troy.cli.research import write_figures_of
+    from troy.core import views
     from troy.core.service import absolute_url
     from troy.model import config
     from troy.model.errors import NoSuchObject
     from troy.plugins.registry import open_coordination
+    from troy.sim.figure_data import RunKey
 
     coordination = open_coordination(  # like troy status: only reads
         absolute_url(args.coordination or config.default_coordination_url())
     )
     try:
-        view = inspect.service_view(coordination, args.service)
+        seen = [views.service_view(coordination, s) for s in dict.fromkeys(args.services)]
+        where = coordination.public_url()
     finally:
         coordination.close()
-    if view.kind != "workunit":
-        kind = "pilot-job" if view.kind == "pilotjob" else view.kind
-        raise NoSuchObject(
-            f"'{args.service}' is a {kind} service, not a work-unit service;"
-            " troy report needs a work-unit (wus-...) service id"
-        )
-    written = report.write_report(view, args.output, now=time.time(), buckets=args.buckets)
-    try:
-        write_results(view, args.output, coordination.public_url())
-    except OSError as exc:
-        raise report.ReportError(
-            f"cannot write the report into {args.output}: {exc.strerror or exc}"
-        ) from exc
-    for line in report.summary_lines(written.summary):
-        print(line)
-    print(f"  json         {written.json_path}")
-    print(f"  png          {written.png_path}")
+    for view in seen:
+        if view.kind != "workunit":
+            kind = "pilot-job" if view.kind == "pilotjob" else view.kind
+            raise NoSuchObject(
+                f"'{view.id}' is a {kind} service, not a work-unit service;"
+                " troy report needs a work-unit (wus-...) service id"
+            )
+    now = time.time()
+    made = [report.make_report(view, now, args.buckets) for view in seen]
+    # One run: labelled by its scheduler, as troy compare labels a run; several: by service.
+    labels = [view.scheduler or "?" for view in seen] if len(seen) == 1 else [v.id for v in seen]
+    for each in made:
+        report.write_report(each, args.output)
+    with report.writing(args.output):
+        write_results(list(zip(labels, seen, strict=True)), args.output, where)
+    for each in made:
+        for line in report.summary_lines(each.summary):
+            print(line)
+        print(f"  json         {each.json_path}")
     print(f"  tables       units.csv, summary.csv, summary.json, run.json in {args.output}")
-    write_figures_of(args.output, sys.stdout)
+    if args.csv:
+        report.write_csv(made, args.csv)
+        print(f"  csv          {args.csv} (one row per unit)")
+    if args.json:
+        report.write_json(made, args.json)
+        print(f"  json export  {args.json} (summaries and one row per unit)")
+    if args.figures:
+        drawn = {
+            RunKey(label, "real", 0): (
+                report.gantt_of(each.view, each.timeline, RunKey(label, "real", 0)),
+                report.utilisation_of(each.view, each.timeline, RunKey(label, "real", 0)),
+            )
+            for label, each in zip(labels, made, strict=True)
+        }
+        write_figures_of(args.output, sys.stdout, drawn)
     return 0
 
 
@@ -267,21 +259,41 @@ def build_parser() -> argparse.ArgumentParser:
         "--coordination",
         help="coordination URL (default: the file's, else $TROY_COORDINATION, else ~/.troy)",
     )
+    run.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress display (on a terminal) or progress lines (elsewhere) on stderr",
+    )
     run.set_defaults(func=cmd_run)
     status = sub.add_parser("status", help="list services, or show one service's pilots and units")
     status.add_argument("service", nargs="?", help="service id")
     status.add_argument("--coordination", help="coordination URL")
     status.add_argument("--units", action="store_true", help="list every unit with its timings")
     status.set_defaults(func=cmd_status)
-    report = sub.add_parser("report", help="summarise a work-unit service and draw its timeline")
-    report.add_argument("service", help="work-unit service id")
+    report = sub.add_parser(
+        "report", help="summarise work-unit services, plot them and export one row per unit"
+    )
+    report.add_argument(
+        "services", nargs="+", metavar="SERVICE", help="work-unit service id (several: compared)"
+    )
     report.add_argument("--coordination", help="coordination URL")
     report.add_argument("--output", default=".", help="directory for the files (default: .)")
     report.add_argument("--buckets", type=int, default=20, help="time slices (default: 20)")
+    report.add_argument("--csv", metavar="FILE", help="write one row per unit to FILE (CSV)")
+    report.add_argument(
+        "--json", metavar="FILE", help="write the summaries and one row per unit to FILE (JSON)"
+    )
+    report.add_argument(
+        "--no-figures", dest="figures", action="store_false",
+        help="do not draw the figures (PNG files and figures.json; they need troy[plot])",
+    )  # fmt: skip
     report.set_defaults(func=cmd_report)
-    from troy.cli import dashboard, plugins, research
+    from troy.cli import cancel, dashboard, doctor, logs, plugins, research
 
+    cancel.add_parser(sub)
+    logs.add_parser(sub)
     plugins.add_parser(sub)
+    doctor.add_parser(sub)
     dashboard.add_parser(sub)
 
     research.add_parsers(sub)

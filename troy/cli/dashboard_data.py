@@ -1,10 +1,12 @@
-"""What `troy dashboard` shows, as one JSON-ready dict: a pure function of the recorded run.
+"""What `troy dashboard` shows, as one JSON-ready dict: a function of the recorded run.
 
-Built from the read-only views of troy.cli.inspect (a service's pilots and
-units, replayed from its stream) and the timeline of troy.cli.report, plus
-each pilot's heartbeat record and, for failed units, the tail of their stderr
-file where this host can read it. Nothing here writes to the coordination.
-Resource URLs are shown redacted (troy.model.secrets.redact_url).
+Built from the read-only views of troy.core.views (a service's pilots and
+units, replayed from its stream), the timeline of troy.core.timeline and the
+summary of troy.cli.report, plus each pilot's heartbeat record and, for failed
+units, the end of their stderr: as their agent recorded it in coordination
+(troy.agent.log_tail, so it works wherever the pilot runs), else from the
+unit's sandbox where this host can read it. Nothing here writes to the
+coordination. URLs are shown redacted and stderr scrubbed (troy.model.secrets).
 """
 
 from __future__ import annotations
@@ -13,14 +15,16 @@ import os
 import socket
 from typing import Any
 
-from troy.cli import inspect, report
+from troy.cli import report
+from troy.core import views
+from troy.core.timeline import layout
 from troy.model import protocol
-from troy.model.secrets import redact_url
+from troy.model.secrets import redact_url, scrub
 from troy.model.states import State
 from troy.plugins.coordination.base import Coordination
 
-#: The last bytes of a failed unit's stderr that the page shows.
-STDERR_TAIL = 4096
+#: The last characters of a failed unit's stderr that the page shows.
+STDERR_TAIL = 4000
 #: Failed units whose stderr the page shows (the latest failures).
 MAX_FAILED_SHOWN = 20
 #: Seconds over which the recent rate of finished units is counted.
@@ -35,7 +39,7 @@ def services(coordination: Coordination) -> list[dict[str, Any]]:
     """Every service recorded in ``coordination``: id, kind, created; oldest first."""
     return [
         {"id": r["id"], "kind": r.get("kind", "?"), "created": r.get("created", 0.0)}
-        for r in inspect.list_services(coordination)
+        for r in views.list_services(coordination)
     ]
 
 
@@ -61,7 +65,7 @@ def snapshot(
     }
     if service_id is None:
         return data
-    view = inspect.service_view(coordination, service_id)
+    view = views.service_view(coordination, service_id)
     data["service"] = {"id": view.id, "kind": view.kind, "created": view.created}
     data["pilots"] = [_pilot(coordination, view, p, now) for p in view.pilots]
     data["counts"] = {str(s): n for s, n in view.counts().items()}
@@ -69,8 +73,8 @@ def snapshot(
     table = [u for u in view.units if state is None or str(u.state) == state]
     data["units"] = [_unit(u) for u in table[-MAX_UNITS:]]
     data["units_matching"] = len(table)
-    data["failed"] = _failed(view)
-    timeline = report.layout(view, now)
+    data["failed"] = _failed(coordination, view)
+    timeline = layout(view, now)
     summary = report.summarize(view, timeline, BUCKETS)
     data["timeline"] = {
         "start": timeline.start,
@@ -94,7 +98,7 @@ def snapshot(
 
 
 def _pilot(
-    coordination: Coordination, view: inspect.ServiceView, pilot: inspect.PilotView, now: float
+    coordination: Coordination, view: views.ServiceView, pilot: views.PilotView, now: float
 ) -> dict[str, Any]:
     busy = sum(u.cores for u in view.units if u.pilot == pilot.id and u.state == State.Running)
     beat = coordination.get_record(protocol.heartbeat_key(pilot.id)) or {}
@@ -112,7 +116,7 @@ def _pilot(
     }
 
 
-def _rates(view: inspect.ServiceView, now: float) -> dict[str, Any]:
+def _rates(view: views.ServiceView, now: float) -> dict[str, Any]:
     """Finished units per second: over the last RATE_WINDOW seconds and since the first submit."""
     finals = [u.history[-1][1] for u in view.units if u.state.is_final and u.history]
     first = min((u.history[0][1] for u in view.units if u.history), default=now)
@@ -126,7 +130,7 @@ def _rates(view: inspect.ServiceView, now: float) -> dict[str, Any]:
     }
 
 
-def _unit(unit: inspect.UnitView) -> dict[str, Any]:
+def _unit(unit: views.UnitView) -> dict[str, Any]:
     submitted = unit.history[0][1] if unit.history else None
     started = unit.runs[-1].start if unit.runs else None
     first_start = unit.runs[0].start if unit.runs else None
@@ -149,43 +153,61 @@ def _unit(unit: inspect.UnitView) -> dict[str, Any]:
     }
 
 
-def _failed(view: inspect.ServiceView) -> list[dict[str, Any]]:
+def _failed(coordination: Coordination, view: views.ServiceView) -> list[dict[str, Any]]:
     failed = [u for u in view.units if u.state == State.Failed]
     failed.sort(key=lambda u: u.history[-1][1] if u.history else 0.0)
-    return [{"id": u.id, "name": u.name, **stderr_tail(u)} for u in failed[-MAX_FAILED_SHOWN:]]
+    return [
+        {"id": u.id, "name": u.name, **stderr_tail(coordination, u)}
+        for u in failed[-MAX_FAILED_SHOWN:]
+    ]
 
 
-def stderr_path(unit: inspect.UnitView) -> str | None:
+def stderr_path(unit: views.UnitView) -> str | None:
     """Where the unit's stderr went on its pilot's host: its ``error`` file in its sandbox."""
     if not unit.sandbox:
         return None
     return os.path.join(unit.sandbox, unit.error or "stderr")
 
 
-def stderr_tail(unit: inspect.UnitView, limit: int = STDERR_TAIL) -> dict[str, Any]:
-    """The last ``limit`` bytes of the unit's stderr as text, or a note saying why not."""
+def stderr_tail(
+    coordination: Coordination, unit: views.UnitView, limit: int = STDERR_TAIL
+) -> dict[str, Any]:
+    """The end of the unit's stderr (at most ``limit`` characters), scrubbed, with where it
+    came from: its agent's record in coordination, else its file; or a note saying why not."""
     path = stderr_path(unit)
-    result: dict[str, Any] = {"path": path, "host": unit.host, "stderr": None, "note": ""}
+    host = unit.runs[-1].host if unit.runs else None
+    result: dict[str, Any] = {"path": path, "host": host, "stderr": None, "note": ""}
+    recorded = None
+    if unit.pilot:
+        recorded = coordination.get_record(protocol.unit_tail_key(unit.pilot, unit.id))
+    if recorded is not None:
+        text = recorded.get("stderr") or ""
+        result["note"] = f"as its agent recorded it (exit code {recorded.get('exit')})"
+        if not text and recorded.get("stdout"):  # its stderr went into its stdout file
+            text = recorded["stdout"]
+            result["note"] += "; its stderr and stdout are one file"
+        result["stderr"] = scrub(text[-limit:])
+        return result
     if path is None:
         result["note"] = "the unit never started: it has no sandbox"
         return result
-    if unit.host and unit.host not in _this_host() and not os.path.exists(path):
+    if host and host not in _this_host() and not os.path.exists(path):
         result["note"] = (
-            f"its stderr is on {unit.host}, which this dashboard cannot read; "
-            f"look at {path} there (or use troy logs)"
+            f"its agent recorded no stderr, and its file is on {host}, which this dashboard"
+            f" cannot read: look at {path} there"
         )
         return result
     try:
         with open(path, "rb") as stream:
             size = stream.seek(0, os.SEEK_END)
-            stream.seek(max(size - limit, 0))
-            tail = stream.read(limit)
+            stream.seek(max(size - 4 * limit, 0))  # up to 4 bytes a character
+            tail = stream.read().decode("utf-8", "replace")
     except OSError as exc:
         result["note"] = f"cannot read {path}: {exc.strerror or exc}"
         return result
-    result["stderr"] = tail.decode("utf-8", "replace")
-    if size > limit:
-        result["note"] = f"the last {limit} of {size} bytes"
+    result["stderr"] = scrub(tail[-limit:])
+    cut = len(tail) > limit or size > 4 * limit
+    result["note"] = f"from {path}" + (f", its last {limit} characters" if cut else "")
     return result
 
 

@@ -60,6 +60,11 @@ def option_specs(kind: str, plugin: Any) -> dict[str, Option]:
     return specs
 
 
+def secret_mark(option: Option) -> str:
+    """``"; secret"`` for an option whose value troy never shows nor records, else ""."""
+    return "; secret: never shown or recorded" if option.secret else ""
+
+
 def place(kind: str, option: Option) -> str:
     """Where a user gives ``option`` of a plugin of ``kind``."""
     return "service_url query" if kind == "store" and option.in_url else PLACES[kind]
@@ -107,7 +112,7 @@ def describe(kind: str, name: str) -> list[str]:
     for option, spec in specs.items():
         lines.append(
             f"    {option}  ({place(kind, spec)}; {accepts(spec)};"
-            f" default {default_text(spec.default)})"
+            f" default {default_text(spec.default)}{secret_mark(spec)})"
         )
         lines.append(f"        {spec.help}")
     return lines
@@ -121,7 +126,8 @@ def markdown_options(kind: str, plugin: Any) -> list[str]:
     lines = ["| option | given in | accepts | default | meaning |", "|---|---|---|---|---|"]
     for option, spec in specs.items():
         lines.append(
-            f"| `{option}` | {place(kind, spec)} | {accepts(spec)} |"
+            f"| `{option}` | {place(kind, spec)}{' (secret)' if spec.secret else ''} |"
+            f" {accepts(spec)} |"
             f" {default_text(spec.default)} | {spec.help} |"
         )
     return lines

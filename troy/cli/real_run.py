@@ -41,8 +41,8 @@ from urllib.parse import urlsplit
 from troy.api.data_service import PilotDataService
 from troy.api.objects import PilotJob
 from troy.api.services import PilotJobService, WorkUnitService
-from troy.cli.inspect import service_view
 from troy.cli.real_records import RealRecords, real_records
+from troy.core.views import service_view
 from troy.model.errors import BadDescription, Timeout
 from troy.plugins.registry import open_coordination
 from troy.sim.model import SimPilot, SimUnit, Workload

@@ -1,105 +1,40 @@
-"""What `troy report` computes from a recorded work-unit service: a summary and a timeline.
+"""What `troy report` makes of recorded work-unit services: a summary, figures and exports.
 
-Everything here is a pure function of a `ServiceView` (plus, for a service
-still running, the time now), except `write_report`, which writes the JSON
-and PNG files. Time runs from the first submission (the earliest unit's New
-timestamp) to the last final timestamp; that span is the makespan.
-
-The timeline has one row per slot of each pilot, pilots stacked in the
-order the service recorded them. Every run of a unit (a retried or lost
-unit runs more than once) becomes one `Bar` per slot it took.
+Everything but the ``write_*`` functions is a pure function of a
+`ServiceView` and its timeline (troy.core.timeline: one row per pilot slot, a
+bar per slot each run took; for a service still running, up to the time
+now).  Time runs from the first submission to the last final timestamp; that
+span is the makespan.  The figures are the research tools' (troy.sim.figures,
+drawn with matplotlib when it is installed), with the Gantt chart and the
+utilisation made from the timeline, so a retried unit has a bar per run and
+the Gantt's ``<pilot>/<slot>`` rows are the export's ``slot`` column.
 """
 
 from __future__ import annotations
 
-import heapq
+import csv
 import json
-import math
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from troy.cli.inspect import PilotView, ServiceView
-from troy.cli.png import Canvas, Color
+from troy.core.timeline import Bar, Timeline, layout
+from troy.core.unit_rows import unit_rows
+from troy.core.views import PilotView, ServiceView
 from troy.model.errors import TroyError
 from troy.model.states import State
+from troy.model.unit_columns import EXPORT_COLUMNS
+from troy.sim.figure_data import Bar as GanttBar
+from troy.sim.figure_data import Gantt, RunKey, UnitRow, Utilisation, total_slots, utilisation
+from troy.sim.results import percentile
 
-BACKGROUND: Color = (255, 255, 255)
-#: An idle slot row.
-LANE: Color = (236, 236, 236)
-#: An idle row beyond a pilot's slots (the recorded runs overlapped more than its slots).
-OVERFLOW_LANE: Color = (250, 218, 218)
-#: Lines between pilots, the time axis and its ticks, and the row tabs in the left margin.
-INK: Color = (90, 90, 90)
-OVERFLOW_TAB: Color = (214, 39, 40)
-#: Bar colour by how the run ended; New: it was sent back to run again (retried or lost).
-COLORS: dict[State, Color] = {
-    State.Done: (44, 160, 44),
-    State.Failed: (214, 39, 40),
-    State.Canceled: (150, 150, 150),
-    State.Running: (31, 119, 180),
-    State.New: (255, 127, 14),
-}
-
-WIDTH = 1000
-LEFT = 24
-RIGHT = 16
-TOP = 8
-BOTTOM = 8
-ROW_HEIGHT = 12
-ROW_GAP = 2
-TICK = 4
-#: Rows are made thinner when a picture would be taller than this.
-MAX_ROWS_HEIGHT = 8000
+#: A bar's label in the Gantt chart's legend for a run that was sent back to run again.
+RUN_AGAIN = "run again"
 
 
 class ReportError(TroyError):
     """A report could not be made or written (e.g. the output directory is not writable)."""
-
-
-@dataclass(frozen=True)
-class Bar:
-    """One slot taken by one run of a unit: a row of the timeline from start to end."""
-
-    unit_id: str
-    pilot: str
-    #: Row of the whole picture, 0 at the top (pilots stacked in order).
-    row: int
-    start: float
-    #: For a unit still running: the end of the timeline.
-    end: float
-    #: How the run ended (see `COLORS`).
-    state: State
-
-
-@dataclass
-class PilotRows:
-    """The rows of one pilot: ``rows`` of them from ``first_row``; the last ``overflow``
-    are beyond its slots."""
-
-    id: str
-    rm: str
-    slots: int | None
-    first_row: int
-    rows: int
-    overflow: int = 0
-
-
-@dataclass
-class Timeline:
-    """The timeline layout: its time span, the pilots' rows and the bars in them."""
-
-    start: float
-    end: float
-    #: Every unit is final (else the end is the time now or the last recorded event).
-    finished: bool
-    pilots: list[PilotRows] = field(default_factory=list)
-    bars: list[Bar] = field(default_factory=list)
-
-    @property
-    def rows(self) -> int:
-        """Rows of all pilots."""
-        return sum(p.rows for p in self.pilots)
 
 
 @dataclass
@@ -133,7 +68,7 @@ class Summary:
     makespan: float
     #: Units that started Running at least once; the means are over them.
     ran: int
-    #: Submission to first Running.
+    #: Submission to (last) start: the export's ``wait`` column.
     mean_wait: float | None
     #: Duration of a unit's last run (Running to final, for a unit run once).
     mean_run: float | None
@@ -147,74 +82,14 @@ class Summary:
     #: The strategy that placed the units, and the options it ran with.
     scheduler: str | None = None
     scheduler_options: dict[str, Any] = field(default_factory=dict)
-
-
-def _bounds(view: ServiceView, now: float | None) -> tuple[float, float, bool]:
-    """Start, end and whether every unit is final."""
-    if not view.units:
-        return view.created, view.created, True
-    start = min(u.history[0][1] for u in view.units)
-    finished = all(u.state.is_final for u in view.units)
-    finals = [u.history[-1][1] for u in view.units if u.state.is_final]
-    recorded = max(ts for u in view.units for _, ts in u.history)
-    if finished:
-        return start, max(finals), True
-    return start, max(recorded, now if now is not None else recorded), False
-
-
-def layout(view: ServiceView, now: float | None = None) -> Timeline:
-    """Rows per pilot and a bar per slot taken by each run; ``now`` ends running units.
-
-    Runs are placed greedily in order of start (then unit id); a unit of k
-    cores takes the k lowest rows free over its whole run. A pilot of unknown
-    slot count gets as many rows as it needs; one whose recorded runs overlap
-    more than its slots gets overflow rows.
-    """
-    start, end, finished = _bounds(view, now)
-    timeline = Timeline(start, end, finished)
-    pilots: dict[str, PilotView | None] = {p.id: p for p in view.pilots}
-    runs: dict[str, list[tuple[float, str, int, float, int, State]]] = {}
-    for unit in view.units:
-        for index, run in enumerate(unit.runs):
-            where = run.pilot or unit.pilot or "?"
-            pilots.setdefault(where, None)
-            stop = end if run.end is None else run.end
-            runs.setdefault(where, []).append(
-                (run.start, unit.id, index, stop, run.cores, run.state)
-            )
-    first_row = 0
-    for pilot_id, pilot in pilots.items():
-        slots = pilot.slots if pilot is not None else None
-        placed, rows = _place(sorted(runs.get(pilot_id, [])), slots or 0)
-        overflow = rows - slots if slots is not None and rows > slots else 0
-        rm = pilot.rm if pilot is not None else "?"
-        timeline.pilots.append(PilotRows(pilot_id, rm, slots, first_row, rows, overflow))
-        for unit_id, row, run_start, run_end, state in placed:
-            timeline.bars.append(Bar(unit_id, pilot_id, first_row + row, run_start, run_end, state))
-        first_row += rows
-    return timeline
-
-
-def _place(
-    runs: list[tuple[float, str, int, float, int, State]], slots: int
-) -> tuple[list[tuple[str, int, float, float, State]], int]:
-    """Greedy rows for runs sorted by start: (unit, row, start, end, state) each, and the
-    number of rows used (at least ``slots``)."""
-    free = list(range(slots))  # a heap: lowest free row first
-    busy: list[tuple[float, list[int]]] = []  # (end, rows) of runs still holding rows
-    rows = slots
-    placed: list[tuple[str, int, float, float, State]] = []
-    for run_start, unit_id, _, run_end, cores, state in runs:
-        while busy and busy[0][0] <= run_start:
-            for row in heapq.heappop(busy)[1]:
-                heapq.heappush(free, row)
-        taken = [heapq.heappop(free) for _ in range(min(cores, len(free)))]
-        while len(taken) < cores:  # more overlap than rows: add one
-            taken.append(rows)
-            rows += 1
-        heapq.heappush(busy, (run_end, taken))
-        placed += [(unit_id, row, run_start, run_end, state) for row in sorted(taken)]
-    return placed, rows
+    #: Percentiles of the waits (nearest rank, as troy.sim.results); None if none ran.
+    p50_wait: float | None = None
+    p95_wait: float | None = None
+    p99_wait: float | None = None
+    #: Bytes the units' last runs staged in, of those moved from another machine, and out.
+    bytes_in: int = 0
+    bytes_moved: int = 0
+    bytes_out: int = 0
 
 
 def _active(pilot: PilotView | None, bars: list[Bar], start: float, end: float) -> float:
@@ -232,8 +107,14 @@ def _active(pilot: PilotView | None, bars: list[Bar], start: float, end: float) 
     return max(0.0, min(max(edges_end), end) - max(min(edges_start), start))
 
 
-def summarize(view: ServiceView, timeline: Timeline, buckets: int = 20) -> Summary:
-    """The summary of ``view`` whose layout is ``timeline``, with ``buckets`` time slices."""
+def summarize(
+    view: ServiceView,
+    timeline: Timeline,
+    buckets: int = 20,
+    rows: Sequence[Mapping[str, Any]] | None = None,
+) -> Summary:
+    """The summary of ``view`` whose layout is ``timeline``, with ``buckets`` time slices;
+    ``rows``: its export rows (troy.core.unit_rows), made here when not given."""
     if buckets < 1:
         raise ReportError(f"buckets: need at least 1, not {buckets}")
     start, end = timeline.start, timeline.end
@@ -242,29 +123,31 @@ def summarize(view: ServiceView, timeline: Timeline, buckets: int = 20) -> Summa
         number = sum(1 for u in view.units if u.state == state)
         if number:
             counts[str(state)] = number
+    if rows is None:
+        rows = unit_rows(view, timeline)
     ran = [u for u in view.units if u.runs]
-    waits = [u.runs[0].start - u.history[0][1] for u in ran]
+    waits = [row["wait"] for row in rows if row["wait"] is not None]
     lasts = [u.runs[-1] for u in ran if u.runs[-1].end is not None]
     durations = [run.end - run.start for run in lasts if run.end is not None]
     views = {p.id: p for p in view.pilots}
     pilots: list[PilotSummary] = []
     notes: list[str] = []
     capacity = 0.0
-    for rows in timeline.pilots:
-        bars = [b for b in timeline.bars if b.pilot == rows.id]
-        slots = rows.slots if rows.slots is not None else rows.rows
-        active = _active(views.get(rows.id), bars, start, end)
+    for lane in timeline.pilots:
+        bars = [b for b in timeline.bars if b.pilot == lane.id]
+        slots = lane.slots if lane.slots is not None else lane.rows
+        active = _active(views.get(lane.id), bars, start, end)
         busy = sum(b.end - b.start for b in bars)
         capacity += slots * active
         use = busy / (slots * active) if slots * active > 0 else None
         units_run = len({b.unit_id for b in bars})
         pilots.append(
-            PilotSummary(rows.id, rows.rm, rows.slots, rows.rows, units_run, busy, active, use)
+            PilotSummary(lane.id, lane.rm, lane.slots, lane.rows, units_run, busy, active, use)
         )
-        if rows.overflow:
+        if lane.overflow:
             notes.append(
-                f"pilot {rows.id}: the recorded runs overlap more than its {rows.slots} slots;"
-                f" {rows.overflow} overflow row(s) drawn"
+                f"pilot {lane.id}: the recorded runs overlap more than its {lane.slots} slots;"
+                f" {lane.overflow} overflow row(s) drawn"
             )
     total_busy = sum(p.busy for p in pilots)
     return Summary(
@@ -285,6 +168,12 @@ def summarize(view: ServiceView, timeline: Timeline, buckets: int = 20) -> Summa
         notes=notes,
         scheduler=view.scheduler,
         scheduler_options=view.scheduler_options,
+        p50_wait=percentile(waits, 0.50),
+        p95_wait=percentile(waits, 0.95),
+        p99_wait=percentile(waits, 0.99),
+        bytes_in=sum(row["bytes_in"] for row in rows),
+        bytes_moved=sum(row["bytes_moved"] for row in rows),
+        bytes_out=sum(row["bytes_out"] for row in rows),
     )
 
 
@@ -303,124 +192,73 @@ def _buckets(timeline: Timeline, count: int) -> list[float]:
     return [b / (slots * width) for b in busy]
 
 
-@dataclass
-class Picture:
-    """Where the timeline goes on the PNG: pixel rectangles [x0, x1) by [y0, y1)."""
+def gantt_of(view: ServiceView, timeline: Timeline, key: RunKey) -> Gantt:
+    """``timeline`` as the research Gantt chart: rows ``<pilot>/<slot>``, seconds from its start.
 
-    width: int
-    height: int
-    #: The timeline's start is at column ``left``, its end ``plot_width`` columns further.
-    left: int
-    plot_width: int
-    row_height: int
-    row_gap: int
-    #: Top pixel row of each timeline row.
-    row_tops: list[int]
-    #: Pixel rows of the lines between pilots.
-    separators: list[int]
-    axis: int
-    tick_seconds: float
-    #: Pixel columns of the ticks below the axis, one every ``tick_seconds`` from the start.
-    ticks: list[int]
-    #: One rectangle (x0, y0, x1, y1) per bar of the timeline, in the same order.
-    rects: list[tuple[int, int, int, int]]
-
-
-def x_of(t: float, start: float, end: float, plot_width: int, left: int = LEFT) -> int:
-    """The pixel column of time ``t`` on a picture of [start, end]."""
-    if end <= start:
-        return left
-    return left + round((t - start) * plot_width / (end - start))
-
-
-def _tick_seconds(span: float) -> float:
-    """A step of 1, 2 or 5 times 10^k seconds giving at most about ten ticks."""
-    if span <= 0:
-        return 1.0
-    power = 10.0 ** math.floor(math.log10(span / 10))
-    return next(m * power for m in (1, 2, 5, 10) if m * power >= span / 10)
-
-
-def picture(timeline: Timeline, width: int = WIDTH) -> Picture:
-    """The pixel geometry of ``timeline`` on a PNG ``width`` pixels wide."""
-    pitch = ROW_HEIGHT + ROW_GAP
-    if timeline.rows * pitch > MAX_ROWS_HEIGHT:
-        pitch = max(1, MAX_ROWS_HEIGHT // timeline.rows)
-    gap = min(ROW_GAP, pitch // 3)
-    tops: list[int] = []
-    lines: list[int] = []
-    cursor = TOP
-    for index, rows in enumerate(timeline.pilots):
-        tops += [cursor + r * pitch for r in range(rows.rows)]
-        cursor += rows.rows * pitch
-        if index < len(timeline.pilots) - 1:
-            lines.append(cursor)
-            cursor += 1 + max(gap, 1)
-    axis = cursor
-    plot_width = width - LEFT - RIGHT
-    start, end = timeline.start, timeline.end
-    rects = []
-    for bar in timeline.bars:
-        x0 = x_of(bar.start, start, end, plot_width)
-        x1 = max(x_of(bar.end, start, end, plot_width), x0 + 1)
-        top = tops[bar.row]
-        rects.append((x0, top, x1, top + pitch - gap))
-    step = _tick_seconds(end - start)
-    count = int((end - start) / step + 1e-9) + 1 if end > start else 1
-    ticks = [
-        min(x_of(start + k * step, start, end, plot_width), LEFT + plot_width - 1)
-        for k in range(count)
-    ]
-    height = axis + 1 + TICK + BOTTOM
-    return Picture(
-        width, height, LEFT, plot_width, pitch - gap, gap, tops, lines, axis, step, ticks, rects
-    )
-
-
-def render(timeline: Timeline, geometry: Picture) -> bytes:
-    """The timeline drawn as a PNG file."""
-    canvas = Canvas(geometry.width, geometry.height, BACKGROUND)
-    right = geometry.left + geometry.plot_width
+    A bar is labelled by how its run ended: the unit's final state, Running,
+    or `RUN_AGAIN` for an earlier run of a unit that was retried or lost.
+    """
+    labels: list[str] = []
+    extra: list[int] = []
     for rows in timeline.pilots:
-        for row in range(rows.first_row, rows.first_row + rows.rows):
-            beyond = row - rows.first_row >= rows.rows - rows.overflow
-            top, bottom = geometry.row_tops[row], geometry.row_tops[row] + geometry.row_height
-            canvas.fill(geometry.left, top, right, bottom, OVERFLOW_LANE if beyond else LANE)
-            tab = OVERFLOW_TAB if beyond else INK
-            canvas.fill(geometry.left - 8, top, geometry.left - 2, bottom, tab)
-    for bar, (x0, y0, x1, y1) in zip(timeline.bars, geometry.rects, strict=True):
-        canvas.fill(x0, y0, x1, y1, COLORS[bar.state])
-    for y in geometry.separators:
-        canvas.fill(geometry.left - 8, y, right, y + 1, INK)
-    canvas.fill(geometry.left, geometry.axis, right, geometry.axis + 1, INK)
-    for x in geometry.ticks:
-        canvas.fill(x, geometry.axis + 1, x + 1, geometry.axis + 1 + TICK, INK)
-    return canvas.to_png()
+        for slot in range(rows.rows):
+            beyond = slot >= rows.rows - rows.overflow
+            labels.append(f"{rows.id}/{slot}{'*' if beyond else ''}")
+            if beyond:
+                extra.append(rows.first_row + slot)
+    origin = timeline.start
+    bars = [
+        GanttBar(bar.unit_id, bar.row, bar.start - origin, bar.end - origin, _label(bar.state))
+        for bar in timeline.bars
+    ]
+    ran = sum(1 for unit in view.units if unit.runs)
+    title = f"{_name(view)}: {ran} of {len(view.units)} units ran"
+    if not timeline.finished:
+        title += " so far"
+    if extra:
+        title += "\n* rows beyond a pilot's slots (its recorded runs overlap more)"
+    end = max(timeline.end - origin, 0.0)
+    return Gantt(title, labels, extra, bars, len(bars), None, end, origin)
 
 
-def to_json(summary: Summary, timeline: Timeline, geometry: Picture) -> dict[str, Any]:
-    """The report as plain data: the summary, the picture's geometry and every bar."""
+def _label(state: State) -> str:
+    return RUN_AGAIN if state == State.New else str(state)
+
+
+def utilisation_of(view: ServiceView, timeline: Timeline, key: RunKey) -> Utilisation:
+    """Busy slots over time from the timeline's bars (every run, each slot it took)."""
+    busy = [
+        UnitRow(bar.unit_id, bar.pilot, 1, timeline.start, bar.start, bar.end, None, "")
+        for bar in timeline.bars
+    ]
+    use = utilisation(key, busy, total_slots([(p.id, p.slots) for p in timeline.pilots]))
+    use.title = f"{_name(view)}: {use.title.split(': ', 1)[1]}"  # its own name, not the key's
+    return use
+
+
+def _name(view: ServiceView) -> str:
+    """The service and its scheduler, as a figure's title names them."""
+    return f"{view.id} ({view.scheduler or '?'})"
+
+
+def to_json(summary: Summary, timeline: Timeline) -> dict[str, Any]:
+    """The report as plain data: the summary, the pilots' rows and every bar (epoch seconds)."""
     return {
         "service": summary.service,
         "summary": asdict(summary),
         "pilots": [asdict(p) for p in timeline.pilots],
-        "image": {
-            **{key: value for key, value in asdict(geometry).items() if key != "rects"},
-            "start": timeline.start,
-            "end": timeline.end,
-            "colors": {str(state): list(color) for state, color in COLORS.items()},
-        },
         "bars": [
             {
                 "unit": bar.unit_id,
                 "pilot": bar.pilot,
                 "row": bar.row,
+                "slot": bar.slot,
+                "run": bar.run,
                 "start": bar.start,
                 "end": bar.end,
                 "state": str(bar.state),
-                "rect": list(rect),
             }
-            for bar, rect in zip(timeline.bars, geometry.rects, strict=True)
+            for bar in timeline.bars
         ],
     }
 
@@ -440,9 +278,14 @@ def summary_lines(summary: Summary, levels: int = 4) -> list[str]:
     lines = [
         f"{summary.service}: {summary.units} units ({counts})",
         f"  makespan     {_seconds(summary.makespan)}{so_far}",
-        f"  mean wait    {_seconds(summary.mean_wait)} (submit to Running, {summary.ran} ran)",
+        f"  mean wait    {_seconds(summary.mean_wait)} (submit to (last) Running,"
+        f" {summary.ran} ran)",
+        f"  wait         p50 {_seconds(summary.p50_wait)}, p95 {_seconds(summary.p95_wait)},"
+        f" p99 {_seconds(summary.p99_wait)}",
         f"  mean run     {_seconds(summary.mean_run)} (Running to final)",
         f"  utilisation  {_percent(summary.utilisation)} of the pilots' slots while they were up",
+        f"  bytes        {summary.bytes_in} staged in, {summary.bytes_moved} of them moved"
+        f" from another machine; {summary.bytes_out} staged out",
     ]
     if summary.scheduler is not None:
         options = json.dumps(summary.scheduler_options, sort_keys=True)
@@ -471,33 +314,75 @@ def summary_lines(summary: Summary, levels: int = 4) -> list[str]:
 
 @dataclass
 class Report:
-    """A written report: the summary and the files it went to."""
+    """One service's report: its summary, timeline and export rows, and its JSON file."""
 
+    view: ServiceView
     summary: Summary
+    timeline: Timeline
+    rows: list[dict[str, Any]]
     json_path: str
-    png_path: str
 
 
-def write_report(
-    view: ServiceView, directory: str, now: float | None = None, buckets: int = 20
-) -> Report:
-    """Write report-<id>.json and timeline-<id>.png for ``view`` into ``directory``."""
+def make_report(view: ServiceView, now: float | None = None, buckets: int = 20) -> Report:
+    """The report of ``view`` (not written yet: ``json_path`` is empty)."""
     timeline = layout(view, now)
-    summary = summarize(view, timeline, buckets)
-    geometry = picture(timeline)
-    json_path = os.path.join(directory, f"report-{view.id}.json")
-    png_path = os.path.join(directory, f"timeline-{view.id}.png")
-    data = to_json(summary, timeline, geometry)
-    data["files"] = {"json": json_path, "png": png_path}
-    try:
+    rows = unit_rows(view, timeline)
+    return Report(view, summarize(view, timeline, buckets, rows), timeline, rows, "")
+
+
+def write_report(report: Report, directory: str) -> str:
+    """Write report-<id>.json of ``report`` into ``directory``; its path."""
+    path = os.path.join(directory, f"report-{report.view.id}.json")
+    data = to_json(report.summary, report.timeline)
+    data["files"] = {"json": path}
+    with writing(directory):
         os.makedirs(directory, exist_ok=True)
-        with open(png_path, "wb") as out:
-            out.write(render(timeline, geometry))
-        with open(json_path, "w", encoding="utf-8") as text:
+        with open(path, "w", encoding="utf-8") as text:
             json.dump(data, text, indent=1)
             text.write("\n")
-    except OSError as exc:
-        raise ReportError(
-            f"cannot write the report into {directory}: {exc.strerror or exc}"
-        ) from exc
-    return Report(summary, json_path, png_path)
+    report.json_path = path
+    return path
+
+
+def write_csv(reports: Sequence[Report], path: str) -> None:
+    """The export rows of ``reports`` as CSV (EXPORT_COLUMNS; an unknown value is empty)."""
+    with writing(path), open(path, "w", newline="", encoding="utf-8") as out:
+        writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for report in reports:
+            writer.writerows(
+                {k: "" if v is None else _csv_value(v) for k, v in row.items()}
+                for row in report.rows
+            )
+
+
+def _csv_value(value: Any) -> Any:
+    # repr of a float is exact: epoch seconds keep their microseconds.
+    return repr(value) if isinstance(value, float) else value
+
+
+def write_json(reports: Sequence[Report], path: str) -> None:
+    """``{"columns", "summaries", "units"}``: the summaries and every export row, as JSON."""
+    data = {
+        "columns": list(EXPORT_COLUMNS),
+        "summaries": [asdict(report.summary) for report in reports],
+        "units": [row for report in reports for row in report.rows],
+    }
+    with writing(path), open(path, "w", encoding="utf-8") as out:
+        json.dump(data, out, indent=1)
+        out.write("\n")
+
+
+class writing:
+    """Turns an OSError while writing ``where`` into a one-line ReportError."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _: Any) -> None:
+        if isinstance(exc, OSError):
+            reason = exc.strerror or exc
+            raise ReportError(f"cannot write the report into {self.where}: {reason}") from exc

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -21,6 +21,7 @@ from typing import Any, TextIO
 from troy.cli.real_run import RealOptions, check_real, run_real
 from troy.model.errors import BadDescription
 from troy.sim.engine import VirtualClock, make_scheduler, simulate
+from troy.sim.figure_data import Gantt, RunKey, Utilisation
 from troy.sim.figures import FiguresUnavailable, write_figures
 from troy.sim.model import Workload
 from troy.sim.results import ResultWriter, Summary, summarize
@@ -182,10 +183,12 @@ def _line(summary: Summary) -> str:
     )
 
 
-def write_figures_of(out: str, stream: TextIO) -> None:
+def write_figures_of(
+    out: str, stream: TextIO, drawn: Mapping[RunKey, tuple[Gantt, Utilisation]] | None = None
+) -> None:
     """Draw the figures of ``out``'s result files (troy.sim.figures), or say why not."""
     try:
-        paths = write_figures(out)
+        paths = write_figures(out, drawn)
     except FiguresUnavailable as exc:
         print(f"  {exc}", file=stream)
         return

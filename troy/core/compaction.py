@@ -14,7 +14,7 @@ The summary keeps, in the order written:
 - per unit, its ``unit`` event (description, submission time) with the first
   state event that moved it embedded as ``"state"``, then the other state
   events that moved it, in life-cycle order (attempt, state rank, time: the
-  order `troy.cli.inspect` replays them in), a Running followed by the final
+  order `troy.core.views` replays them in), a Running followed by the final
   state of the same attempt merged into one event with ``"run"`` as the agent
   writes it.  Stale events (a state already passed) are dropped.
 
@@ -28,42 +28,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from troy.core.transitions import advance, steps
+from troy.core.transitions import Replayed, advance, steps
 from troy.model import protocol
 from troy.model.errors import CoordinationError, NoSuchObject
 from troy.model.states import STATE_RANK, State
 from troy.plugins.coordination.base import Coordination
 
 
-class _Replayed:
-    """Just enough of a unit or pilot for `advance`: state, detail, history, attempt."""
-
-    def __init__(self, ident: str) -> None:
-        self.id = ident
-        self.state = State.New
-        self.state_detail = ""
-        self.history: list[tuple[State, float]] = []
-        self.attempt = 0
-
-    # Nobody watches a replay: no callbacks to run, nothing to settle.
-    def _fire(self, member: str, value: Any) -> None:
-        pass
-
-    def _settle(self) -> bool:
-        return True
-
-    def _unsettle(self) -> None:
-        pass
-
-    def _is_settled(self) -> bool:
-        return self.state.is_final
-
-
 def _life_cycle_order(event: dict[str, Any]) -> tuple[int, int, float]:
     return (event.get("a", 0), STATE_RANK[State(event["s"])], event["ts"])
 
 
-def _moving(obj: _Replayed, events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+def _moving(obj: Replayed, events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """The events that move ``obj`` forward, applied to it in life-cycle order."""
     kept = []
     for event in sorted(events, key=_life_cycle_order):
@@ -117,7 +93,7 @@ def summarize_unit_events(events: Iterable[dict[str, Any]]) -> list[dict[str, An
         if what == "event":
             summary.append(value)
             continue
-        unit = _Replayed(value)
+        unit = Replayed(value)
         unit.history.append((State.New, submitted[value]["ts"]))
         moved = _merge_runs(_moving(unit, states.pop(value, [])))
         if not unit.state.is_final:
@@ -135,7 +111,7 @@ def summarize_unit_events(events: Iterable[dict[str, Any]]) -> list[dict[str, An
 
 def summarize_pilot_events(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]] | None:
     """A pilot stream's state events that move the pilot, in order; None unless it is final."""
-    pilot = _Replayed("pilot")
+    pilot = Replayed("pilot")
     kept = []
     for event in sorted(events, key=lambda e: (e.get("a", 0), e.get("ts", 0))):
         if event.get("ev") != "state":

@@ -51,3 +51,33 @@ def advance(
         obj.state_detail = new_detail
         changes.append((obj, "state_detail", new_detail, ts))
     return changes
+
+
+class Unwatched:
+    """The callback side of `Tracked` for an object nobody watches: nothing to run or settle."""
+
+    state: State
+
+    def _fire(self, member: str, value: Any) -> None:
+        pass
+
+    def _settle(self) -> bool:
+        return True
+
+    def _unsettle(self) -> None:
+        pass
+
+    def _is_settled(self) -> bool:
+        return self.state.is_final
+
+
+class Replayed(Unwatched):
+    """A unit or pilot replayed from its recorded events by `advance`, outside any manager
+    (compaction and the read-only views use it)."""
+
+    def __init__(self, ident: str) -> None:
+        self.id = ident
+        self.state = State.New
+        self.state_detail = ""
+        self.history: list[tuple[State, float]] = []
+        self.attempt = 0

@@ -83,6 +83,14 @@ class CoordinationError(TroyError):
     """The coordination service is unreachable or refused an operation."""
 
 
+class CoordinationRefused(CoordinationError):
+    """The service refused this client, or its settings cannot work: retrying won't help.
+
+    Wrong credentials or keys, a TLS mismatch, a password or certificate file
+    that cannot be used.  Agents give up at once instead of waiting out an outage.
+    """
+
+
 class NoCoordination(CoordinationError, NoSuchObject):
     """There is no coordination at that address yet (only a manager makes one)."""
 

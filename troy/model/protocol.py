@@ -11,6 +11,10 @@ Records
     ``pilot/<id>/heartbeat``  {"n", "a", "ts", "host"}: the agent rewrites it every
                        interval; the manager watches "n" change (not clocks, which differ
                        between hosts)
+    ``pilot/<id>/log``  {"n", "lines", "ts"}: the last lines of the agent's log (scrubbed),
+                       "n" counting every line it ever logged (troy.agent.log_tail)
+    ``pilot/<id>/tail/<unit id>``  {"id", "a", "exit", "stdout", "stderr", "ts"}: the ends of
+                       the output of a unit that exited non-zero on that pilot (scrubbed)
 Streams
     ``service/<id>``        events of a service (see below)
     ``pilot/<id>``          pilot state events written by its agent and its manager
@@ -60,6 +64,14 @@ def task_queue(pilot_service_id: str) -> str:
 
 def heartbeat_key(pilot_id: str) -> str:
     return f"pilot/{pilot_id}/heartbeat"
+
+
+def agent_log_key(pilot_id: str) -> str:
+    return f"pilot/{pilot_id}/log"
+
+
+def unit_tail_key(pilot_id: str, unit_id: str) -> str:
+    return f"pilot/{pilot_id}/tail/{unit_id}"
 
 
 def control_stream(pilot_id: str) -> str:

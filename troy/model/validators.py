@@ -15,6 +15,9 @@ from troy.model import limits, secrets
 from troy.model.errors import BadDescription
 
 _INTEGER = re.compile(r"-?[0-9]{1,18}")
+#: Host names, IPv4 and IPv6 addresses (with a zone), and user names that ssh may be given.
+_SSH_HOST = re.compile(r"[A-Za-z0-9_:][A-Za-z0-9_.:%-]*")
+_SSH_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 #: A validator: (field name, value) -> the value as stored; BadDescription if it is wrong.
 Validator = Callable[[str, Any], Any]
@@ -34,6 +37,24 @@ def clean_text(field: str, value: str) -> str:
         message = f"is not valid Unicode (a lone surrogate): {value!r:.80}"
         raise BadDescription(field, message) from None
     return value
+
+
+def ssh_name_problem(host: str | None, user: str | None = None) -> str | None:
+    """Why ``host`` or ``user`` may not go on an ssh command line; None if they may.
+
+    Some command lines are split at blanks (radical.saga), and ssh itself hands
+    the host to a shell in a ``ProxyCommand`` (``%h``; OpenSSH before 9.6 does
+    not check it): only the characters of host names, addresses and user names
+    may pass, and neither may start with ``-`` (an option).
+    """
+    for what, name in (("host", host), ("user", user)):
+        if name is not None and name.startswith("-"):
+            return f"the {what} {name!r:.80} starts with '-' (ssh would take it for an option)"
+    if host is not None and not _SSH_HOST.fullmatch(host):
+        return f"the host {host!r:.80} holds characters a host name does not"
+    if user is not None and not _SSH_USER.fullmatch(user):
+        return f"the user {user!r:.80} holds characters other than letters, digits and ._-"
+    return None
 
 
 def string(field: str, value: Any) -> str:

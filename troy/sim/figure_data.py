@@ -35,7 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from troy.model.errors import TroyError
-from troy.sim.lanes import assign_rows
+from troy.model.lanes import assign_rows
+from troy.sim.results import percentile
 
 #: The most Gantt bars drawn for one run; beyond, those starting first.
 MAX_BARS = 10_000
@@ -322,7 +323,7 @@ def gantt(
     pilots: Sequence[tuple[str, int | None]],
     max_bars: int = MAX_BARS,
 ) -> Gantt:
-    """The Gantt chart of one run: rows per pilot slot (troy.sim.lanes), a bar per slot taken.
+    """The Gantt chart of one run: rows per pilot slot (troy.model.lanes), a bar per slot taken.
 
     ``pilots`` gives the order of the pilots and their slots (None: as many rows
     as needed); a pilot that ran nothing and whose slots are not known has no row.
@@ -480,6 +481,54 @@ def makespans(results: Results) -> list[MakespanBar]:
         for mode in _ordered_modes(m for s, m in values if s == scheduler)
         for spans in [values[scheduler, mode]]
     ]
+
+
+@dataclass
+class Compared:
+    """One scheduler and mode in the comparison figure: its runs' figures side by side."""
+
+    scheduler: str
+    mode: str
+    #: Repetitions pooled (the values are medians over them, the waits pooled).
+    runs: int
+    makespan: float
+    #: Percentiles of the pooled waits (nearest rank); None when no unit ran.
+    p50_wait: float | None
+    p95_wait: float | None
+    p99_wait: float | None
+    #: Median share of the pilots' slots busy; None when summary.json does not say it.
+    utilisation: float | None
+    bytes_moved: float
+
+
+def comparison(results: Results) -> list[Compared]:
+    """One entry per scheduler and mode of summary.json, in `makespans` order."""
+    waits: dict[tuple[str, str], list[float]] = {}
+    rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for key, row in results.summaries.items():
+        rows.setdefault((key.scheduler, key.mode), []).append(row)
+        pooled = waits.setdefault((key.scheduler, key.mode), [])
+        pooled += [u.wait for u in results.units.get(key, []) if u.wait is not None]
+    compared = []
+    for bar in makespans(results):
+        group = rows[bar.scheduler, bar.mode]
+        pooled = waits[bar.scheduler, bar.mode]
+        uses = [float(r["utilisation"]) for r in group if r.get("utilisation") is not None]
+        moved = [float(r.get("bytes_moved") or 0) for r in group]
+        compared.append(
+            Compared(
+                bar.scheduler,
+                bar.mode,
+                len(group),
+                bar.median,
+                percentile(pooled, 0.50),
+                percentile(pooled, 0.95),
+                percentile(pooled, 0.99),
+                statistics.median(uses) if uses else None,
+                statistics.median(moved),
+            )
+        )
+    return compared
 
 
 def modes_of(bars: Sequence[MakespanBar]) -> list[str]:

@@ -14,6 +14,10 @@ names:
 ``makespan.png``
     a bar per scheduler (modes side by side): the median makespan over the
     repetitions, error bars from the shortest to the longest
+``comparison.png``
+    with two or more schedulers or modes: each side by side in three panels,
+    makespan (median over the repetitions), p50/p95/p99 wait (repetitions
+    pooled) and utilisation (median)
 
 and ``figures.json``, the data each of them plots, by file name (sorted keys,
 floats as Python's repr), so that what a figure shows can be checked without
@@ -27,17 +31,20 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from troy.model.errors import TroyError
 from troy.sim.figure_data import (
     CdfLine,
+    Compared,
     Gantt,
     MakespanBar,
+    RunKey,
     Utilisation,
+    comparison,
     gantt,
     makespans,
     modes_of,
@@ -54,8 +61,9 @@ if TYPE_CHECKING:
 
 #: What the command line prints when matplotlib is missing (`FiguresUnavailable`'s message).
 SKIPPED = "figures skipped: matplotlib is not installed; pip install 'troy[plot]'"
-#: Bar colours by final state; other states are drawn in `OTHER`.
-COLORS = {"Done": "#2ca02c", "Failed": "#d62728", "Canceled": "#969696"}
+#: Bar colours by final state (and, in `troy report`, a run sent back to run again);
+#: other states (a unit still running) are drawn in `OTHER`.
+COLORS = {"Done": "#2ca02c", "Failed": "#d62728", "Canceled": "#969696", "run again": "#ff7f0e"}
 OTHER = "#1f77b4"
 #: Rows beyond a pilot's slots.
 EXTRA_LANE = "#fadada"
@@ -71,9 +79,13 @@ class FiguresUnavailable(TroyError):
         super().__init__(SKIPPED)
 
 
-def write_figures(directory: str | os.PathLike[str]) -> list[Path]:
+def write_figures(
+    directory: str | os.PathLike[str],
+    drawn: Mapping[RunKey, tuple[Gantt, Utilisation]] | None = None,
+) -> list[Path]:
     """Draw the figures of ``directory``'s result files into it; the files written, figures.json
-    last.
+    last.  ``drawn`` gives some runs' Gantt chart and utilisation instead of those made from
+    units.csv (`troy report` draws every run of a unit, units.csv has the last).
 
     FiguresUnavailable without matplotlib (nothing is written);
     troy.sim.figure_data.ResultsError for a missing or bad result file.
@@ -96,10 +108,13 @@ def write_figures(directory: str | os.PathLike[str]) -> list[Path]:
     for key in results.runs:
         units = results.units.get(key, [])
         pilots = pilots_of(results, key)
-        chart = gantt(key, units, pilots)
+        if drawn is not None and key in drawn:
+            chart, use = drawn[key]
+        else:
+            chart = gantt(key, units, pilots)
+            use = utilisation(key, units, total_slots(pilots))
         gantt_data = {"kind": "gantt", **asdict(key), **asdict(chart)}
         save(f"gantt-{key.stem}.png", draw_gantt(chart), gantt_data)
-        use = utilisation(key, units, total_slots(pilots))
         use_data = {"kind": "utilisation", **asdict(key), **asdict(use)}
         save(f"utilisation-{key.stem}.png", draw_utilisation(use), use_data)
     lines = wait_cdf(results)
@@ -110,17 +125,21 @@ def write_figures(directory: str | os.PathLike[str]) -> list[Path]:
     if bars:
         makespan_data = {"kind": "makespan", "bars": [asdict(bar) for bar in bars]}
         save("makespan.png", draw_makespan(bars), makespan_data)
+    compared = comparison(results)
+    if len(compared) > 1:
+        comparison_data = {"kind": "comparison", "runs": [asdict(each) for each in compared]}
+        save("comparison.png", draw_comparison(compared), comparison_data)
     sidecar = folder / "figures.json"
     sidecar.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     return [*written, sidecar]
 
 
-def _figure(width: float, height: float) -> Figure:
+def _figure(width: float, height: float, layout: Literal["constrained"] | None = None) -> Figure:
     """A figure on the Agg canvas (no pyplot, no display, no global state)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(width, height), dpi=DPI)
+    figure = Figure(figsize=(width, height), dpi=DPI, layout=layout)
     FigureCanvasAgg(figure)
     return figure
 
@@ -221,4 +240,31 @@ def draw_makespan(bars: Sequence[MakespanBar]) -> Figure:
     axes.set_title("makespan per scheduler", fontsize=10)
     if len(modes) > 1:
         axes.legend(title="mode")
+    return figure
+
+
+def draw_comparison(compared: Sequence[Compared]) -> Figure:
+    """Three panels, a group per scheduler and mode: makespan, wait percentiles, utilisation."""
+    labels = [f"{each.scheduler} ({each.mode})" for each in compared]
+    places = list(range(len(compared)))
+    figure = _figure(max(10.0, 2.4 * len(compared) + 3.0), 4.5, "constrained")
+    spans, waits, uses = figure.subplots(1, 3)
+    spans.bar(places, [each.makespan for each in compared], 0.6, color=OTHER)
+    spans.set_title("makespan (s), median", fontsize=10)
+    width = 0.8 / 3
+    for offset, (name, color) in enumerate(
+        (("p50", "#2ca02c"), ("p95", "#ff7f0e"), ("p99", "#d62728"))
+    ):
+        values = [getattr(each, f"{name}_wait") or 0.0 for each in compared]
+        where = [place - 0.4 + width * (offset + 0.5) for place in places]
+        waits.bar(where, values, width, label=name, color=color)
+    waits.set_title("wait (s), repetitions pooled", fontsize=10)
+    waits.legend(fontsize=8)
+    shares = [100 * (each.utilisation or 0.0) for each in compared]
+    uses.bar(places, shares, 0.6, color=COLORS["Done"])
+    uses.set_ylim(0.0, max([100.0, *shares]) * 1.05)
+    uses.set_title("utilisation (% of the slots), median", fontsize=10)
+    for axes in (spans, waits, uses):
+        axes.set_xticks(places, labels, rotation=30, ha="right", fontsize=8)
+    figure.suptitle("runs compared", fontsize=10)
     return figure

@@ -6,7 +6,8 @@ so one script can read them all:
 ``units.csv``
     one row per unit: id, name, scheduler, mode (sim or real), repetition,
     pilot, cores, submit, start, end, wait, run, state, tries, bytes_in,
-    bytes_moved
+    bytes_moved (troy.model.unit_columns says what each holds; `troy report
+    --csv` exports a real run with the same names, and more)
 ``summary.csv`` / ``summary.json``
     one row per scheduler, mode and repetition: makespan, mean / p50 / p95 /
     p99 wait, utilisation, bytes moved, units per pilot, and Jain's fairness
@@ -29,28 +30,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from troy.model.unit_columns import RESEARCH_COLUMNS
 from troy.sim.model import UnitRecord
 from troy.sim.result import PilotUsage
 
-#: The columns of units.csv, in order.
-UNIT_COLUMNS = (
-    "id",
-    "name",
-    "scheduler",
-    "mode",
-    "repetition",
-    "pilot",
-    "cores",
-    "submit",
-    "start",
-    "end",
-    "wait",
-    "run",
-    "state",
-    "tries",
-    "bytes_in",
-    "bytes_moved",
-)
+#: The columns of units.csv, in order (their meanings: troy.model.unit_columns).
+UNIT_COLUMNS = RESEARCH_COLUMNS
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,9 @@ import pytest
 
 from troy.api.objects import PilotJob
 from troy.api.services import PilotJobService, WorkUnitService
+from troy.model import protocol
 from troy.model.states import State
+from troy.plugins.coordination.base import Coordination
 from troy.testing.overrides import fixture_needed
 
 #: Seconds a pilot may take to start in these tests (batch systems are slow).
@@ -41,6 +43,21 @@ def wait_until(predicate: Any, timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(0.05)
+
+
+def running_local_pilot(
+    service: PilotJobService, coordination: Coordination, directory: Path, slots: int
+) -> tuple[PilotJob, int]:
+    """A ``fork://localhost`` pilot of ``slots`` slots in ``directory``, once it runs,
+    and its agent's pid (from the agent's Running report, read through ``coordination``)."""
+    pilot = service.create(
+        "fork://localhost", {"number_of_processes": slots, "working_directory": str(directory)}
+    )
+    wait_until(lambda: pilot.state == State.Running, START_TIMEOUT, "the pilot to run")
+    events, _ = coordination.read(protocol.pilot_key(pilot.id), None)
+    running = [event for event in events if event.get("s") == "Running" and "pid" in event]
+    assert running and running[-1]["slots"] == slots, events
+    return pilot, int(running[-1]["pid"])
 
 
 class BackendFixtures:

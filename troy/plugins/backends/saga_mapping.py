@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from troy.model.description import PilotJobDescription
 from troy.model.errors import BackendError, BadDescription
 from troy.model.states import State
+from troy.model.validators import ssh_name_problem
 from troy.plugins.backends.base import PilotLaunch
 
 _BATCH_SCHEMES = ("slurm", "pbs", "pbspro", "torque", "sge", "lsf")
@@ -53,6 +54,12 @@ def check_description(rm: str, description: PilotJobDescription) -> None:
     if saga_scheme(rm).startswith("slurm") and not description.queue:
         raise BackendError(
             f"a slurm pilot needs a queue (the SLURM partition) in its description ({rm})"
+        )
+    parts = urlsplit(rm)
+    problem = ssh_name_problem(parts.hostname, parts.username)
+    if problem is not None:
+        raise BadDescription(
+            "resource", f"{problem} ({rm!r:.120}); the saga backend hands it to ssh"
         )
     for field in _SHELL_FIELDS:
         value = getattr(description, field)

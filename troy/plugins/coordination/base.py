@@ -37,6 +37,8 @@ troy.model.secrets).  Options declared ``secret=True`` are never shown.
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import re
 import secrets
@@ -50,6 +52,8 @@ from troy.model import secrets as secret_values
 from troy.model.errors import CoordinationError
 from troy.plugins import options
 from troy.plugins.options import Option
+
+_log = logging.getLogger("troy.coordination")
 
 #: An opaque, JSON-ready position in a stream; None means "from the start".
 Cursor = Any
@@ -82,6 +86,21 @@ CONTRACT_CHANGES: dict[str, str] = {
 def new_writer_id() -> str:
     """A writer/connection id unique across hosts and processes: host-pid-random."""
     return f"{HOST}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def parse_each(parts: Sequence[bytes], where: str) -> list[Any]:
+    """The JSON value of each stored queue item; one that is not JSON is dropped with a warning.
+
+    For a plugin's ``claim``: whoever can write the queue can leave anything in
+    it, and one bad item must not hide the good ones claimed with it.
+    """
+    values = []
+    for part in parts:
+        try:
+            values.append(json.loads(part))
+        except (ValueError, RecursionError) as exc:
+            _log.warning("dropped a queue item that is not JSON in %s: %.80r: %s", where, part, exc)
+    return values
 
 
 def check_name(name: str) -> str:

@@ -6,16 +6,20 @@ Shared by `troy.plugins.coordination.file` and the modules it is split into
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import re
+import stat
 import threading
 from collections.abc import Iterable
 from typing import Any
 
 from troy.model.errors import CoordinationError
-from troy.plugins.coordination.base import Cursor
+from troy.plugins.coordination.base import Cursor, parse_each
+
+log = logging.getLogger("troy.coordination")
 
 PENDING, CLAIMED, TMP = "@pending", "@claimed", "@tmp"
 #: A compacted stream's summaries are ``~summary.<ns>.<writer>.jsonl``; ``~compacted`` marks it.
@@ -43,7 +47,7 @@ def dumps(value: Any, what: str) -> bytes:
 def loads(line: bytes, path: str) -> Any:
     try:
         return json.loads(line)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise CoordinationError(f"corrupt line in {path}: {line[:80]!r}: {exc}") from exc
 
 
@@ -51,11 +55,33 @@ def load_lines(lines: list[bytes], path: str) -> list[Any]:
     """The JSON value of each line, parsed in one call (a tenth of the time of one per line)."""
     try:
         values: list[Any] = json.loads(b"[" + b",".join(lines) + b"]")
-    except ValueError:
+    except (ValueError, RecursionError):
         return [loads(line, path) for line in lines]  # names the corrupt line
     if len(values) != len(lines):  # a line such as `1,2` parsed as two values
         return [loads(line, path) for line in lines]
     return values
+
+
+def load_claimed(lines: list[bytes], path: str) -> list[Any]:
+    """The JSON value of each claimed line; a line that is not JSON is dropped with a warning."""
+    try:
+        return load_lines(lines, path)
+    except CoordinationError:
+        return parse_each(lines, path)
+
+
+def item_ids(lines: list[bytes], path: str) -> list[Any]:
+    """The "id" of the item on each line: None for a line that is not a JSON object."""
+    try:
+        items = load_lines(lines, path)
+    except CoordinationError:
+        items = []
+        for line in lines:
+            try:
+                items.append(json.loads(line))
+            except (ValueError, RecursionError):
+                items.append(None)
+    return [item.get("id") if isinstance(item, dict) else None for item in items]
 
 
 def split_lines(data: bytes) -> list[bytes]:
@@ -73,9 +99,8 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def read_bytes(path: str) -> bytes:
-    with open(path, "rb") as file:
-        return file.read()
+#: errno of `read_own` for a path that is not a regular file (a link, a folder, a FIFO).
+NOT_A_FILE = (errno.ELOOP, errno.EINVAL)
 
 
 #: Files of other users already warned about (each is logged once per process).
@@ -108,11 +133,16 @@ def foreign(path: str, status: os.stat_result) -> bool:
 def read_own(path: str) -> bytes | None:
     """The content of ``path`` if this user owns it (not through a symlink), else None.
 
-    OSError as ``open`` raises it (FileNotFoundError for a missing file).
+    OSError as ``open`` raises it (FileNotFoundError for a missing file), with an
+    errno in NOT_A_FILE for a symbolic link, a folder or a FIFO: whoever can write
+    the tree could plant one, and a FIFO would block the reader for good.
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        if foreign(path, os.fstat(fd)):
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        if foreign(path, status):
             return None
         with os.fdopen(fd, "rb", closefd=False) as file:
             return file.read()

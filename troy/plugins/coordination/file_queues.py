@@ -24,17 +24,21 @@ from troy.plugins.coordination.file_commit import recover
 from troy.plugins.coordination.file_format import (
     BUNDLE,
     CLAIMED,
+    NOT_A_FILE,
     PENDING,
     START_DIGITS,
     TMP,
     dumps,
+    item_ids,
     join_lines,
-    load_lines,
+    load_claimed,
+    log,
     read_own,
     split_lines,
 )
 
-#: Where a claim moves a bundle that another user put into a queue: never run, kept to look at.
+#: Where a claim moves a bundle another user put into a queue (or what is not a regular file):
+#: never run, kept to look at.
 FOREIGN = "@foreign"
 
 
@@ -157,7 +161,10 @@ class QueueFiles:
             try:
                 data = read_own(target)
             except OSError as exc:
-                raise CoordinationError(f"cannot read claimed bundle {target}: {exc}") from exc
+                if exc.errno not in NOT_A_FILE:
+                    raise CoordinationError(f"cannot read claimed bundle {target}: {exc}") from exc
+                log.warning("set aside %s: not a regular file", target)
+                data = None
             if data is None:
                 self._set_aside(target, os.path.dirname(pending), bundle)
                 return [], []
@@ -174,10 +181,11 @@ class QueueFiles:
                     raise CoordinationError(
                         f"cannot shorten claimed bundle {target}: {exc}"
                     ) from exc
-        return load_lines(lines, target), rest
+        return load_claimed(lines, target), rest
 
     def _set_aside(self, path: str, queue_dir: str, bundle: str) -> None:
-        """Move another user's bundle out of the queue, into its ``@foreign`` folder."""
+        """Move another user's bundle (or what is not a regular file) out of the queue,
+        into its ``@foreign`` folder."""
         aside = os.path.join(queue_dir, FOREIGN)
         self._mkdir(aside)
         try:
@@ -214,11 +222,13 @@ class QueueFiles:
             except FileNotFoundError:
                 continue
             except OSError as exc:
+                if exc.errno in NOT_A_FILE:  # not a bundle: a claim drops it
+                    continue
                 raise CoordinationError(f"cannot read bundle {path}: {exc}") from exc
             if data is None:
                 continue  # another user's: not an item of ours (a claim sets it aside)
             lines = split_lines(data)
-            if not any(item["id"] in wanted for item in load_lines(lines, path)):
+            if not any(ident in wanted for ident in item_ids(lines, path)):
                 continue
             private = self._temp_name(tmp)
             try:
@@ -235,8 +245,7 @@ class QueueFiles:
                 continue  # swapped for another user's file meanwhile: left in @tmp, unused
             lines = split_lines(data)
             keep = []
-            for line, item in zip(lines, load_lines(lines, private), strict=True):
-                ident = item["id"]
+            for line, ident in zip(lines, item_ids(lines, private), strict=True):
                 if ident in wanted:
                     wanted.discard(ident)
                     removed.append(ident)
@@ -271,13 +280,15 @@ class QueueFiles:
                 except FileNotFoundError:
                     continue
                 except OSError as exc:
+                    if exc.errno in NOT_A_FILE:  # dropped by the claim that took it
+                        continue
                     raise CoordinationError(f"cannot read claimed bundle {path}: {exc}") from exc
                 if data is None:
                     continue  # another user's: never rewritten under our name
                 lines = split_lines(data)
-                items = load_lines(lines, path)
-                keep = [line for line, item in zip(lines, items, strict=True)
-                        if item.get("id") not in wanted]  # fmt: skip
+                idents = item_ids(lines, path)
+                keep = [line for line, ident in zip(lines, idents, strict=True)
+                        if ident not in wanted]  # fmt: skip
                 if len(keep) == len(lines):
                     continue
                 if keep:
@@ -292,6 +303,6 @@ class QueueFiles:
                         raise CoordinationError(
                             f"cannot delete acknowledged {path}: {exc}"
                         ) from exc
-            wanted.difference_update(item.get("id") for item in items)
+            wanted.difference_update(idents)
             if not wanted:
                 break

@@ -67,12 +67,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from troy.model import secrets
-from troy.model.errors import CoordinationError
+from troy.model.errors import CoordinationError, CoordinationRefused
 from troy.plugins.coordination.base import (
     DEFAULT_RETRY,
     Coordination,
     Cursor,
     check_name,
+    parse_each,
 )
 from troy.plugins.coordination.redis_connect import (
     CERT_REQS,
@@ -138,7 +139,7 @@ def _parse_array(parts: Sequence[bytes], where: str) -> list[Any]:
     """The JSON values of ``parts``, parsed in one call."""
     try:
         values = json.loads(b"[" + b",".join(parts) + b"]")
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise CoordinationError(f"corrupt JSON in {where}: {exc}") from exc
     if not isinstance(values, list) or len(values) != len(parts):
         raise CoordinationError(f"corrupt JSON in {where}")
@@ -363,7 +364,7 @@ class RedisCoordination(Coordination):
                     time.sleep(delay)
                     delay = min(2 * delay, MAX_BACKOFF)
                 except self._refused as exc:
-                    raise CoordinationError(
+                    raise CoordinationRefused(
                         f"Redis at {self.where} refused the credentials: {self._refusal(exc)}"
                     ) from exc
                 except unreachable as exc:
@@ -611,7 +612,10 @@ class RedisCoordination(Coordination):
         )
         if not items:
             return []
-        return cast(list[dict[str, Any]], _parse_array(items, f"queue {queue}"))
+        try:
+            return cast(list[dict[str, Any]], _parse_array(items, f"queue {queue}"))
+        except CoordinationError:  # one item that is not JSON must not hide the others
+            return parse_each(items, f"queue {queue}")
 
     def ack(self, queue: str, claimer: str, ids: Collection[str]) -> None:
         """Blank the acknowledged items in the claimer's list and pop blanks off its head."""

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from troy.model import secrets
-from troy.model.errors import CoordinationError
+from troy.model.errors import CoordinationRefused
 
 #: The environment variable the password is taken from when the URL gives none.
 PASSWORD_ENV = "TROY_REDIS_PASSWORD"
@@ -47,14 +47,14 @@ def resolve_password(
     """
     if password_file is not None:
         if url_password is not None:
-            raise CoordinationError(
+            raise CoordinationRefused(
                 f"redis coordination URL {url}: give the password in the URL or in"
                 f" {PASSWORD_FILE}=, not both"
             )
         try:
             return secrets.read_secret_file(password_file)
         except ValueError as exc:
-            raise CoordinationError(
+            raise CoordinationRefused(
                 f"redis coordination URL {url}: {PASSWORD_FILE}: {exc}"
             ) from exc
     if url_password is not None:
@@ -74,7 +74,7 @@ def tls_settings(options: dict[str, str], url: str) -> dict[str, Any]:
     """
     reqs = options.pop("ssl_cert_reqs", "required")
     if reqs not in CERT_REQS:
-        raise CoordinationError(
+        raise CoordinationRefused(
             f"redis coordination URL {url}: ssl_cert_reqs must be none, optional or required"
         )
     settings: dict[str, Any] = {"ssl": True, "ssl_cert_reqs": reqs}
@@ -83,12 +83,12 @@ def tls_settings(options: dict[str, str], url: str) -> dict[str, Any]:
         if path is None:
             continue
         if not os.path.isfile(path) or not os.access(path, os.R_OK):
-            raise CoordinationError(
+            raise CoordinationRefused(
                 f"redis coordination URL {url}: {name}={path} is not a file this user can read"
             )
         settings[name] = path
     if "ssl_keyfile" in settings and "ssl_certfile" not in settings:
-        raise CoordinationError(
+        raise CoordinationRefused(
             f"redis coordination URL {url}: ssl_keyfile= needs ssl_certfile= (the certificate"
             f" of that key)"
         )

@@ -36,6 +36,7 @@ from typing import IO, Any, ClassVar, NoReturn
 from urllib.parse import quote, unquote, urlsplit
 
 from troy.model.errors import StoreError
+from troy.model.validators import ssh_name_problem
 from troy.plugins.options import Option, text
 from troy.plugins.stores.base import (
     Store,
@@ -98,8 +99,9 @@ def parse_ssh_url(url: str) -> SshLocation:
     user = unquote(parts.username) if parts.username else None
     if not host:
         raise StoreError(f"ssh store URL {url!r} names no host: use ssh://[user@]host/path")
-    if host.startswith("-") or (user or "").startswith("-"):
-        raise StoreError(f"ssh store URL {url!r}: a host or user may not start with '-'")
+    problem = ssh_name_problem(host, user)
+    if problem is not None:
+        raise StoreError(f"ssh store URL {url!r:.200}: refused host or user: {problem}")
     root = unquote(parts.path).rstrip("/")
     if not root.startswith("/"):
         raise StoreError(

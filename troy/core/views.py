@@ -1,7 +1,9 @@
-"""Read-only views of a recorded service, for `troy status` and reports.
+"""Read-only views of a recorded service, for `troy status`, `troy report` and exports.
 
 Replays the service's stream without starting a manager, so looking at a
 run never changes it (a reconnecting manager would place waiting units).
+The views are plain dataclasses: the command line, the API's
+`WorkUnitService.records()` and a dashboard read them alike.
 """
 
 from __future__ import annotations
@@ -9,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from troy.api.objects import _Stateful
-from troy.core.transitions import advance, steps
+from troy.core.transitions import Replayed, advance, steps
 from troy.model import protocol
 from troy.model.description import WorkUnitDescription
 from troy.model.errors import NoSuchObject
@@ -30,6 +31,8 @@ class RunView:
     state: State
     #: Slots this run took.
     cores: int = 1
+    #: The host its agent ran on (as the agent reported it when the run started).
+    host: str | None = None
 
 
 @dataclass
@@ -50,9 +53,8 @@ class UnitView:
     name: str = ""
     #: Its last run's staging, as the agent reported it (see troy.agent.staging).
     transfers: list[dict[str, Any]] = field(default_factory=list)
-    #: Its sandbox directory on the pilot's host, and that host, once the agent said so.
+    #: Its last run's sandbox directory on its pilot's host (the runs' ``host``).
     sandbox: str | None = None
-    host: str | None = None
     #: Its earlier attempts that did not count (see troy.model.retry).
     tries: list[dict[str, Any]] = field(default_factory=list)
     #: Its description's ``error`` file ("" for the sandbox's ``stderr``).
@@ -94,7 +96,7 @@ class ServiceView:
         return result
 
 
-def _replay(obj: _Stateful, events: list[dict[str, Any]], extra: dict[str, Any]) -> None:
+def _replay(obj: Replayed, events: list[dict[str, Any]], extra: dict[str, Any]) -> None:
     for event in events:
         if event.get("ev") != "state":
             continue
@@ -103,24 +105,26 @@ def _replay(obj: _Stateful, events: list[dict[str, Any]], extra: dict[str, Any])
             change = advance(obj, state, event.get("a", 0), ts, detail)
             accepted = accepted or change is not None
         if accepted:
-            for key in ("pilot", "exit", "slots", "cores", "transfers", "sandbox", "host", "tries"):
+            for key in ("pilot", "exit", "slots", "cores", "transfers", "host", "sandbox", "tries"):
                 if key in event:
                     extra[key] = event[key]
 
 
-def _runs(history: list[tuple[State, float]], where: list[tuple[str | None, int]]) -> list[RunView]:
-    """The runs in a unit's history; ``where`` holds (pilot, cores) of each Running in turn."""
+def _runs(
+    history: list[tuple[State, float]], where: list[tuple[str | None, int, str | None]]
+) -> list[RunView]:
+    """The runs in a unit's history; ``where`` holds (pilot, cores, host) of each Running."""
     runs: list[RunView] = []
     for index, (state, ts) in enumerate(history):
         if state != State.Running:
             continue
-        pilot, cores = where[len(runs)] if len(runs) < len(where) else (None, 1)
+        pilot, cores, host = where[len(runs)] if len(runs) < len(where) else (None, 1, None)
         if index + 1 < len(history):
             after, end = history[index + 1]
             ended = after if after.is_final else State.New
-            runs.append(RunView(pilot, ts, end, ended, cores))
+            runs.append(RunView(pilot, ts, end, ended, cores, host))
         else:
-            runs.append(RunView(pilot, ts, None, State.Running, cores))
+            runs.append(RunView(pilot, ts, None, State.Running, cores, host))
     return runs
 
 
@@ -133,7 +137,7 @@ def pilot_view(coordination: Coordination, pilot_id: str) -> PilotView | None:
     record = coordination.get_record(protocol.pilot_key(pilot_id))
     if record is None:
         return None
-    obj = _Stateful(pilot_id)
+    obj = Replayed(pilot_id)
     extra: dict[str, Any] = {"slots": (record.get("description") or {}).get("number_of_processes")}
     events = _read_all(coordination, protocol.pilot_key(pilot_id))
     _replay(obj, sorted(events, key=lambda e: (e.get("a", 0), e.get("ts", 0))), extra)
@@ -159,7 +163,7 @@ def service_view(coordination: Coordination, service_id: str) -> ServiceView:
     view.scheduler_options = dict(record.get("scheduler_options") or {})
     events = _read_all(coordination, protocol.service_key(service_id))
     pilot_services: list[str] = []
-    units: dict[str, tuple[_Stateful, dict[str, Any]]] = {}
+    units: dict[str, tuple[Replayed, dict[str, Any]]] = {}
     states: list[dict[str, Any]] = []
     for event in events:
         kind = event.get("ev")
@@ -170,7 +174,7 @@ def service_view(coordination: Coordination, service_id: str) -> ServiceView:
         elif kind == "add" and event["pjs"] not in pilot_services:
             pilot_services.append(event["pjs"])
         elif kind == "unit":
-            obj = _Stateful(event["id"])
+            obj = Replayed(event["id"])
             obj.history.append((State.New, event["ts"]))
             description = WorkUnitDescription(event["d"])
             info: dict[str, Any] = {"cores": description.cores, "runs": []}
@@ -188,9 +192,10 @@ def service_view(coordination: Coordination, service_id: str) -> ServiceView:
             obj, extra = units[event["id"]]
             seen = len(obj.history)
             _replay(obj, [event], extra)
-            for state, _ in obj.history[seen:]:  # the event's pilot (and cores) are the run's
+            for state, _ in obj.history[seen:]:  # the event's pilot, cores, host are the run's
                 if state == State.Running:
-                    extra["runs"].append((extra.get("pilot") or None, extra["cores"]))
+                    where = (extra.get("pilot") or None, extra["cores"], event.get("host"))
+                    extra["runs"].append(where)
     for pjs in pilot_services:
         view.pilots += service_view(coordination, pjs).pilots
     view.units = [
@@ -206,7 +211,6 @@ def service_view(coordination: Coordination, service_id: str) -> ServiceView:
             x["name"],
             list(x.get("transfers") or []),
             x.get("sandbox"),
-            x.get("host"),
             list(x.get("tries") or []),
             x["error"],
         )

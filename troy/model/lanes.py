@@ -6,8 +6,9 @@ k lowest rows free over its whole run (a row is free again at the instant its
 run ends).  Rows never overlap.  When the recorded runs overlap more than the
 pilot's slots, rows are added beyond them rather than drawn over.
 
-Plain values in, plain values out: `troy report`'s timeline (troy/cli/report.py,
-its ``_place``) follows the same rule and can call `assign_rows` instead.
+Plain values in, plain values out, so the research figures (troy.sim.figure_data)
+and a recorded service's timeline (troy.core.timeline, whose rows are the
+``slot`` of `troy report`'s export) number slots alike.
 """
 
 from __future__ import annotations
