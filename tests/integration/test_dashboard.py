@@ -112,6 +112,7 @@ def test_snapshot_shows_pilots_counts_units_and_the_failed_units_stderr(
     bars = data["timeline"]["bars"]
     assert sorted(b["state"] for b in bars) == ["Done", "Done", "Failed"]
     assert {b["row"] for b in bars} <= {0, 1}  # two slots: two rows
+    assert data["timeline"]["bars_total"] == 3
     assert len(data["utilisation"]["buckets"]) == 40
 
 
@@ -220,7 +221,6 @@ def test_the_failed_units_stderr_comes_through_coordination_when_its_sandbox_is_
     (failed,) = [u for u in services[1].list() if u.state == State.Failed]
     assert failed.sandbox and os.path.isdir(failed.sandbox)
     shutil.rmtree(failed.sandbox)
-    time.sleep(dashboard.CACHE_SECONDS)
     (shown,) = get_json(url + "api/snapshot")["failed"]
     assert shown["stderr"] == "the-unit-said-boom\n"
     assert shown["note"] == "as its agent recorded it (exit code 3)"

@@ -144,3 +144,15 @@ def test_a_pilots_resource_is_shown_redacted_with_its_busy_and_free_slots(
     assert shown["resource"] == "ssh://me:***@login.example.org/"
     assert (shown["slots"], shown["busy"], shown["free"]) == (4, 1, 3)
     assert shown["heartbeat_age"] is None  # no agent ever wrote one
+
+
+def test_the_timeline_sends_at_most_max_bars_the_latest_ending(
+    coordination: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dashboard_data, "MAX_BARS", 2)
+    view = ServiceView("wus-1", "workunit", 0.0)
+    view.units = [unit(f"u.{i}", State.Done, [0, i, i + 0.5]) for i in range(5)]
+    monkeypatch.setattr(dashboard_data.views, "service_view", lambda c, s: view)  # a made-up run
+    data = dashboard_data.snapshot(coordination, "wus-1", now=10.0)
+    assert [b["unit"] for b in data["timeline"]["bars"]] == ["u.3", "u.4"]
+    assert data["timeline"]["bars_total"] == 5

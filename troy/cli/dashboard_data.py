@@ -31,6 +31,8 @@ MAX_FAILED_SHOWN = 20
 RATE_WINDOW = 60.0
 #: Time slices of the utilisation plot.
 BUCKETS = 40
+#: Bars of the timeline sent to the page (the latest ending): an SVG of more is too slow.
+MAX_BARS = 20_000
 #: Rows of the unit table sent to the page (the latest submitted that pass its filter).
 MAX_UNITS = 500
 
@@ -86,8 +88,9 @@ def snapshot(
         ],
         "bars": [
             {"unit": b.unit_id, "row": b.row, "start": b.start, "end": b.end, "state": str(b.state)}
-            for b in timeline.bars
+            for b in sorted(timeline.bars, key=lambda b: b.end)[-MAX_BARS:]
         ],
+        "bars_total": len(timeline.bars),
     }
     data["utilisation"] = {
         "overall": summary.utilisation,
