@@ -245,3 +245,38 @@ def test_a_missing_service_is_an_error_before_anything_is_served(
     code = main(["dashboard", "wus-nonesuch", "--port", "0", "--coordination", coordination_url])
     assert code == 2
     assert "no service 'wus-nonesuch'" in capsys.readouterr().err
+
+
+@pytest.mark.redis
+def test_a_run_coordinated_through_redis_with_pages_polling_at_once() -> None:
+    """Requests run in uvicorn's thread pool: many at once share one read-only Redis
+    connection; the password in the coordination URL never reaches the page."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from redis_fixtures import running_server
+
+    with running_server({"--requirepass": "hunter2-dashboard"}) as server:
+        url = server.url.replace("redis://", "redis://:hunter2-dashboard@") + "?prefix=dash"
+        pilots, units = PilotJobService(coordination=url), WorkUnitService(coordination=url)
+        try:
+            units.add(pilots)
+            run_units((pilots, units))
+            coordination = open_coordination(url, serve=False)
+            server_, address = dashboard.open_dashboard(coordination, None, "127.0.0.1", 0)
+            server_.start()
+            try:
+                with ThreadPoolExecutor(8) as pool:
+                    replies = list(pool.map(lambda _: get(address + "api/snapshot"), range(24)))
+            finally:
+                server_.stop()
+                coordination.close()
+        finally:
+            units.close()
+            pilots.close()
+    assert {status for status, _ in replies} == {200}
+    for _, body in replies:
+        assert b"hunter2-dashboard" not in body
+        data = json.loads(body)
+        assert data["counts"] == {"Done": 2, "Failed": 1}
+        assert data["coordination"].startswith("redis://127.0.0.1:")  # its public URL
+        assert data["failed"][0]["stderr"] == "the-unit-said-boom\n"
