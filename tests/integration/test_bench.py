@@ -15,7 +15,8 @@ def test_throughput_benchmark_runs_every_workload(tmp_path: Path) -> None:
     result = subprocess.run(
         [
             sys.executable, str(BENCH), "-n", "40", "--n-sleep", "4", "--n-scale", "300",
-            "--repeats", "1", "--coordination", (tmp_path / "coordination").as_uri(),
+            "--repeats", "1", "--samples", "2", "--idle", "0.05",
+            "--coordination", (tmp_path / "coordination").as_uri(),
         ],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
@@ -23,7 +24,9 @@ def test_throughput_benchmark_runs_every_workload(tmp_path: Path) -> None:
     line = next(line for line in result.stdout.splitlines() if line.startswith("RESULT "))
     figures = json.loads(line.removeprefix("RESULT "))
     assert figures["w1"]["n"] == 40 and figures["w1"]["troy_per_s"]["median"] > 0
-    assert figures["w1"]["raw_per_s"]["median"] > 0
+    assert figures["w1"]["threadpool_per_s"]["median"] > 0
+    assert figures["w1"]["machine_per_s"]["median"] > 0 and figures["w1"]["ceiling"] == "c"
+    assert figures["latency"]["samples"] == 2 and figures["latency"]["done_to_wait_ms"]["min"] > 0
     assert figures["w2"]["makespan_s"]["median"] >= figures["w2"]["ideal_s"]
     assert figures["startup"]["create_to_running_s"]["median"] > 0
     assert figures["w3"]["n"] == 300 and figures["w3"]["manager_rss_mb"]["median"] > 0
