@@ -5,11 +5,15 @@
     python bench/throughput.py --coordination file:///tmp/coord --workload w2
 
 Workloads
-    w1       N null units (/bin/true): the raw ceiling (a pool of S threads calling
-             subprocess.run) and troy (one local pilot with S slots, one bulk submit),
-             and the ratio troy/raw.
+    w1       N null units (/bin/true): the machine's ceiling (bench/spawn_ceiling.c, S
+             threads of posix_spawn, built with cc; without cc, S Python processes
+             of os.posix_spawn), the thread-pool ceiling (S threads calling
+             subprocess.run), troy (one local pilot with S slots, one bulk submit),
+             and troy against both ceilings.
     w2       N x /bin/sleep 0.1 on S slots: makespan against the ideal N*0.1/S.
     startup  PilotJobService.create() to the first unit Running.
+    latency  --samples times each: create() to the first unit Running; and on an idle
+             pilot, one unit's submit() to its Running and its Done to wait() returning.
     w3       100,000 null units (scale): bulk-submit time, all Done, the manager's peak
              RSS, and throughput against W1's.  Runs in a child process so the RSS is
              the manager's own.
@@ -25,12 +29,14 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import troy
@@ -38,11 +44,93 @@ from troy import State
 
 
 def raw_ceiling(n: int, slots: int, argv: list[str]) -> float:
-    """Seconds for a pool of ``slots`` threads to run ``argv`` n times."""
+    """Seconds for a pool of ``slots`` threads to run ``argv`` n times (the thread-pool ceiling)."""
     started = time.perf_counter()
     with ThreadPoolExecutor(slots) as pool:
         list(pool.map(lambda _: subprocess.run(argv, check=True), range(n)))
     return time.perf_counter() - started
+
+
+SPAWN_CEILING_C = Path(__file__).with_name("spawn_ceiling.c")
+
+# One process of the Python fallback: says it is ready, waits for the go, spawns.
+PROCESS_CEILING_CHILD = """
+import os, sys
+count, program = int(sys.argv[1]), sys.argv[2]
+print("ready", flush=True)
+sys.stdin.readline()
+for _ in range(count):
+    pid = os.posix_spawn(program, [program], os.environ)
+    if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0:
+        sys.exit(f"{program} failed")
+"""
+
+
+class MachineCeiling:
+    """The machine's launch ceiling: bench/spawn_ceiling.c (S threads of posix_spawn +
+    waitpid, no GIL) compiled with the system's ``cc``; without a compiler (or if it
+    fails), S Python processes each calling os.posix_spawn N/S times."""
+
+    def __init__(self, work: str) -> None:
+        self.binary: str | None = None
+        self.why = ""
+        compiler = shutil.which("cc")
+        if compiler is None:
+            self.why = "no cc on this machine"
+            return
+        binary = os.path.join(work, "spawn_ceiling")
+        built = subprocess.run(
+            [compiler, "-O2", "-pthread", "-o", binary, str(SPAWN_CEILING_C)],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        if built.returncode == 0:
+            self.binary = binary
+        else:
+            self.why = f"cc failed: {built.stderr.strip()[:200]}"
+
+    @property
+    def kind(self) -> str:
+        return "c" if self.binary else "python-processes"
+
+    def describe(self, slots: int) -> str:
+        if self.binary:
+            return f"C ceiling (posix_spawn, {slots} threads)"
+        return f"Python ceiling ({slots} processes)"
+
+    def seconds(self, n: int, slots: int, program: str) -> float:
+        if self.binary:
+            out = subprocess.run(
+                [self.binary, str(n), str(slots), program],
+                capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            return float(out.stdout)
+        return process_ceiling(n, slots, program)
+
+
+def process_ceiling(n: int, slots: int, program: str) -> float:
+    """Seconds for ``slots`` Python processes (one GIL each) to spawn ``program`` n times."""
+    children = []
+    for i in range(slots):
+        argv = [sys.executable, "-c", PROCESS_CEILING_CHILD, str(n // slots + (i < n % slots))]
+        children.append(
+            subprocess.Popen([*argv, program], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        )
+    for child in children:  # interpreter start-up is not part of the ceiling
+        assert child.stdout is not None and child.stdout.readline().strip() == b"ready"
+    started = time.perf_counter()
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write(b"go\n")
+        child.stdin.flush()
+    failed = [child for child in children if child.wait() != 0]
+    elapsed = time.perf_counter() - started
+    for child in children:
+        assert child.stdin is not None and child.stdout is not None
+        child.stdin.close()
+        child.stdout.close()
+    if failed:
+        raise SystemExit("the Python posix_spawn ceiling failed")
+    return elapsed
 
 
 class Session:
@@ -88,32 +176,48 @@ def summary(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
+def ms(seconds: list[float]) -> list[float]:
+    return [value * 1000 for value in seconds]
+
+
 def show(label: str, values: list[float], unit: str) -> None:
     s = summary(values)
-    print(f"  {label:<34} {s['median']:10.2f} {unit:<8} (range {s['min']:.2f} - {s['max']:.2f})")
+    print(f"  {label:<38} {s['median']:10.2f} {unit:<8} (range {s['min']:.2f} - {s['max']:.2f})")
 
 
 def workload_w1(args: argparse.Namespace, work: str) -> dict[str, Any]:
-    raw_rates, troy_rates, ratios = [], [], []
+    """Per repeat, in this order: the machine ceiling, the thread-pool ceiling, troy."""
+    machine = MachineCeiling(work)
+    machine_rates, raw_rates, troy_rates = [], [], []
+    vs_machine, vs_raw = [], []
     for repeat in range(args.repeats):
-        raw = raw_ceiling(args.n, args.slots, ["/bin/true"])
+        machine_rates.append(args.n / machine.seconds(args.n, args.slots, "/bin/true"))
+        raw_rates.append(args.n / raw_ceiling(args.n, args.slots, ["/bin/true"]))
         session = Session(args.coordination, args.slots, os.path.join(work, f"w1-{repeat}"))
         try:
             session.wait_running()
             _, total, _ = session.run([{"executable": "/bin/true"}] * args.n)
         finally:
             session.close()
-        raw_rates.append(args.n / raw)
         troy_rates.append(args.n / total)
-        ratios.append(troy_rates[-1] / raw_rates[-1])
+        vs_machine.append(troy_rates[-1] / machine_rates[-1])
+        vs_raw.append(troy_rates[-1] / raw_rates[-1])
     print(f"W1: {args.n} x /bin/true on {args.slots} slots")
-    show("raw ceiling (thread pool)", raw_rates, "units/s")
+    if machine.why:
+        print(f"  ({machine.why}: the machine ceiling is S Python processes of os.posix_spawn)")
+    show(machine.describe(args.slots), machine_rates, "units/s")
+    show("thread-pool ceiling (subprocess.run)", raw_rates, "units/s")
     show("troy (one local pilot)", troy_rates, "units/s")
-    show("troy / raw", ratios, "")
+    show(f"troy / {'C' if machine.binary else 'Python processes'}", vs_machine, "")
+    show("troy / thread pool", vs_raw, "")
     return {
-        "raw_per_s": summary(raw_rates),
+        "ceiling": machine.kind,
+        "ceiling_note": machine.why,
+        "machine_per_s": summary(machine_rates),
+        "threadpool_per_s": summary(raw_rates),
         "troy_per_s": summary(troy_rates),
-        "ratio": summary(ratios),
+        "troy_vs_machine": summary(vs_machine),
+        "troy_vs_threadpool": summary(vs_raw),
     }
 
 
@@ -163,6 +267,61 @@ def workload_startup(args: argparse.Namespace, work: str) -> dict[str, Any]:
     return {"create_to_running_s": summary(latencies)}
 
 
+def workload_latency(args: argparse.Namespace, work: str) -> dict[str, Any]:
+    """create() to the first unit Running, then single units on an idle pilot.
+
+    Each single unit is submitted after the pilot has been idle for --idle seconds;
+    ``start`` is submit() to the unit's recorded Running time (the agent's clock, the
+    same machine), ``seen`` is its recorded Done time to the return of unit.wait().
+    """
+    creates, starts, seens, totals = [], [], [], []
+    for repeat in range(args.samples):
+        pilots = troy.PilotJobService(coordination=args.coordination)
+        units = troy.WorkUnitService(coordination=args.coordination)
+        units.add(pilots)
+        try:
+            created = time.time()
+            pilots.create(
+                "fork://localhost",
+                {"number_of_processes": args.slots,
+                 "working_directory": os.path.join(work, f"l-{repeat}")},
+            )  # fmt: skip
+            first = units.submit({"executable": "/bin/true"})
+            first.wait(timeout=60)
+            running = first.timestamp(State.Running)
+            assert running is not None, first.state_detail
+            creates.append(running - created)
+            if repeat == 0:  # single units, all on the first pilot
+                for _ in range(args.samples):
+                    time.sleep(args.idle)
+                    submitted = time.time()
+                    unit = units.submit({"executable": "/bin/true"})
+                    unit.wait(timeout=60)
+                    seen = time.time()
+                    started, ended = unit.timestamp(State.Running), unit.timestamp(State.Done)
+                    assert unit.state == State.Done and started and ended, unit.state_detail
+                    starts.append(started - submitted)
+                    seens.append(seen - ended)
+                    totals.append(seen - submitted)
+        finally:
+            pilots.cancel()
+            units.close()
+            pilots.close()
+    print(f"latency: {args.samples} samples each; single units after {args.idle:g} s idle")
+    show("create() to first unit Running", ms(creates), "ms")
+    show("submit() to Running (idle pilot)", ms(starts), "ms")
+    show("Done to wait() returning", ms(seens), "ms")
+    show("submit() to wait() returning", ms(totals), "ms")
+    return {
+        "samples": args.samples,
+        "idle_s": args.idle,
+        "create_to_running_ms": summary(ms(creates)),
+        "submit_to_running_ms": summary(ms(starts)),
+        "done_to_wait_ms": summary(ms(seens)),
+        "submit_to_wait_ms": summary(ms(totals)),
+    }
+
+
 W3_CHILD = """
 import json, os, resource, sys, time
 sys.path.insert(0, os.path.dirname(sys.argv[1]))
@@ -203,7 +362,7 @@ def workload_w3(args: argparse.Namespace, work: str, w1: dict[str, Any] | None) 
     }
     if w1 is not None:
         scale = statistics.median(rates) / w1["troy_per_s"]["median"]
-        print(f"  {'throughput vs W1':<34} {scale:10.2f}")
+        print(f"  {'throughput vs W1':<38} {scale:10.2f}")
         result_w3["throughput_vs_w1"] = scale
     return result_w3
 
@@ -212,7 +371,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--workload", choices=["all", "w1", "w2", "startup", "w3"], default="all")
+    workloads = ["all", "w1", "w2", "startup", "latency", "w3"]
+    parser.add_argument("--workload", choices=workloads, default="all")
     parser.add_argument("-n", type=int, default=5000, help="units in W1 (default 5000)")
     parser.add_argument("--n-sleep", type=int, default=200, help="units in W2 (default 200)")
     parser.add_argument("--n-scale", type=int, default=100_000, help="units in W3 (default 100000)")
@@ -225,6 +385,10 @@ def main() -> None:
     parser.add_argument("--pj-type", help="backend of the startup pilot (default: by --rm)")
     parser.add_argument(
         "--pilot", default="{}", help="JSON merged into the startup pilot's description"
+    )
+    parser.add_argument("--samples", type=int, default=20, help="samples of each latency")
+    parser.add_argument(
+        "--idle", type=float, default=0.5, help="seconds the pilot idles before each latency unit"
     )
     parser.add_argument("--repeats-w3", type=int, default=1, help="runs of W3")
     args = parser.parse_args()
@@ -240,6 +404,8 @@ def main() -> None:
         results["w2"] = workload_w2(args, work) | {"n": args.n_sleep}
     if args.workload in ("all", "startup"):
         results["startup"] = workload_startup(args, work)
+    if args.workload in ("all", "latency"):
+        results["latency"] = workload_latency(args, work)
     if args.workload in ("all", "w3"):
         results["w3"] = workload_w3(args, work, results.get("w1")) | {"n": args.n_scale}
     print("RESULT " + json.dumps(results))
