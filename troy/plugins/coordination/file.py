@@ -114,6 +114,7 @@ from troy.plugins.coordination.file_format import (
     WORD,
     cursor_positions,
     dumps,
+    dumps_array_line,
     loads,
     read_own,
     write_all,
@@ -349,7 +350,7 @@ class FileCoordination(QueueFiles, Coordination):
 
     @staticmethod
     def _batch_line(stream: str, events: Sequence[Mapping[str, Any]]) -> bytes:
-        return dumps([dict(event) for event in events], f"event batch for {stream}") + b"\n"
+        return dumps_array_line(events, f"event batch for {stream}")
 
     def _append_line(
         self, stream: str, line: bytes, before: Callable[[str, int], None] | None = None

@@ -44,6 +44,23 @@ def dumps(value: Any, what: str) -> bytes:
         raise CoordinationError(f"{what} is not JSON-ready: {exc}") from exc
 
 
+def dumps_array_line(values: Iterable[Any], what: str) -> bytes:
+    """``[v1,v2,...]`` and a newline: one line of a JSON array, as ``dumps`` makes it.
+
+    Built value by value in place, so a bulk commit's line is held about once
+    (encoding the whole list at once held its text, its bytes and the line).
+    """
+    buffer = bytearray(b"[")
+    for value in values:
+        buffer += dumps(value if type(value) is dict else dict(value), what)
+        buffer += b","
+    if len(buffer) > 1:
+        buffer[-1:] = b"]\n"
+    else:
+        buffer += b"]\n"
+    return bytes(buffer)
+
+
 def loads(line: bytes, path: str) -> Any:
     try:
         return json.loads(line)
@@ -90,7 +107,12 @@ def split_lines(data: bytes) -> list[bytes]:
 
 
 def join_lines(lines: Iterable[bytes]) -> bytes:
-    return b"".join(line + b"\n" for line in lines)
+    """Each line and a newline, built in place (not a copy of every line, then the whole)."""
+    buffer = bytearray()
+    for line in lines:
+        buffer += line
+        buffer += b"\n"
+    return bytes(buffer)
 
 
 def write_all(fd: int, data: bytes) -> None:
