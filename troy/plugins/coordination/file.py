@@ -499,8 +499,7 @@ class FileCoordination(QueueFiles, Coordination):
     def compact(self, stream: str, events: Sequence[Mapping[str, Any]]) -> bool:
         """Publish ``events`` as the stream's summary file, then delete the files it replaces."""
         folder = os.path.join(self._streams, _name(stream))
-        batch = [dict(event) for event in events]
-        content = dumps(batch, f"summary of {stream}") + b"\n" if batch else b""
+        content = dumps_array_line(events, f"summary of {stream}") if events else b""
         self._mkdir(folder)
         ns = self._last_ns = max(time.time_ns(), self._last_ns + 1)
         summary = f"{SUMMARY}{ns:020d}.{self.writer}.jsonl"
