@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from troy.model.errors import CoordinationError
-from troy.plugins.coordination.base import Cursor, parse_each
+from troy.plugins.coordination.base import Cursor, encode_array, parse_each
 
 log = logging.getLogger("troy.coordination")
 
@@ -45,20 +45,8 @@ def dumps(value: Any, what: str) -> bytes:
 
 
 def dumps_array_line(values: Iterable[Any], what: str) -> bytes:
-    """``[v1,v2,...]`` and a newline: one line of a JSON array, as ``dumps`` makes it.
-
-    Built value by value in place, so a bulk commit's line is held about once
-    (encoding the whole list at once held its text, its bytes and the line).
-    """
-    buffer = bytearray(b"[")
-    for value in values:
-        buffer += dumps(value if type(value) is dict else dict(value), what)
-        buffer += b","
-    if len(buffer) > 1:
-        buffer[-1:] = b"]\n"
-    else:
-        buffer += b"]\n"
-    return bytes(buffer)
+    """``[v1,v2,...]`` and a newline: one line of a JSON array, built in place."""
+    return encode_array(values, dumps, what, b"\n")
 
 
 def loads(line: bytes, path: str) -> Any:

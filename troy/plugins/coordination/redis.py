@@ -73,6 +73,7 @@ from troy.plugins.coordination.base import (
     Coordination,
     Cursor,
     check_name,
+    encode_array,
     parse_each,
 )
 from troy.plugins.coordination.redis_connect import (
@@ -133,20 +134,6 @@ def _encode(value: Any, what: str) -> bytes:
         return _ENCODER.encode(value).encode()
     except (TypeError, ValueError) as exc:
         raise CoordinationError(f"{what} is not JSON-ready: {exc}") from exc
-
-
-def _encode_array(values: Sequence[Mapping[str, Any]], what: str) -> bytes:
-    """``[v1,v2,...]`` as ``_encode`` makes it, built value by value in place: a bulk
-    commit's batch is held about once, not as copied dicts, text and bytes at once."""
-    buffer = bytearray(b"[")
-    for value in values:
-        buffer += _encode(value if type(value) is dict else dict(value), what)
-        buffer += b","
-    if len(buffer) > 1:
-        buffer[-1:] = b"]"
-    else:
-        buffer += b"]"
-    return bytes(buffer)
 
 
 def _parse_array(parts: Sequence[bytes], where: str) -> list[Any]:
@@ -511,7 +498,7 @@ class RedisCoordination(Coordination):
         """Append ``events`` to ``stream`` and push the queues' items, in one script, once."""
         batch = b""
         if stream is not None and events:
-            batch = _encode_array(events, f"event batch for {stream}")
+            batch = encode_array(events, _encode, f"event batch for {stream}")
         token = self._token()
         keys = [token, self._key("stream", stream) if stream is not None and batch else token]
         args: list[Any] = [self._token_ttl, self.writer, batch]
