@@ -14,9 +14,12 @@ Workloads
     startup  PilotJobService.create() to the first unit Running.
     latency  --samples times each: create() to the first unit Running; and on an idle
              pilot, one unit's submit() to its Running and its Done to wait() returning.
-    w3       100,000 null units (scale): bulk-submit time, all Done, the manager's peak
-             RSS, and throughput against W1's.  Runs in a child process so the RSS is
-             the manager's own.
+    w3       100,000 null units (scale; ``--n-scale 1000000`` for a million): bulk-submit
+             time, all Done, the manager's peak RSS when submit returned (what the
+             units cost: independent of load), when all were Done, and after close
+             (which compacts the service's stream), and
+             throughput against W1's.  Runs in a child process so the RSS is the
+             manager's own.
 
 Each workload runs ``--repeats`` times; the median and range are printed, then one
 line of JSON with every figure (prefixed ``RESULT``).  Timings are measured here,
@@ -327,18 +330,27 @@ import json, os, resource, sys, time
 sys.path.insert(0, os.path.dirname(sys.argv[1]))
 from throughput import Session
 n, slots, coordination, directory = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+def peak_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 session = Session(coordination, slots, directory)
 session.wait_running()
-submit, total, units = session.run([{"executable": "/bin/true"}] * n)
+before_mb = peak_mb()
+started = time.perf_counter()
+units = session.units.submit([{"executable": "/bin/true"}] * n)
+submit = time.perf_counter() - started
+submit_mb = peak_mb()
+session.units.wait()
+total = time.perf_counter() - started
+run_mb = peak_mb()
 session.close()
 done = sum(1 for u in units if u.state == "Done")
-rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"submit_s": submit, "total_s": total, "done": done, "rss_mb": rss_mb}))
+print(json.dumps({"submit_s": submit, "total_s": total, "done": done, "rss_mb": peak_mb(),
+                  "rss_submit_mb": submit_mb, "rss_start_mb": before_mb, "rss_run_mb": run_mb}))
 """
 
 
 def workload_w3(args: argparse.Namespace, work: str, w1: dict[str, Any] | None) -> dict[str, Any]:
-    submits, rates, rss = [], [], []
+    submits, rates, rss, at_submit, per_unit, run = [], [], [], [], [], []
     for repeat in range(args.repeats_w3):
         result = subprocess.run(
             [sys.executable, "-c", W3_CHILD, os.path.abspath(__file__), str(args.n_scale),
@@ -351,14 +363,25 @@ def workload_w3(args: argparse.Namespace, work: str, w1: dict[str, Any] | None) 
         submits.append(figures["submit_s"])
         rates.append(args.n_scale / figures["total_s"])
         rss.append(figures["rss_mb"])
+        at_submit.append(figures["rss_submit_mb"])
+        run.append(figures["rss_run_mb"])
+        per_unit.append(
+            (figures["rss_submit_mb"] - figures["rss_start_mb"]) * 1048576 / args.n_scale
+        )
     print(f"W3: {args.n_scale} x /bin/true on {args.slots} slots (all Done)")
     show("bulk submit", submits, "s")
     show("throughput", rates, "units/s")
-    show("manager peak RSS", rss, "MB")
+    show("manager peak RSS at submit", at_submit, "MB")
+    show("  of which per unit", per_unit, "bytes")
+    show("manager peak RSS until all Done", run, "MB")
+    show("manager peak RSS (with close)", rss, "MB")
     result_w3: dict[str, Any] = {
         "submit_s": summary(submits),
         "troy_per_s": summary(rates),
         "manager_rss_mb": summary(rss),
+        "manager_rss_submit_mb": summary(at_submit),
+        "manager_rss_run_mb": summary(run),
+        "submit_bytes_per_unit": summary(per_unit),
     }
     if w1 is not None:
         scale = statistics.median(rates) / w1["troy_per_s"]["median"]

@@ -446,3 +446,17 @@ def test_a_claim_drops_lines_and_files_that_are_not_items_and_keeps_the_good_one
     coordination.enqueue("q", _items(4, 1))
     (pending / planted[2]).mkdir()  # in the queue again, before a withdraw
     assert coordination.withdraw("q", ["u00004"]) == ["u00004"]
+
+
+def test_a_read_parses_many_batches_in_runs_and_keeps_their_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from troy.plugins.coordination import file_streams
+
+    monkeypatch.setattr(file_streams, "PARSE_CHUNK", 64)  # a few lines a run
+    writer = FileCoordination(tmp_path.as_uri(), serve=True)
+    for first in range(0, 60, 3):
+        writer.append("s", [{"ev": "x", "n": n} for n in range(first, first + 3)])
+    writer.commit("s", [{"ev": "x", "n": n} for n in range(60, 2060)], {})  # one large line
+    events, _ = FileCoordination(tmp_path.as_uri()).read("s")
+    assert [event["n"] for event in events] == list(range(2060))

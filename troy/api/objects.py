@@ -163,13 +163,13 @@ class WorkUnit(_Stateful):
 
     __slots__ = (
         "_manager",
+        "_transfers",
+        "_tries",
         "description",
         "exit_code",
         "pilot",
         "sandbox",
         "service_id",
-        "transfers",
-        "tries",
     )
 
     def __init__(
@@ -184,11 +184,28 @@ class WorkUnit(_Stateful):
         self.pilot: str | None = None
         #: Directory it ran in.
         self.sandbox: str | None = None
-        #: Earlier attempts that failed or were lost: {"a", "kind", "why"} each.
-        self.tries: list[dict[str, Any]] = []
-        #: Its staging of input_data/output_data: {"dir": "in"|"out", "du", "pd", "files",
-        #: "bytes", "seconds", "local"} each (see troy.agent.staging).
-        self.transfers: list[dict[str, Any]] = []
+        # Most units never have either: None until set (read as []) saves two lists a unit.
+        self._tries: list[dict[str, Any]] | None = None
+        self._transfers: list[dict[str, Any]] | None = None
+
+    @property
+    def tries(self) -> list[dict[str, Any]]:
+        """Earlier attempts that failed or were lost: {"a", "kind", "why"} each."""
+        return [] if self._tries is None else self._tries
+
+    @tries.setter
+    def tries(self, value: list[dict[str, Any]]) -> None:
+        self._tries = value
+
+    @property
+    def transfers(self) -> list[dict[str, Any]]:
+        """Its staging of input_data/output_data: {"dir": "in"|"out", "du", "pd", "files",
+        "bytes", "seconds", "local"} each (see troy.agent.staging)."""
+        return [] if self._transfers is None else self._transfers
+
+    @transfers.setter
+    def transfers(self, value: list[dict[str, Any]]) -> None:
+        self._transfers = value
 
     def cancel(self) -> None:
         """Cancel the unit: withdrawn if still queued, its process group killed if running."""

@@ -207,7 +207,9 @@ class WorkUnitService(_Service[UnitManager[WorkUnit]]):
         Descriptions are validated first; if any is bad, BadDescription names it
         and nothing at all is recorded.  A description with ``iterations`` (a
         sweep) becomes one unit per value: submit it in a list, which returns
-        them all.
+        them all.  The same description object given many times in one list
+        (``[d] * 100_000``) is copied once, and those units share the copy as
+        their ``description``: read it, do not change it.
         """
         if not isinstance(wud, list | tuple) and WorkUnitDescription(wud).get("iterations"):
             raise BadDescription(

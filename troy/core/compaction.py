@@ -184,8 +184,9 @@ def compact_unit_service(coordination: Coordination, service_id: str) -> bool:
             f"service '{service_id}' in {coordination.public_url()} is a {record.get('kind')!r} "
             f"service; only a work-unit service is compacted"
         )
-    events, _ = coordination.read(key)
-    summary = summarize_unit_events(events)
+    # The events read are not kept past summarizing: a service's whole stream, read
+    # at once, and its summary (encoded) should not all be held together.
+    summary = summarize_unit_events(coordination.read(key)[0])
     if summary is None:
         return False
     if not coordination.compact(key, summary):

@@ -17,6 +17,7 @@ to one service never hand out the same id.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
@@ -55,9 +56,19 @@ UnitFactory = Callable[["UnitManager[U]", str, WorkUnitDescription], U]
 
 
 def _validated(descriptions: Sequence[Any]) -> list[WorkUnitDescription]:
-    """Copies of the descriptions, each complete; BadDescription names the entry if many."""
-    checked = []
+    """Copies of the descriptions, each complete; BadDescription names the entry if many.
+
+    The same object given many times (``[description] * 100_000``) is checked
+    and copied once: its units share that copy (a unit's description is not
+    changed after submit; one that gets its own ``after`` gets its own copy).
+    """
+    checked: list[WorkUnitDescription] = []
+    previous: Any = None
     for index, given in enumerate(descriptions):
+        if checked and given is previous:
+            checked.append(checked[-1])
+            continue
+        previous = given
         try:
             description = WorkUnitDescription(given)
             description.validate()
@@ -306,11 +317,13 @@ class UnitManager(ServiceManager, Generic[U]):
                 new = list(zip(ids, checked, strict=True))
                 resolved = self._deps.resolve_new(new)
             units = []
+            entered = (State.New, now)  # one tuple for every unit of the submit
             for unit_id, description in new:
                 if unit_id in resolved:
+                    description = WorkUnitDescription(description)  # may be shared: copy
                     description.after = resolved[unit_id]
                 unit = self.new_unit(self, unit_id, description)
-                unit.history.append((State.New, now))
+                unit.history.append(entered)
                 units.append(unit)
             try:
                 decided = self._record_new(units, now)
@@ -341,8 +354,15 @@ class UnitManager(ServiceManager, Generic[U]):
 
     def _record_new(self, units: list[U], now: float) -> dict[str, dict[str, Any]]:
         """Decide where new units go and record them with that, in one commit."""
-        # Each description becomes a plain dict once: recorded, and handed to an agent.
-        plain = [unit.description.as_dict() for unit in units]
+        # Each description becomes a plain dict once: recorded, and handed to an agent
+        # (units sharing one description share its dict: it is only encoded).
+        as_dicts: dict[int, dict[str, Any]] = {}
+        plain = []
+        for each in units:
+            values = as_dicts.get(id(each.description))
+            if values is None:
+                values = as_dicts[id(each.description)] = each.description.as_dict()
+            plain.append(values)
         free, canceled = self.placement.gate(units)
         if len(free) != len(units):  # some wait for (or were canceled by) dependencies
             placeable = {unit.id for unit in free}
@@ -436,8 +456,10 @@ class UnitManager(ServiceManager, Generic[U]):
             after = (unit.pilot, unit.state)
             if after != before:
                 self.placement.loads.move(unit.description.cores, before, after)
-                self._waiting.pop(unit.id, None)
-                self._queued.pop(unit.id, None)
+                if self._waiting.pop(unit.id, None) is not None and not self._waiting:
+                    self._waiting = {}  # a dict keeps its largest table: give it back
+                if self._queued.pop(unit.id, None) is not None and not self._queued:
+                    self._queued = {}
                 if unit.state == State.New:
                     self._waiting[unit.id] = unit
                 elif unit.state == State.Pending:
@@ -453,7 +475,8 @@ class UnitManager(ServiceManager, Generic[U]):
                 made = (made or []) + step
         if made is not None:
             if "pilot" in event:
-                unit.pilot = event["pilot"] or None  # "": sent back to be placed again
+                # "": sent back to be placed again; interned: a pilot's id is held once
+                unit.pilot = sys.intern(event["pilot"]) if event["pilot"] else None
             if "tries" in event:
                 unit.tries = event["tries"]
             if "exit" in event:

@@ -44,7 +44,7 @@ import re
 import secrets
 import socket
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, ClassVar
 
@@ -86,6 +86,26 @@ CONTRACT_CHANGES: dict[str, str] = {
 def new_writer_id() -> str:
     """A writer/connection id unique across hosts and processes: host-pid-random."""
     return f"{HOST}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def encode_array(
+    values: Iterable[Mapping[str, Any]],
+    encode: Callable[[Any, str], bytes],
+    what: str,
+    end: bytes = b"",
+) -> bytes:
+    """``[v1,v2,...]`` and ``end``, each value by ``encode``, built value by value in one
+    buffer: a bulk batch is held about once (encoding the list at once held a copy of
+    every dict, the text, its bytes and any concatenation together)."""
+    buffer = bytearray(b"[")
+    for value in values:
+        buffer += encode(value if type(value) is dict else dict(value), what)
+        buffer += b","
+    if len(buffer) > 1:
+        del buffer[-1]
+    buffer += b"]"
+    buffer += end
+    return bytes(buffer)
 
 
 def parse_each(parts: Sequence[bytes], where: str) -> list[Any]:

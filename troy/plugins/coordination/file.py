@@ -114,6 +114,7 @@ from troy.plugins.coordination.file_format import (
     WORD,
     cursor_positions,
     dumps,
+    dumps_array_line,
     loads,
     read_own,
     write_all,
@@ -349,7 +350,7 @@ class FileCoordination(QueueFiles, Coordination):
 
     @staticmethod
     def _batch_line(stream: str, events: Sequence[Mapping[str, Any]]) -> bytes:
-        return dumps([dict(event) for event in events], f"event batch for {stream}") + b"\n"
+        return dumps_array_line(events, f"event batch for {stream}")
 
     def _append_line(
         self, stream: str, line: bytes, before: Callable[[str, int], None] | None = None
@@ -498,8 +499,7 @@ class FileCoordination(QueueFiles, Coordination):
     def compact(self, stream: str, events: Sequence[Mapping[str, Any]]) -> bool:
         """Publish ``events`` as the stream's summary file, then delete the files it replaces."""
         folder = os.path.join(self._streams, _name(stream))
-        batch = [dict(event) for event in events]
-        content = dumps(batch, f"summary of {stream}") + b"\n" if batch else b""
+        content = dumps_array_line(events, f"summary of {stream}") if events else b""
         self._mkdir(folder)
         ns = self._last_ns = max(time.time_ns(), self._last_ns + 1)
         summary = f"{SUMMARY}{ns:020d}.{self.writer}.jsonl"

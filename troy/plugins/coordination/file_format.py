@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from troy.model.errors import CoordinationError
-from troy.plugins.coordination.base import Cursor, parse_each
+from troy.plugins.coordination.base import Cursor, encode_array, parse_each
 
 log = logging.getLogger("troy.coordination")
 
@@ -44,6 +44,11 @@ def dumps(value: Any, what: str) -> bytes:
         raise CoordinationError(f"{what} is not JSON-ready: {exc}") from exc
 
 
+def dumps_array_line(values: Iterable[Any], what: str) -> bytes:
+    """``[v1,v2,...]`` and a newline: one line of a JSON array, built in place."""
+    return encode_array(values, dumps, what, b"\n")
+
+
 def loads(line: bytes, path: str) -> Any:
     try:
         return json.loads(line)
@@ -53,6 +58,8 @@ def loads(line: bytes, path: str) -> Any:
 
 def load_lines(lines: list[bytes], path: str) -> list[Any]:
     """The JSON value of each line, parsed in one call (a tenth of the time of one per line)."""
+    if len(lines) == 1:
+        return [loads(lines[0], path)]  # one (large) line: not copied into an array first
     try:
         values: list[Any] = json.loads(b"[" + b",".join(lines) + b"]")
     except (ValueError, RecursionError):
@@ -90,7 +97,12 @@ def split_lines(data: bytes) -> list[bytes]:
 
 
 def join_lines(lines: Iterable[bytes]) -> bytes:
-    return b"".join(line + b"\n" for line in lines)
+    """Each line and a newline, built in place (not a copy of every line, then the whole)."""
+    buffer = bytearray()
+    for line in lines:
+        buffer += line
+        buffer += b"\n"
+    return bytes(buffer)
 
 
 def write_all(fd: int, data: bytes) -> None:

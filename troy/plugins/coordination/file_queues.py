@@ -83,12 +83,14 @@ class QueueFiles:
     def _bundle(self, queue: str, items: Sequence[Mapping[str, Any]]) -> bytes:
         """The bundle file content of ``items``; CoordinationError for a bad name or item."""
         _name(queue)
-        lines = []
+        buffer = bytearray()  # built in place: a bulk commit's items are held once
         for item in items:
             if not isinstance(item, Mapping) or not isinstance(item.get("id"), str):
                 raise CoordinationError(f"queue item without a string 'id': {item!r:.200}")
-            lines.append(dumps(dict(item), f"item {item['id']} for {queue}"))
-        return join_lines(lines)
+            plain = item if type(item) is dict else dict(item)
+            buffer += dumps(plain, f"item {item['id']} for {queue}")
+            buffer += b"\n"
+        return bytes(buffer)
 
     def _bundle_name(self) -> str:
         """A new bundle's name: it sorts after every bundle this connection made before."""

@@ -12,7 +12,7 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 from troy.model.errors import CoordinationError
@@ -137,6 +137,26 @@ def _open_summary(path: str, replaced: ReplacedCache) -> tuple[int, int]:
     return fd, len(line) + 1
 
 
+#: Bytes of lines parsed in one call: bounds the copies a parse makes of a large read.
+PARSE_CHUNK = 1 << 20
+
+
+def _chunks(lines: list[bytes]) -> Iterator[list[bytes]]:
+    """The non-empty lines in runs of about PARSE_CHUNK bytes (a larger line alone)."""
+    chunk: list[bytes] = []
+    size = 0
+    for line in lines:
+        if not line:
+            continue
+        if chunk and size + len(line) > PARSE_CHUNK:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(line)
+        size += len(line)
+    if chunk:
+        yield chunk
+
+
 def read_logs(
     folder: str,
     opened: list[OpenLog],
@@ -164,14 +184,17 @@ def read_logs(
         end = data.rfind(b"\n")
         if end < 0:
             continue  # only a batch still being written (or torn by a crash)
-        lines = [line for line in data[:end].split(b"\n") if line]
-        for line, batch in zip(lines, load_lines(lines, path), strict=True):
-            if isinstance(batch, dict):
-                events.append(batch)
-            elif isinstance(batch, list) and all(isinstance(e, dict) for e in batch):
-                events.extend(batch)
-            else:
-                raise CoordinationError(f"corrupt line in {path}: {line[:80]!r}: not events")
+        lines = data.split(b"\n")
+        del data  # a whole stream is read at once by a compaction: hold its bytes once
+        lines.pop()  # what follows the last newline: a batch still being written, or b""
+        for chunk in _chunks(lines):
+            for line, batch in zip(chunk, load_lines(chunk, path), strict=True):
+                if isinstance(batch, dict):
+                    events.append(batch)
+                elif isinstance(batch, list) and all(isinstance(e, dict) for e in batch):
+                    events.extend(batch)
+                else:
+                    raise CoordinationError(f"corrupt line in {path}: {line[:80]!r}: not events")
         positions[name] = offset + end + 1
     return events
 

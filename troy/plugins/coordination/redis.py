@@ -73,6 +73,7 @@ from troy.plugins.coordination.base import (
     Coordination,
     Cursor,
     check_name,
+    encode_array,
     parse_each,
 )
 from troy.plugins.coordination.redis_connect import (
@@ -497,7 +498,7 @@ class RedisCoordination(Coordination):
         """Append ``events`` to ``stream`` and push the queues' items, in one script, once."""
         batch = b""
         if stream is not None and events:
-            batch = _encode([dict(event) for event in events], f"event batch for {stream}")
+            batch = encode_array(events, _encode, f"event batch for {stream}")
         token = self._token()
         keys = [token, self._key("stream", stream) if stream is not None and batch else token]
         args: list[Any] = [self._token_ttl, self.writer, batch]
