@@ -179,6 +179,8 @@ class ZmqCoordination(Coordination):
         """Start afresh in this process: a new id, a new lock, no socket (a fork inherits none)."""
         self._pid = os.getpid()
         self._lock = threading.Lock()
+        #: Set when the broker predates the "wait" request (contract 1.4).
+        self._cannot_wait = False
         self._socket = None  # a parent's socket is not ours to close
         self._monitor = None
         #: Why the broker last refused this client's handshake (None: it never did).
@@ -342,6 +344,25 @@ class ZmqCoordination(Coordination):
             "claim", [queue, check_name(claimer), int(max_items)]
         )
         return items
+
+    def wait_for_work(self, queue: str, stream: str, cursor: Cursor, timeout: float) -> bool:
+        """The broker holds the request until the queue or stream changes since this
+        connection last claimed or read it, or for at most zmq_broker.MAX_HOLD s.
+
+        ``cursor`` is not needed: the broker counts the changes it carried out.  A
+        broker from before contract 1.4 refuses the request: then False, from then on.
+        """
+        if self._cannot_wait:
+            return False
+        hold = min(float(timeout), zmq_broker.MAX_HOLD)
+        try:
+            self._call("wait", [check_name(queue), check_name(stream), hold])
+        except CoordinationError as exc:
+            if "bad request wait" not in str(exc):
+                raise
+            self._cannot_wait = True
+            return False
+        return True
 
     def create_record(self, key: str, record: Mapping[str, Any]) -> bool:
         """Store the record if absent, as the broker's journal does (a hard link)."""
