@@ -29,7 +29,7 @@ from troy.model import protocol
 from troy.plugins.registry import open_coordination
 
 #: Seconds over which the idle agent's calls are counted.
-WINDOW = 1.5
+WINDOW = 2.5  # longer than IDLE_WAIT: it looks at least once
 
 
 def counted(calls: list[tuple[float, Any]], method: Callable[..., Any]) -> Callable[..., Any]:

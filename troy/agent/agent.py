@@ -57,8 +57,9 @@ CONTROL_INTERVAL = 0.05
 IDLE_POLL = 0.025
 IDLE_POLL_MAX = 0.25
 IDLE_FAST_FOR = 2.0
-#: Longest block in Coordination.wait_for_work: a signal or the wall time is seen by then.
-IDLE_WAIT = 1.0
+#: Longest block in Coordination.wait_for_work (it also ends at the next heartbeat): a
+#: signal that comes without a terminate request (which wakes it) is seen by then.
+IDLE_WAIT = 2.0
 #: Seconds between heartbeats unless the pilot record says otherwise.
 DEFAULT_HEARTBEAT = 2.0
 #: Seconds without coordination after which the agent gives up (its units are lost then).

@@ -217,8 +217,13 @@ class ZmqCoordination(Coordination):
             self._socket.close(linger=0)
             self._socket = None
 
-    def _call(self, op: str, args: list[Any], window: float | None = None) -> Any:
-        """Send one request until the broker answers or ``window`` seconds have passed."""
+    def _call(
+        self, op: str, args: list[Any], window: float | None = None, held: float = 0.0
+    ) -> Any:
+        """Send one request until the broker answers or ``window`` seconds have passed.
+
+        ``held``: seconds the broker may hold the request before it answers (a wait).
+        """
         try:
             body = zmq_broker.encode(args)
         except (TypeError, ValueError) as exc:
@@ -226,13 +231,13 @@ class ZmqCoordination(Coordination):
         if self._pid != os.getpid():
             self._new_process()
         # Even with retry=0 a request gets one full wait for its reply.
-        window = max(REPLY_WAIT, self.address.retry if window is None else window)
+        window = max(REPLY_WAIT + held, self.address.retry if window is None else window)
         with self._lock:
             self._request += 1
             rid = str(self._request).encode()
             request = [zmq_broker.PROTOCOL, self.connection_id.encode(), rid, op.encode(), body]
             deadline = time.monotonic() + window
-            wait, backoff = REPLY_WAIT, BACKOFF
+            wait, backoff = REPLY_WAIT + held, BACKOFF
             self.refused = None
             while True:
                 dealer = self._socket or self._connect()
@@ -257,7 +262,8 @@ class ZmqCoordination(Coordination):
                     with contextlib.suppress(CoordinationError):
                         zmq_broker.host_broker(self.address)
                 time.sleep(max(0.0, min(backoff, deadline - time.monotonic())))
-                wait, backoff = min(2 * wait, REPLY_WAIT_MAX), min(2 * backoff, BACKOFF_MAX)
+                wait = min(2 * wait, REPLY_WAIT_MAX + held)
+                backoff = min(2 * backoff, BACKOFF_MAX)
 
     def _no_answer(self, op: str, window: float) -> str:
         """What went wrong when the broker did not answer ``op`` within ``window`` seconds."""
@@ -356,7 +362,7 @@ class ZmqCoordination(Coordination):
             return False
         hold = min(float(timeout), zmq_broker.MAX_HOLD)
         try:
-            self._call("wait", [check_name(queue), check_name(stream), hold])
+            self._call("wait", [check_name(queue), check_name(stream), hold], held=hold)
         except CoordinationError as exc:
             if "bad request wait" not in str(exc):
                 raise

@@ -59,8 +59,8 @@ MAX_SESSIONS = 4096
 _CONNECTION_ID = re.compile(rb"[A-Za-z0-9_-]{1,128}")
 #: Requests that change nothing: their replies are not journaled (a retry just runs again).
 _READ_ONLY = frozenset({"ping", "get_record", "list_records", "read", "wait"})
-#: Longest a ``wait`` request is held: below the client's first reply wait (zmq.REPLY_WAIT).
-MAX_HOLD = 0.75
+#: Longest a ``wait`` request is held (its client waits that long plus zmq.REPLY_WAIT).
+MAX_HOLD = 2.0
 #: The journal's folder of per-connection files: last write request and its reply.
 _SESSIONS = "zmq-sessions"
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
