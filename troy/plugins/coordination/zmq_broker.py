@@ -248,6 +248,9 @@ class _Broker:
         #: How often each ("q", queue) and ("s", stream) changed since the broker started.
         self._changes: dict[tuple[str, str], int] = {}
         self._held: list[_Held] = []
+        #: When the first held wait is due, and whether anything changed since the last look.
+        self._next_due = float("inf")
+        self._dirty = False
         #: The peer routing id of the request being handled.
         self._route = b""
         self._thread = threading.Thread(
@@ -260,7 +263,7 @@ class _Broker:
             try:
                 timeout = None
                 if self._held:
-                    left = min(held.until for held in self._held) - time.monotonic()
+                    left = self._next_due - time.monotonic()
                     timeout = max(1, int(1000 * left) + 1)
                 if self._router.poll(timeout, zmq.POLLIN):
                     frames = self._router.recv_multipart()
@@ -276,12 +279,14 @@ class _Broker:
 
     def _changed(self, kind: str, name: str) -> None:
         self._changes[kind, name] = self._changes.get((kind, name), 0) + 1
+        self._dirty = True
 
     def _release(self) -> None:
         """Answer the held waits whose queue or stream changed, or whose time is up."""
-        if not self._held:
-            return
         now = time.monotonic()
+        if not self._held or (not self._dirty and now < self._next_due):
+            return  # most requests (a claim, a read, a beat) release nothing: no scan
+        self._dirty = False
         kept = []
         for held in self._held:
             if held.until > now and not self._news(held.session, held.names):
@@ -293,6 +298,7 @@ class _Broker:
             with contextlib.suppress(zmq.ZMQError):
                 self._router.send_multipart([held.route, held.rid, *reply])
         self._held = kept
+        self._next_due = min((held.until for held in kept), default=float("inf"))
 
     def _news(self, session: _Session, names: tuple[tuple[str, str], ...]) -> bool:
         """Whether one of ``names`` changed since the session last claimed or read it."""
@@ -306,6 +312,7 @@ class _Broker:
             return False
         until = time.monotonic() + max(0.0, min(float(timeout), MAX_HOLD))
         self._held.append(_Held(self._route, rid, session, names, until))
+        self._next_due = min(self._next_due, until)
         return True
 
     def handle(self, frames: list[bytes]) -> list[bytes] | None:
