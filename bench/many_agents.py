@@ -29,10 +29,11 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import tempfile
 import time
 from typing import Any
+
+from throughput import show, summary  # this folder is on sys.path when run
 
 import troy
 from troy import State
@@ -132,15 +133,6 @@ def one_unit(units: troy.WorkUnitService) -> tuple[float, float]:
     if unit.state != State.Done or running is None:
         raise SystemExit(f"unit {unit.id} {unit.state}: {unit.state_detail}")
     return running - submitted, done - submitted
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
-
-
-def show(label: str, values: list[float], unit: str) -> None:
-    s = summary(values)
-    print(f"  {label:<34} {s['median']:10.2f} {unit:<8} (range {s['min']:.2f} - {s['max']:.2f})")
 
 
 def main() -> None:

@@ -15,6 +15,15 @@ from troy.testing.coordination.base import Connect, CoordinationFixtures, check_
 LONG = 3.0
 
 
+def caught_up(coordination: Coordination, queue: str, stream: str) -> None:
+    """Skip where the plugin cannot block; else leave it waiting-ready: a first wait
+    (whatever it learns first), then a claim, as an idle agent does."""
+    if not blocks(coordination, queue, stream):
+        pytest.skip("this plugin cannot block: its claimers poll")
+    coordination.wait_for_work(queue, stream, None, 0.05)
+    coordination.claim(queue, "c1", 10)
+
+
 def blocks(coordination: Coordination, queue: str, stream: str) -> bool:
     """Claim and read once (the caller is up to date), then ask for a wait: can it block?"""
     coordination.claim(queue, "c1", 10)
@@ -40,10 +49,7 @@ class WaitTests(CoordinationFixtures):
         self, coordination: Coordination, connect: Connect, ns: str
     ) -> None:
         queue, stream = f"{ns}/q", f"{ns}/control"
-        if not blocks(coordination, queue, stream):
-            pytest.skip("this plugin cannot block: its claimers poll")
-        coordination.wait_for_work(queue, stream, None, 0.05)  # whatever it learns first
-        coordination.claim(queue, "c1", 10)
+        caught_up(coordination, queue, stream)
         other = connect()
         # Before the wait is asked for: what came since the last claim must end it at once.
         other.enqueue(queue, make_items(0, 1))
@@ -62,10 +68,7 @@ class WaitTests(CoordinationFixtures):
         self, coordination: Coordination, connect: Connect, ns: str
     ) -> None:
         queue, stream = f"{ns}/q", f"{ns}/control"
-        if not blocks(coordination, queue, stream):
-            pytest.skip("this plugin cannot block: its claimers poll")
-        coordination.wait_for_work(queue, stream, None, 0.05)
-        coordination.claim(queue, "c1", 10)
+        caught_up(coordination, queue, stream)
         _, cursor = coordination.read(stream)
         connect().append(stream, [{"kind": "terminate"}])
         started = time.monotonic()
