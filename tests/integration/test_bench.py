@@ -77,3 +77,22 @@ def test_launch_cost_benchmark_compares_popen_and_posix_spawn() -> None:
     figures = bench_result("launch_cost.py", "-n", "20", "--rounds", "1")
     for way in ("popen", "spawn"):
         assert figures[way]["own_us"]["median"] > 0 and figures[way]["per_s"]["median"] > 0
+
+
+def test_many_agents_benchmark_measures_idle_cpu_and_efficiency(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable, str(BENCH.with_name("many_agents.py")), "--pilots", "2",
+            "--slots", "2", "--rounds", "1", "--duration", "0.1", "--idle", "0.5",
+            "--settle", "0", "--repeats", "1",
+            "--coordination", (tmp_path / "coordination").as_uri(),
+        ],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    line = next(line for line in result.stdout.splitlines() if line.startswith("RESULT "))
+    figures = json.loads(line.removeprefix("RESULT "))
+    assert figures["pilots"] == 2 and figures["units"] == 4
+    assert figures["idle_cpu_percent"]["median"] >= 0
+    assert set(figures["idle_cpu_percent_by_kind"]) >= {"manager", "agent"}
+    assert 0 < figures["efficiency"]["median"] <= 1

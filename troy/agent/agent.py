@@ -51,8 +51,15 @@ log = logging.getLogger("troy.agent")
 KILL_GRACE = 2.0
 #: Seconds between looks at the control stream.
 CONTROL_INTERVAL = 0.05
-#: Longest pause between looks at an empty queue (what a new unit may wait to be claimed).
+#: Pauses between looks at an empty queue when coordination cannot block (see
+#: Coordination.wait_for_work): the first, doubling to the longest after IDLE_FAST_FOR
+#: seconds without work (the longest is what a unit sent to an idle pilot may wait).
 IDLE_POLL = 0.025
+IDLE_POLL_MAX = 0.25
+IDLE_FAST_FOR = 2.0
+#: Longest block in Coordination.wait_for_work (it also ends at the next heartbeat): a
+#: signal that comes without a terminate request (which wakes it) is seen by then.
+IDLE_WAIT = 2.0
 #: Seconds between heartbeats unless the pilot record says otherwise.
 DEFAULT_HEARTBEAT = 2.0
 #: Seconds without coordination after which the agent gives up (its units are lost then).
@@ -453,6 +460,7 @@ class Agent:
         next_control = 0.0
         next_beat = 0.0
         idle = 0.005
+        idle_since = time.monotonic()
         low_water = max(2 * self.slots, 32)
         outage_since: float | None = None
         outage_wait = OUTAGE_FIRST_WAIT
@@ -504,12 +512,37 @@ class Agent:
                 continue
             if claimed or self.pool.busy or self.pool.waiting:
                 idle = 0.005
+                idle_since = now
                 timeout = min(self.reporter.interval, CONTROL_INTERVAL)
             else:
-                timeout = idle
-                idle = min(idle * 2, IDLE_POLL)
+                if self._wait_for_work(min(next_beat, self._stop_by()) - now):
+                    next_control = 0.0  # it may have been a control request
+                    continue
+                # Polling: fast right after work, slower the longer it lasts; the
+                # control stream is read on each look (CONTROL_INTERVAL has passed).
+                timeout = min(idle, max(0.0, next_beat - now))
+                cap = IDLE_POLL if now - idle_since < IDLE_FAST_FOR else IDLE_POLL_MAX
+                idle = min(idle * 2, cap)
             self._wake.wait(timeout)
             self._wake.clear()
+
+    def _stop_by(self) -> float:
+        """The monotonic time by which the loop must look at signals and the wall time."""
+        return self.deadline if self.deadline is not None else float("inf")
+
+    def _wait_for_work(self, until_beat: float) -> bool:
+        """Block on coordination while idle, until a unit or a control request may have
+        come (or the next beat is due); False at once where coordination cannot block."""
+        timeout = min(IDLE_WAIT, until_beat)
+        if timeout <= 0.005 or self._signaled.is_set():
+            return False
+        try:
+            stream = protocol.control_stream(self.pilot_id)
+            return self.coordination.wait_for_work(
+                self.queue, stream, self._control_cursor, timeout
+            )
+        except CoordinationError:  # the next claim finds the outage and backs off
+            return False
 
     def _wanted(self, low_water: int) -> int:
         """How many units to claim now: a batch when the backlog runs low, or (pull

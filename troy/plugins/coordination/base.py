@@ -33,6 +33,10 @@ Contract 1.3 adds secrets: ``public_url`` (the URL as it may be shown, recorded
 and put on an agent's command line) and ``agent_secrets`` (what an agent on
 another host needs besides it, handed over in the agent's environment; see
 troy.model.secrets).  Options declared ``secret=True`` are never shown.
+
+Contract 1.4 adds ``wait_for_work``: an idle agent blocks on the service until
+its queue may have items or its control stream has events, instead of polling.
+The default cannot block and says so at once (the agent then polls, backing off).
 """
 
 from __future__ import annotations
@@ -70,7 +74,7 @@ HOST = re.sub(r"[^A-Za-z0-9_-]+", "_", socket.gethostname())[:48] or "host"
 
 #: The version of this contract, MAJOR.MINOR; a plugin says which it was written for in
 #: ``contract_version``.  A new MAJOR breaks older plugins; a new MINOR only adds, with defaults.
-CONTRACT_VERSION = "1.3"
+CONTRACT_VERSION = "1.4"
 #: What each version changed (the registry quotes it when a plugin's version does not fit).
 CONTRACT_CHANGES: dict[str, str] = {
     "1.0": "versioned from here on: records, streams, queues; commit and close with defaults",
@@ -80,6 +84,8 @@ CONTRACT_CHANGES: dict[str, str] = {
     "dropped) and compact (a stream replaced by a summary); defaults keep 1.1 plugins working",
     "1.3": "public_url and agent_secrets (secrets never on a command line, in a record or "
     "message); Option(secret=True); defaults split the URL's password and secret options",
+    "1.4": "wait_for_work (an idle claimer blocks until its queue or control stream changes); "
+    "the default returns False at once and the claimer polls with back-off",
 }
 
 
@@ -331,6 +337,18 @@ class Coordination(ABC):
         (in troy: once their state is reported), so claimed items do not pile
         up.  Unknown ids are ignored.  The default keeps them.
         """
+
+    def wait_for_work(self, queue: str, stream: str, cursor: Cursor, timeout: float) -> bool:
+        """Block up to ``timeout`` s until ``queue`` may have items or ``stream`` has events
+        after ``cursor``; True if this connection can wait so, False (at once) if it cannot.
+
+        A return before ``timeout`` means "look now" and may be spurious; what
+        comes in while it waits, or came since the caller's last claim of
+        ``queue`` from this connection or its ``read`` of ``stream`` up to
+        ``cursor``, must make it return early (not necessarily when another
+        connection took it first).  The default cannot block: the caller polls.
+        """
+        return False
 
     @abstractmethod
     def withdraw(self, queue: str, ids: Collection[str]) -> list[str]:

@@ -127,6 +127,7 @@ from troy.plugins.coordination.file_streams import (
     own_position,
     read_logs,
 )
+from troy.plugins.coordination.file_watch import Watcher
 
 log = logging.getLogger("troy.coordination")
 
@@ -221,6 +222,8 @@ class FileCoordination(QueueFiles, Coordination):
         #: Per counter: this connection's last reservation (its block number, where it ended).
         #: Per summary file path: the writer files it replaced (its content never changes).
         self._replaced: dict[str, frozenset[str]] = {}
+        #: Waits for work with inotify (file_watch); opened at the first wait, False if none.
+        self._watcher: Watcher | bool | None = None
         if serve:
             for folder in (self._records, self._streams, self._queues):
                 self._mkdir(folder)
@@ -235,6 +238,26 @@ class FileCoordination(QueueFiles, Coordination):
             warn_if_readable(self.root)
         if not os.access(self.root, os.W_OK | os.X_OK):
             raise CoordinationError(f"coordination directory {self.root} is not writable")
+
+    def wait_for_work(self, queue: str, stream: str, cursor: Cursor, timeout: float) -> bool:
+        """Block with inotify on the queue's pending folder and the stream's folder, on a
+        local filesystem (troy.plugins.coordination.file_watch); else False at once."""
+        if self._watcher is None:
+            self._watcher = Watcher.open(self.root) or False
+        if self._watcher is False:
+            return False
+        assert isinstance(self._watcher, Watcher)
+        pending = self._queue_dirs(queue)[0]
+        folder = os.path.join(self._streams, _name(stream))
+        for each in (pending, folder):
+            self._mkdir(each)
+        return self._watcher.wait([pending, folder], timeout)
+
+    def close(self) -> None:
+        """Close the inotify descriptor of wait_for_work, if one was opened."""
+        if isinstance(self._watcher, Watcher):
+            self._watcher.close()
+        self._watcher = None
 
     # -- files ---------------------------------------------------------------
     def _mkdir(self, folder: str) -> None:

@@ -12,6 +12,8 @@ name, default ``troy``).  Needs Redis >= 7.0 (Lua scripts with flags) and redis-
     P:kids:<parent>                  SET      keys of the records directly below <parent>
     P:stream:<stream>                STREAM   one entry per batch: w=<writer id>, e=<JSON array>
     P:q:<queue>                      LIST     pending items, JSON, oldest first
+    P:q:<queue>:wake                 STREAM   one entry per enqueue (the last kept): wakes
+                                              claimers blocked in wait_for_work (XREAD BLOCK)
     P:claimed:<queue>:<claimer>      LIST     items the claimer took, in order; '' once acked
     P:claimed:<queue>:<claimer>:base STRING   acked items popped off that list's head
     P:ctr:<counter>                  STRING   an allocate counter: the next free number
@@ -253,6 +255,8 @@ class RedisCoordination(Coordination):
         #: Seconds a write's token lives: longer than any retry of that write can come.
         self._token_ttl = math.ceil(self.retry + 2 * SOCKET_TIMEOUT) + 60
         self._counter = itertools.count()
+        #: The last entry seen of each queue's wake-up stream (wait_for_work).
+        self._wake_ids: dict[str, str] = {}
         self._redis = _import_redis()
         from redis.backoff import NoBackoff
         from redis.exceptions import AuthenticationError, AuthorizationError
@@ -617,6 +621,38 @@ class RedisCoordination(Coordination):
             return cast(list[dict[str, Any]], _parse_array(items, f"queue {queue}"))
         except CoordinationError:  # one item that is not JSON must not hide the others
             return parse_each(items, f"queue {queue}")
+
+    def wait_for_work(self, queue: str, stream: str, cursor: Cursor, timeout: float) -> bool:
+        """XREAD BLOCK on the queue's wake-up stream and ``stream`` after ``cursor``.
+
+        The wake-up stream's last id is remembered per queue: the first call only
+        fetches it and returns at once (look now), so an enqueue between the
+        caller's claim and its next wait is never missed.
+        """
+        check_name(queue)
+        check_name(stream)
+        if cursor is not None and not (isinstance(cursor, str) and _STREAM_ID.fullmatch(cursor)):
+            raise CoordinationError(f"not a redis coordination stream cursor: {cursor!r:.200}")
+        wake = self._key("q", queue) + ":wake"
+        seen = self._wake_ids.get(queue)
+        if seen is None:
+            last = self._call(
+                f"wait for {queue}",
+                lambda: cast(list[tuple[bytes, Any]], self._client.xrevrange(wake, count=1)),
+            )
+            self._wake_ids[queue] = last[0][0].decode() if last else "0-0"
+            return True
+        # Below the socket timeout, which would count a longer block as a lost connection.
+        block = max(1, int(1000 * min(timeout, SOCKET_TIMEOUT / 2)))
+        keys: dict[Any, Any] = {wake: seen, self._key("stream", stream): cursor or "0-0"}
+        found = self._call(
+            f"wait for {queue}",
+            lambda: cast(list[Any], self._client.xread(keys, count=1, block=block)),
+        )
+        for key, entries in found or []:
+            if key == wake.encode() and entries:
+                self._wake_ids[queue] = entries[-1][0].decode()
+        return True
 
     def ack(self, queue: str, claimer: str, ids: Collection[str]) -> None:
         """Blank the acknowledged items in the claimer's list and pop blanks off its head."""

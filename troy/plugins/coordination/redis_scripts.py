@@ -20,6 +20,8 @@ end
 
 #: KEYS: token, stream (or the token again), queue...  ARGV: ttl, writer, batch JSON or "",
 #: then per queue its item count and its items.  Returns 1, or 0 if the token was used.
+#: Each queue's wake-up stream (``<queue key>:wake``, one entry kept) gets an entry:
+#: idle claimers block on it with XREAD (RedisCoordination.wait_for_work).
 WRITE = (
     "#!lua"
     + EXPECT
@@ -35,6 +37,7 @@ for k = 3, #KEYS do
   for i = at + 1, last, 4000 do
     redis.call('RPUSH', KEYS[k], unpack(ARGV, i, math.min(i + 3999, last)))
   end
+  redis.call('XADD', KEYS[k] .. ':wake', 'MAXLEN', '1', '*', 'n', ARGV[at])
   at = last + 1
 end
 return 1

@@ -179,6 +179,8 @@ class ZmqCoordination(Coordination):
         """Start afresh in this process: a new id, a new lock, no socket (a fork inherits none)."""
         self._pid = os.getpid()
         self._lock = threading.Lock()
+        #: Set when the broker predates the "wait" request (contract 1.4).
+        self._cannot_wait = False
         self._socket = None  # a parent's socket is not ours to close
         self._monitor = None
         #: Why the broker last refused this client's handshake (None: it never did).
@@ -215,8 +217,13 @@ class ZmqCoordination(Coordination):
             self._socket.close(linger=0)
             self._socket = None
 
-    def _call(self, op: str, args: list[Any], window: float | None = None) -> Any:
-        """Send one request until the broker answers or ``window`` seconds have passed."""
+    def _call(
+        self, op: str, args: list[Any], window: float | None = None, held: float = 0.0
+    ) -> Any:
+        """Send one request until the broker answers or ``window`` seconds have passed.
+
+        ``held``: seconds the broker may hold the request before it answers (a wait).
+        """
         try:
             body = zmq_broker.encode(args)
         except (TypeError, ValueError) as exc:
@@ -224,13 +231,13 @@ class ZmqCoordination(Coordination):
         if self._pid != os.getpid():
             self._new_process()
         # Even with retry=0 a request gets one full wait for its reply.
-        window = max(REPLY_WAIT, self.address.retry if window is None else window)
+        window = max(REPLY_WAIT + held, self.address.retry if window is None else window)
         with self._lock:
             self._request += 1
             rid = str(self._request).encode()
             request = [zmq_broker.PROTOCOL, self.connection_id.encode(), rid, op.encode(), body]
             deadline = time.monotonic() + window
-            wait, backoff = REPLY_WAIT, BACKOFF
+            wait, backoff = REPLY_WAIT + held, BACKOFF
             self.refused = None
             while True:
                 dealer = self._socket or self._connect()
@@ -255,7 +262,8 @@ class ZmqCoordination(Coordination):
                     with contextlib.suppress(CoordinationError):
                         zmq_broker.host_broker(self.address)
                 time.sleep(max(0.0, min(backoff, deadline - time.monotonic())))
-                wait, backoff = min(2 * wait, REPLY_WAIT_MAX), min(2 * backoff, BACKOFF_MAX)
+                wait = min(2 * wait, REPLY_WAIT_MAX + held)
+                backoff = min(2 * backoff, BACKOFF_MAX)
 
     def _no_answer(self, op: str, window: float) -> str:
         """What went wrong when the broker did not answer ``op`` within ``window`` seconds."""
@@ -342,6 +350,25 @@ class ZmqCoordination(Coordination):
             "claim", [queue, check_name(claimer), int(max_items)]
         )
         return items
+
+    def wait_for_work(self, queue: str, stream: str, cursor: Cursor, timeout: float) -> bool:
+        """The broker holds the request until the queue or stream changes since this
+        connection last claimed or read it, or for at most zmq_broker.MAX_HOLD s.
+
+        ``cursor`` is not needed: the broker counts the changes it carried out.  A
+        broker from before contract 1.4 refuses the request: then False, from then on.
+        """
+        if self._cannot_wait:
+            return False
+        hold = min(float(timeout), zmq_broker.MAX_HOLD)
+        try:
+            self._call("wait", [check_name(queue), check_name(stream), hold], held=hold)
+        except CoordinationError as exc:
+            if "bad request wait" not in str(exc):
+                raise
+            self._cannot_wait = True
+            return False
+        return True
 
     def create_record(self, key: str, record: Mapping[str, Any]) -> bool:
         """Store the record if absent, as the broker's journal does (a hard link)."""

@@ -31,6 +31,7 @@ import json
 import os
 import re
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -57,7 +58,9 @@ MAX_SESSIONS = 4096
 
 _CONNECTION_ID = re.compile(rb"[A-Za-z0-9_-]{1,128}")
 #: Requests that change nothing: their replies are not journaled (a retry just runs again).
-_READ_ONLY = frozenset({"ping", "get_record", "list_records", "read"})
+_READ_ONLY = frozenset({"ping", "get_record", "list_records", "read", "wait"})
+#: Longest a ``wait`` request is held (its client waits that long plus zmq.REPLY_WAIT).
+MAX_HOLD = 2.0
 #: The journal's folder of per-connection files: last write request and its reply.
 _SESSIONS = "zmq-sessions"
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
@@ -210,6 +213,28 @@ class _Session:
         self.last = 0
         self.reply: list[bytes] | None = None
         self.writer: _Writer | None = None
+        #: Change counts of the queues it claimed from and streams it read, as it did.
+        self.seen: dict[tuple[str, str], int] = {}
+
+
+class _Held:
+    """A ``wait`` request the broker answers when its queue or stream changes, or at ``until``."""
+
+    def __init__(
+        self,
+        route: bytes,
+        rid: bytes,
+        session: _Session,
+        names: tuple[tuple[str, str], ...],
+        until: float,
+    ) -> None:
+        self.route, self.rid, self.session, self.names, self.until = (
+            route,
+            rid,
+            session,
+            names,
+            until,
+        )
 
 
 class _Broker:
@@ -220,6 +245,14 @@ class _Broker:
         self.journal = FileCoordination(Path(journal).as_uri(), serve=True)
         self._router = router
         self._sessions: OrderedDict[bytes, _Session] = OrderedDict()
+        #: How often each ("q", queue) and ("s", stream) changed since the broker started.
+        self._changes: dict[tuple[str, str], int] = {}
+        self._held: list[_Held] = []
+        #: When the first held wait is due, and whether anything changed since the last look.
+        self._next_due = float("inf")
+        self._dirty = False
+        #: The peer routing id of the request being handled.
+        self._route = b""
         self._thread = threading.Thread(
             target=self._serve, name=f"troy zmq broker {endpoint}", daemon=True
         )
@@ -228,14 +261,59 @@ class _Broker:
     def _serve(self) -> None:
         while True:
             try:
-                frames = self._router.recv_multipart()
+                timeout = None
+                if self._held:
+                    left = self._next_due - time.monotonic()
+                    timeout = max(1, int(1000 * left) + 1)
+                if self._router.poll(timeout, zmq.POLLIN):
+                    frames = self._router.recv_multipart()
+                    self._route = frames[0]
+                    reply = self.handle(frames[1:])
+                    if reply is not None:
+                        with contextlib.suppress(zmq.ZMQError):
+                            self._router.send_multipart([frames[0], *reply])
+                self._release()
             except zmq.ZMQError:
                 break  # the context is gone: the process is exiting
-            reply = self.handle(frames[1:])
-            if reply is not None:
-                with contextlib.suppress(zmq.ZMQError):
-                    self._router.send_multipart([frames[0], *reply])
         self._router.close()
+
+    def _changed(self, kind: str, name: str) -> None:
+        self._changes[kind, name] = self._changes.get((kind, name), 0) + 1
+        self._dirty = True
+
+    def _release(self) -> None:
+        """Answer the held waits whose queue or stream changed, or whose time is up."""
+        now = time.monotonic()
+        if not self._held or (not self._dirty and now < self._next_due):
+            return  # most requests (a claim, a read, a beat) release nothing: no scan
+        self._dirty = False
+        kept = []
+        for held in self._held:
+            if held.until > now and not self._news(held.session, held.names):
+                kept.append(held)
+                continue
+            reply = [b"ok", b"true"]
+            if held.session.last == int(held.rid):
+                held.session.reply = reply
+            with contextlib.suppress(zmq.ZMQError):
+                self._router.send_multipart([held.route, held.rid, *reply])
+        self._held = kept
+        self._next_due = min((held.until for held in kept), default=float("inf"))
+
+    def _news(self, session: _Session, names: tuple[tuple[str, str], ...]) -> bool:
+        """Whether one of ``names`` changed since the session last claimed or read it."""
+        return any(self._changes.get(name, 0) != session.seen.get(name, -1) for name in names)
+
+    def _hold(self, session: _Session, rid: bytes, queue: str, stream: str, timeout: float) -> bool:
+        """Hold a wait request (True) unless its queue or stream changed since the
+        connection last claimed or read it (False: answer now)."""
+        names = (("q", check_name(queue)), ("s", check_name(stream)))
+        if self._news(session, names):
+            return False
+        until = time.monotonic() + max(0.0, min(float(timeout), MAX_HOLD))
+        self._held.append(_Held(self._route, rid, session, names, until))
+        self._next_due = min(self._next_due, until)
+        return True
 
     def handle(self, frames: list[bytes]) -> list[bytes] | None:
         """The reply frames to one request (without the peer's routing id); None to ignore it."""
@@ -259,8 +337,17 @@ class _Broker:
         if number <= session.last:
             if number == session.last and session.reply is not None:
                 return [rid, *session.reply]  # a retry: the same reply, not a second execution
+            for held in self._held:  # a held wait retried on a new socket: answer there
+                if held.session is session and held.rid == rid:
+                    held.route = self._route
             return None  # the client has moved on
         session.last = number
+        if op == b"wait":  # answered later (see _release), or now if something changed
+            with contextlib.suppress(ValueError, TypeError):
+                queue, stream, timeout = json.loads(body)
+                session.reply = None
+                if self._hold(session, rid, queue, stream, timeout):
+                    return None
         try:
             answer = self._execute(connection, session, op.decode(), json.loads(body))
             result = _REPLY_ENCODER.encode(answer).encode()
@@ -318,9 +405,13 @@ class _Broker:
                 return journal.get_record(key)
             case "list_records", [prefix]:
                 return journal.list_records(prefix)
+            case "wait", [str(), str(), float() | int()]:
+                return True  # not held: something changed
             case "append", [stream, list() as events]:
+                self._changed("s", stream)
                 return self._writer(connection, session).append(stream, events)
             case "read", [stream, cursor, bool() as skip_own]:
+                session.seen["s", stream] = self._changes.get(("s", stream), 0)
                 if skip_own:
                     return self._writer(connection, session).read(stream, cursor, skip_own=True)
                 return journal.read(stream, cursor)
@@ -333,10 +424,15 @@ class _Broker:
                 # append that landed with some queues and not others would make the
                 # manager place those units again: two copies of one attempt).
                 self._writer(connection, session).commit(stream, events, checked)
+                self._changed("s", stream)
+                for queue in checked:
+                    self._changed("q", queue)
                 return None
             case "enqueue", [queue, list() as items]:
+                self._changed("q", queue)
                 return journal.enqueue(queue, items)
             case "claim", [queue, claimer, int() as max_items]:
+                session.seen["q", queue] = self._changes.get(("q", queue), 0)
                 return journal.claim(queue, claimer, max_items)
             case "withdraw", [queue, list() as ids]:
                 return journal.withdraw(queue, ids)
@@ -350,5 +446,6 @@ class _Broker:
             case "compact", [stream, list() as events]:
                 if not all(isinstance(event, dict) for event in events):
                     raise CoordinationError(f"events for {stream} are not all JSON objects")
+                self._changed("s", stream)
                 return journal.compact(stream, events)
         raise CoordinationError(f"broker at {self.endpoint}: bad request {op}{args!r:.200}")

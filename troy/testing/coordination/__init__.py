@@ -18,7 +18,8 @@ The fixtures are in `base`; each other module holds the tests of one group of
 operations as a mixin: `names`, `records`, `streams` (and their cursors),
 `queues` (claim, withdraw), `commit`, `races` (claimers in separate
 processes) and `durability` (contract 1.2: create_record, allocate, ack,
-compact; racers in separate processes).  ``CoordinationSuite`` combines them all.
+compact; racers in separate processes) and `waiting` (contract 1.4:
+wait_for_work).  ``CoordinationSuite`` combines them all.
 
 Capabilities (``Coordination.capabilities``) the suite knows:
 
@@ -39,6 +40,7 @@ from troy.testing.coordination.queues import QueueTests
 from troy.testing.coordination.races import QueueRaceTests
 from troy.testing.coordination.records import RecordTests
 from troy.testing.coordination.streams import StreamTests
+from troy.testing.coordination.waiting import WaitTests
 
 __all__ = [
     "BAD_NAMES",
@@ -54,6 +56,7 @@ __all__ = [
     "QueueTests",
     "RecordTests",
     "StreamTests",
+    "WaitTests",
 ]
 
 
@@ -65,5 +68,6 @@ class CoordinationSuite(
     CommitTests,
     QueueRaceTests,
     DurabilityTests,
+    WaitTests,
 ):
     """Every conformance test; subclass it and override ``coordination_url``."""
