@@ -289,7 +289,7 @@ def test_units_do_not_inherit_the_agents_secrets(
 ) -> None:
     # A Pilot-Data with explicit keys made here: the agent is given them in its environment.
     pilots, units = services
-    data_records.keep_store_secrets("pd-inherit", {"secret_access_key": "x" * 16})
+    data_records.keep_store_secrets("pd-inherit", {"secret_access_key": "inherit-test-secret-key"})
     try:
         pilots.create("fork://localhost", {"number_of_processes": 1})
         unit = units.submit({"executable": sys.executable, "arguments": ["-c", ENV_NAMES]})
