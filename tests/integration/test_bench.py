@@ -25,17 +25,11 @@ def bench_result(script: str, *arguments: str) -> dict[str, Any]:
 
 
 def test_throughput_benchmark_runs_every_workload(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable, str(BENCH), "-n", "40", "--n-sleep", "4", "--n-scale", "300",
-            "--repeats", "1", "--samples", "2", "--idle", "0.05",
-            "--coordination", (tmp_path / "coordination").as_uri(),
-        ],
-        capture_output=True, text=True, timeout=300,
+    figures = bench_result(
+        "throughput.py", "-n", "40", "--n-sleep", "4", "--n-scale", "300",
+        "--repeats", "1", "--samples", "2", "--idle", "0.05",
+        "--coordination", (tmp_path / "coordination").as_uri(),
     )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
-    line = next(line for line in result.stdout.splitlines() if line.startswith("RESULT "))
-    figures = json.loads(line.removeprefix("RESULT "))
     assert figures["w1"]["n"] == 40 and figures["w1"]["troy_per_s"]["median"] > 0
     assert figures["w1"]["threadpool_per_s"]["median"] > 0
     assert figures["w1"]["machine_per_s"]["median"] > 0 and figures["w1"]["ceiling"] == "c"
@@ -80,18 +74,11 @@ def test_launch_cost_benchmark_compares_popen_and_posix_spawn() -> None:
 
 
 def test_many_agents_benchmark_measures_idle_cpu_and_efficiency(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable, str(BENCH.with_name("many_agents.py")), "--pilots", "2",
-            "--slots", "2", "--rounds", "1", "--duration", "0.1", "--idle", "0.5",
-            "--settle", "0", "--repeats", "1",
-            "--coordination", (tmp_path / "coordination").as_uri(),
-        ],
-        capture_output=True, text=True, timeout=300,
+    figures = bench_result(
+        "many_agents.py", "--pilots", "2", "--slots", "2", "--rounds", "1", "--duration", "0.1",
+        "--idle", "0.5", "--settle", "0", "--repeats", "1",
+        "--coordination", (tmp_path / "coordination").as_uri(),
     )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
-    line = next(line for line in result.stdout.splitlines() if line.startswith("RESULT "))
-    figures = json.loads(line.removeprefix("RESULT "))
     assert figures["pilots"] == 2 and figures["units"] == 4
     assert figures["idle_cpu_percent"]["median"] >= 0
     assert set(figures["idle_cpu_percent_by_kind"]) >= {"manager", "agent"}
